@@ -1,0 +1,45 @@
+# Every target creates .venv and installs into it; nothing needs installing by hand.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP_RUN  := $(VENV)/.installed-run
+STAMP_TEST := $(VENV)/.installed-test
+
+.PHONY: demo test lint bench diagrams clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(STAMP_TEST): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@ $(STAMP_RUN)
+
+## demo: run the simulation on its embedded default
+demo: $(STAMP_RUN)
+	$(VENV)/bin/ecommerce-core simulate
+
+## test: the whole suite with branch coverage (fails below 90 %)
+test: $(STAMP_TEST)
+	$(PY) -m pytest --cov --cov-report=term --cov-fail-under=90
+
+## lint: ruff and mypy --strict
+lint: $(STAMP_TEST)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m mypy --strict src
+
+## bench: side-by-side benchmarks with ratios against plain baselines
+bench: $(STAMP_TEST)
+	$(PY) benchmarks/bench.py
+
+## diagrams: regenerate docs/diagrams from the process definitions
+diagrams: $(STAMP_RUN)
+	$(VENV)/bin/ecommerce-core diagram --all --write docs/diagrams
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage

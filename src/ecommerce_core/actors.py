@@ -1,0 +1,79 @@
+"""Who runs a command: every command names its actor.
+
+An :class:`Actor` is a kind (buyer, merchant, platform, carrier, system) and an id. Aggregates
+check both: only *the order's* buyer confirms its receipt, only *its* merchant ships it.
+
+Example:
+    >>> Actor.buyer("b-1")
+    Actor(kind=<ActorKind.BUYER: 'buyer'>, id='b-1')
+    >>> str(Actor.system())
+    'system:scheduler'
+
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from ecommerce_core.errors import InvalidInput
+
+__all__ = ["Actor", "ActorKind"]
+
+
+class ActorKind(enum.StrEnum):
+    """The kinds of actor that run commands."""
+
+    BUYER = "buyer"
+    MERCHANT = "merchant"
+    PLATFORM = "platform"
+    CARRIER = "carrier"
+    SYSTEM = "system"
+
+
+def _check_id(_: object, __: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("actor id", value, "must be a non-empty string")
+
+
+@attrs.frozen
+class Actor:
+    """A party that runs a command.
+
+    Attributes:
+        kind: Buyer, merchant, platform (operator staff), carrier or system (timers).
+        id: The party's id in the host application.
+
+    """
+
+    kind: ActorKind = attrs.field(converter=ActorKind)
+    id: str = attrs.field(validator=_check_id)
+
+    @classmethod
+    def buyer(cls, buyer_id: str) -> Actor:
+        """The buyer with this id."""
+        return cls(ActorKind.BUYER, buyer_id)
+
+    @classmethod
+    def merchant(cls, merchant_id: str) -> Actor:
+        """The merchant with this id."""
+        return cls(ActorKind.MERCHANT, merchant_id)
+
+    @classmethod
+    def platform(cls, staff_id: str = "operator") -> Actor:
+        """The platform operator (customer service, arbitration)."""
+        return cls(ActorKind.PLATFORM, staff_id)
+
+    @classmethod
+    def carrier(cls, carrier_id: str) -> Actor:
+        """A third-party carrier reporting on a parcel."""
+        return cls(ActorKind.CARRIER, carrier_id)
+
+    @classmethod
+    def system(cls, name: str = "scheduler") -> Actor:
+        """The system itself: timers, deadlines, payment notifications."""
+        return cls(ActorKind.SYSTEM, name)
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.id}"

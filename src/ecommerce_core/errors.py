@@ -1,0 +1,313 @@
+"""One small error tree for everything the library refuses.
+
+Every error the library raises on purpose derives from :class:`EcommerceCoreError`.
+Under it, the branches tell a caller *what kind of mistake* happened, and so what to do:
+
+- :class:`DefinitionError`: a process, policy or promotion was defined wrongly. A bug in
+  configuration (ours or the host's); fix the definition, do not retry.
+- :class:`InvalidInput`: a value the caller passed is malformed (a float for money, a negative
+  quantity, an unknown currency). Fix the input.
+- :class:`NotFound`: an id that does not exist.
+- :class:`Conflict`: the command raced another writer (:class:`VersionConflict`) or reused an
+  idempotency key with a different payload (:class:`IdempotencyConflict`). Reload and retry,
+  or fix the key.
+- :class:`Forbidden`: the actor may not run this command on this aggregate.
+- :class:`RuleViolation`: a well-formed command that the business rules refuse in the current
+  state (wrong state, a guard said no, out of stock, a limit reached).
+
+Every error carries structured attributes beside its message, so a host can map it to an HTTP
+status or a user message without parsing text. A refused command never changes anything: the
+aggregate, its version, its events and the stock are as they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "Conflict",
+    "CurrencyMismatch",
+    "DefinitionError",
+    "EcommerceCoreError",
+    "Forbidden",
+    "GuardRefused",
+    "IdempotencyConflict",
+    "InvalidInput",
+    "LimitExceeded",
+    "NotFound",
+    "OutOfStock",
+    "PaymentNotCompleted",
+    "RuleViolation",
+    "TransitionNotAllowed",
+    "UnknownCurrency",
+    "VersionConflict",
+]
+
+
+class EcommerceCoreError(Exception):
+    """Base of every error this library raises on purpose.
+
+    Attributes:
+        message: The human-readable explanation, also the ``str()`` of the error.
+
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructors do not pickle by default; errors cross process boundaries
+        # (multiprocess hosts, contention tests), so rebuild from the instance dict instead.
+        return (_rebuild, (type(self), self.message, self.__dict__))
+
+
+def _rebuild(cls: type[EcommerceCoreError], message: str, state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+class DefinitionError(EcommerceCoreError, ValueError):
+    """A process, policy or promotion definition is invalid.
+
+    Raised when the definition is *built*, never while serving a command: a bad definition
+    fails at import or start-up.
+
+    Attributes:
+        definition: The name of the definition at fault.
+        problems: Every problem found, one sentence each.
+
+    """
+
+    def __init__(self, definition: str, problems: Sequence[str]) -> None:
+        self.definition = definition
+        self.problems = tuple(problems)
+        listed = "; ".join(self.problems)
+        super().__init__(f"invalid definition {definition!r}: {listed}")
+
+
+class InvalidInput(EcommerceCoreError, ValueError):
+    """A value passed in is malformed or out of range.
+
+    Attributes:
+        field: The name of the argument or field at fault.
+        value: The offending value (its ``repr`` is in the message).
+
+    """
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"invalid {field} {value!r}: {reason}")
+
+
+class UnknownCurrency(InvalidInput):
+    """A currency code that is not a known ISO 4217 code."""
+
+    def __init__(self, code: object) -> None:
+        super().__init__("currency", code, "not a known ISO 4217 currency code")
+
+
+class CurrencyMismatch(InvalidInput):
+    """Two amounts in different currencies were combined or compared.
+
+    Attributes:
+        expected: The currency code that was required.
+        actual: The currency code that was given.
+
+    """
+
+    def __init__(self, expected: str, actual: str, operation: str = "combine") -> None:
+        self.expected = expected
+        self.actual = actual
+        InvalidInput.__init__(
+            self,
+            "currency",
+            actual,
+            f"cannot {operation} {actual} with {expected}; amounts must share one currency",
+        )
+
+
+class NotFound(EcommerceCoreError, LookupError):
+    """No object of this kind has this id.
+
+    Attributes:
+        kind: What was looked up (``"order"``, ``"sku"``, ...).
+        key: The id that was not found.
+
+    """
+
+    def __init__(self, kind: str, key: object) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"no {kind} with id {key!r}")
+
+
+class Conflict(EcommerceCoreError):
+    """The command conflicts with another write; nothing was changed."""
+
+
+class VersionConflict(Conflict):
+    """An aggregate was saved with a stale version: someone else saved it first.
+
+    Reload the aggregate and run the command again.
+
+    Attributes:
+        aggregate_id: The aggregate's id.
+        expected: The version the writer started from.
+        actual: The version stored now (``None`` if it is not stored at all).
+
+    """
+
+    def __init__(self, aggregate_id: str, expected: int, actual: int | None) -> None:
+        self.aggregate_id = aggregate_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{aggregate_id!r} was changed concurrently: expected version {expected}, "
+            f"stored version is {actual}; reload and retry"
+        )
+
+
+class IdempotencyConflict(Conflict):
+    """An idempotency key was reused with a different payload.
+
+    A repeat with the *same* payload is a no-op; a different payload under the same key is
+    almost always a client bug (two operations sharing a key), so it is refused.
+
+    Attributes:
+        key: The idempotency key.
+
+    """
+
+    def __init__(self, key: str, detail: str = "") -> None:
+        self.key = key
+        extra = f" ({detail})" if detail else ""
+        super().__init__(
+            f"idempotency key {key!r} was already used with a different payload{extra}"
+        )
+
+
+class Forbidden(EcommerceCoreError, PermissionError):
+    """The actor may not run this command on this aggregate.
+
+    Attributes:
+        actor: The actor that tried (its ``str``: ``"buyer:b-1"``).
+        command: The command refused.
+        aggregate_id: The aggregate it targeted.
+
+    """
+
+    def __init__(self, actor: str, command: str, aggregate_id: str, reason: str) -> None:
+        self.actor = actor
+        self.command = command
+        self.aggregate_id = aggregate_id
+        self.reason = reason
+        super().__init__(f"{actor} may not {command} {aggregate_id!r}: {reason}")
+
+
+class RuleViolation(EcommerceCoreError):
+    """A well-formed command that the business rules refuse.
+
+    Attributes:
+        aggregate_id: The aggregate the command targeted (may be empty for a new one).
+        command: The command refused.
+        state: The state the aggregate was in.
+        reason: Why, in words a person can act on.
+
+    """
+
+    def __init__(
+        self, aggregate_id: str, command: str, state: str, reason: str, message: str = ""
+    ) -> None:
+        self.aggregate_id = aggregate_id
+        self.command = command
+        self.state = state
+        self.reason = reason
+        target = f"{aggregate_id!r} " if aggregate_id else ""
+        super().__init__(message or f"cannot {command} {target}in state {state!r}: {reason}")
+
+
+class TransitionNotAllowed(RuleViolation):
+    """The process has no transition for this command from the current state.
+
+    Attributes:
+        allowed: The commands the process does allow from this state.
+
+    """
+
+    def __init__(self, aggregate_id: str, command: str, state: str, allowed: Sequence[str]) -> None:
+        self.allowed = tuple(allowed)
+        options = ", ".join(self.allowed) if self.allowed else "none (final state)"
+        super().__init__(aggregate_id, command, state, f"allowed here: {options}")
+
+
+class GuardRefused(RuleViolation):
+    """A transition exists but its guard refused it.
+
+    Attributes:
+        reasons: What each guard said (one per candidate transition).
+
+    """
+
+    def __init__(self, aggregate_id: str, command: str, state: str, reasons: Sequence[str]) -> None:
+        self.reasons = tuple(reasons)
+        super().__init__(aggregate_id, command, state, "; ".join(self.reasons))
+
+
+class OutOfStock(RuleViolation):
+    """Not enough stock (or campaign quota) to reserve what was asked.
+
+    Attributes:
+        sku: The stock-keeping unit.
+        requested: Units asked for.
+        available: Units that were available.
+
+    """
+
+    def __init__(self, sku: str, requested: int, available: int, command: str = "reserve") -> None:
+        self.sku = sku
+        self.requested = requested
+        self.available = available
+        reason = f"{requested} requested, {available} available"
+        super().__init__("", command, "available", reason, f"out of stock: {sku!r}: {reason}")
+
+
+class LimitExceeded(RuleViolation):
+    """A per-buyer, per-coupon or global limit would be exceeded.
+
+    Attributes:
+        limit: The name of the limit.
+        allowed: How much was allowed.
+        requested: How much was asked for.
+
+    """
+
+    def __init__(
+        self, limit: str, allowed: int, requested: int, aggregate_id: str = "", command: str = ""
+    ) -> None:
+        self.limit = limit
+        self.allowed = allowed
+        self.requested = requested
+        reason = f"limit {limit!r} allows {allowed}, {requested} requested"
+        super().__init__(
+            aggregate_id, command or "use", "limited", reason, f"limit reached: {reason}"
+        )
+
+
+class PaymentNotCompleted(RuleViolation):
+    """The payment provider did not confirm the payment (declined, or no answer yet).
+
+    Attributes:
+        status: The provider's status (``"declined"`` or ``"pending"``).
+
+    """
+
+    def __init__(self, aggregate_id: str, state: str, status: str, message: str = "") -> None:
+        self.status = status
+        detail = f" ({message})" if message else ""
+        super().__init__(aggregate_id, "pay", state, f"the payment is {status}{detail}")

@@ -1,0 +1,135 @@
+"""Domain events: facts, in the past tense, frozen.
+
+Aggregates collect events as commands succeed; application services publish them through the
+:class:`~ecommerce_core.ports.EventPublisher` port *after* the aggregate is saved, so a subscriber
+never hears of a change that was rolled back.
+
+Every event names the aggregate, the version the aggregate reached with it, when it happened
+(the time passed to the command, never a wall clock) and the actor who caused it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from ecommerce_core.money import Money
+
+__all__ = [
+    "DomainEvent",
+    "OrderCancelled",
+    "OrderClosed",
+    "OrderDelivered",
+    "OrderPaid",
+    "OrderPlaced",
+    "OrderShipped",
+    "ReceiptConfirmed",
+]
+
+
+@attrs.frozen(kw_only=True)
+class DomainEvent:
+    """Base of every domain event.
+
+    Attributes:
+        aggregate_id: The id of the aggregate the event belongs to.
+        version: The aggregate's version once this event happened.
+        occurred_at: When it happened (the command's ``now``).
+        actor: Who caused it, as ``"kind:id"``.
+
+    """
+
+    aggregate_id: str
+    version: int
+    occurred_at: datetime
+    actor: str
+
+    @property
+    def name(self) -> str:
+        """The event's type name, e.g. ``"OrderPlaced"``."""
+        return type(self).__name__
+
+
+@attrs.frozen(kw_only=True)
+class OrderPlaced(DomainEvent):
+    """An order was placed (by buy-now or as one merchant's part of a cart checkout).
+
+    Attributes:
+        checkout_id: The checkout it came from; orders split from one cart share it.
+        buyer_id: The buyer.
+        merchant_id: The merchant.
+        total: What the buyer owes (lines after discounts, plus shipping).
+        process: The name of the process the order follows.
+
+    """
+
+    checkout_id: str
+    buyer_id: str
+    merchant_id: str
+    total: Money
+    process: str
+
+
+@attrs.frozen(kw_only=True)
+class OrderPaid(DomainEvent):
+    """The order's payment succeeded.
+
+    Attributes:
+        amount: The amount paid.
+        payment_ref: The payment's reference (the gateway's transaction id).
+
+    """
+
+    amount: Money
+    payment_ref: str
+
+
+@attrs.frozen(kw_only=True)
+class OrderShipped(DomainEvent):
+    """The merchant handed the order to a carrier.
+
+    Attributes:
+        carrier: The carrier's id.
+        tracking_number: The carrier's tracking number.
+
+    """
+
+    carrier: str
+    tracking_number: str
+
+
+@attrs.frozen(kw_only=True)
+class OrderDelivered(DomainEvent):
+    """The carrier reported the parcel delivered."""
+
+
+@attrs.frozen(kw_only=True)
+class ReceiptConfirmed(DomainEvent):
+    """Receipt was confirmed and the order completed: by the buyer, or by the deadline.
+
+    Attributes:
+        automatic: ``True`` when the auto-confirm deadline confirmed it.
+
+    """
+
+    automatic: bool
+
+
+@attrs.frozen(kw_only=True)
+class OrderClosed(DomainEvent):
+    """The after-sales window ended; the order is closed for good."""
+
+
+@attrs.frozen(kw_only=True)
+class OrderCancelled(DomainEvent):
+    """The order was cancelled before shipment.
+
+    Attributes:
+        reason: Why, in words (``"payment timeout"``, the buyer's reason, ...).
+        was_paid: Whether it had been paid, so a refund is due.
+
+    """
+
+    reason: str
+    was_paid: bool

@@ -1,0 +1,685 @@
+"""The Order aggregate, its standard process, and checkout (buy now, cart split by merchant).
+
+An :class:`Order` stores one state, named by its :class:`~ecommerce_core.process.Process`; the
+standard process is::
+
+    pending_payment 待付款 ─pay→ awaiting_shipment 待发货 ─ship→ shipped 已发货 ─deliver→
+    delivered 已送达 ─confirm_receipt / auto_confirm→ completed 已完成 ─close→ closed
+
+with ``cancel`` (buyer, merchant or platform, before shipment) and ``expire_payment`` (the
+payment deadline) leading to ``cancelled``. Payment methods and sales modes extend it
+(:meth:`~ecommerce_core.process.ProcessDefinition.extend`).
+
+Every command names its :class:`~ecommerce_core.actors.Actor` and the time ``now``; it checks
+the actor, the input and the transition *before* changing anything, so a refused command
+leaves the order, its version and its events exactly as they were. An accepted command moves
+the state, raises the version by one and appends one event.
+
+Timeouts are stored deadlines: entering a timed state sets :attr:`Order.deadline`, and
+:meth:`Order.expire` fires the deadline's trigger once ``now`` has reached it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Final
+
+import attrs
+
+from ecommerce_core.actors import Actor, ActorKind
+from ecommerce_core.errors import CurrencyMismatch, Forbidden, InvalidInput
+from ecommerce_core.events import (
+    DomainEvent,
+    OrderCancelled,
+    OrderClosed,
+    OrderDelivered,
+    OrderPaid,
+    OrderPlaced,
+    OrderShipped,
+    ReceiptConfirmed,
+)
+from ecommerce_core.money import Money
+from ecommerce_core.policies import OrderPolicy
+from ecommerce_core.process import Process, ProcessDefinition, State, Transition
+
+__all__ = [
+    "STANDARD_ORDER",
+    "STANDARD_ORDER_PROCESS",
+    "Cancellation",
+    "CartItem",
+    "Deadline",
+    "Order",
+    "OrderLine",
+    "OrderState",
+    "Payment",
+    "ShipmentInfo",
+    "check_now",
+    "split_by_merchant",
+]
+
+
+class OrderState:
+    """Names of the standard order states (plain strings, as stored)."""
+
+    PENDING_PAYMENT: Final = "pending_payment"
+    AWAITING_SHIPMENT: Final = "awaiting_shipment"
+    SHIPPED: Final = "shipped"
+    DELIVERED: Final = "delivered"
+    COMPLETED: Final = "completed"
+    CLOSED: Final = "closed"
+    CANCELLED: Final = "cancelled"
+
+
+def _payment_covers_total(order: Order, amount: Money) -> str | None:
+    if amount == order.total:
+        return None
+    return f"paid {amount} but the order total is {order.total}"
+
+
+ORDER_GUARDS: Final = MappingProxyType({"payment_covers_total": _payment_covers_total})
+
+S = OrderState
+STANDARD_ORDER: Final = ProcessDefinition(
+    name="order.standard",
+    initial=S.PENDING_PAYMENT,
+    states=(
+        State(S.PENDING_PAYMENT, description="待付款 placed, awaiting payment"),
+        State(S.AWAITING_SHIPMENT, description="待发货 paid, awaiting shipment"),
+        State(S.SHIPPED, description="已发货 handed to the carrier"),
+        State(S.DELIVERED, description="已送达 the carrier reports it delivered"),
+        State(S.COMPLETED, description="已完成 receipt confirmed; after-sales window open"),
+        State(S.CLOSED, final=True, description="已关闭 after-sales window over"),
+        State(S.CANCELLED, final=True, description="已取消 cancelled before shipment"),
+    ),
+    transitions=(
+        Transition("pay", S.PENDING_PAYMENT, S.AWAITING_SHIPMENT, guards="payment_covers_total"),
+        Transition("expire_payment", S.PENDING_PAYMENT, S.CANCELLED),
+        Transition("cancel", (S.PENDING_PAYMENT, S.AWAITING_SHIPMENT), S.CANCELLED),
+        Transition("ship", S.AWAITING_SHIPMENT, S.SHIPPED),
+        Transition("deliver", S.SHIPPED, S.DELIVERED),
+        Transition("confirm_receipt", (S.SHIPPED, S.DELIVERED), S.COMPLETED),
+        Transition("auto_confirm", (S.SHIPPED, S.DELIVERED), S.COMPLETED),
+        Transition("close", S.COMPLETED, S.CLOSED),
+    ),
+)
+"""The standard order process (online payment, ordinary sale)."""
+
+STANDARD_ORDER_PROCESS: Final = Process(STANDARD_ORDER, ORDER_GUARDS)
+""":data:`STANDARD_ORDER`, validated and compiled."""
+
+# Which states run a clock: state -> (trigger fired when due, OrderPolicy attribute).
+TIMERS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
+    {
+        S.PENDING_PAYMENT: ("expire_payment", "payment_timeout"),
+        S.SHIPPED: ("auto_confirm", "auto_confirm_after"),
+        S.DELIVERED: ("auto_confirm", "auto_confirm_after"),
+        S.COMPLETED: ("close", "after_sales_window"),
+    }
+)
+
+# Who may run each command; buyers and merchants must also own the order.
+_MAY: Final[Mapping[str, frozenset[ActorKind]]] = MappingProxyType(
+    {
+        "pay": frozenset({ActorKind.BUYER, ActorKind.PLATFORM, ActorKind.SYSTEM}),
+        "cancel": frozenset({ActorKind.BUYER, ActorKind.MERCHANT, ActorKind.PLATFORM}),
+        "ship": frozenset({ActorKind.MERCHANT}),
+        "deliver": frozenset({ActorKind.CARRIER, ActorKind.PLATFORM, ActorKind.SYSTEM}),
+        "confirm_receipt": frozenset({ActorKind.BUYER}),
+        "expire": frozenset({ActorKind.SYSTEM}),
+    }
+)
+
+
+def check_now(now: object) -> datetime:
+    """Return ``now`` if it is a timezone-aware datetime, else raise :class:`InvalidInput`."""
+    if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
+        raise InvalidInput("now", now, "must be a timezone-aware datetime")
+    return now
+
+
+def _text(field: str, value: object, max_length: int = 200) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(field, value, "must be a non-empty string")
+    if len(value) > max_length:
+        raise InvalidInput(field, value[:20] + "...", f"longer than {max_length} characters")
+    return value
+
+
+def _positive_quantity(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if type(value) is not int:
+        raise InvalidInput(attribute.name, value, "must be a whole number of units")
+    if value < 1:
+        raise InvalidInput(attribute.name, value, "must be at least 1")
+
+
+def _non_negative_money(_: object, attribute: attrs.Attribute[Money], value: Money) -> None:
+    if not isinstance(value, Money):
+        raise InvalidInput(attribute.name, value, "must be Money")
+    if value.is_negative:
+        raise InvalidInput(attribute.name, value, "must not be negative")
+
+
+@attrs.frozen
+class OrderLine:
+    """One line of an order: a SKU, a quantity and what it costs.
+
+    Attributes:
+        line_id: The line's id within the order (``"1"``, ``"2"``, ...).
+        sku: The stock-keeping unit.
+        quantity: Units ordered (at least 1).
+        unit_price: The list price of one unit.
+        discount: The part of every discount allocated to this line, in total for the line.
+            Pricing stores it here so refunds reverse exactly what was given.
+        category: The product category (used by promotions and return rules).
+
+    """
+
+    line_id: str
+    sku: str
+    quantity: int = attrs.field(validator=_positive_quantity)
+    unit_price: Money = attrs.field(validator=_non_negative_money)
+    discount: Money | None = attrs.field(default=None, kw_only=True)
+    category: str = attrs.field(default="", kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        _text("line_id", self.line_id)
+        _text("sku", self.sku)
+        if self.discount is None:
+            object.__setattr__(self, "discount", Money.zero(self.unit_price.currency))
+            return
+        if not isinstance(self.discount, Money) or self.discount.is_negative:
+            raise InvalidInput("discount", self.discount, "must be Money, not negative")
+        if self.discount.currency != self.unit_price.currency:
+            raise CurrencyMismatch(self.unit_price.currency, self.discount.currency)
+        if self.discount > self.list_amount:
+            raise InvalidInput(
+                "discount", self.discount, f"exceeds the line's list amount {self.list_amount}"
+            )
+
+    @property
+    def list_amount(self) -> Money:
+        """Unit price times quantity, before discounts."""
+        return self.unit_price * self.quantity
+
+    @property
+    def amount(self) -> Money:
+        """What the buyer pays for this line: list amount less its discount."""
+        assert self.discount is not None  # noqa: S101  # set in __attrs_post_init__
+        return self.list_amount - self.discount
+
+
+@attrs.frozen
+class CartItem:
+    """A buyer's request for units of a SKU: the input of buy-now and cart checkout.
+
+    Attributes:
+        sku: The stock-keeping unit.
+        quantity: Units wanted (at least 1).
+
+    """
+
+    sku: str
+    quantity: int = attrs.field(validator=_positive_quantity)
+
+    def __attrs_post_init__(self) -> None:
+        _text("sku", self.sku)
+
+
+@attrs.frozen
+class Deadline:
+    """A stored timeout: when ``at`` is reached, ``trigger`` fires.
+
+    Attributes:
+        at: The moment it falls due.
+        trigger: The transition it fires (``"expire_payment"``, ``"auto_confirm"``, ...).
+
+    """
+
+    at: datetime
+    trigger: str
+
+
+@attrs.frozen
+class Payment:
+    """The payment that settled an order.
+
+    Attributes:
+        reference: The gateway's transaction id.
+        amount: The amount paid.
+        paid_at: When it was recorded.
+
+    """
+
+    reference: str
+    amount: Money
+    paid_at: datetime
+
+
+@attrs.frozen
+class ShipmentInfo:
+    """How the order was shipped.
+
+    Attributes:
+        carrier: The carrier's id.
+        tracking_number: The carrier's tracking number.
+        shipped_at: When it was handed over.
+
+    """
+
+    carrier: str
+    tracking_number: str
+    shipped_at: datetime
+
+
+@attrs.frozen
+class Cancellation:
+    """Why and by whom an order was cancelled.
+
+    Attributes:
+        reason: The reason given.
+        by: The actor, as ``"kind:id"``.
+        at: When.
+
+    """
+
+    reason: str
+    by: str
+    at: datetime
+
+
+@attrs.define(eq=False)
+class Order:
+    """The order aggregate.
+
+    Build orders with :meth:`place` (or :func:`split_by_merchant` for a cart), never by hand:
+    ``place`` validates the lines and starts the process. Run commands through its methods;
+    read the rest.
+
+    Attributes:
+        id: The order id.
+        checkout_id: The checkout it came from (shared by orders split from one cart).
+        buyer_id: The buyer who owns it.
+        merchant_id: The merchant who sells it.
+        lines: Its lines, in order.
+        shipping_fee: The delivery fee the buyer pays.
+        total: What the buyer owes: line amounts plus the shipping fee.
+        process: The process it follows.
+        state: The one stored state.
+        placed_at: When it was placed.
+        version: Raised by one by every accepted command (optimistic concurrency).
+        deadline: The running timeout, if the state has one.
+        payment: The settling payment, once paid.
+        shipment: How it shipped, once shipped.
+        cancellation: Why it was cancelled, if it was.
+        events: Events raised since the last :meth:`collect_events`.
+
+    """
+
+    id: str
+    checkout_id: str
+    buyer_id: str
+    merchant_id: str
+    lines: tuple[OrderLine, ...]
+    shipping_fee: Money
+    total: Money
+    process: Process = attrs.field(repr=False)
+    state: str
+    placed_at: datetime
+    version: int = 0
+    deadline: Deadline | None = None
+    payment: Payment | None = None
+    shipment: ShipmentInfo | None = None
+    cancellation: Cancellation | None = None
+    events: tuple[DomainEvent, ...] = ()
+
+    # ----------------------------------------------------------------- creation
+
+    @classmethod
+    def place(
+        cls,
+        *,
+        order_id: str,
+        buyer_id: str,
+        merchant_id: str,
+        lines: Sequence[OrderLine],
+        now: datetime,
+        policy: OrderPolicy,
+        shipping_fee: Money | None = None,
+        checkout_id: str | None = None,
+        process: Process = STANDARD_ORDER_PROCESS,
+    ) -> Order:
+        """Place a new order in its process's initial state.
+
+        Args:
+            order_id: The new order's id.
+            buyer_id: Who buys.
+            merchant_id: Who sells; every line must be this merchant's.
+            lines: At least one line, each SKU once, all in one currency.
+            now: The time of placement.
+            policy: Limits and the payment timeout.
+            shipping_fee: The delivery fee (zero if omitted).
+            checkout_id: The checkout it belongs to (the order id if omitted).
+            process: The process it follows (the standard one by default).
+
+        Returns:
+            The order, at version 1, with an :class:`~ecommerce_core.events.OrderPlaced` event.
+
+        Raises:
+            InvalidInput: Empty or duplicate lines, too many units or lines, a bad id or time.
+            CurrencyMismatch: Lines or the fee in different currencies.
+
+        """
+        check_now(now)
+        for field, value in (
+            ("order_id", order_id),
+            ("buyer_id", buyer_id),
+            ("merchant_id", merchant_id),
+        ):
+            _text(field, value)
+        lines = tuple(lines)
+        if not lines:
+            raise InvalidInput("lines", lines, "an order needs at least one line")
+        if len(lines) > policy.max_lines:
+            raise InvalidInput("lines", len(lines), f"more than {policy.max_lines} lines")
+        currency = lines[0].unit_price.currency
+        seen: set[str] = set()
+        for line in lines:
+            if not isinstance(line, OrderLine):
+                raise InvalidInput("lines", line, "each line must be an OrderLine")
+            if line.sku in seen:
+                raise InvalidInput("lines", line.sku, "the same SKU appears on two lines")
+            seen.add(line.sku)
+            if line.quantity > policy.max_line_quantity:
+                raise InvalidInput(
+                    "quantity", line.quantity, f"more than {policy.max_line_quantity} units"
+                )
+            if line.unit_price.currency != currency:
+                raise CurrencyMismatch(currency, line.unit_price.currency)
+        if len({line.line_id for line in lines}) != len(lines):
+            raise InvalidInput("lines", [ln.line_id for ln in lines], "line ids must be unique")
+        fee = Money.zero(currency) if shipping_fee is None else shipping_fee
+        _non_negative_money(None, attrs.fields(Order).shipping_fee, fee)
+        if fee.currency != currency:
+            raise CurrencyMismatch(currency, fee.currency)
+        total = sum((line.amount for line in lines), fee)
+        order = cls(
+            id=order_id,
+            checkout_id=order_id if checkout_id is None else _text("checkout_id", checkout_id),
+            buyer_id=buyer_id,
+            merchant_id=merchant_id,
+            lines=lines,
+            shipping_fee=fee,
+            total=total,
+            process=process,
+            state=process.initial,
+            placed_at=now,
+        )
+        order._set_timer(process.initial, now, policy)
+        order._record(
+            OrderPlaced,
+            now,
+            Actor.buyer(buyer_id),
+            checkout_id=order.checkout_id,
+            buyer_id=buyer_id,
+            merchant_id=merchant_id,
+            total=total,
+            process=process.name,
+        )
+        return order
+
+    # ----------------------------------------------------------------- reading
+
+    @property
+    def currency(self) -> str:
+        """The order's currency code."""
+        return self.total.currency
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the order reached a terminal state."""
+        return self.process.is_final(self.state)
+
+    @property
+    def quantities(self) -> dict[str, int]:
+        """Units ordered per SKU."""
+        return {line.sku: line.quantity for line in self.lines}
+
+    def allowed_commands(self) -> tuple[str, ...]:
+        """The process triggers available from the current state (guards not evaluated)."""
+        return self.process.triggers(self.state)
+
+    def ensure_can(self, command: str, actor: Actor, context: object = None) -> None:
+        """Raise what ``command`` by ``actor`` would raise, without changing anything.
+
+        Services call it before asking an outside party (a payment provider) to act.
+
+        Raises:
+            Forbidden: The actor may not run the command on this order.
+            TransitionNotAllowed: The command has no transition from the current state.
+            GuardRefused: A guard refuses it with this ``context``.
+
+        """
+        self._authorize(command, actor)
+        self.process.fire(self.state, command, self, context, subject_id=self.id)
+
+    def collect_events(self) -> tuple[DomainEvent, ...]:
+        """Return the events raised since the last call, and forget them."""
+        events, self.events = self.events, ()
+        return events
+
+    # ----------------------------------------------------------------- commands
+
+    def pay(self, actor: Actor, *, amount: Money, reference: str, now: datetime) -> None:
+        """Record the payment that settles the order.
+
+        Raises:
+            Forbidden: Not the order's buyer, the platform or the system.
+            CurrencyMismatch: Paid in another currency.
+            TransitionNotAllowed: The order is not awaiting payment.
+            GuardRefused: The amount is not the order total.
+
+        """
+        self._authorize("pay", actor)
+        check_now(now)
+        _text("reference", reference)
+        if not isinstance(amount, Money):
+            raise InvalidInput("amount", amount, "must be Money")
+        if amount.currency != self.currency:
+            raise CurrencyMismatch(self.currency, amount.currency, "pay")
+        dest = self.process.fire(self.state, "pay", self, amount, subject_id=self.id)
+        self.payment = Payment(reference, amount, now)
+        self._move(dest, now, None)
+        self._record(OrderPaid, now, actor, amount=amount, payment_ref=reference)
+
+    def ship(
+        self,
+        actor: Actor,
+        *,
+        carrier: str,
+        tracking_number: str,
+        now: datetime,
+        policy: OrderPolicy,
+    ) -> None:
+        """Hand the order to a carrier; starts the auto-confirm deadline.
+
+        Raises:
+            Forbidden: Not the order's merchant.
+            InvalidInput: Empty carrier or tracking number.
+            TransitionNotAllowed: The order is not awaiting shipment.
+
+        """
+        self._authorize("ship", actor)
+        check_now(now)
+        _text("carrier", carrier)
+        _text("tracking_number", tracking_number)
+        dest = self.process.fire(self.state, "ship", self, subject_id=self.id)
+        self.shipment = ShipmentInfo(carrier, tracking_number, now)
+        self._move(dest, now, policy)
+        self._record(OrderShipped, now, actor, carrier=carrier, tracking_number=tracking_number)
+
+    def deliver(self, actor: Actor, *, now: datetime, policy: OrderPolicy) -> None:
+        """Record the carrier's report that the parcel was delivered.
+
+        Raises:
+            Forbidden: Not a carrier, the platform or the system.
+            TransitionNotAllowed: The order is not shipped.
+
+        """
+        self._authorize("deliver", actor)
+        check_now(now)
+        dest = self.process.fire(self.state, "deliver", self, subject_id=self.id)
+        self._move(dest, now, policy)
+        self._record(OrderDelivered, now, actor)
+
+    def confirm_receipt(self, actor: Actor, *, now: datetime, policy: OrderPolicy) -> None:
+        """The buyer confirms receipt: the order completes and the after-sales window opens.
+
+        Raises:
+            Forbidden: Not the order's buyer.
+            TransitionNotAllowed: Not shipped or delivered (a second confirmation included).
+
+        """
+        self._authorize("confirm_receipt", actor)
+        check_now(now)
+        dest = self.process.fire(self.state, "confirm_receipt", self, subject_id=self.id)
+        self._move(dest, now, policy)
+        self._record(ReceiptConfirmed, now, actor, automatic=False)
+
+    def cancel(self, actor: Actor, *, reason: str, now: datetime) -> None:
+        """Cancel the order before shipment (buyer, merchant or platform), with a reason.
+
+        Raises:
+            Forbidden: A buyer or merchant who does not own the order, or a carrier or system.
+            InvalidInput: An empty reason.
+            TransitionNotAllowed: Already shipped, completed or cancelled.
+
+        """
+        self._authorize("cancel", actor)
+        check_now(now)
+        _text("reason", reason, 500)
+        dest = self.process.fire(self.state, "cancel", self, subject_id=self.id)
+        self._cancel(dest, reason, actor, now)
+
+    def expire(self, now: datetime, policy: OrderPolicy, actor: Actor | None = None) -> str | None:
+        """Fire the running deadline if ``now`` has reached it.
+
+        Idempotent: an order with no deadline due is left untouched and ``None`` is returned,
+        so calling it twice, or on an order a person just moved on, is harmless.
+
+        Returns:
+            The trigger that fired (``"expire_payment"``, ``"auto_confirm"``, ``"close"``),
+            or ``None``.
+
+        """
+        actor = Actor.system() if actor is None else actor
+        self._authorize("expire", actor)
+        check_now(now)
+        deadline = self.deadline
+        if deadline is None or now < deadline.at:
+            return None
+        # The transition happened when the deadline fell due, however late the host asks:
+        # the next clock starts from there, so a late scheduler never lengthens a window.
+        at = deadline.at
+        trigger = deadline.trigger
+        dest = self.process.fire(self.state, trigger, self, subject_id=self.id)
+        if trigger == "expire_payment":
+            self._cancel(dest, "payment timeout", actor, at)
+        elif trigger == "auto_confirm":
+            self._move(dest, at, policy)
+            self._record(ReceiptConfirmed, at, actor, automatic=True)
+        else:
+            self._move(dest, at, policy)
+            self._record(OrderClosed, at, actor)
+        return trigger
+
+    # ----------------------------------------------------------------- internals
+
+    def _authorize(self, command: str, actor: Actor) -> None:
+        if not isinstance(actor, Actor):
+            raise InvalidInput("actor", actor, "must be an Actor")
+        if actor.kind not in _MAY[command]:
+            raise Forbidden(str(actor), command, self.id, f"a {actor.kind} may not {command}")
+        if actor.kind is ActorKind.BUYER and actor.id != self.buyer_id:
+            raise Forbidden(str(actor), command, self.id, "it is another buyer's order")
+        if actor.kind is ActorKind.MERCHANT and actor.id != self.merchant_id:
+            raise Forbidden(str(actor), command, self.id, "it is another merchant's order")
+
+    def _cancel(self, dest: str, reason: str, actor: Actor, now: datetime) -> None:
+        self.cancellation = Cancellation(reason, str(actor), now)
+        self._move(dest, now, None)
+        self._record(OrderCancelled, now, actor, reason=reason, was_paid=self.payment is not None)
+
+    def _move(self, dest: str, now: datetime, policy: OrderPolicy | None) -> None:
+        self.state = dest
+        self._set_timer(dest, now, policy)
+
+    def _set_timer(self, state: str, now: datetime, policy: OrderPolicy | None) -> None:
+        timer = TIMERS.get(state)
+        if timer is None:
+            self.deadline = None
+            return
+        trigger, duration_name = timer
+        if self.deadline is not None and self.deadline.trigger == trigger:
+            return  # the same clock keeps running (shipped -> delivered)
+        if policy is None:  # pragma: no cover - every timed state is entered with a policy
+            msg = f"entering {state!r} needs a policy to start its clock"
+            raise AssertionError(msg)
+        duration: timedelta = getattr(policy, duration_name)
+        self.deadline = Deadline(now + duration, trigger)
+
+    def _record(
+        self, event_type: type[DomainEvent], now: datetime, actor: Actor, **fields: object
+    ) -> None:
+        self.version += 1
+        event = event_type(
+            aggregate_id=self.id,
+            version=self.version,
+            occurred_at=now,
+            actor=str(actor),
+            **fields,
+        )
+        self.events = (*self.events, event)
+
+
+def split_by_merchant(
+    *,
+    checkout_id: str,
+    buyer_id: str,
+    lines_by_merchant: Mapping[str, Sequence[OrderLine]],
+    order_ids: Sequence[str],
+    now: datetime,
+    policy: OrderPolicy,
+    shipping_fees: Mapping[str, Money] | None = None,
+    process: Process = STANDARD_ORDER_PROCESS,
+) -> list[Order]:
+    """Turn one cart checkout into one order per merchant, all sharing ``checkout_id``.
+
+    Merchants are taken in sorted order so the split is deterministic; ``order_ids`` gives one
+    id per merchant in that order.
+
+    Raises:
+        InvalidInput: No merchants, a merchant with no lines, or too few order ids.
+
+    """
+    merchants = sorted(lines_by_merchant)
+    if not merchants:
+        raise InvalidInput("cart", {}, "a checkout needs at least one line")
+    if len(order_ids) < len(merchants):
+        raise InvalidInput("order_ids", list(order_ids), f"need {len(merchants)} ids")
+    fees = shipping_fees or {}
+    return [
+        Order.place(
+            order_id=order_id,
+            buyer_id=buyer_id,
+            merchant_id=merchant,
+            lines=lines_by_merchant[merchant],
+            now=now,
+            policy=policy,
+            shipping_fee=fees.get(merchant),
+            checkout_id=checkout_id,
+            process=process,
+        )
+        for merchant, order_id in zip(merchants, order_ids, strict=False)
+    ]

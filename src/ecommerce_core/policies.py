@@ -1,0 +1,62 @@
+"""Operating policies: the numbers real platforms choose, as plain data with defaults.
+
+Every timeout becomes a *stored deadline* on the aggregate when the clock starts, computed from
+the policy in force at that moment; changing a policy later does not move deadlines already set.
+
+Defaults (from ``research/``): payment timeout 30 minutes, auto-confirm receipt 10 days after
+shipment, after-sales window 7 days after receipt.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import attrs
+
+from ecommerce_core.errors import DefinitionError
+
+__all__ = ["OrderPolicy"]
+
+
+@attrs.frozen
+class OrderPolicy:
+    """Timeouts and limits for orders.
+
+    Attributes:
+        payment_timeout: How long an unpaid order waits before it is cancelled.
+        auto_confirm_after: How long after shipment receipt is confirmed by the system.
+        after_sales_window: How long after receipt the buyer may ask for after-sales.
+        max_line_quantity: The most units one line may order (a guard against typos and abuse).
+        max_lines: The most lines one checkout may hold.
+
+    Raises:
+        DefinitionError: A duration is not positive or a limit is below 1.
+
+    """
+
+    payment_timeout: timedelta = timedelta(minutes=30)
+    auto_confirm_after: timedelta = timedelta(days=10)
+    after_sales_window: timedelta = timedelta(days=7)
+    max_line_quantity: int = 10_000
+    max_lines: int = 500
+
+    def __attrs_post_init__(self) -> None:
+        problems = [
+            f"{name} must be positive, got {value}"
+            for name, value in (
+                ("payment_timeout", self.payment_timeout),
+                ("auto_confirm_after", self.auto_confirm_after),
+                ("after_sales_window", self.after_sales_window),
+            )
+            if value <= timedelta(0)
+        ]
+        problems.extend(
+            f"{name} must be at least 1, got {value}"
+            for name, value in (
+                ("max_line_quantity", self.max_line_quantity),
+                ("max_lines", self.max_lines),
+            )
+            if value < 1
+        )
+        if problems:
+            raise DefinitionError("OrderPolicy", problems)

@@ -1,0 +1,21 @@
+"""Every process the library defines, by name: the catalogue ``ecommerce-core diagram`` draws.
+
+Hosts that persist orders resolve a stored process name through this mapping (or their own
+mapping, extended with processes they define).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+from ecommerce_core.orders import STANDARD_ORDER_PROCESS
+from ecommerce_core.process import Process
+
+__all__ = ["PROCESSES"]
+
+PROCESSES: Final[Mapping[str, Process]] = MappingProxyType(
+    {process.name: process for process in (STANDARD_ORDER_PROCESS,)}
+)
+"""Every built-in process, keyed by name."""

@@ -1,0 +1,312 @@
+"""Application services: one method per use case, over the ports.
+
+Every command follows the same steps: load the aggregate through its repository, run the
+domain command (which checks actor, input and state before changing anything), save with the
+version it was loaded at (a concurrent writer gets
+:class:`~ecommerce_core.errors.VersionConflict`), act on the other ports (commit or release
+stock, refund), and only then publish the events the aggregate collected.
+
+Example:
+    >>> from ecommerce_core.demo import demo_service
+    >>> service, clock = demo_service()
+    >>> buyer = Actor.buyer("alice")
+    >>> order = service.buy_now(buyer, "tea-01", 2)
+    >>> order.state, str(order.total)
+    ('pending_payment', '76.00 CNY')
+    >>> service.pay(order.id, buyer).state
+    'awaiting_shipment'
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import attrs
+
+from ecommerce_core.actors import Actor
+from ecommerce_core.errors import InvalidInput, PaymentNotCompleted, VersionConflict
+from ecommerce_core.orders import (
+    STANDARD_ORDER_PROCESS,
+    CartItem,
+    Order,
+    OrderLine,
+    check_now,
+    split_by_merchant,
+)
+from ecommerce_core.policies import OrderPolicy
+from ecommerce_core.ports import (
+    Catalog,
+    ChargeRequest,
+    Clock,
+    EventPublisher,
+    IdSource,
+    Inventory,
+    OrderRepository,
+    PaymentGateway,
+    RefundRequest,
+    StockItem,
+)
+from ecommerce_core.process import Process
+
+__all__ = ["Expired", "OrderService"]
+
+
+@attrs.frozen
+class Expired:
+    """One deadline that :meth:`OrderService.expire_due` fired.
+
+    Attributes:
+        order_id: The order.
+        trigger: What fired (``"expire_payment"``, ``"auto_confirm"``, ``"close"``).
+        state: The state the order reached.
+
+    """
+
+    order_id: str
+    trigger: str
+    state: str
+
+
+@attrs.define
+class OrderService:
+    """The order use cases, wired to the host's ports.
+
+    Attributes:
+        orders: Where orders are stored.
+        inventory: Stock and reservations.
+        catalog: Products and their prices.
+        payments: The payment provider.
+        clock: The time.
+        ids: New ids.
+        publisher: Where events go after a save.
+        policy: Timeouts and limits.
+        process: The process new orders follow.
+
+    """
+
+    orders: OrderRepository
+    inventory: Inventory
+    catalog: Catalog
+    payments: PaymentGateway
+    clock: Clock
+    ids: IdSource
+    publisher: EventPublisher
+    policy: OrderPolicy = attrs.field(factory=OrderPolicy)
+    process: Process = STANDARD_ORDER_PROCESS
+
+    # ----------------------------------------------------------------- placing
+
+    def buy_now(self, buyer: Actor, sku: str, quantity: int) -> Order:
+        """Buy one SKU at once (立即购买): one order, stock reserved.
+
+        Raises:
+            InvalidInput: A bad SKU or quantity.
+            NotFound: No such SKU.
+            OutOfStock: Not enough stock; nothing was reserved or stored.
+
+        """
+        (order,) = self.checkout(buyer, [CartItem(sku, quantity)])
+        return order
+
+    def checkout(self, buyer: Actor, items: Sequence[CartItem]) -> list[Order]:
+        """Check a cart out (购物车结算): one order per merchant, sharing one checkout id.
+
+        Stock for every order is reserved before any order is stored; if any SKU is short,
+        every reservation already made is released and nothing is stored.
+
+        Raises:
+            InvalidInput: Not a buyer, an empty cart, the same SKU twice, bad quantities.
+            NotFound: An unknown SKU.
+            OutOfStock: Not enough stock for some SKU.
+
+        """
+        if not isinstance(buyer, Actor) or buyer.kind != "buyer":
+            raise InvalidInput("buyer", buyer, "only a buyer checks out")
+        items = tuple(items)
+        if not items:
+            raise InvalidInput("cart", items, "the cart is empty")
+        skus = [item.sku for item in items if isinstance(item, CartItem)]
+        if len(skus) != len(items):
+            raise InvalidInput("cart", items, "each item must be a CartItem")
+        if len(set(skus)) != len(skus):
+            raise InvalidInput("cart", skus, "the same SKU appears twice; merge the lines")
+        by_merchant: dict[str, list[OrderLine]] = {}
+        for item in items:
+            product = self.catalog.product(item.sku)
+            lines = by_merchant.setdefault(product.merchant_id, [])
+            lines.append(
+                OrderLine(
+                    str(len(lines) + 1),
+                    product.sku,
+                    item.quantity,
+                    product.unit_price,
+                    category=product.category,
+                )
+            )
+        now = self.clock.now()
+        checkout_id = self.ids.next_id("checkout")
+        orders = split_by_merchant(
+            checkout_id=checkout_id,
+            buyer_id=buyer.id,
+            lines_by_merchant=by_merchant,
+            order_ids=[self.ids.next_id("order") for _ in by_merchant],
+            now=now,
+            policy=self.policy,
+            process=self.process,
+        )
+        reserved: list[str] = []
+        try:
+            for order in orders:
+                self.inventory.reserve(
+                    order.id,
+                    [StockItem(ln.line_id, ln.sku, ln.quantity) for ln in order.lines],
+                )
+                reserved.append(order.id)
+            for order in orders:
+                self.orders.add(order)
+        except BaseException:
+            for order_id in reserved:
+                self.inventory.release(order_id)
+            raise
+        for order in orders:
+            self.publisher.publish(order.collect_events())
+        return orders
+
+    # ----------------------------------------------------------------- commands
+
+    def pay(self, order_id: str, actor: Actor) -> Order:
+        """Charge the order total through the payment provider and record the payment.
+
+        The provider is asked only once the order could accept the payment. If a concurrent
+        writer changed the order meanwhile, the charge is refunded and the conflict raised.
+
+        Raises:
+            Forbidden: The actor may not pay this order.
+            TransitionNotAllowed: The order is not awaiting payment.
+            PaymentNotCompleted: The provider declined, or has not answered yet.
+            VersionConflict: The order changed while the provider answered.
+
+        """
+        order = self.orders.get(order_id)
+        order.ensure_can("pay", actor, order.total)
+        result = self.payments.charge(ChargeRequest(order.id, order.total, f"{order.id}:charge"))
+        if not result.succeeded:
+            raise PaymentNotCompleted(order.id, order.state, result.status.value, result.message)
+        version = order.version
+        order.pay(
+            actor, amount=result.amount, reference=result.transaction_id, now=self.clock.now()
+        )
+        try:
+            self.orders.save(order, version)
+        except VersionConflict:
+            self.payments.refund(
+                RefundRequest(
+                    order.id, result.transaction_id, result.amount, f"{order.id}:charge:undo"
+                )
+            )
+            raise
+        self.inventory.commit(order.id)
+        return self._publish(order)
+
+    def ship(self, order_id: str, actor: Actor, *, carrier: str, tracking_number: str) -> Order:
+        """The merchant hands the order to a carrier.
+
+        Raises:
+            Forbidden: Not the order's merchant.
+            TransitionNotAllowed: The order is not awaiting shipment.
+
+        """
+        return self._run(
+            order_id,
+            lambda order: order.ship(
+                actor,
+                carrier=carrier,
+                tracking_number=tracking_number,
+                now=self.clock.now(),
+                policy=self.policy,
+            ),
+        )
+
+    def deliver(self, order_id: str, actor: Actor) -> Order:
+        """The carrier reports the parcel delivered."""
+        return self._run(
+            order_id, lambda order: order.deliver(actor, now=self.clock.now(), policy=self.policy)
+        )
+
+    def confirm_receipt(self, order_id: str, actor: Actor) -> Order:
+        """The buyer confirms receipt; the after-sales window opens."""
+        return self._run(
+            order_id,
+            lambda order: order.confirm_receipt(actor, now=self.clock.now(), policy=self.policy),
+        )
+
+    def cancel(self, order_id: str, actor: Actor, reason: str) -> Order:
+        """Cancel before shipment: stock goes back and a paid order is refunded.
+
+        Raises:
+            Forbidden: Not the order's buyer or merchant, nor the platform.
+            TransitionNotAllowed: Already shipped or finished.
+
+        """
+        order = self._run(
+            order_id, lambda o: o.cancel(actor, reason=reason, now=self.clock.now()), publish=False
+        )
+        self._undo(order)
+        return self._publish(order)
+
+    def expire_due(self, now: datetime | None = None) -> list[Expired]:
+        """Fire every deadline due at ``now`` (the clock's time if omitted).
+
+        Call it from the host's scheduler as often as you like: it is idempotent, and an
+        order whose deadlines fell due one after another (shipped long ago: auto-confirmed,
+        then closed) is carried through all of them in one call. An order that a concurrent
+        writer is changing is skipped and picked up by the next call.
+        """
+        now = check_now(self.clock.now() if now is None else now)
+        fired: list[Expired] = []
+        progress = True
+        while progress:
+            progress = False
+            for order_id in self.orders.due(now):
+                order = self.orders.get(order_id)
+                version = order.version
+                trigger = order.expire(now, self.policy)
+                if trigger is None:
+                    continue
+                try:
+                    self.orders.save(order, version)
+                except VersionConflict:
+                    continue
+                progress = True
+                if trigger == "expire_payment":
+                    self._undo(order)
+                self._publish(order)
+                fired.append(Expired(order.id, trigger, order.state))
+        return fired
+
+    # ----------------------------------------------------------------- internals
+
+    def _run(
+        self, order_id: str, command: Callable[[Order], None], *, publish: bool = True
+    ) -> Order:
+        order = self.orders.get(order_id)
+        version = order.version
+        command(order)
+        self.orders.save(order, version)
+        return self._publish(order) if publish else order
+
+    def _undo(self, order: Order) -> None:
+        """Give back what a cancelled order held: its stock, and its money if it was paid."""
+        self.inventory.release(order.id)
+        if order.payment is not None:
+            self.payments.refund(
+                RefundRequest(
+                    order.id, order.payment.reference, order.payment.amount, f"{order.id}:refund"
+                )
+            )
+
+    def _publish(self, order: Order) -> Order:
+        self.publisher.publish(order.collect_events())
+        return order
