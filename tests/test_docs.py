@@ -1,0 +1,64 @@
+"""The documentation is executed: every Python example, every doctest, every diagram is current."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+
+import ecommerce_core
+from ecommerce_core.cli import diagram_page
+from ecommerce_core.processes import PROCESSES
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+FENCE = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+# Examples that show how a host wires its own code cannot run here; they say so.
+HOST_ONLY = ("MyOrderRepository",)
+
+
+def examples() -> list[tuple[str, str]]:
+    found = []
+    for page in PAGES:
+        for index, match in enumerate(FENCE.finditer(page.read_text(encoding="utf-8"))):
+            code = match.group(1)
+            if not any(marker in code for marker in HOST_ONLY):
+                found.append((f"{page.relative_to(ROOT)}#{index}", code))
+    return found
+
+
+@pytest.mark.parametrize(("where", "code"), examples(), ids=[w for w, _ in examples()])
+def test_every_python_example_in_the_docs_runs(where, code, capsys):
+    exec(compile(code, where, "exec"), {"__name__": "__docs__"})  # noqa: S102  # our own docs
+
+
+def test_the_docs_have_examples():
+    assert len(examples()) >= 5
+
+
+@pytest.mark.parametrize(
+    "module_name",
+    sorted(m.name for m in pkgutil.walk_packages(ecommerce_core.__path__, "ecommerce_core.")),
+)
+def test_every_doctest_passes(module_name):
+    module = importlib.import_module(module_name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
+
+
+@pytest.mark.parametrize("name", sorted(PROCESSES))
+def test_the_generated_diagram_of_each_process_is_current(name):
+    page = ROOT / "docs" / "diagrams" / f"{name}.md"
+    assert page.exists(), f"run `make diagrams`: {page} is missing"
+    assert page.read_text(encoding="utf-8") == diagram_page(PROCESSES[name]), (
+        f"{page} is stale: run `make diagrams`"
+    )
+
+
+def test_no_diagram_page_is_left_for_a_process_that_no_longer_exists():
+    pages = {p.stem for p in (ROOT / "docs" / "diagrams").glob("*.md")}
+    assert pages <= set(PROCESSES)
