@@ -21,8 +21,7 @@ DOMAIN_THIRD_PARTY = {"attrs", "transitions"}
 
 def modules() -> list[str]:
     return sorted(
-        info.name
-        for info in pkgutil.walk_packages([str(PACKAGE)], prefix="ecommerce_core.")
+        info.name for info in pkgutil.walk_packages([str(PACKAGE)], prefix="ecommerce_core.")
     )
 
 

@@ -105,7 +105,7 @@ class OrderLifecycle(RuleBasedStateMachine):
     def versions(self) -> dict[str, int]:
         return {o.id: o.version for o in self.repo.all()}
 
-    def attempt(self, order_id: str | None, action) -> bool:  # noqa: ANN001
+    def attempt(self, order_id: str | None, action) -> bool:
         before, versions = self.snapshot(), self.versions()
         published = len(self.publisher.published)
         try:
@@ -117,8 +117,10 @@ class OrderLifecycle(RuleBasedStateMachine):
             new_events = [
                 e for e in self.publisher.published[published:] if e.aggregate_id == order_id
             ]
-            assert self.versions()[order_id] == versions[order_id] + len(new_events) == (
-                versions[order_id] + 1
+            assert (
+                self.versions()[order_id]
+                == versions[order_id] + len(new_events)
+                == (versions[order_id] + 1)
             ), "an accepted command raises the version by exactly one"
             others = {k: v for k, v in self.versions().items() if k != order_id}
             assert others == {k: v for k, v in versions.items() if k != order_id}
@@ -240,7 +242,8 @@ class OrderLifecycle(RuleBasedStateMachine):
                 assert order.deadline is not None
                 assert order.deadline.trigger == timer[0]
             assert (order.payment is not None) == (
-                order.state in PAID or (order.cancellation is not None and order.payment is not None)
+                order.state in PAID
+                or (order.cancellation is not None and order.payment is not None)
             )
 
 

@@ -44,7 +44,9 @@ def cny(amount: str) -> Money:
     return Money.of(amount, CNY)
 
 
-def line(sku: str = "tea", quantity: int = 2, price: str = "10.00", line_id: str = "1") -> OrderLine:
+def line(
+    sku: str = "tea", quantity: int = 2, price: str = "10.00", line_id: str = "1"
+) -> OrderLine:
     return OrderLine(line_id, sku, quantity, cny(price))
 
 
@@ -164,7 +166,10 @@ class TestPlacing:
         orders = split_by_merchant(
             checkout_id="c-1",
             buyer_id="alice",
-            lines_by_merchant={"m-2": [line("cup")], "m-1": [line("tea"), line("pot", 1, "5.00", "2")]},
+            lines_by_merchant={
+                "m-2": [line("cup")],
+                "m-1": [line("tea"), line("pot", 1, "5.00", "2")],
+            },
             order_ids=["o-1", "o-2"],
             now=NOW,
             policy=POLICY,
@@ -323,7 +328,7 @@ class TestActors:
             try:
                 attempt(order, command, actor)
             except Forbidden as error:
-                assert error.command == command
+                assert error.command == command  # noqa: PT017  # one actor after another in a loop
                 assert snapshot(order) == before
             else:
                 accepted.add(str(actor))
@@ -360,7 +365,9 @@ class TestRefusals:
     def test_paying_less_than_the_total_is_refused_with_the_reason(self):
         order = place()
         before = snapshot(order)
-        with pytest.raises(GuardRefused, match=r"paid 19\.99 CNY but the order total is 20\.00 CNY"):
+        with pytest.raises(
+            GuardRefused, match=r"paid 19\.99 CNY but the order total is 20\.00 CNY"
+        ):
             order.pay(BUYER, amount=cny("19.99"), reference="tx", now=NOW)
         assert snapshot(order) == before
 
@@ -390,7 +397,9 @@ class TestRefusals:
         assert order.state == "pending_payment"
 
     def test_a_shipped_order_can_no_longer_be_cancelled(self):
-        with pytest.raises(TransitionNotAllowed, match="allowed here: auto_confirm, confirm_receipt, deliver"):
+        with pytest.raises(
+            TransitionNotAllowed, match="allowed here: auto_confirm, confirm_receipt, deliver"
+        ):
             shipped_order().cancel(BUYER, reason="too late", now=NOW)
 
     def test_a_second_confirmation_is_refused(self):

@@ -55,7 +55,9 @@ class TestPlacing:
 
     def test_a_cart_across_merchants_becomes_one_order_each(self, world):
         service, _ = world
-        orders = service.checkout(ALICE, [CartItem("cup-01", 2), CartItem("tea-01", 1), CartItem("pot-01", 1)])
+        orders = service.checkout(
+            ALICE, [CartItem("cup-01", 2), CartItem("tea-01", 1), CartItem("pot-01", 1)]
+        )
         assert [(o.merchant_id, [ln.sku for ln in o.lines]) for o in orders] == [
             ("m-pottery", ["cup-01"]),
             ("m-teahouse", ["tea-01", "pot-01"]),
@@ -66,7 +68,11 @@ class TestPlacing:
         service, _ = world
         with pytest.raises(OutOfStock) as caught:
             service.checkout(ALICE, [CartItem("cup-01", 2), CartItem("tea-01", 6)])
-        assert (caught.value.sku, caught.value.requested, caught.value.available) == ("tea-01", 6, 5)
+        assert (caught.value.sku, caught.value.requested, caught.value.available) == (
+            "tea-01",
+            6,
+            5,
+        )
         assert stock(service, "cup-01") == (5, 0, 5)
         assert len(service.orders) == 0
         assert service.publisher.published == []
@@ -185,7 +191,11 @@ class TestDeadlines:
         assert service.expire_due() == []
         clock.advance(timedelta(minutes=1))
         (fired,) = service.expire_due()
-        assert (fired.order_id, fired.trigger, fired.state) == (order.id, "expire_payment", "cancelled")
+        assert (fired.order_id, fired.trigger, fired.state) == (
+            order.id,
+            "expire_payment",
+            "cancelled",
+        )
         assert stock(service, "tea-01") == (5, 0, 5)
         assert service.expire_due() == []
         assert stock(service, "tea-01") == (5, 0, 5)

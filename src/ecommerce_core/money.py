@@ -105,6 +105,25 @@ def _check_currency(_instance: object, _attribute: object, value: Any) -> None:
     Currency.of(value)
 
 
+def _result(minor: int, currency: str) -> Money:
+    """Build the result of arithmetic on valid Money: only the magnitude can go wrong.
+
+    Skips the constructor's validators (the int and the currency are already known good);
+    arithmetic is on every hot path (totals, allocation, the ledger).
+    """
+    if -MAX_MINOR_UNITS <= minor <= MAX_MINOR_UNITS:
+        money = _new(Money)
+        _set(money, "minor", minor)
+        _set(money, "currency", currency)
+        return money
+    raise InvalidInput("amount", minor, f"too large: at most {MAX_MINOR_UNITS} minor units")
+
+
+_new = object.__new__
+_set = object.__setattr__
+_ZEROS: dict[str, Money] = {}  # Money is immutable, so one zero per currency is shared
+
+
 def _check_same_currency(left: Money, right: Money, operation: str) -> None:
     if left.currency != right.currency:
         raise CurrencyMismatch(left.currency, right.currency, operation)
@@ -162,7 +181,10 @@ class Money:
             UnknownCurrency: If ``currency`` is not a known code.
 
         """
-        return cls(0, currency)
+        zero = _ZEROS.get(currency)
+        if zero is None:
+            zero = _ZEROS[currency] = cls(0, currency)
+        return zero
 
     @classmethod
     def of(cls, amount: Decimal | str | int, currency: str, rounding: str | None = None) -> Money:
@@ -234,8 +256,9 @@ class Money:
     def __add__(self, other: object) -> Money:
         if not isinstance(other, Money):
             return NotImplemented
-        _check_same_currency(self, other, "add")
-        return Money(self.minor + other.minor, self.currency)
+        if self.currency != other.currency:
+            raise CurrencyMismatch(self.currency, other.currency, "add")
+        return _result(self.minor + other.minor, self.currency)
 
     def __radd__(self, other: object) -> Money:
         # Lets sum() start from its default int 0; any other left operand is not supported.
@@ -246,15 +269,16 @@ class Money:
     def __sub__(self, other: object) -> Money:
         if not isinstance(other, Money):
             return NotImplemented
-        _check_same_currency(self, other, "subtract")
-        return Money(self.minor - other.minor, self.currency)
+        if self.currency != other.currency:
+            raise CurrencyMismatch(self.currency, other.currency, "subtract")
+        return _result(self.minor - other.minor, self.currency)
 
     def __neg__(self) -> Money:
-        return Money(-self.minor, self.currency)
+        return _result(-self.minor, self.currency)
 
     def __mul__(self, other: object) -> Money:
         if type(other) is int:
-            return Money(self.minor * other, self.currency)
+            return _result(self.minor * other, self.currency)
         if isinstance(other, numbers.Number):
             raise InvalidInput("quantity", other, "money can only be multiplied by an int quantity")
         return NotImplemented
@@ -306,7 +330,7 @@ class Money:
         """
         if self.minor < 0:
             raise InvalidInput("amount", self, "only a non-negative amount can be allocated")
-        return [Money(share, self.currency) for share in allocate_minor(self.minor, weights)]
+        return [_result(share, self.currency) for share in allocate_minor(self.minor, weights)]
 
 
 def allocate_minor(total: int, weights: Sequence[int]) -> list[int]:

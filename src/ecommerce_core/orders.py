@@ -384,26 +384,34 @@ class Order:
         if len(lines) > policy.max_lines:
             raise InvalidInput("lines", len(lines), f"more than {policy.max_lines} lines")
         currency = lines[0].unit_price.currency
-        seen: set[str] = set()
+        skus: set[str] = set()
+        line_ids: set[str] = set()
+        total_minor = 0
         for line in lines:
-            if not isinstance(line, OrderLine):
+            if line.__class__ is not OrderLine:
                 raise InvalidInput("lines", line, "each line must be an OrderLine")
-            if line.sku in seen:
+            if line.sku in skus:
                 raise InvalidInput("lines", line.sku, "the same SKU appears on two lines")
-            seen.add(line.sku)
+            if line.line_id in line_ids:
+                raise InvalidInput("lines", line.line_id, "line ids must be unique")
+            skus.add(line.sku)
+            line_ids.add(line.line_id)
             if line.quantity > policy.max_line_quantity:
                 raise InvalidInput(
                     "quantity", line.quantity, f"more than {policy.max_line_quantity} units"
                 )
             if line.unit_price.currency != currency:
                 raise CurrencyMismatch(currency, line.unit_price.currency)
-        if len({line.line_id for line in lines}) != len(lines):
-            raise InvalidInput("lines", [ln.line_id for ln in lines], "line ids must be unique")
-        fee = Money.zero(currency) if shipping_fee is None else shipping_fee
-        _non_negative_money(None, attrs.fields(Order).shipping_fee, fee)
-        if fee.currency != currency:
-            raise CurrencyMismatch(currency, fee.currency)
-        total = sum((line.amount for line in lines), fee)
+            total_minor += line.unit_price.minor * line.quantity - line.discount.minor  # type: ignore[union-attr]  # set in OrderLine.__attrs_post_init__
+        if shipping_fee is None:
+            fee = Money.zero(currency)
+        elif not isinstance(shipping_fee, Money) or shipping_fee.is_negative:
+            raise InvalidInput("shipping_fee", shipping_fee, "must be Money, not negative")
+        elif shipping_fee.currency != currency:
+            raise CurrencyMismatch(currency, shipping_fee.currency)
+        else:
+            fee = shipping_fee
+        total = Money(total_minor + fee.minor, currency)
         order = cls(
             id=order_id,
             checkout_id=order_id if checkout_id is None else _text("checkout_id", checkout_id),
@@ -420,7 +428,7 @@ class Order:
         order._record(
             OrderPlaced,
             now,
-            Actor.buyer(buyer_id),
+            f"buyer:{buyer_id}",
             checkout_id=order.checkout_id,
             buyer_id=buyer_id,
             merchant_id=merchant_id,
@@ -630,7 +638,7 @@ class Order:
         self.deadline = Deadline(now + duration, trigger)
 
     def _record(
-        self, event_type: type[DomainEvent], now: datetime, actor: Actor, **fields: object
+        self, event_type: type[DomainEvent], now: datetime, actor: Actor | str, **fields: object
     ) -> None:
         self.version += 1
         event = event_type(

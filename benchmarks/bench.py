@@ -1,0 +1,441 @@
+"""Side-by-side benchmarks: ecommerce_core against plain baselines, as ratios.
+
+Run with ``make bench`` (or ``python benchmarks/bench.py [--quick]``). Every number is the
+median of several repeats, each timing a ``timeit``-style inner loop with the garbage collector
+off. Machines are noisy: compare the ratios within one run, not absolute times across runs.
+Targets are printed beside the results (PASS/MISS) for information; the script exits 0 unless
+something raises.
+
+To add a section, write a function that takes the :class:`Sizes` and returns a filled
+:class:`Section`, and register it with ``@section("N. Title")``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import statistics
+import sys
+import tracemalloc
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from time import perf_counter_ns
+from typing import Any
+
+import attrs
+from transitions import Machine
+
+from ecommerce_core.actors import Actor
+from ecommerce_core.money import Money
+from ecommerce_core.orders import STANDARD_ORDER, STANDARD_ORDER_PROCESS, Order, OrderLine
+from ecommerce_core.policies import OrderPolicy
+
+REPEATS = 7
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def measure(fn: Callable[..., object], number: int, *args: Any, repeats: int = REPEATS) -> float:
+    """Median nanoseconds per call of ``fn(*args)``, timing ``number`` calls per repeat."""
+    samples = []
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            loop = range(number)
+            start = perf_counter_ns()
+            for _ in loop:
+                fn(*args)
+            samples.append((perf_counter_ns() - start) / number)
+    finally:
+        if enabled:
+            gc.enable()
+    return statistics.median(samples)
+
+
+def measure_each(
+    fn: Callable[[Any], object],
+    make_inputs: Callable[[int], list[Any]],
+    number: int,
+    repeats: int = REPEATS,
+) -> float:
+    """Median nanoseconds per call of ``fn(item)`` over fresh inputs built (untimed) per repeat.
+
+    For operations that consume their input (shipping an order moves it on, so the next call
+    needs another paid order).
+    """
+    samples = []
+    enabled = gc.isenabled()
+    try:
+        for _ in range(repeats):
+            items = make_inputs(number)
+            gc.collect()
+            gc.disable()
+            start = perf_counter_ns()
+            for item in items:
+                fn(item)
+            samples.append((perf_counter_ns() - start) / len(items))
+            gc.enable()
+    finally:
+        if enabled:
+            gc.enable()
+        else:
+            gc.disable()
+    return statistics.median(samples)
+
+
+def bytes_each(make: Callable[[int], object], count: int) -> float:
+    """Bytes still allocated per object after building ``count`` of them (``tracemalloc``)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [make(i) for i in range(count)]
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return (after - before - sys.getsizeof(kept)) / count  # the list holding them is not theirs
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+@attrs.frozen
+class Target:
+    """A goal for a row's ratio: ``op`` is ``"<="`` or ``">="``."""
+
+    op: str
+    limit: float
+
+    def met(self, ratio: float) -> bool:
+        return ratio <= self.limit if self.op == "<=" else ratio >= self.limit
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.limit:g}x"
+
+
+def _number(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+@attrs.define
+class Section:
+    """One table: rows of ``label | value unit | ratio to the baseline | target | PASS/MISS``."""
+
+    title: str
+    note: str = ""
+    value_header: str = "median"
+    rows: list[tuple[str, str, str, str, str]] = attrs.Factory(list)
+
+    def add(
+        self,
+        label: str,
+        value: float,
+        unit: str,
+        *,
+        ratio: float | None = None,
+        target: Target | None = None,
+    ) -> None:
+        ratio_text = "" if ratio is None else f"{ratio:.2f}x"
+        verdict = (
+            "" if target is None or ratio is None else ("PASS" if target.met(ratio) else "MISS")
+        )
+        target_text = "" if target is None else f"target {target}"
+        self.rows.append((label, f"{_number(value)} {unit}", ratio_text, target_text, verdict))
+
+    def render(self) -> str:
+        ratios = any(row[2] for row in self.rows)
+        header = ("", self.value_header, "ratio" if ratios else "", "", "")
+        widths = [max(len(row[i]) for row in (header, *self.rows)) for i in range(5)]
+        lines = [self.title, "-" * len(self.title)]
+        if self.note:
+            lines.append(self.note)
+        for row in (header, *self.rows):
+            label, value, ratio, target, verdict = row
+            lines.append(
+                f"  {label:<{widths[0]}}  {value:>{widths[1]}}  {ratio:>{widths[2]}}"
+                f"  {target:<{widths[3]}}  {verdict}".rstrip()
+            )
+        return "\n".join(lines)
+
+
+@attrs.frozen
+class Sizes:
+    """Loop and population sizes; ``--quick`` shrinks them for a smoke test."""
+
+    fire: int = 200_000
+    command: int = 2_000
+    place: int = 2_000
+    machines: int = 300
+    memory: int = 10_000
+    memory_machines: int = 500
+
+
+QUICK = Sizes(fire=2_000, command=50, place=50, machines=10, memory=300, memory_machines=20)
+
+SECTIONS: dict[str, Callable[[Sizes], Section]] = {}
+
+
+def section(title: str) -> Callable[[Callable[[Sizes], Section]], Callable[[Sizes], Section]]:
+    """Register a benchmark section under ``title``; sections run in registration order."""
+
+    def register(fn: Callable[[Sizes], Section]) -> Callable[[Sizes], Section]:
+        SECTIONS[title] = fn
+        return fn
+
+    return register
+
+
+# ----------------------------------------------------------------------------- workloads
+
+NOW = datetime(2024, 11, 11, 20, 0, tzinfo=UTC)
+LATER = NOW + timedelta(hours=2)
+POLICY = OrderPolicy()
+BUYER = Actor.buyer("b-1")
+MERCHANT = Actor.merchant("m-1")
+CARRIER = Actor.carrier("SF")
+
+# The standard order process, as ``transitions`` takes it.
+MACHINE_STATES = [{"name": s.name, "final": s.final} for s in STANDARD_ORDER.states]
+MACHINE_TRANSITIONS = [
+    {"trigger": t.trigger, "source": list(t.source), "dest": t.dest, "conditions": list(t.guards)}
+    for t in STANDARD_ORDER.transitions
+]
+
+# The baseline for firing: a plain dict of the unguarded transitions.
+TABLE = {
+    (source, t.trigger): t.dest
+    for t in STANDARD_ORDER.transitions
+    if not t.guards
+    for source in t.source
+}
+
+
+def fire(state: str, event: str) -> str:
+    return TABLE[state, event]
+
+
+class PlainOrder:
+    """A bare model object for ``transitions`` to bind its triggers and state to."""
+
+
+def machine_object(initial: str = STANDARD_ORDER.initial) -> PlainOrder:
+    """One object with its own ``transitions.Machine``, the way that library is usually used."""
+    model = PlainOrder()
+    Machine(
+        model=model,
+        states=MACHINE_STATES,
+        transitions=MACHINE_TRANSITIONS,
+        initial=initial,
+        auto_transitions=False,
+    )
+    return model
+
+
+def make_lines() -> tuple[OrderLine, ...]:
+    return (
+        OrderLine("1", "tea-01", 2, Money.of("38.00", "CNY"), category="tea"),
+        OrderLine("2", "cup-01", 4, Money.of("25.00", "CNY"), category="teaware"),
+    )
+
+
+def place(i: int, lines: tuple[OrderLine, ...] | None = None) -> Order:
+    return Order.place(
+        order_id=f"o-{i}",
+        buyer_id=BUYER.id,
+        merchant_id=MERCHANT.id,
+        lines=make_lines() if lines is None else lines,
+        now=NOW,
+        policy=POLICY,
+    )
+
+
+def pay(order: Order) -> None:
+    order.pay(BUYER, amount=order.total, reference=f"pay-{order.id}", now=NOW)
+
+
+def ship(order: Order) -> None:
+    order.ship(MERCHANT, carrier="SF", tracking_number="SF1001", now=LATER, policy=POLICY)
+
+
+def placed_orders(count: int) -> list[Order]:
+    orders = [place(i) for i in range(count)]
+    for order in orders:
+        order.collect_events()
+    return orders
+
+
+def paid_orders(count: int) -> list[Order]:
+    orders = placed_orders(count)
+    for order in orders:
+        pay(order)
+        order.collect_events()
+    return orders
+
+
+def lifecycle(order: Order) -> None:
+    pay(order)
+    ship(order)
+    order.deliver(CARRIER, now=LATER, policy=POLICY)
+    order.confirm_receipt(BUYER, now=LATER, policy=POLICY)
+
+
+@attrs.define
+class BareOrder:
+    """The data an order holds, with no process, version, deadline or events."""
+
+    id: str
+    checkout_id: str
+    buyer_id: str
+    merchant_id: str
+    lines: tuple[OrderLine, ...]
+    shipping_fee: Money
+    total: Money
+    state: str
+    placed_at: datetime
+
+
+def bare_order(i: int) -> BareOrder:
+    order_id = f"o-{i}"
+    lines = make_lines()
+    fee = Money.zero("CNY")
+    return BareOrder(
+        id=order_id,
+        checkout_id=order_id,
+        buyer_id=BUYER.id,
+        merchant_id=MERCHANT.id,
+        lines=lines,
+        shipping_fee=fee,
+        total=sum((line.amount for line in lines), fee),
+        state=STANDARD_ORDER.initial,
+        placed_at=NOW,
+    )
+
+
+def order_at_rest(i: int) -> Order:
+    order = place(i)
+    order.collect_events()
+    return order
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+@section("1. Firing a transition")
+def firing(sizes: Sizes) -> Section:
+    out = Section(
+        "1. Firing a transition",
+        "  awaiting_shipment --ship--> shipped; ratio = time / the plain dict look-up",
+    )
+    baseline = measure(fire, sizes.fire, "awaiting_shipment", "ship")
+    out.add("dict look-up fire(state, event) (baseline)", baseline, "ns", ratio=1.0)
+    process = STANDARD_ORDER_PROCESS
+    ours = measure(process.fire, sizes.fire, "awaiting_shipment", "ship")
+    out.add(
+        "Process.fire, unguarded (ship)",
+        ours,
+        "ns",
+        ratio=ours / baseline,
+        target=Target("<=", 1.5),
+    )
+    order = placed_orders(1)[0]
+    guarded = measure(process.fire, sizes.fire, "pending_payment", "pay", order, order.total)
+    out.add("Process.fire, guarded (pay, order + amount)", guarded, "ns", ratio=guarded / baseline)
+    theirs = measure_each(
+        lambda model: model.ship(),
+        lambda n: [machine_object("awaiting_shipment") for _ in range(n)],
+        sizes.machines,
+    )
+    out.add(
+        "transitions, one Machine per object: obj.ship()", theirs, "ns", ratio=theirs / baseline
+    )
+    return out
+
+
+@section("2. A whole command on the Order aggregate")
+def commands(sizes: Sizes) -> Section:
+    out = Section(
+        "2. A whole command on the Order aggregate",
+        "  checks, state change, version bump and event; fresh orders built untimed per repeat",
+    )
+    shipping = measure_each(ship, paid_orders, sizes.command)
+    out.add("Order.ship on a paid order", shipping / 1000, "us")
+    full = measure_each(lifecycle, placed_orders, sizes.command)
+    out.add("lifecycle pay -> ship -> deliver -> confirm_receipt", full / 1000, "us/order")
+    out.add("  the same, as throughput", 1e9 / full, "orders/s")
+    return out
+
+
+@section("3. Construction: a new order vs a transitions Machine per object")
+def construction(sizes: Sizes) -> Section:
+    out = Section(
+        "3. Construction: a new order vs a transitions Machine per object",
+        "  Order.place with prebuilt lines (validated, total, deadline, event); "
+        "ratio = time / Order.place",
+    )
+    lines = make_lines()
+    placing = measure(lambda: place(0, lines), sizes.place)
+    out.add("Order.place (baseline)", placing / 1000, "us", ratio=1.0)
+    machine = measure(machine_object, sizes.machines)
+    out.add(
+        "transitions.Machine(model=obj, ...) per object",
+        machine / 1000,
+        "us",
+        ratio=machine / placing,
+        target=Target(">=", 20),
+    )
+    return out
+
+
+@section("4. Memory at rest per order")
+def memory(sizes: Sizes) -> Section:
+    out = Section(
+        "4. Memory at rest per order",
+        f"  tracemalloc, {sizes.memory:,} orders (events collected) with their lines; "
+        "ratio = bytes / BareOrder",
+        value_header="bytes each",
+    )
+    bare = bytes_each(bare_order, sizes.memory)
+    out.add("BareOrder: attrs data fields only (baseline)", bare, "B", ratio=1.0)
+    ours = bytes_each(order_at_rest, sizes.memory)
+    out.add("Order.place(...)", ours, "B", ratio=ours / bare, target=Target("<=", 1.3))
+    machines = bytes_each(lambda _: machine_object(), sizes.memory_machines)
+    out.add(
+        f"object + its own transitions.Machine ({sizes.memory_machines:,} objects)",
+        machines,
+        "B",
+        ratio=machines / bare,
+    )
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def run(sizes: Sizes, titles: Iterable[str] | None = None) -> None:
+    print(
+        f"ecommerce_core benchmarks: Python {platform.python_version()} "
+        f"({platform.python_implementation()}, {platform.system()} {platform.machine()}), "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    )
+    print(f"medians of {REPEATS} repeats; compare ratios within this run only\n")
+    for title in titles or SECTIONS:
+        print(SECTIONS[title](sizes).render(), end="\n\n", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    args = parser.parse_args(argv)
+    run(QUICK if args.quick else Sizes())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

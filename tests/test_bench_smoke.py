@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks" / "bench.py"
+
+
+def test_the_benchmark_script_runs_quickly_and_prints_every_section(capsys):
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    assert spec is not None
+    assert spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # importing it must not run it
+    assert capsys.readouterr().out == ""
+    titles = list(bench.SECTIONS)
+    assert titles
+
+    paths = [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    result = subprocess.run(  # noqa: S603  # our own script, run by this interpreter
+        [sys.executable, str(BENCH), "--quick"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Python" in result.stdout
+    for title in titles:
+        assert title in result.stdout
