@@ -1,0 +1,14 @@
+"""Application services: the use cases, one method each, over the ports.
+
+Every command follows the same steps: load the aggregate through its repository, run the
+domain command (which checks actor, input and state before changing anything), save with the
+version it was loaded at (a concurrent writer gets
+:class:`~ecommerce_core.errors.VersionConflict`), act on the other ports, and only then publish
+the events the aggregate collected.
+"""
+
+from __future__ import annotations
+
+from ecommerce_core.services.orders import Expired, OrderService
+
+__all__ = ["Expired", "OrderService"]
