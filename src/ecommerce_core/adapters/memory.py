@@ -78,6 +78,8 @@ class InMemoryOrderRepository:
     def due(self, now: datetime, limit: int = 1000) -> list[str]:
         """Ids of orders whose deadline has come, earliest first."""
         check_now(now)
+        if type(limit) is not int or limit < 0:
+            raise InvalidInput("limit", limit, "must be a whole number, zero or more")
         due = sorted(
             (o.deadline.at, o.id)
             for o in self._orders.values()
@@ -113,7 +115,10 @@ class InMemoryInventory:
         self._reserved: dict[str, int] = {}
         self._reservations: dict[str, _Reservation] = {}
         for sku, quantity in (stock or {}).items():
-            self.receive(sku, quantity)
+            if quantity:
+                self.receive(sku, quantity)
+            else:
+                self._on_hand[sku] = 0
 
     def receive(self, sku: str, quantity: int) -> None:
         """Add units on hand."""
@@ -271,7 +276,7 @@ class ManualClock:
 
     def advance(self, delta: timedelta) -> datetime:
         """Move forward by ``delta`` (never back) and return the new time."""
-        if delta < timedelta(0):
+        if not isinstance(delta, timedelta) or delta < timedelta(0):
             raise InvalidInput("delta", delta, "a clock never moves backwards")
         self._now += delta
         return self._now

@@ -1,0 +1,274 @@
+"""Our in-memory adapters pass every port contract, plus what each adds beside its port."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ecommerce_core.actors import Actor
+from ecommerce_core.adapters.memory import (
+    InMemoryCatalog,
+    InMemoryInventory,
+    InMemoryOrderRepository,
+    ManualClock,
+    RecordingPublisher,
+    ScriptedPaymentGateway,
+    SequentialIds,
+)
+from ecommerce_core.errors import InvalidInput
+from ecommerce_core.money import Money
+from ecommerce_core.orders import OrderState
+from ecommerce_core.ports import (
+    ChargeRequest,
+    GatewayStatus,
+    Product,
+    RefundRequest,
+    StockItem,
+)
+from ecommerce_core.testing.contracts import (
+    CatalogContract,
+    ClockContract,
+    EventPublisherContract,
+    IdSourceContract,
+    InventoryContract,
+    OrderRepositoryContract,
+    PaymentGatewayContract,
+    make_order,
+)
+
+
+def cny(amount):
+    return Money.of(amount, "CNY")
+
+
+# --------------------------------------------------------------------------- contracts
+
+
+class TestInMemoryOrderRepositoryContract(OrderRepositoryContract):
+    def make_repository(self):
+        return InMemoryOrderRepository()
+
+
+class TestInMemoryInventoryContract(InventoryContract):
+    def make_inventory(self):
+        return InMemoryInventory()
+
+
+class TestInMemoryCatalogContract(CatalogContract):
+    def make_catalog(self, products):
+        return InMemoryCatalog(products)
+
+
+class TestScriptedPaymentGatewayContract(PaymentGatewayContract):
+    def make_gateway(self):
+        return ScriptedPaymentGateway()
+
+
+class TestManualClockContract(ClockContract):
+    def make_clock(self):
+        return ManualClock()
+
+
+class TestSequentialIdsContract(IdSourceContract):
+    def make_ids(self):
+        return SequentialIds()
+
+
+class TestRecordingPublisherContract(EventPublisherContract):
+    def make_publisher(self):
+        return RecordingPublisher()
+
+
+# --------------------------------------------------------------------------- adapter extras
+
+
+class TestManualClock:
+    START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+    def test_starts_at_the_given_time(self):
+        assert ManualClock(self.START).now() == self.START
+
+    def test_starts_on_new_years_morning_2026_utc_by_default(self):
+        assert ManualClock().now() == datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+
+    def test_advance_moves_forward_and_returns_the_new_time(self):
+        clock = ManualClock(self.START)
+        assert clock.advance(timedelta(minutes=31)) == self.START + timedelta(minutes=31)
+        clock.advance(timedelta(days=2))
+        assert clock.now() == self.START + timedelta(days=2, minutes=31)
+
+    def test_advance_by_zero_keeps_the_time(self):
+        clock = ManualClock(self.START)
+        assert clock.advance(timedelta(0)) == self.START
+        assert clock.now() == self.START
+
+    def test_advance_refuses_a_negative_delta_and_keeps_the_time(self):
+        clock = ManualClock(self.START)
+        with pytest.raises(InvalidInput) as caught:
+            clock.advance(timedelta(seconds=-1))
+        assert caught.value.field == "delta"
+        assert clock.now() == self.START
+
+    def test_refuses_a_naive_start(self):
+        with pytest.raises(InvalidInput) as caught:
+            ManualClock(datetime(2026, 1, 1, 9, 0))  # noqa: DTZ001
+        assert caught.value.field == "now"
+
+
+class TestRecordingPublisher:
+    def test_keeps_published_events_in_order_across_calls(self):
+        first, second = make_order("o-1"), make_order("o-2")
+        first.cancel(Actor.buyer("b-1"), reason="changed my mind", now=first.placed_at)
+        publisher = RecordingPublisher()
+        publisher.publish(first.collect_events())
+        publisher.publish([])
+        publisher.publish(second.collect_events())
+        assert [(e.aggregate_id, e.name, e.version) for e in publisher.published] == [
+            ("o-1", "OrderPlaced", 1),
+            ("o-1", "OrderCancelled", 2),
+            ("o-2", "OrderPlaced", 1),
+        ]
+
+    def test_starts_empty(self):
+        assert RecordingPublisher().published == []
+
+
+class TestScriptedPaymentGateway:
+    def test_a_declined_charge_has_no_transaction_id_and_books_nothing(self):
+        gateway = ScriptedPaymentGateway(lambda _: GatewayStatus.DECLINED)
+        result = gateway.charge(ChargeRequest("o-1", cny("76.00"), "k-1"))
+        assert result.status is GatewayStatus.DECLINED
+        assert not result.succeeded
+        assert result.transaction_id == ""
+        assert result.amount == cny("76.00")
+        assert gateway.charged == {}
+
+    def test_a_retried_declined_charge_gets_the_same_decline(self):
+        answers = iter([GatewayStatus.DECLINED, GatewayStatus.SUCCEEDED])
+        gateway = ScriptedPaymentGateway(lambda _: next(answers))
+        request = ChargeRequest("o-1", cny("76.00"), "k-1")
+        first = gateway.charge(request)
+        assert gateway.charge(request) == first
+        assert first.status is GatewayStatus.DECLINED
+        assert gateway.charged == {}
+
+    def test_a_pending_charge_stays_pending_and_books_nothing(self):
+        gateway = ScriptedPaymentGateway(lambda _: GatewayStatus.PENDING)
+        result = gateway.charge(ChargeRequest("o-1", cny("76.00"), "k-1"))
+        assert result.status is GatewayStatus.PENDING
+        assert not result.succeeded
+        assert gateway.charged == {}
+
+    def test_decide_sees_each_new_request_once(self):
+        seen = []
+
+        def decide(request):
+            seen.append(request)
+            return GatewayStatus.SUCCEEDED
+
+        gateway = ScriptedPaymentGateway(decide)
+        request = ChargeRequest("o-1", cny("76.00"), "k-1")
+        gateway.charge(request)
+        gateway.charge(request)
+        assert seen == [request]
+
+    def test_charged_and_refunded_books_add_up_per_order(self):
+        gateway = ScriptedPaymentGateway()
+        one = gateway.charge(ChargeRequest("o-1", cny("76.00"), "k-1"))
+        gateway.charge(ChargeRequest("o-1", cny("10.50"), "k-2"))
+        gateway.charge(ChargeRequest("o-1", cny("10.50"), "k-2"))  # a retry books nothing
+        gateway.charge(ChargeRequest("o-2", cny("25.00"), "k-3"))
+        gateway.refund(RefundRequest("o-1", one.transaction_id, cny("30.00"), "r-1"))
+        gateway.refund(RefundRequest("o-1", one.transaction_id, cny("6.00"), "r-2"))
+        gateway.refund(RefundRequest("o-1", one.transaction_id, cny("6.00"), "r-2"))
+        assert gateway.charged == {"o-1": cny("86.50"), "o-2": cny("25.00")}
+        assert gateway.refunded == {"o-1": cny("36.00")}
+
+    def test_a_declined_refund_books_nothing(self):
+        gateway = ScriptedPaymentGateway(
+            lambda request: (
+                GatewayStatus.DECLINED
+                if isinstance(request, RefundRequest)
+                else GatewayStatus.SUCCEEDED
+            )
+        )
+        charged = gateway.charge(ChargeRequest("o-1", cny("76.00"), "k-1"))
+        result = gateway.refund(RefundRequest("o-1", charged.transaction_id, cny("1.00"), "r"))
+        assert (result.status, result.transaction_id) == (GatewayStatus.DECLINED, "")
+        assert gateway.refunded == {}
+        assert gateway.charged == {"o-1": cny("76.00")}
+
+
+class TestInMemoryOrderRepository:
+    def test_all_returns_every_order_sorted_by_id(self):
+        repository = InMemoryOrderRepository()
+        for order_id in ("o-b", "o-c", "o-a"):
+            repository.add(make_order(order_id))
+        assert [order.id for order in repository.all()] == ["o-a", "o-b", "o-c"]
+
+    def test_all_returns_copies_the_caller_may_change(self):
+        repository = InMemoryOrderRepository()
+        repository.add(make_order("o-1"))
+        (copy,) = repository.all()
+        copy.state = OrderState.CANCELLED
+        assert repository.get("o-1").state == OrderState.PENDING_PAYMENT
+
+    def test_len_counts_stored_orders(self):
+        repository = InMemoryOrderRepository()
+        assert len(repository) == 0
+        repository.add(make_order("o-1"))
+        repository.add(make_order("o-2"))
+        assert len(repository) == 2
+
+    def test_due_with_limit_zero_returns_nothing(self):
+        repository = InMemoryOrderRepository()
+        repository.add(make_order("o-1"))
+        assert repository.due(make_order().placed_at + timedelta(days=1), limit=0) == []
+
+    def test_due_refuses_a_negative_limit(self):
+        repository = InMemoryOrderRepository()
+        for order_id in ("o-1", "o-2", "o-3"):
+            repository.add(make_order(order_id))
+        with pytest.raises(InvalidInput):
+            repository.due(make_order().placed_at + timedelta(days=1), limit=-1)
+
+
+class TestInMemoryInventory:
+    def test_starts_with_the_given_stock(self):
+        inventory = InMemoryInventory({"tea": 3, "cup": 2})
+        assert [inventory.on_hand(sku) for sku in ("tea", "cup")] == [3, 2]
+        assert inventory.available("tea") == 3
+
+    def test_starts_with_a_sku_at_zero_stock(self):
+        inventory = InMemoryInventory({"tea": 0, "cup": 2})
+        assert (inventory.on_hand("tea"), inventory.on_hand("cup")) == (0, 2)
+
+    @pytest.mark.parametrize("quantity", [0, -2, True, 1.5])
+    def test_receive_refuses_a_quantity_that_is_not_a_whole_number_above_zero(self, quantity):
+        inventory = InMemoryInventory({"tea": 3})
+        with pytest.raises(InvalidInput):
+            inventory.receive("tea", quantity)
+        assert inventory.on_hand("tea") == 3
+
+    def test_a_released_reservation_id_stays_used(self):
+        inventory = InMemoryInventory({"tea": 3})
+        inventory.reserve("r-1", [StockItem("1", "tea", 2)])
+        inventory.release("r-1")
+        inventory.reserve("r-1", [StockItem("1", "tea", 2)])
+        assert inventory.reserved("tea") == 0
+
+
+class TestInMemoryCatalog:
+    def test_add_stores_and_replaces_a_product(self):
+        catalog = InMemoryCatalog()
+        catalog.add(Product("tea-01", "m-1", "Tea", cny("38.00")))
+        catalog.add(Product("tea-01", "m-1", "Tea", cny("40.00")))
+        assert catalog.product("tea-01").unit_price == cny("40.00")
+
+
+class TestSequentialIds:
+    def test_counts_each_kind_from_one(self):
+        ids = SequentialIds()
+        got = [ids.next_id("order"), ids.next_id("checkout"), ids.next_id("order")]
+        assert got == ["order-1", "checkout-1", "order-2"]
