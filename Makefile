@@ -5,7 +5,9 @@ PY     := $(VENV)/bin/python
 STAMP_RUN  := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench diagrams clean
+STAMP_DOCS := $(VENV)/.installed-docs
+
+.PHONY: demo test lint bench diagrams docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +38,14 @@ lint: $(STAMP_TEST)
 ## bench: side-by-side benchmarks with ratios against plain baselines
 bench: $(STAMP_TEST)
 	$(PY) benchmarks/bench.py
+
+$(STAMP_DOCS): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $@
+
+## docs: build the MkDocs site (Material theme) into site/
+docs: $(STAMP_DOCS)
+	$(VENV)/bin/mkdocs build --strict
 
 ## diagrams: regenerate docs/diagrams from the process definitions
 diagrams: $(STAMP_RUN)

@@ -62,3 +62,14 @@ def test_the_generated_diagram_of_each_process_is_current(name):
 def test_no_diagram_page_is_left_for_a_process_that_no_longer_exists():
     pages = {p.stem for p in (ROOT / "docs" / "diagrams").glob("*.md")}
     assert pages <= set(PROCESSES)
+
+
+def nav_pages() -> set[str]:
+    text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    return set(re.findall(r":\s*([\w./-]+\.md)\s*$", text, re.MULTILINE))
+
+
+def test_every_docs_page_is_in_the_site_navigation():
+    pages = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md")}
+    assert pages - nav_pages() == set(), "add the page to `nav:` in mkdocs.yml"
+    assert nav_pages() - pages == set(), "mkdocs.yml names a page that does not exist"
