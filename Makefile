@@ -45,7 +45,7 @@ $(STAMP_DOCS): pyproject.toml | $(PY)
 
 ## docs: build the MkDocs site (Material theme) into site/
 docs: $(STAMP_DOCS)
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 ## diagrams: regenerate docs/diagrams from the process definitions
 diagrams: $(STAMP_RUN)
