@@ -473,9 +473,8 @@ class ScriptedPaymentGateway:
         return self._books.get(key)
 
     def _currency_of(self, request: GatewayRequest) -> str:
-        amount = getattr(request, "amount", None)
-        if amount is not None:
-            return str(amount.currency)
+        if not isinstance(request, VoidRequest):
+            return request.amount.currency
         book = self._book_of(request.payment_id, request.transaction_id)
         return "CNY" if book is None else book.currency
 

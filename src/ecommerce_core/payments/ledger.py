@@ -37,7 +37,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
@@ -98,7 +98,7 @@ KEPT_KINDS: Final = frozenset({AccountKind.COD_FEE})
 PLATFORM: Final = "platform"
 
 
-def _check_owner(_: object, __: object, value: object) -> None:
+def _check_owner(_: object, __: object, value: Any) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("owner", value, "an account needs a non-empty owner id")
 

@@ -2,8 +2,9 @@
 
 Its process, ``payment.gateway``::
 
-    created 待支付 ─authorize→ authorized ─capture→ captured ─refund→ partially_refunded / refunded
-       └─decline / fail / void→ declined, failed, voided       authorized ─expire_authorization→ expired
+    created 待支付 ─authorize→ authorized ─capture→ captured ─refund→ partially_refunded, refunded
+    created ─decline / fail / void→ declined, failed, voided
+    authorized ─expire_authorization→ expired
 
 A sale (the usual Chinese checkout) authorizes and captures at once: ``created → captured``.
 Captures may be partial, up to the authorized amount. Every capture and refund is a record:
@@ -183,8 +184,10 @@ class GatewayPayment(PaymentRecord):
     captures: tuple[Capture, ...] = attrs.field(default=(), kw_only=True)
 
     @classmethod
-    def start(cls, payment_id: str, order: Order, actor: Actor, *, now: datetime) -> Self:
-        """Start paying ``order`` through the provider.
+    def start(
+        cls, payment_id: str, order: Order, actor: Actor, *, now: datetime, key: str = ""
+    ) -> Self:
+        """Start paying ``order`` through the provider (``key``: the caller's idempotency key).
 
         Raises:
             InvalidInput: An order of another payment method; a zero total.
@@ -214,10 +217,16 @@ class GatewayPayment(PaymentRecord):
             authorized=Money.zero(order.currency),
         )
         payment._authorize("pay", actor, _PAYERS)
+        if key:
+            payment._remember(f"start:{key}", "start")
         payment._record(
             PaymentStarted, now, actor, order_id=order.id, method=method, amount=order.total
         )
         return payment
+
+    def started_with(self, key: str) -> bool:
+        """Whether the caller started this payment with idempotency key ``key``."""
+        return self.keys.get(f"start:{key}") == "start"
 
     # ----------------------------------------------------------------- reading
 
@@ -310,10 +319,21 @@ class GatewayPayment(PaymentRecord):
             return False
         if capture.status is CaptureStatus.FAILED:  # the provider took it after all
             return self._book_capture(
-                f"txn:{transaction_id or key}", capture.amount, transaction_id, now, policy
+                f"txn:{transaction_id or key}",
+                capture.amount,
+                transaction_id=transaction_id,
+                now=now,
+                policy=policy,
             )
         self.captures = tuple(c for c in self.captures if c.key != key)
-        self._book_capture(key, capture.amount, transaction_id, now, policy, capture.requested_at)
+        self._book_capture(
+            key,
+            capture.amount,
+            transaction_id=transaction_id,
+            now=now,
+            policy=policy,
+            requested_at=capture.requested_at,
+        )
         return True
 
     def capture_failed(self, key: str, *, now: datetime, reason: str) -> bool:
@@ -324,14 +344,18 @@ class GatewayPayment(PaymentRecord):
 
         """
         check_now(now)
-        capture = self._capture(key)
+        if not self._mark_failed(self._capture(key), now):
+            return False
+        if self.state == G.CREATED and self.captured.is_zero:
+            self._close("decline", now, reason)
+        return True
+
+    def _mark_failed(self, capture: Capture, now: datetime) -> bool:
         if capture.status is not CaptureStatus.PENDING:
             return False
         failed = attrs.evolve(capture, status=CaptureStatus.FAILED)
-        self.captures = tuple(failed if c.key == key else c for c in self.captures)
-        self._record(CaptureFailed, now, _PROVIDER, capture_key=key, amount=capture.amount)
-        if self.state == G.CREATED and self.captured.is_zero:
-            self._close("decline", now, reason)
+        self.captures = tuple(failed if c.key == capture.key else c for c in self.captures)
+        self._record(CaptureFailed, now, _PROVIDER, capture_key=capture.key, amount=capture.amount)
         return True
 
     def _capture(self, key: str) -> Capture:
@@ -344,6 +368,7 @@ class GatewayPayment(PaymentRecord):
         self,
         key: str,
         amount: Money,
+        *,
         transaction_id: str,
         now: datetime,
         policy: PaymentPolicy,
@@ -429,7 +454,7 @@ class GatewayPayment(PaymentRecord):
         trigger = "decline" if self.state == G.CREATED else "fail"
         if self.process.target(self.state, trigger) is None or not self.captured.is_zero:
             return False
-        self._fail_pending(now, reason)
+        self._fail_pending(now)
         self._close(trigger, now, reason)
         return True
 
@@ -438,20 +463,26 @@ class GatewayPayment(PaymentRecord):
 
         Raises:
             Forbidden: Not the buyer, the platform or the system.
-            TransitionNotAllowed: Money was captured (refund it instead), or a capture is
-                pending, or the payment is already closed.
+            TransitionNotAllowed: Money was captured (refund it instead), or the payment is
+                already closed.
 
         """
         self._authorize("void", actor, _VOIDERS)
-        took = any(c.status is not CaptureStatus.FAILED for c in self.captures)
-        if took or self.process.target(self.state, "void") is None:
+        if not self.captured.is_zero or self.process.target(self.state, "void") is None:
             allowed = tuple(t for t in self.process.triggers(self.state) if t != "void")
             raise TransitionNotAllowed(self.id, "void", self.state, allowed)
 
     def void(self, actor: Actor, *, now: datetime) -> None:
-        """The provider voided the payment: nothing was captured and nothing will be."""
+        """The provider voided the payment: nothing was captured, and pending captures fail.
+
+        Raises:
+            Forbidden: Not the buyer, the platform or the system.
+            TransitionNotAllowed: Money was captured, or the payment is already closed.
+
+        """
         self.ensure_can_void(actor)
         check_now(now)
+        self._fail_pending(now)
         self._close("void", now, "voided", actor)
 
     def expire(self, now: datetime) -> bool:
@@ -473,10 +504,9 @@ class GatewayPayment(PaymentRecord):
         self._record(AuthorizationExpired, now, Actor.system(), lapsed=lapsed)
         return True
 
-    def _fail_pending(self, now: datetime, reason: str) -> None:
+    def _fail_pending(self, now: datetime) -> None:
         for capture in self.captures:
-            if capture.status is CaptureStatus.PENDING:
-                self.capture_failed(capture.key, now=now, reason=reason)
+            self._mark_failed(capture, now)
 
     def _close(self, trigger: str, now: datetime, reason: str, actor: Actor = _PROVIDER) -> None:
         if self.state not in _CLOSED:
@@ -489,7 +519,7 @@ class GatewayPayment(PaymentRecord):
             else:
                 self._record(PaymentFailed, now, actor, reason=reason)
 
-    def _refunded(self, refund: Refund, now: datetime) -> None:
+    def _refunded(self, refund: Refund, now: datetime) -> None:  # noqa: ARG002  # the hook's signature
         self.state = self.process.fire(self.state, "refund", self, refund, subject_id=self.id)
 
     # ----------------------------------------------------------------- notifications
@@ -560,7 +590,7 @@ class GatewayPayment(PaymentRecord):
         if not n.amount.is_positive:
             return "a capture of nothing"
         key = f"txn:{n.transaction_id or n.event_id}"
-        self._book_capture(key, n.amount, n.transaction_id, now, policy)
+        self._book_capture(key, n.amount, transaction_id=n.transaction_id, now=now, policy=policy)
         return "applied"
 
     def _on_refunded(self, n: Notification, now: datetime) -> str:

@@ -113,6 +113,7 @@ def _fill(
 def _settle(
     book: _Book,
     shares: list[tuple[str, Money]],
+    *,
     source: Account,
     merchant: Account,
     policy: PaymentPolicy,
@@ -178,7 +179,7 @@ def payer_postings(
         for line_id, share in shares:
             book.move(line_id, payer, escrow, share)
     else:
-        _settle(book, shares, payer, merchant, policy, done)
+        _settle(book, shares, source=payer, merchant=merchant, policy=policy, done=done)
     return tuple(book.postings)
 
 
@@ -229,7 +230,7 @@ def release_postings(
         for line_id, _, amount in (_held(done, AccountKind.ESCROW) if done else [])
         if wanted is None or line_id in wanted
     ]
-    _settle(book, held, Account.escrow(), merchant, policy, done)
+    _settle(book, held, source=Account.escrow(), merchant=merchant, policy=policy, done=done)
     return tuple(book.postings)
 
 
