@@ -69,6 +69,7 @@ S = OrderState
 ORDER_COD: Final = STANDARD_ORDER.extend(
     "order.cod",
     states=[
+        State(S.AWAITING_SHIPMENT, description="待发货 placed; paid on delivery, not before"),
         State(
             AWAITING_COLLECTION, description="已发货 待收款 shipped unpaid; cash due at the door"
         ),

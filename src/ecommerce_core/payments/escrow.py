@@ -58,10 +58,12 @@ def _escrow_released(_: Order, payment: object) -> str | None:
 ORDER_ESCROW: Final = STANDARD_ORDER.extend(
     "order.escrow",
     states=[
+        State(S.AWAITING_SHIPMENT, description="待发货 paid into escrow; awaiting shipment"),
+        State(S.COMPLETED, description="已完成 escrow released; after-sales window open"),
         State(
             AWAITING_RELEASE,
             description="待结算 receipt confirmed; escrow not yet released to the merchant",
-        )
+        ),
     ],
     transitions=[
         Transition("confirm_receipt", _RECEIPT, AWAITING_RELEASE),
