@@ -258,13 +258,14 @@ class ScriptedPaymentGateway:
     and :meth:`notification` build other callbacks (a capture nobody asked for, a repeat).
 
     Attributes:
+        decide: What the provider answers a request it would accept (change it at any time).
         charged: Money captured, per order id.
         refunded: Money refunded, per order id.
 
     """
 
     def __init__(self, decide: Callable[[GatewayRequest], GatewayStatus] | None = None) -> None:
-        self._decide = decide or (lambda _: GatewayStatus.SUCCEEDED)
+        self.decide = decide or _always_succeed
         self._answers: dict[str, tuple[GatewayRequest, GatewayResult]] = {}
         self._ids = itertools.count(1)
         self._events = itertools.count(1)
@@ -424,7 +425,7 @@ class ScriptedPaymentGateway:
             if previous[0] != request:
                 raise IdempotencyConflict(request.idempotency_key, "different request")
             return previous[1]
-        status = GatewayStatus.DECLINED if refusal else self._decide(request)
+        status = GatewayStatus.DECLINED if refusal else self.decide(request)
         result = self._apply(request, prefix, status, refusal)
         self._answers[request.idempotency_key] = (request, result)
         return result
@@ -497,6 +498,10 @@ _KIND: Final = {
     VoidRequest: NotificationKind.FAILED,
     RefundRequest: NotificationKind.REFUNDED,
 }
+
+
+def _always_succeed(_: GatewayRequest) -> GatewayStatus:
+    return GatewayStatus.SUCCEEDED
 
 
 def _signature(event_id: str) -> str:
