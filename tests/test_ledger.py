@@ -37,7 +37,7 @@ def cny(minor: int) -> Money:
     return Money(minor, "CNY")
 
 
-def posting(source, target, minor, line="1", key="k", order="o-1", movement="capture"):
+def posting(source, target, minor, *, line="1", key="k", order="o-1", movement="capture"):
     return Posting(key, order, line, source, target, cny(minor), movement, AT)
 
 
@@ -285,7 +285,7 @@ class TestPolicy:
             {"authorization_ttl": __import__("datetime").timedelta(0)},
             {"credit_fee_rates": {}},
             {"credit_fee_rates": {0: Decimal("0.01")}},
-            {"credit_fee_rates": {3: Decimal("2")}},
+            {"credit_fee_rates": {3: Decimal(2)}},
         ],
     )
     def test_a_bad_policy_is_refused_when_built(self, change):

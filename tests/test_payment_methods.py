@@ -236,7 +236,7 @@ class TestNotifications:
 
     def test_a_repeated_notification_is_a_no_op(self, world):
         service, _ = world
-        order, payment = self.pending_sale(service)
+        _, payment = self.pending_sale(service)
         payload = service.payments.settle_pending(f"{payment.id}:sale")
         assert service.handle_notification(payload).outcome == "applied"
         before = state_of(service)
@@ -246,7 +246,7 @@ class TestNotifications:
 
     def test_the_same_event_id_with_another_payload_is_refused(self, world):
         service, _ = world
-        order, payment = self.pending_sale(service)
+        _, payment = self.pending_sale(service)
         payload = service.payments.settle_pending(f"{payment.id}:sale")
         service.handle_notification(payload)
         forged = service.payments.notification(

@@ -35,6 +35,10 @@ def scripted(service, decide):
     return service.payments
 
 
+def declines_refunds(request):
+    return GatewayStatus.DECLINED if isinstance(request, RefundRequest) else GatewayStatus.SUCCEEDED
+
+
 def refunds_pending(request):
     return GatewayStatus.PENDING if isinstance(request, RefundRequest) else GatewayStatus.SUCCEEDED
 
@@ -96,6 +100,24 @@ class TestLateCapture:
         assert service.orders.get(order.id).state == "cancelled"
 
 
+class TestAutomaticRefunds:
+    def test_a_declined_automatic_refund_is_kept_failed_until_a_retry_is_asked(self):
+        service, _ = demo_payment_service()
+        order = service.buy_now(ALICE, "tea-01", 2)
+        service.pay(order.id, ALICE)
+        scripted(service, declines_refunds)
+        service.cancel(order.id, ALICE, "changed my mind")
+        (payment,) = service.payments_of(order.id)
+        assert [r.status for r in payment.refunds] == [RefundStatus.FAILED]
+        service.reconcile(order.id)  # an ordinary touch does not hammer the provider
+        assert len(service.payments_of(order.id)[0].refunds) == 1
+        assert service.money(order.id).refundable == order.total
+        scripted(service, lambda _: GatewayStatus.SUCCEEDED)
+        service.reconcile(order.id, retry_failed=True)
+        money = service.money(order.id)
+        assert money.refunded == money.paid_in == order.total
+
+
 class TestRefundDuringEscrowHold:
     def test_a_refund_during_the_escrow_hold_pauses_auto_confirm(self):
         service, clock = demo_payment_service()
@@ -132,12 +154,7 @@ class TestFailedRefund:
         service, _ = demo_payment_service()
         order = service.buy_now(ALICE, "tea-01", 2)
         service.pay(order.id, ALICE)
-        scripted(
-            service,
-            lambda r: (
-                GatewayStatus.DECLINED if isinstance(r, RefundRequest) else GatewayStatus.SUCCEEDED
-            ),
-        )
+        scripted(service, declines_refunds)
         failed = service.refund(order.id, TEAHOUSE, key="r-1", amount=cny("50.00"))
         assert failed.status is RefundStatus.FAILED
         money = service.money(order.id)

@@ -104,10 +104,11 @@ def _fill(
     lacking = [(line_id, max(cost.minor - paid.get(line_id, 0), 0)) for line_id, cost in allocation]
     room = sum(weight for _, weight in lacking)
     fitting = min(amount.minor, room)
-    shares = split(Money(fitting, amount.currency), lacking) if fitting else []
+    shares = dict(split(Money(fitting, amount.currency), lacking) if fitting else [])
     if amount.minor > fitting:
-        shares.append((ORDER_LEVEL, Money(amount.minor - fitting, amount.currency)))
-    return shares
+        excess = Money(amount.minor - fitting, amount.currency)
+        shares[ORDER_LEVEL] = shares.get(ORDER_LEVEL, Money.zero(amount.currency)) + excess
+    return list(shares.items())
 
 
 def _settle(

@@ -467,16 +467,20 @@ class PaymentService(OrderService):
                 self.reconcile(payment.order_id)
         return fired
 
-    def reconcile(self, order_id: str) -> Order:
+    def reconcile(self, order_id: str, *, retry_failed: bool = False) -> Order:
         """Bring an order in line with its payments; idempotent, safe to call at any time.
 
         Pays an unpaid order its payment covers, gives back money the order does not keep,
         voids an open payment of a cancelled order, pauses the order's deadline while a payment
         is in flight or a refund is open, and releases escrow once receipt is confirmed.
+
+        Money the order does not keep is given back automatically once; if the provider
+        declines that refund, it stays failed (the money shows as still refundable) until a
+        call with ``retry_failed`` tries again.
         """
         for attempt in range(_RETRIES):
             try:
-                return self._reconcile(order_id)
+                return self._reconcile(order_id, retry_failed=retry_failed)
             except VersionConflict:
                 if attempt == _RETRIES - 1:
                     raise
@@ -504,7 +508,7 @@ class PaymentService(OrderService):
 
     # ----------------------------------------------------------------- reconciling
 
-    def _reconcile(self, order_id: str) -> Order:
+    def _reconcile(self, order_id: str, *, retry_failed: bool) -> Order:
         now = self._now()
         order = self.orders.get(order_id)
         version = order.version
@@ -515,7 +519,7 @@ class PaymentService(OrderService):
         if paid:
             self.inventory.commit(order.id)
         for payment in self.payments_of(order_id):
-            self._give_back(order, payment)
+            self._give_back(order, payment, retry_failed=retry_failed)
             if isinstance(payment, EscrowPayment) and order.state == AWAITING_RELEASE:
                 self._change(
                     payment.id,
@@ -564,9 +568,13 @@ class PaymentService(OrderService):
             return order.total
         return zero
 
-    def _give_back(self, order: Order, payment: PaymentRecord) -> None:
+    def _give_back(self, order: Order, payment: PaymentRecord, *, retry_failed: bool) -> None:
         keeps = self._keeps(order, payment)
-        automatic = [r.total for r in payment.refunds if r.automatic and r.status != "failed"]
+        automatic = [
+            r.total
+            for r in payment.refunds
+            if r.automatic and (r.status != "failed" or not retry_failed)
+        ]
         excess = payment.money().paid_in - keeps - sum(automatic, Money.zero(order.currency))
         excess = min(excess, payment.refundable)
         if excess.is_positive:
