@@ -8,6 +8,7 @@ They are not thread-safe; use one per thread, or the SQLite adapters.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -623,7 +624,7 @@ class InMemoryPaymentRepository:
             stored = self._payments[payment_id]
         except (KeyError, TypeError):
             raise NotFound("payment", payment_id) from None
-        return copy.copy(stored)
+        return _clone(stored)
 
     def save(self, payment: PaymentRecord, expected_version: int) -> None:
         """Store ``payment`` if nobody saved it since ``expected_version``."""
@@ -652,13 +653,27 @@ class InMemoryPaymentRepository:
 
     def all(self) -> list[PaymentRecord]:
         """Copies of every payment, by id."""
-        return [copy.copy(self._payments[k]) for k in sorted(self._payments)]
+        return [_clone(self._payments[k]) for k in sorted(self._payments)]
 
     @staticmethod
     def _snapshot(payment: PaymentRecord) -> PaymentRecord:
-        stored = copy.copy(payment)
+        stored = _clone(payment)
         stored.events = ()
         return stored
+
+
+@functools.cache
+def _slots(cls: type) -> tuple[str, ...]:
+    names = (n for c in cls.__mro__ for n in getattr(c, "__slots__", ()))
+    return tuple(dict.fromkeys(n for n in names if not n.startswith("__")))
+
+
+def _clone(payment: PaymentRecord) -> PaymentRecord:
+    """A shallow copy of a slotted aggregate (its fields are immutable values or tuples)."""
+    clone = object.__new__(type(payment))
+    for name in _slots(type(payment)):
+        object.__setattr__(clone, name, getattr(payment, name))
+    return clone
 
 
 class InMemoryCreditLines:

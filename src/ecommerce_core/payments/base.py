@@ -144,6 +144,9 @@ class PaymentRecord:
     keys: Mapping[str, str] = attrs.field(factory=lambda: MappingProxyType({}), repr=False)
     deadline: datetime | None = None
     events: tuple[DomainEvent, ...] = attrs.field(default=(), repr=False)
+    _view: tuple[int, OrderMoney] | None = attrs.field(
+        default=None, init=False, repr=False, eq=False, alias="_view"
+    )
 
     # ----------------------------------------------------------------- reading
 
@@ -159,7 +162,10 @@ class PaymentRecord:
 
     def money(self) -> OrderMoney:
         """What this payment's money did, per line (its own postings only)."""
-        return order_money(self.order_id, self.currency, self.postings)
+        count = len(self.postings)  # postings are only ever appended: the count versions it
+        if self._view is None or self._view[0] != count:
+            self._view = (count, order_money(self.order_id, self.currency, self.postings))
+        return self._view[1]
 
     @property
     def open_refunds(self) -> tuple[Refund, ...]:

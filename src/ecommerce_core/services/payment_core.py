@@ -186,27 +186,35 @@ class PaymentCore(OrderService):
         now = self._now()
         order = self.orders.get(order_id)
         version = order.version
-        paid = self._pay_if_covered(order, self.payments_of(order_id), now)
+        payments = self.payments_of(order_id)
+        paid = self._pay_if_covered(order, payments, now)
         if order.version != version:
             self.orders.save(order, version)
-            self._publish(order)
+            self._publish(order)  # the order is now as stored, its events collected
         if paid:
             self.inventory.commit(order.id)
-        for payment in self.payments_of(order_id):
-            self._give_back(order, payment, retry_failed=retry_failed)
-            if isinstance(payment, EscrowPayment) and order.state == AWAITING_RELEASE:
+        moved = False  # the steps below change payments only, never the order
+        for payment in payments:
+            moved |= self._give_back(order, payment, retry_failed=retry_failed)
+            if (
+                isinstance(payment, EscrowPayment)
+                and order.state == AWAITING_RELEASE
+                and payment.releasable_lines()
+            ):
                 self._change(
                     payment.id,
                     lambda p: narrow(p, EscrowPayment).release(
                         _SYSTEM, now=self._now(), policy=self.payment_policy
                     ),
                 )
-        order = self.orders.get(order_id)
+                moved = True
+        if moved:
+            payments = self.payments_of(order_id)
         version = order.version
-        payments = self.payments_of(order_id)
         self._sync_holds(order, payments, now)
         if order.state == AWAITING_RELEASE and order.payment is not None:
-            paying = self.payment_records.get(order.payment.reference)
+            reference = order.payment.reference
+            paying = next((p for p in payments if p.id == reference), None)
             if (
                 isinstance(paying, EscrowPayment)
                 and order.process.target(order.state, "release", order, paying) is not None
@@ -242,7 +250,8 @@ class PaymentCore(OrderService):
             return order.total
         return zero
 
-    def _give_back(self, order: Order, payment: PaymentRecord, *, retry_failed: bool) -> None:
+    def _give_back(self, order: Order, payment: PaymentRecord, *, retry_failed: bool) -> bool:
+        """Refund what the order does not keep, void what it will not need; ``True`` if it did."""
         keeps = self._keeps(order, payment)
         automatic = [
             r.total
@@ -265,6 +274,7 @@ class PaymentCore(OrderService):
                 reason=reason,
                 automatic=True,
             )
+            return True
         if (
             keeps.is_zero
             and isinstance(payment, GatewayPayment)
@@ -272,6 +282,8 @@ class PaymentCore(OrderService):
             and payment.state in (GatewayState.CREATED, GatewayState.AUTHORIZED)
         ):
             self._void(payment, _SYSTEM)
+            return True
+        return False
 
     def _sync_holds(self, order: Order, payments: Sequence[PaymentRecord], now: datetime) -> None:
         wanted: set[str] = set()

@@ -124,13 +124,14 @@ class PaymentService(PaymentCore):
         order = self.orders.get(order_id)
         if order.payment_method == PaymentMethod.CREDIT:
             raise InvalidInput("payment_method", "credit", "credit orders pay with pay_with_credit")
-        for earlier in self.payments_of(order.id):
-            if key and isinstance(earlier, GatewayPayment) and earlier.started_with(key):
-                return self._outcome(self.reconcile(order.id), earlier.id, paid=capture)
+        earlier = self.payments_of(order.id)
+        for payment in earlier:
+            if key and isinstance(payment, GatewayPayment) and payment.started_with(key):
+                return self._outcome(self.reconcile(order.id), payment.id, paid=capture)
         order.ensure_can("pay", actor, order.total)
         live = [
             p
-            for p in self.payments_of(order.id)
+            for p in earlier
             if isinstance(p, GatewayPayment)
             and p.state in (GatewayState.CREATED, GatewayState.AUTHORIZED)
         ]
