@@ -85,7 +85,9 @@ def note(kind, amount="76.00", **fields) -> Notification:
 
 
 def frozen(p) -> dict[str, object]:
-    return {f.name: getattr(p, f.name) for f in attrs.fields(type(p)) if f.eq and f.name != "events"}
+    return {
+        f.name: getattr(p, f.name) for f in attrs.fields(type(p)) if f.eq and f.name != "events"
+    }
 
 
 class TestStarting:

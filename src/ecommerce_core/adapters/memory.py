@@ -8,7 +8,6 @@ They are not thread-safe; use one per thread, or the SQLite adapters.
 from __future__ import annotations
 
 import copy
-import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -662,10 +661,15 @@ class InMemoryPaymentRepository:
         return stored
 
 
-@functools.cache
+_SLOTS: dict[type, tuple[str, ...]] = {}
+
+
 def _slots(cls: type) -> tuple[str, ...]:
-    names = (n for c in cls.__mro__ for n in getattr(c, "__slots__", ()))
-    return tuple(dict.fromkeys(n for n in names if not n.startswith("__")))
+    found = _SLOTS.get(cls)
+    if found is None:
+        names = (n for c in cls.__mro__ for n in getattr(c, "__slots__", ()))
+        found = _SLOTS[cls] = tuple(dict.fromkeys(n for n in names if not n.startswith("__")))
+    return found
 
 
 def _clone(payment: PaymentRecord) -> PaymentRecord:
