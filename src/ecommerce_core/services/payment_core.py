@@ -471,6 +471,7 @@ class PaymentCore(OrderService):
         self.publisher.publish(payment.collect_events())
 
     def _save_order(self, order: Order) -> Order:
+        """Save an order loaded in this command (it carried no events when loaded), publish."""
         self.orders.save(order, order.version - len(order.events))
         return self._publish(order)
 
