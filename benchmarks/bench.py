@@ -415,6 +415,99 @@ def memory(sizes: Sizes) -> Section:
     return out
 
 
+# ----------------------------------------------------------------------------- payments
+
+# Every transition of the standard process, guarded or not: the dict-table baseline's table.
+FULL_TABLE = {
+    (source, t.trigger): t.dest for t in STANDARD_ORDER.transitions for source in t.source
+}
+LIFECYCLE_EVENTS = ("pay", "ship", "deliver", "confirm_receipt")
+
+
+def dict_table_lifecycle(books: dict[int, int], i: int) -> None:
+    """The baseline: an order as a dict walked through a dict table, money as one int."""
+    order = {"id": i, "state": "pending_payment", "total": 17_600}
+    for event in LIFECYCLE_EVENTS:
+        order["state"] = FULL_TABLE[order["state"], event]
+    books[i] = order["total"]
+
+
+def payment_service(*, ledger: bool) -> Any:
+    """A service on in-memory adapters with stock enough for any run (built untimed)."""
+    from ecommerce_core.adapters.memory import (  # noqa: PLC0415  # only this section needs them
+        InMemoryCatalog,
+        InMemoryInventory,
+        InMemoryLedger,
+        InMemoryOrderRepository,
+        InMemoryPaymentRepository,
+        ManualClock,
+        RecordingPublisher,
+        ScriptedPaymentGateway,
+        SequentialIds,
+    )
+    from ecommerce_core.ports import Product  # noqa: PLC0415
+    from ecommerce_core.services import OrderService, PaymentService  # noqa: PLC0415
+
+    ports: dict[str, Any] = {
+        "orders": InMemoryOrderRepository(),
+        "inventory": InMemoryInventory({"tea-01": 10**9, "cup-01": 10**9}),
+        "catalog": InMemoryCatalog(
+            [
+                Product("tea-01", MERCHANT.id, "tea", Money.of("38.00", "CNY")),
+                Product("cup-01", MERCHANT.id, "cup", Money.of("25.00", "CNY")),
+            ]
+        ),
+        "payments": ScriptedPaymentGateway(),
+        "clock": ManualClock(NOW),
+        "ids": SequentialIds(),
+        "publisher": RecordingPublisher(),
+        "policy": POLICY,
+    }
+    if not ledger:
+        return OrderService(**ports)
+    return PaymentService(
+        **ports, ledger=InMemoryLedger(), payment_records=InMemoryPaymentRepository()
+    )
+
+
+def service_lifecycle(service: Any, method: str) -> None:
+    """Buy two lines, pay, ship, deliver, confirm receipt (escrow: and release)."""
+    from ecommerce_core.orders import CartItem  # noqa: PLC0415
+
+    (order,) = service.checkout(BUYER, [CartItem("tea-01", 2), CartItem("cup-01", 4)], method)
+    service.pay(order.id, BUYER)
+    service.ship(order.id, MERCHANT, carrier="SF", tracking_number="SF1001")
+    service.deliver(order.id, CARRIER)
+    service.confirm_receipt(order.id, BUYER)
+
+
+@section("5. Payments on the ledger: whole order lifecycles through the service")
+def payments(sizes: Sizes) -> Section:
+    out = Section(
+        "5. Payments on the ledger: whole order lifecycles through the service",
+        "  checkout (2 lines) -> pay -> ship -> deliver -> confirm_receipt on in-memory adapters;"
+        "\n  ratio = time / the dict-table baseline (an order as a dict, a dict table, an int)",
+    )
+    number = max(sizes.command // 4, 10)
+    books: dict[int, int] = {}
+    baseline = measure(lambda: dict_table_lifecycle(books, len(books)), number * 10)
+    out.add("dict-table lifecycle (baseline)", 1e9 / baseline, "orders/s", ratio=1.0)
+    aggregate = measure_each(lifecycle, placed_orders, sizes.command)
+    out.add(
+        "Order aggregate alone (section 2)", 1e9 / aggregate, "orders/s", ratio=aggregate / baseline
+    )
+    rows = (
+        ("OrderService, online, no ledger", False, "online"),
+        ("PaymentService, online payment + ledger", True, "online"),
+        ("PaymentService, escrow: hold, release + ledger", True, "escrow"),
+    )
+    for label, with_ledger, method in rows:
+        service = payment_service(ledger=with_ledger)
+        per_order = measure(lambda s=service, m=method: service_lifecycle(s, m), number)
+        out.add(label, 1e9 / per_order, "orders/s", ratio=per_order / baseline)
+    return out
+
+
 # ----------------------------------------------------------------------------- main
 
 

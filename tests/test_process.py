@@ -213,6 +213,16 @@ class TestExtension:
             State("completed", final=True, description="done, no window")
         ]
 
+    def test_a_replaced_state_keeps_its_place_and_new_states_come_last(self):
+        extended = STANDARD_ORDER.extend(
+            "order.redescribed",
+            states=[State("shipped", description="on its way"), State("lost", final=True)],
+            transitions=[Transition("lose", "shipped", "lost")],
+        )
+        names = [s.name for s in extended.states]
+        assert names == [*(s.name for s in STANDARD_ORDER.states), "lost"]
+        assert extended.states[names.index("shipped")].description == "on its way"
+
     def test_making_a_state_final_without_removing_its_way_out_is_refused(self):
         extended = STANDARD_ORDER.extend("order.bad", states=[State("completed", final=True)])
         assert problems_of(extended, ORDER_GUARDS) == (

@@ -14,6 +14,7 @@ from __future__ import annotations
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.errors import (
     Conflict,
+    CreditLimitExceeded,
     CurrencyMismatch,
     DefinitionError,
     EcommerceCoreError,
@@ -49,10 +50,11 @@ from ecommerce_core.orders import (
     OrderLine,
     OrderState,
 )
+from ecommerce_core.payments import OrderMoney, PaymentMethod, PaymentPolicy
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.process import Process, ProcessDefinition, State, Transition
 from ecommerce_core.processes import PROCESSES
-from ecommerce_core.services import Expired, OrderService
+from ecommerce_core.services import Expired, OrderService, PaymentService
 
 __all__ = [
     "PROCESSES",
@@ -62,6 +64,7 @@ __all__ = [
     "ActorKind",
     "CartItem",
     "Conflict",
+    "CreditLimitExceeded",
     "Currency",
     "CurrencyMismatch",
     "DefinitionError",
@@ -80,6 +83,7 @@ __all__ = [
     "OrderClosed",
     "OrderDelivered",
     "OrderLine",
+    "OrderMoney",
     "OrderPaid",
     "OrderPlaced",
     "OrderPolicy",
@@ -87,7 +91,10 @@ __all__ = [
     "OrderShipped",
     "OrderState",
     "OutOfStock",
+    "PaymentMethod",
     "PaymentNotCompleted",
+    "PaymentPolicy",
+    "PaymentService",
     "Process",
     "ProcessDefinition",
     "ReceiptConfirmed",

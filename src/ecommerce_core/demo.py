@@ -16,8 +16,11 @@ from datetime import timedelta
 from ecommerce_core.actors import Actor
 from ecommerce_core.adapters.memory import (
     InMemoryCatalog,
+    InMemoryCreditLines,
     InMemoryInventory,
+    InMemoryLedger,
     InMemoryOrderRepository,
+    InMemoryPaymentRepository,
     ManualClock,
     RecordingPublisher,
     ScriptedPaymentGateway,
@@ -26,11 +29,12 @@ from ecommerce_core.adapters.memory import (
 from ecommerce_core.errors import EcommerceCoreError
 from ecommerce_core.money import Money
 from ecommerce_core.orders import CartItem, Order
+from ecommerce_core.payments.policy import PaymentPolicy
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.ports import Product
-from ecommerce_core.services import OrderService
+from ecommerce_core.services import OrderService, PaymentService
 
-__all__ = ["DEMO_PRODUCTS", "demo_service", "run_demo"]
+__all__ = ["DEMO_PRODUCTS", "demo_payment_service", "demo_service", "run_demo"]
 
 DEMO_PRODUCTS = (
     Product("tea-01", "m-teahouse", "Longjing green tea 250 g", Money.of("38.00", "CNY"), "tea"),
@@ -60,6 +64,39 @@ def demo_service(
         ids=SequentialIds(),
         publisher=RecordingPublisher(),
         policy=policy or OrderPolicy(),
+    )
+    return service, clock
+
+
+def demo_payment_service(
+    stock: int = 100,
+    policy: OrderPolicy | None = None,
+    payment_policy: PaymentPolicy | None = None,
+    credit_limit: str = "1000.00",
+) -> tuple[PaymentService, ManualClock]:
+    """A :class:`PaymentService` on in-memory adapters: every payment method, one ledger.
+
+    The buyers ``alice`` and ``bob`` have credit lines of ``credit_limit`` CNY.
+
+    Returns:
+        The service and its manual clock.
+
+    """
+    clock = ManualClock()
+    limit = Money.of(credit_limit, "CNY")
+    service = PaymentService(
+        orders=InMemoryOrderRepository(),
+        inventory=InMemoryInventory({p.sku: stock for p in DEMO_PRODUCTS}),
+        catalog=InMemoryCatalog(DEMO_PRODUCTS),
+        payments=ScriptedPaymentGateway(),
+        clock=clock,
+        ids=SequentialIds(),
+        publisher=RecordingPublisher(),
+        policy=policy or OrderPolicy(),
+        ledger=InMemoryLedger(),
+        payment_records=InMemoryPaymentRepository(),
+        credit_lines=InMemoryCreditLines({"alice": limit, "bob": limit}),
+        payment_policy=payment_policy or PaymentPolicy(),
     )
     return service, clock
 

@@ -27,6 +27,7 @@ from typing import Any
 
 __all__ = [
     "Conflict",
+    "CreditLimitExceeded",
     "CurrencyMismatch",
     "DefinitionError",
     "EcommerceCoreError",
@@ -311,3 +312,32 @@ class PaymentNotCompleted(RuleViolation):
         self.status = status
         detail = f" ({message})" if message else ""
         super().__init__(aggregate_id, "pay", state, f"the payment is {status}{detail}")
+
+
+class CreditLimitExceeded(LimitExceeded):
+    """A credit draw beyond what the buyer's credit line has available.
+
+    Attributes:
+        buyer_id: The buyer.
+        available_amount: What the line had available (:class:`~ecommerce_core.money.Money`).
+        requested_amount: What the draw asked for (:class:`~ecommerce_core.money.Money`).
+
+    """
+
+    def __init__(self, buyer_id: str, available: Any, requested: Any) -> None:
+        LimitExceeded.__init__(
+            self,
+            "credit line",
+            getattr(available, "minor", 0),
+            getattr(requested, "minor", 0),
+            buyer_id,
+            "draw",
+        )
+        self.buyer_id = buyer_id
+        self.available_amount = available
+        self.requested_amount = requested
+        self.message = (
+            f"credit limit reached: buyer {buyer_id!r} has {available} available, "
+            f"{requested} requested"
+        )
+        self.args = (self.message,)

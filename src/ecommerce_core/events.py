@@ -10,13 +10,15 @@ Every event names the aggregate, the version the aggregate reached with it, when
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
 from ecommerce_core.money import Money
 
 __all__ = [
+    "DeadlinePaused",
+    "DeadlineResumed",
     "DomainEvent",
     "OrderCancelled",
     "OrderClosed",
@@ -61,6 +63,7 @@ class OrderPlaced(DomainEvent):
         merchant_id: The merchant.
         total: What the buyer owes (lines after discounts, plus shipping).
         process: The name of the process the order follows.
+        payment_method: How the buyer pays (``"online"``, ``"escrow"``, ``"cod"``, ``"credit"``).
 
     """
 
@@ -69,6 +72,7 @@ class OrderPlaced(DomainEvent):
     merchant_id: str
     total: Money
     process: str
+    payment_method: str = "online"
 
 
 @attrs.frozen(kw_only=True)
@@ -133,3 +137,34 @@ class OrderCancelled(DomainEvent):
 
     reason: str
     was_paid: bool
+
+
+@attrs.frozen(kw_only=True)
+class DeadlinePaused(DomainEvent):
+    """A hold was put on the order; while any hold is open its deadline does not run.
+
+    Attributes:
+        hold: The hold's key (``"refund:r-1"``, ``"payment:p-1"``, ``"aftersales:a-1"``).
+        trigger: The paused deadline's trigger, if a deadline was running (or already paused).
+        remaining: The time that deadline had left, kept until the last hold is lifted.
+
+    """
+
+    hold: str
+    trigger: str | None
+    remaining: timedelta | None
+
+
+@attrs.frozen(kw_only=True)
+class DeadlineResumed(DomainEvent):
+    """A hold was lifted; when it was the last one, the paused deadline runs again.
+
+    Attributes:
+        hold: The hold's key.
+        deadline: When the resumed deadline now falls due (``None`` while other holds stay open,
+            or when no deadline was paused).
+
+    """
+
+    hold: str
+    deadline: datetime | None

@@ -16,12 +16,15 @@ leaves the order, its version and its events exactly as they were. An accepted c
 the state, raises the version by one and appends one event.
 
 Timeouts are stored deadlines: entering a timed state sets :attr:`Order.deadline`, and
-:meth:`Order.expire` fires the deadline's trigger once ``now`` has reached it.
+:meth:`Order.expire` fires the deadline's trigger once ``now`` has reached it. A *hold*
+(:meth:`Order.pause_clock`: an open refund, a payment in flight, an after-sales request) pauses
+the running deadline and keeps its remaining time until the last hold is lifted
+(:meth:`Order.resume_clock`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Final
@@ -29,8 +32,15 @@ from typing import Final
 import attrs
 
 from ecommerce_core.actors import Actor, ActorKind
-from ecommerce_core.errors import CurrencyMismatch, Forbidden, InvalidInput
+from ecommerce_core.errors import (
+    CurrencyMismatch,
+    Forbidden,
+    InvalidInput,
+    TransitionNotAllowed,
+)
 from ecommerce_core.events import (
+    DeadlinePaused,
+    DeadlineResumed,
     DomainEvent,
     OrderCancelled,
     OrderClosed,
@@ -53,6 +63,7 @@ __all__ = [
     "Order",
     "OrderLine",
     "OrderState",
+    "PausedClock",
     "Payment",
     "ShipmentInfo",
     "check_now",
@@ -118,6 +129,9 @@ TIMERS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
         S.COMPLETED: ("close", "after_sales_window"),
     }
 )
+
+# Who may open and lift holds on the order's clock.
+_HOLDERS: Final = frozenset({ActorKind.PLATFORM, ActorKind.SYSTEM})
 
 # Who may run each command; buyers and merchants must also own the order.
 _MAY: Final[Mapping[str, frozenset[ActorKind]]] = MappingProxyType(
@@ -242,6 +256,20 @@ class Deadline:
 
 
 @attrs.frozen
+class PausedClock:
+    """A deadline on hold: which trigger it fires and how much time it had left.
+
+    Attributes:
+        trigger: The transition it fires once it runs again and falls due.
+        remaining: The time it had left when it was paused (never negative).
+
+    """
+
+    trigger: str
+    remaining: timedelta
+
+
+@attrs.frozen
 class Payment:
     """The payment that settled an order.
 
@@ -314,6 +342,9 @@ class Order:
         shipment: How it shipped, once shipped.
         cancellation: Why it was cancelled, if it was.
         events: Events raised since the last :meth:`collect_events`.
+        payment_method: How the buyer pays (``"online"`` unless chosen at checkout).
+        holds: The open holds (:meth:`pause_clock`); while any is open the deadline is paused.
+        paused: The paused deadline, while holds are open and the state has a timer.
 
     """
 
@@ -333,6 +364,9 @@ class Order:
     shipment: ShipmentInfo | None = None
     cancellation: Cancellation | None = None
     events: tuple[DomainEvent, ...] = ()
+    payment_method: str = "online"
+    holds: tuple[str, ...] = ()
+    paused: PausedClock | None = None
 
     # ----------------------------------------------------------------- creation
 
@@ -349,6 +383,7 @@ class Order:
         shipping_fee: Money | None = None,
         checkout_id: str | None = None,
         process: Process = STANDARD_ORDER_PROCESS,
+        payment_method: str = "online",
     ) -> Order:
         """Place a new order in its process's initial state.
 
@@ -362,6 +397,7 @@ class Order:
             shipping_fee: The delivery fee (zero if omitted).
             checkout_id: The checkout it belongs to (the order id if omitted).
             process: The process it follows (the standard one by default).
+            payment_method: How the buyer pays; the caller picks the matching ``process``.
 
         Returns:
             The order, at version 1, with an :class:`~ecommerce_core.events.OrderPlaced` event.
@@ -376,6 +412,7 @@ class Order:
             ("order_id", order_id),
             ("buyer_id", buyer_id),
             ("merchant_id", merchant_id),
+            ("payment_method", payment_method),
         ):
             _text(field, value)
         lines = tuple(lines)
@@ -423,6 +460,7 @@ class Order:
             process=process,
             state=process.initial,
             placed_at=now,
+            payment_method=payment_method,
         )
         order._set_timer(process.initial, now, policy)
         order._record(
@@ -434,6 +472,7 @@ class Order:
             merchant_id=merchant_id,
             total=total,
             process=process.name,
+            payment_method=payment_method,
         )
         return order
 
@@ -602,12 +641,122 @@ class Order:
             self._record(OrderClosed, at, actor)
         return trigger
 
+    def advance(
+        self,
+        trigger: str,
+        actor: Actor,
+        *,
+        allowed: Collection[ActorKind],
+        now: datetime,
+        policy: OrderPolicy,
+        event: type[DomainEvent],
+        context: object = None,
+        **fields: object,
+    ) -> None:
+        """Fire a trigger that a payment method or sales mode composed into the process.
+
+        The standard commands have their own methods; an extension (COD's ``collect``, escrow's
+        ``release``) fires its triggers here, saying who may fire them and which event records
+        it. The same checks run: actor, ownership, transition, guards; a refusal changes nothing.
+
+        Args:
+            trigger: The process trigger.
+            actor: Who fires it; a buyer or merchant must own the order.
+            allowed: The kinds of actor that may fire it.
+            now: When.
+            policy: Starts the clock of the state it reaches, if that state has one.
+            event: The event type that records it (a :class:`DomainEvent` subclass).
+            context: Passed to the transition's guards.
+            **fields: The event's own fields.
+
+        Raises:
+            Forbidden: The actor may not fire it.
+            TransitionNotAllowed: No such transition from the current state.
+            GuardRefused: A guard refused it.
+
+        """
+        self._authorize(trigger, actor, allowed)
+        check_now(now)
+        dest = self.process.fire(self.state, trigger, self, context, subject_id=self.id)
+        self._move(dest, now, policy)
+        self._record(event, now, actor, **fields)
+
+    def pause_clock(self, hold: str, actor: Actor, *, now: datetime) -> bool:
+        """Open a hold: the running deadline stops and keeps its remaining time.
+
+        Holds are keyed; the deadline runs again only when the last one is lifted. Opening a
+        hold that is already open changes nothing. A state entered while holds are open starts
+        its clock paused.
+
+        Args:
+            hold: The hold's key, e.g. ``"refund:r-1"``.
+            actor: The platform or the system.
+            now: When.
+
+        Returns:
+            ``True`` if the hold was opened now, ``False`` if it was already open.
+
+        Raises:
+            Forbidden: Not the platform or the system.
+            InvalidInput: An empty hold key.
+            TransitionNotAllowed: The order is in a final state.
+
+        """
+        self._authorize("hold", actor, _HOLDERS)
+        check_now(now)
+        _text("hold", hold)
+        if hold in self.holds:
+            return False
+        if self.is_final:
+            raise TransitionNotAllowed(self.id, "pause_clock", self.state, ())
+        if not self.holds and self.deadline is not None:
+            left = max(self.deadline.at - now, timedelta(0))
+            self.paused = PausedClock(self.deadline.trigger, left)
+            self.deadline = None
+        self.holds = (*self.holds, hold)
+        paused = self.paused
+        self._record(
+            DeadlinePaused,
+            now,
+            actor,
+            hold=hold,
+            trigger=None if paused is None else paused.trigger,
+            remaining=None if paused is None else paused.remaining,
+        )
+        return True
+
+    def resume_clock(self, hold: str, actor: Actor, *, now: datetime) -> bool:
+        """Lift a hold; when it is the last one, the paused deadline runs again from ``now``.
+
+        Lifting a hold that is not open changes nothing, so a retry is harmless.
+
+        Returns:
+            ``True`` if the hold was lifted now, ``False`` if it was not open.
+
+        Raises:
+            Forbidden: Not the platform or the system.
+
+        """
+        self._authorize("hold", actor, _HOLDERS)
+        check_now(now)
+        if hold not in self.holds:
+            return False
+        self.holds = tuple(h for h in self.holds if h != hold)
+        if not self.holds and self.paused is not None:
+            self.deadline = Deadline(now + self.paused.remaining, self.paused.trigger)
+            self.paused = None
+        resumed = None if self.holds or self.deadline is None else self.deadline.at
+        self._record(DeadlineResumed, now, actor, hold=hold, deadline=resumed)
+        return True
+
     # ----------------------------------------------------------------- internals
 
-    def _authorize(self, command: str, actor: Actor) -> None:
+    def _authorize(
+        self, command: str, actor: Actor, kinds: Collection[ActorKind] | None = None
+    ) -> None:
         if not isinstance(actor, Actor):
             raise InvalidInput("actor", actor, "must be an Actor")
-        if actor.kind not in _MAY[command]:
+        if actor.kind not in (_MAY[command] if kinds is None else kinds):
             raise Forbidden(str(actor), command, self.id, f"a {actor.kind} may not {command}")
         if actor.kind is ActorKind.BUYER and actor.id != self.buyer_id:
             raise Forbidden(str(actor), command, self.id, "it is another buyer's order")
@@ -627,10 +776,17 @@ class Order:
         timer = TIMERS.get(state)
         if timer is None:
             self.deadline = None
+            self.paused = None
             return
         trigger, duration_name = timer
         if self.deadline is not None and self.deadline.trigger == trigger:
             return  # the same clock keeps running (shipped -> delivered)
+        if self.paused is not None and self.paused.trigger == trigger:
+            return  # the same clock stays paused
+        if self.holds and policy is not None:  # a new clock starts paused while holds are open
+            self.paused = PausedClock(trigger, getattr(policy, duration_name))
+            self.deadline = None
+            return
         if policy is None:  # pragma: no cover - every timed state is entered with a policy
             msg = f"entering {state!r} needs a policy to start its clock"
             raise AssertionError(msg)
@@ -661,6 +817,7 @@ def split_by_merchant(
     policy: OrderPolicy,
     shipping_fees: Mapping[str, Money] | None = None,
     process: Process = STANDARD_ORDER_PROCESS,
+    payment_method: str = "online",
 ) -> list[Order]:
     """Turn one cart checkout into one order per merchant, all sharing ``checkout_id``.
 
@@ -688,6 +845,7 @@ def split_by_merchant(
             shipping_fee=fees.get(merchant),
             checkout_id=checkout_id,
             process=process,
+            payment_method=payment_method,
         )
         for merchant, order_id in zip(merchants, order_ids, strict=False)
     ]

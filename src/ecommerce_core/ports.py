@@ -1,7 +1,7 @@
 """Ports: what the host application plugs in. Every one is a ``typing.Protocol``.
 
 The library owns the rules; the host owns the database, the payment provider, the carriers,
-the clock and the message bus. Each port here has a contract suite in
+the clock, the ledger's storage and the message bus. Each port here has a contract suite in
 :mod:`ecommerce_core.testing.contracts` (``OrderRepositoryContract``, ``InventoryContract``,
 ...): an adapter is correct when its test class subclasses the contract and passes. Our own
 in-memory adapters (:mod:`ecommerce_core.adapters.memory`) do exactly that.
@@ -10,7 +10,7 @@ in-memory adapters (:mod:`ecommerce_core.adapters.memory`) do exactly that.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -19,21 +19,30 @@ import attrs
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.money import Money
 from ecommerce_core.orders import Order
+from ecommerce_core.payments.base import PaymentRecord
+from ecommerce_core.payments.ledger import Account, Posting
+from ecommerce_core.payments.notifications import Notification
 
 __all__ = [
+    "AuthorizeRequest",
+    "CaptureRequest",
     "Catalog",
     "ChargeRequest",
     "Clock",
+    "CreditLines",
     "EventPublisher",
     "GatewayResult",
     "GatewayStatus",
     "IdSource",
     "Inventory",
+    "Ledger",
     "OrderRepository",
     "PaymentGateway",
+    "PaymentRepository",
     "Product",
     "RefundRequest",
     "StockItem",
+    "VoidRequest",
 ]
 
 
@@ -86,17 +95,71 @@ class GatewayStatus(enum.StrEnum):
 
 @attrs.frozen
 class ChargeRequest:
-    """Ask the provider to take money for an order.
+    """Ask the provider to take money for an order at once: authorize and capture (a sale).
 
     Attributes:
         order_id: The order paid for.
         amount: How much.
         idempotency_key: Sent to the provider so a retry never charges twice.
+        payment_id: Our payment's id, which the provider echoes in its notifications.
 
     """
 
     order_id: str
     amount: Money
+    idempotency_key: str
+    payment_id: str = ""
+
+
+@attrs.frozen
+class AuthorizeRequest:
+    """Ask the provider to authorize (hold) an amount on the buyer's account, capturing nothing.
+
+    Attributes:
+        payment_id: Our payment's id, which the provider echoes in its notifications.
+        order_id: The order paid for.
+        amount: How much.
+        idempotency_key: Sent to the provider so a retry never authorizes twice.
+
+    """
+
+    payment_id: str
+    order_id: str
+    amount: Money
+    idempotency_key: str
+
+
+@attrs.frozen
+class CaptureRequest:
+    """Ask the provider to capture part or all of an authorization.
+
+    Attributes:
+        payment_id: Our payment's id.
+        transaction_id: The provider's id of the authorization.
+        amount: How much; at most what is left of the authorization.
+        idempotency_key: Sent to the provider so a retry never captures twice.
+
+    """
+
+    payment_id: str
+    transaction_id: str
+    amount: Money
+    idempotency_key: str
+
+
+@attrs.frozen
+class VoidRequest:
+    """Ask the provider to void an authorization (or a payment not completed) before capture.
+
+    Attributes:
+        payment_id: Our payment's id.
+        transaction_id: The provider's id of the authorization (empty if none yet).
+        idempotency_key: Sent to the provider so a retry is recognised.
+
+    """
+
+    payment_id: str
+    transaction_id: str
     idempotency_key: str
 
 
@@ -108,7 +171,9 @@ class RefundRequest:
         order_id: The order refunded.
         transaction_id: The provider's id of the charge being refunded.
         amount: How much.
-        idempotency_key: Sent to the provider so a retry never refunds twice.
+        idempotency_key: Sent to the provider so a retry never refunds twice; our refund's id,
+            which the provider echoes in its notifications.
+        payment_id: Our payment's id.
 
     """
 
@@ -116,6 +181,7 @@ class RefundRequest:
     transaction_id: str
     amount: Money
     idempotency_key: str
+    payment_id: str = ""
 
 
 @attrs.frozen
@@ -261,15 +327,42 @@ class Catalog(Protocol):
 class PaymentGateway(Protocol):
     """A payment provider, result-typed: a decline is an answer, not an exception.
 
+    Every operation answers ``SUCCEEDED``, ``DECLINED`` or ``PENDING``; ``PENDING`` (a time-out,
+    a provider still processing) leaves our record pending, never guessed, until a notification
+    or a retry tells. The same idempotency key returns the first answer; the same key with
+    another request raises :class:`~ecommerce_core.errors.IdempotencyConflict`. A zero or
+    negative amount raises :class:`~ecommerce_core.errors.InvalidInput`.
+
     Contract: :class:`ecommerce_core.testing.contracts.PaymentGatewayContract`.
     """
 
     def charge(self, request: ChargeRequest) -> GatewayResult:
-        """Take money. The same idempotency key returns the first answer."""
+        """Take money at once: authorize and capture in one step (a sale)."""
+        ...
+
+    def authorize(self, request: AuthorizeRequest) -> GatewayResult:
+        """Authorize an amount without capturing it; the result names the authorization."""
+        ...
+
+    def capture(self, request: CaptureRequest) -> GatewayResult:
+        """Capture part or all of an authorization; more than is left is declined."""
+        ...
+
+    def void(self, request: VoidRequest) -> GatewayResult:
+        """Void an authorization before any capture; a captured one is declined."""
         ...
 
     def refund(self, request: RefundRequest) -> GatewayResult:
-        """Give money back. The same idempotency key returns the first answer."""
+        """Give money back; more than was captured is declined."""
+        ...
+
+    def parse_notification(self, payload: Mapping[str, str]) -> Notification:
+        """Check and normalise a provider callback (its signature included, for real ones).
+
+        Raises:
+            InvalidInput: The payload is malformed or not from this provider.
+
+        """
         ...
 
 
@@ -294,3 +387,126 @@ class EventPublisher(Protocol):
 
     def publish(self, events: Sequence[DomainEvent]) -> None:
         """Publish ``events`` in order."""
+
+
+class Ledger(Protocol):
+    """The double-entry book: balanced postings, appended atomically and idempotently by key.
+
+    Contract: :class:`ecommerce_core.testing.contracts.LedgerContract`.
+    """
+
+    def append(self, postings: Sequence[Posting]) -> int:
+        """Append every posting, or none.
+
+        A posting whose key is already stored with the same content is skipped, so appending
+        the same batch again is a no-op.
+
+        Returns:
+            How many postings were new.
+
+        Raises:
+            IdempotencyConflict: A key is stored with another posting; nothing was appended.
+            InvalidInput: Not postings, or one key twice in the batch with different content.
+
+        """
+        ...
+
+    def postings(self, order_id: str) -> list[Posting]:
+        """An order's postings, in the order they were appended."""
+        ...
+
+    def balance(self, account: Account, currency: str) -> Money:
+        """What ``account`` holds in ``currency``: money in less money out."""
+        ...
+
+    def balances(self, currency: str) -> dict[Account, Money]:
+        """Every account that ever moved money in ``currency``, with its balance."""
+        ...
+
+
+class PaymentRepository(Protocol):
+    """Stores payment aggregates with optimistic concurrency.
+
+    Contract: :class:`ecommerce_core.testing.contracts.PaymentRepositoryContract`.
+    """
+
+    def add(self, payment: PaymentRecord) -> None:
+        """Store a new payment.
+
+        Raises:
+            Conflict: A payment with this id is already stored.
+
+        """
+
+    def get(self, payment_id: str) -> PaymentRecord:
+        """Load a payment (the caller owns the returned object).
+
+        Raises:
+            NotFound: No such payment.
+
+        """
+        ...
+
+    def save(self, payment: PaymentRecord, expected_version: int) -> None:
+        """Store ``payment`` if the stored version is still ``expected_version``.
+
+        Raises:
+            VersionConflict: Someone else saved it since (or it was never added).
+
+        """
+
+    def for_order(self, order_id: str) -> list[str]:
+        """Ids of an order's payments, oldest first."""
+        ...
+
+    def due(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of payments whose deadline is at or before ``now``, earliest first."""
+        ...
+
+
+class CreditLines(Protocol):
+    """Buyers' credit lines at a credit provider: limit, what is drawn, what is available.
+
+    Draws and restorations are keyed and idempotent; a draw never takes more than is available.
+
+    Contract: :class:`ecommerce_core.testing.contracts.CreditLinesContract`.
+    """
+
+    def limit(self, buyer_id: str) -> Money:
+        """The buyer's credit limit.
+
+        Raises:
+            NotFound: The buyer has no credit line.
+
+        """
+        ...
+
+    def drawn(self, buyer_id: str) -> Money:
+        """What the buyer has drawn and not yet given back."""
+        ...
+
+    def available(self, buyer_id: str) -> Money:
+        """What the buyer may still draw: the limit less what is drawn."""
+        ...
+
+    def draw(self, key: str, buyer_id: str, amount: Money) -> None:
+        """Draw ``amount`` on the buyer's line. A repeat of ``key`` is a no-op.
+
+        Raises:
+            CreditLimitExceeded: More than is available; nothing was drawn.
+            IdempotencyConflict: ``key`` was used for another draw.
+            CurrencyMismatch: Not the line's currency.
+            InvalidInput: A zero or negative amount.
+            NotFound: The buyer has no credit line.
+
+        """
+
+    def restore(self, key: str, buyer_id: str, amount: Money) -> None:
+        """Give ``amount`` back to the buyer's line (repaid or refunded). A repeat is a no-op.
+
+        Raises:
+            InvalidInput: More than is drawn, or a zero or negative amount.
+            IdempotencyConflict: ``key`` was used for another restoration.
+            NotFound: The buyer has no credit line.
+
+        """

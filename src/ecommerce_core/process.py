@@ -139,8 +139,8 @@ class ProcessDefinition:
 
         Args:
             name: The new definition's name (e.g. ``"order.cod"``).
-            states: States to add. A state whose name exists replaces it (to make it final,
-                say).
+            states: States to add. A state whose name exists replaces it in its place (to make
+                it final, or describe it anew, say).
             transitions: Transitions to add, after the kept ones.
             remove_states: States to drop, with every transition into or out of them.
             remove_transitions: ``(trigger, source)`` pairs to drop; a transition from several
@@ -152,8 +152,8 @@ class ProcessDefinition:
 
         """
         dropped = set(remove_states)
-        replaced = {s.name for s in states}
-        kept_states = [s for s in self.states if s.name not in dropped and s.name not in replaced]
+        replacing = {s.name: s for s in states}
+        kept_states = [replacing.pop(s.name, s) for s in self.states if s.name not in dropped]
         cut = set(remove_transitions)
         kept: list[Transition] = []
         for t in self.transitions:
@@ -164,7 +164,7 @@ class ProcessDefinition:
                 kept.append(attrs.evolve(t, source=sources))
         return ProcessDefinition(
             name=name,
-            states=[*kept_states, *states],
+            states=[*kept_states, *(s for s in states if s.name in replacing)],
             transitions=[*kept, *transitions],
             initial=self.initial if initial is None else initial,
         )

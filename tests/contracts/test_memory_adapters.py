@@ -9,8 +9,11 @@ import pytest
 from ecommerce_core.actors import Actor
 from ecommerce_core.adapters.memory import (
     InMemoryCatalog,
+    InMemoryCreditLines,
     InMemoryInventory,
+    InMemoryLedger,
     InMemoryOrderRepository,
+    InMemoryPaymentRepository,
     ManualClock,
     RecordingPublisher,
     ScriptedPaymentGateway,
@@ -33,8 +36,13 @@ from ecommerce_core.testing.contracts import (
     IdSourceContract,
     InventoryContract,
     OrderRepositoryContract,
-    PaymentGatewayContract,
+    PaymentGatewayFlowContract,
     make_order,
+)
+from ecommerce_core.testing.payment_contracts import (
+    CreditLinesContract,
+    LedgerContract,
+    PaymentRepositoryContract,
 )
 
 
@@ -60,9 +68,27 @@ class TestInMemoryCatalogContract(CatalogContract):
         return InMemoryCatalog(products)
 
 
-class TestScriptedPaymentGatewayContract(PaymentGatewayContract):
+class TestScriptedPaymentGatewayContract(PaymentGatewayFlowContract):
     def make_gateway(self):
         return ScriptedPaymentGateway()
+
+    def make_notification(self, gateway, **fields):
+        return gateway.notification(fields.pop("kind"), fields.pop("payment_id"), **fields)
+
+
+class TestInMemoryLedgerContract(LedgerContract):
+    def make_ledger(self):
+        return InMemoryLedger()
+
+
+class TestInMemoryPaymentRepositoryContract(PaymentRepositoryContract):
+    def make_repository(self):
+        return InMemoryPaymentRepository()
+
+
+class TestInMemoryCreditLinesContract(CreditLinesContract):
+    def make_credit_lines(self, limits):
+        return InMemoryCreditLines(limits)
 
 
 class TestManualClockContract(ClockContract):

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 import attrs
 
 from ecommerce_core.errors import (
     Conflict,
+    CreditLimitExceeded,
+    CurrencyMismatch,
     IdempotencyConflict,
     InvalidInput,
     NotFound,
@@ -26,19 +29,29 @@ from ecommerce_core.errors import (
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.money import Money
 from ecommerce_core.orders import Order, check_now
+from ecommerce_core.payments.base import PaymentRecord
+from ecommerce_core.payments.ledger import Account, Posting
+from ecommerce_core.payments.notifications import Notification, NotificationKind
 from ecommerce_core.ports import (
+    AuthorizeRequest,
+    CaptureRequest,
     ChargeRequest,
     GatewayResult,
     GatewayStatus,
     Product,
     RefundRequest,
     StockItem,
+    VoidRequest,
 )
 
 __all__ = [
+    "GatewayRequest",
     "InMemoryCatalog",
+    "InMemoryCreditLines",
     "InMemoryInventory",
+    "InMemoryLedger",
     "InMemoryOrderRepository",
+    "InMemoryPaymentRepository",
     "ManualClock",
     "RecordingPublisher",
     "ScriptedPaymentGateway",
@@ -214,54 +227,285 @@ class InMemoryCatalog:
             raise NotFound("sku", sku) from None
 
 
+GatewayRequest = ChargeRequest | AuthorizeRequest | CaptureRequest | VoidRequest | RefundRequest
+"""Any request the payment gateway port takes."""
+
+
+@attrs.define
+class _ProviderPayment:
+    """What the scripted provider knows of one payment (or one legacy charge)."""
+
+    order_id: str
+    currency: str
+    authorized: int = 0
+    captured: int = 0
+    refunded: int = 0
+    voided: bool = False
+
+
 class ScriptedPaymentGateway:
     """A payment provider whose answers a test or the simulation decides.
 
-    By default every charge and refund succeeds. ``decide`` may return another status per
-    request (to decline, or to leave a payment pending as a time-out would). Answers are
-    remembered per idempotency key: a retry gets the first answer, and a retry with another
-    amount is an :class:`IdempotencyConflict`.
+    By default every request succeeds. ``decide`` may return another status per request (to
+    decline, or to leave it pending as a time-out would). Answers are remembered per idempotency
+    key: a retry gets the first answer, and a retry with another request is an
+    :class:`IdempotencyConflict`. Like a real provider it declines, whatever ``decide`` says, a
+    capture beyond the authorization, a void after a capture and a refund beyond what was
+    captured.
+
+    A request answered ``PENDING`` stays pending at the provider until :meth:`settle_pending`
+    completes it and returns the notification the provider would send; :meth:`report_capture`
+    and :meth:`notification` build other callbacks (a capture nobody asked for, a repeat).
+
+    Attributes:
+        decide: What the provider answers a request it would accept (change it at any time).
+        charged: Money captured, per order id.
+        refunded: Money refunded, per order id.
+
     """
 
-    def __init__(
-        self,
-        decide: Callable[[ChargeRequest | RefundRequest], GatewayStatus] | None = None,
-    ) -> None:
-        self._decide = decide or (lambda _: GatewayStatus.SUCCEEDED)
-        self._answers: dict[str, tuple[ChargeRequest | RefundRequest, GatewayResult]] = {}
+    def __init__(self, decide: Callable[[GatewayRequest], GatewayStatus] | None = None) -> None:
+        self.decide = decide or _always_succeed
+        self._answers: dict[str, tuple[GatewayRequest, GatewayResult]] = {}
         self._ids = itertools.count(1)
+        self._events = itertools.count(1)
+        self._books: dict[str, _ProviderPayment] = {}
+        self._by_transaction: dict[str, str] = {}
         self.charged: dict[str, Money] = {}
         self.refunded: dict[str, Money] = {}
 
+    # ----------------------------------------------------------------- the port
+
     def charge(self, request: ChargeRequest) -> GatewayResult:
-        """Take money, once per idempotency key."""
-        return self._answer(request, "ch", self.charged)
+        """Authorize and capture at once, once per idempotency key."""
+        return self._answer(request, "ch", None)
+
+    def authorize(self, request: AuthorizeRequest) -> GatewayResult:
+        """Authorize an amount, once per idempotency key."""
+        return self._answer(request, "au", None)
+
+    def capture(self, request: CaptureRequest) -> GatewayResult:
+        """Capture from an authorization; more than is left is declined."""
+        book = self._book_of(request.payment_id, request.transaction_id)
+        if book is None:
+            refusal: str | None = "no such authorization"
+        elif book.voided:
+            refusal = "the authorization was voided"
+        elif request.amount.minor > book.authorized - book.captured:
+            refusal = "more than is left of the authorization"
+        else:
+            refusal = None
+        return self._answer(request, "cp", refusal)
+
+    def void(self, request: VoidRequest) -> GatewayResult:
+        """Void before any capture; a captured payment is declined."""
+        book = self._book_of(request.payment_id, request.transaction_id)
+        refusal = "already captured" if book is not None and book.captured else None
+        return self._answer(request, "vd", refusal)
 
     def refund(self, request: RefundRequest) -> GatewayResult:
-        """Give money back, once per idempotency key."""
-        return self._answer(request, "re", self.refunded)
+        """Give money back, once per idempotency key; more than was captured is declined."""
+        book = self._book_of(request.payment_id, request.transaction_id)
+        if book is None:
+            refusal: str | None = "no such payment"
+        elif request.amount.minor > book.captured - book.refunded:
+            refusal = "more than is left to refund"
+        else:
+            refusal = None
+        return self._answer(request, "re", refusal)
 
-    def _answer(
-        self, request: ChargeRequest | RefundRequest, prefix: str, book: dict[str, Money]
-    ) -> GatewayResult:
-        if not request.amount.is_positive:
-            raise InvalidInput("amount", request.amount, "must be positive")
+    def parse_notification(self, payload: Mapping[str, str]) -> Notification:
+        """Check a callback's signature and normalise it.
+
+        Raises:
+            InvalidInput: A missing field, a bad amount, kind or signature.
+
+        """
+        if not isinstance(payload, Mapping):
+            raise InvalidInput("payload", payload, "a notification is a mapping of fields")
+        missing = [
+            f
+            for f in ("event_id", "payment_id", "kind", "amount", "currency")
+            if not payload.get(f)
+        ]
+        if missing:
+            raise InvalidInput("payload", dict(payload), f"missing {', '.join(missing)}")
+        if payload.get("signature") != _signature(payload["event_id"]):
+            raise InvalidInput("signature", payload.get("signature"), "not signed by this provider")
+        try:
+            kind = NotificationKind(payload["kind"])
+        except ValueError:
+            raise InvalidInput("kind", payload["kind"], "not a notification kind") from None
+        return Notification(
+            event_id=payload["event_id"],
+            payment_id=payload["payment_id"],
+            kind=kind,
+            amount=Money.of(payload["amount"], payload["currency"]),
+            transaction_id=payload.get("transaction_id", ""),
+            request_key=payload.get("request_key", ""),
+            reason=payload.get("reason", ""),
+        )
+
+    # ----------------------------------------------------------------- scripting
+
+    def settle_pending(self, idempotency_key: str, *, succeeded: bool = True) -> dict[str, str]:
+        """Complete a request answered ``PENDING`` and return the provider's callback for it.
+
+        Raises:
+            NotFound: No request with this key is pending.
+
+        """
+        found = self._answers.get(idempotency_key)
+        if found is None or found[1].status is not GatewayStatus.PENDING:
+            raise NotFound("pending request", idempotency_key)
+        request, _ = found
+        status = GatewayStatus.SUCCEEDED if succeeded else GatewayStatus.DECLINED
+        result = self._apply(request, _PREFIX[type(request)], status)
+        self._answers[idempotency_key] = (request, result)
+        kind = _KIND[type(request)] if succeeded else NotificationKind.FAILED
+        amount = getattr(request, "amount", None) or Money.zero(self._currency_of(request))
+        return self.notification(
+            kind,
+            request.payment_id,
+            amount,
+            transaction_id=result.transaction_id,
+            request_key=idempotency_key,
+        )
+
+    def report_capture(self, payment_id: str, amount: Money) -> dict[str, str]:
+        """The provider captured money nobody asked for (a late or duplicate payment).
+
+        Returns:
+            Its callback.
+
+        """
+        book = self._books.setdefault(payment_id, _ProviderPayment("", amount.currency))
+        book.authorized += amount.minor
+        book.captured += amount.minor
+        self._add(self.charged, book.order_id or payment_id, amount)
+        transaction_id = f"cp-{next(self._ids)}"
+        self._by_transaction[transaction_id] = payment_id
+        return self.notification(
+            NotificationKind.CAPTURED, payment_id, amount, transaction_id=transaction_id
+        )
+
+    def notification(
+        self,
+        kind: NotificationKind | str,
+        payment_id: str,
+        amount: Money,
+        *,
+        event_id: str | None = None,
+        transaction_id: str = "",
+        request_key: str = "",
+        reason: str = "",
+    ) -> dict[str, str]:
+        """A signed callback payload as this provider sends it (changes nothing here)."""
+        event = event_id or f"ev-{next(self._events)}"
+        return {
+            "event_id": event,
+            "payment_id": payment_id,
+            "kind": str(NotificationKind(kind)),
+            "amount": str(amount.amount),
+            "currency": amount.currency,
+            "transaction_id": transaction_id,
+            "request_key": request_key,
+            "reason": reason,
+            "signature": _signature(event),
+        }
+
+    # ----------------------------------------------------------------- internals
+
+    def _answer(self, request: GatewayRequest, prefix: str, refusal: str | None) -> GatewayResult:
+        amount = getattr(request, "amount", None)
+        if amount is not None and not amount.is_positive:
+            raise InvalidInput("amount", amount, "must be positive")
         previous = self._answers.get(request.idempotency_key)
         if previous is not None:
             if previous[0] != request:
                 raise IdempotencyConflict(request.idempotency_key, "different request")
             return previous[1]
-        status = self._decide(request)
-        transaction_id = (
-            f"{prefix}-{next(self._ids)}" if status is not GatewayStatus.DECLINED else ""
-        )
-        result = GatewayResult(status, transaction_id, request.amount, status.value)
-        if result.succeeded:
-            book[request.order_id] = (
-                book.get(request.order_id, Money.zero(request.amount.currency)) + request.amount
-            )
+        status = GatewayStatus.DECLINED if refusal else self.decide(request)
+        result = self._apply(request, prefix, status, refusal)
         self._answers[request.idempotency_key] = (request, result)
         return result
+
+    def _apply(
+        self,
+        request: GatewayRequest,
+        prefix: str,
+        status: GatewayStatus,
+        refusal: str | None = None,
+    ) -> GatewayResult:
+        currency = self._currency_of(request)
+        amount = getattr(request, "amount", None) or Money.zero(currency)
+        declined = status is GatewayStatus.DECLINED
+        transaction_id = "" if declined else f"{prefix}-{next(self._ids)}"
+        result = GatewayResult(status, transaction_id, amount, refusal or status.value)
+        if isinstance(request, (ChargeRequest, AuthorizeRequest)):
+            key = request.payment_id or transaction_id or request.idempotency_key
+            self._books.setdefault(key, _ProviderPayment(request.order_id, currency))
+        if not result.succeeded:
+            return result
+        if isinstance(request, (ChargeRequest, AuthorizeRequest)):
+            book = self._books[request.payment_id or transaction_id or request.idempotency_key]
+            self._by_transaction[transaction_id] = request.payment_id or transaction_id
+            book.authorized += amount.minor
+            if isinstance(request, ChargeRequest):
+                book.captured += amount.minor
+                self._add(self.charged, request.order_id, amount)
+            return result
+        book_or_none = self._book_of(request.payment_id, request.transaction_id)
+        if book_or_none is None:  # a void of a payment the provider never saw: nothing to undo
+            return result
+        book = book_or_none
+        if isinstance(request, CaptureRequest):
+            book.captured += amount.minor
+            self._add(self.charged, book.order_id, amount)
+        elif isinstance(request, RefundRequest):
+            book.refunded += amount.minor
+            self._add(self.refunded, request.order_id, amount)
+        else:
+            book.voided = True
+        return result
+
+    def _book_of(self, payment_id: str, transaction_id: str) -> _ProviderPayment | None:
+        key = payment_id or self._by_transaction.get(transaction_id, "")
+        return self._books.get(key)
+
+    def _currency_of(self, request: GatewayRequest) -> str:
+        if not isinstance(request, VoidRequest):
+            return request.amount.currency
+        book = self._book_of(request.payment_id, request.transaction_id)
+        return "CNY" if book is None else book.currency
+
+    @staticmethod
+    def _add(book: dict[str, Money], order_id: str, amount: Money) -> None:
+        book[order_id] = book.get(order_id, Money.zero(amount.currency)) + amount
+
+
+_PREFIX: Final = {
+    ChargeRequest: "ch",
+    AuthorizeRequest: "au",
+    CaptureRequest: "cp",
+    VoidRequest: "vd",
+    RefundRequest: "re",
+}
+_KIND: Final = {
+    ChargeRequest: NotificationKind.CAPTURED,
+    AuthorizeRequest: NotificationKind.AUTHORIZED,
+    CaptureRequest: NotificationKind.CAPTURED,
+    VoidRequest: NotificationKind.FAILED,
+    RefundRequest: NotificationKind.REFUNDED,
+}
+
+
+def _always_succeed(_: GatewayRequest) -> GatewayStatus:
+    return GatewayStatus.SUCCEEDED
+
+
+def _signature(event_id: str) -> str:
+    return f"scripted:{event_id}"
 
 
 class ManualClock:
@@ -303,3 +547,204 @@ class RecordingPublisher:
     def publish(self, events: Sequence[DomainEvent]) -> None:
         """Append ``events``."""
         self.published.extend(events)
+
+
+class InMemoryLedger:
+    """Postings in a list, indexed by key and by order, with running balances."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, Posting] = {}
+        self._by_order: dict[str, list[Posting]] = {}
+        self._balances: dict[tuple[Account, str], int] = {}
+
+    def append(self, postings: Sequence[Posting]) -> int:
+        """Append every posting or none; known keys with the same posting are skipped."""
+        fresh: dict[str, Posting] = {}
+        for posting in postings:
+            if not isinstance(posting, Posting):
+                raise InvalidInput("postings", posting, "the ledger takes Postings only")
+            known = self._by_key.get(posting.key) or fresh.get(posting.key)
+            if known is None:
+                fresh[posting.key] = posting
+            elif known != posting:
+                if posting.key in fresh:
+                    raise InvalidInput("postings", posting.key, "one key twice in the batch")
+                raise IdempotencyConflict(posting.key, "another posting is stored under it")
+        for posting in fresh.values():
+            self._by_key[posting.key] = posting
+            self._by_order.setdefault(posting.order_id, []).append(posting)
+            currency = posting.amount.currency
+            for account, sign in ((posting.source, -1), (posting.target, 1)):
+                slot = (account, currency)
+                self._balances[slot] = self._balances.get(slot, 0) + sign * posting.amount.minor
+        return len(fresh)
+
+    def postings(self, order_id: str) -> list[Posting]:
+        """An order's postings, in append order."""
+        return list(self._by_order.get(order_id, ()))
+
+    def balance(self, account: Account, currency: str) -> Money:
+        """The account's balance in ``currency``."""
+        return Money(self._balances.get((account, currency), 0), currency)
+
+    def balances(self, currency: str) -> dict[Account, Money]:
+        """Every account that moved money in ``currency``, with its balance."""
+        return {
+            account: Money(minor, currency)
+            for (account, code), minor in sorted(self._balances.items())
+            if code == currency
+        }
+
+    def all(self) -> list[Posting]:
+        """Every posting, in append order (for reports and tests)."""
+        return list(self._by_key.values())
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+
+class InMemoryPaymentRepository:
+    """Payment aggregates in a dict, with optimistic concurrency and a deadline index."""
+
+    def __init__(self) -> None:
+        self._payments: dict[str, PaymentRecord] = {}
+        self._by_order: dict[str, list[str]] = {}
+
+    def add(self, payment: PaymentRecord) -> None:
+        """Store a new payment."""
+        if payment.id in self._payments:
+            raise Conflict(f"a payment with id {payment.id!r} is already stored")
+        self._payments[payment.id] = self._snapshot(payment)
+        self._by_order.setdefault(payment.order_id, []).append(payment.id)
+
+    def get(self, payment_id: str) -> PaymentRecord:
+        """Load a copy of a payment."""
+        try:
+            stored = self._payments[payment_id]
+        except (KeyError, TypeError):
+            raise NotFound("payment", payment_id) from None
+        return _clone(stored)
+
+    def save(self, payment: PaymentRecord, expected_version: int) -> None:
+        """Store ``payment`` if nobody saved it since ``expected_version``."""
+        stored = self._payments.get(payment.id)
+        if stored is None or stored.version != expected_version:
+            raise VersionConflict(
+                payment.id, expected_version, None if stored is None else stored.version
+            )
+        self._payments[payment.id] = self._snapshot(payment)
+
+    def for_order(self, order_id: str) -> list[str]:
+        """Ids of an order's payments, oldest first."""
+        return list(self._by_order.get(order_id, ()))
+
+    def due(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of payments whose deadline has come, earliest first."""
+        check_now(now)
+        if type(limit) is not int or limit < 0:
+            raise InvalidInput("limit", limit, "must be a whole number, zero or more")
+        due = sorted(
+            (p.deadline, p.id)
+            for p in self._payments.values()
+            if p.deadline is not None and p.deadline <= now
+        )
+        return [payment_id for _, payment_id in due[:limit]]
+
+    def all(self) -> list[PaymentRecord]:
+        """Copies of every payment, by id."""
+        return [_clone(self._payments[k]) for k in sorted(self._payments)]
+
+    @staticmethod
+    def _snapshot(payment: PaymentRecord) -> PaymentRecord:
+        stored = _clone(payment)
+        stored.events = ()
+        return stored
+
+
+_SLOTS: dict[type, tuple[str, ...]] = {}
+
+
+def _slots(cls: type) -> tuple[str, ...]:
+    found = _SLOTS.get(cls)
+    if found is None:
+        names = (n for c in cls.__mro__ for n in getattr(c, "__slots__", ()))
+        found = _SLOTS[cls] = tuple(dict.fromkeys(n for n in names if not n.startswith("__")))
+    return found
+
+
+def _clone(payment: PaymentRecord) -> PaymentRecord:
+    """A shallow copy of a slotted aggregate (its fields are immutable values or tuples)."""
+    clone = object.__new__(type(payment))
+    for name in _slots(type(payment)):
+        object.__setattr__(clone, name, getattr(payment, name))
+    return clone
+
+
+class InMemoryCreditLines:
+    """Credit lines per buyer, with keyed, idempotent draws and restorations."""
+
+    def __init__(self, limits: Mapping[str, Money] | None = None) -> None:
+        self._limits: dict[str, Money] = {}
+        self._drawn: dict[str, int] = {}
+        self._keys: dict[str, tuple[str, str, Money]] = {}
+        for buyer_id, limit in (limits or {}).items():
+            self.grant(buyer_id, limit)
+
+    def grant(self, buyer_id: str, limit: Money) -> None:
+        """Open or change a buyer's credit line."""
+        if not isinstance(limit, Money) or limit.is_negative:
+            raise InvalidInput("limit", limit, "must be Money, not negative")
+        current = self._limits.get(buyer_id)
+        if current is not None and current.currency != limit.currency:
+            raise CurrencyMismatch(current.currency, limit.currency, "grant")
+        self._limits[buyer_id] = limit
+
+    def limit(self, buyer_id: str) -> Money:
+        """The buyer's limit."""
+        try:
+            return self._limits[buyer_id]
+        except (KeyError, TypeError):
+            raise NotFound("credit line", buyer_id) from None
+
+    def drawn(self, buyer_id: str) -> Money:
+        """What the buyer owes on the line."""
+        return Money(self._drawn.get(buyer_id, 0), self.limit(buyer_id).currency)
+
+    def available(self, buyer_id: str) -> Money:
+        """What the buyer may still draw (never below zero)."""
+        left = self.limit(buyer_id) - self.drawn(buyer_id)
+        return max(left, Money.zero(left.currency))
+
+    def draw(self, key: str, buyer_id: str, amount: Money) -> None:
+        """Draw, once per key; never beyond what is available."""
+        if self._repeat(key, "draw", buyer_id, amount):
+            return
+        available = self.available(buyer_id)
+        if amount > available:
+            raise CreditLimitExceeded(buyer_id, available, amount)
+        self._drawn[buyer_id] = self._drawn.get(buyer_id, 0) + amount.minor
+        self._keys[key] = ("draw", buyer_id, amount)
+
+    def restore(self, key: str, buyer_id: str, amount: Money) -> None:
+        """Give back, once per key; never more than is drawn."""
+        if self._repeat(key, "restore", buyer_id, amount):
+            return
+        if amount > self.drawn(buyer_id):
+            raise InvalidInput("amount", amount, f"more than the {self.drawn(buyer_id)} drawn")
+        self._drawn[buyer_id] -= amount.minor
+        self._keys[key] = ("restore", buyer_id, amount)
+
+    def _repeat(self, key: str, what: str, buyer_id: str, amount: Money) -> bool:
+        limit = self.limit(buyer_id)
+        if not isinstance(amount, Money):
+            raise InvalidInput("amount", amount, "must be Money")
+        if amount.currency != limit.currency:
+            raise CurrencyMismatch(limit.currency, amount.currency, what)
+        if not amount.is_positive:
+            raise InvalidInput("amount", amount, "must be positive")
+        known = self._keys.get(key)
+        if known is None:
+            return False
+        if known != (what, buyer_id, amount):
+            raise IdempotencyConflict(key, f"first used for {known[0]} of {known[2]}")
+        return True

@@ -10,5 +10,6 @@ the events the aggregate collected.
 from __future__ import annotations
 
 from ecommerce_core.services.orders import Expired, OrderService
+from ecommerce_core.services.payments import NotificationOutcome, PaymentService
 
-__all__ = ["Expired", "OrderService"]
+__all__ = ["Expired", "NotificationOutcome", "OrderService", "PaymentService"]

@@ -35,6 +35,7 @@ from ecommerce_core.orders import (
     check_now,
     split_by_merchant,
 )
+from ecommerce_core.payments.policy import PaymentMethod
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.ports import (
     Catalog,
@@ -98,32 +99,55 @@ class OrderService:
 
     # ----------------------------------------------------------------- placing
 
-    def buy_now(self, buyer: Actor, sku: str, quantity: int) -> Order:
+    def buy_now(
+        self,
+        buyer: Actor,
+        sku: str,
+        quantity: int,
+        payment_method: PaymentMethod | str = PaymentMethod.ONLINE,
+    ) -> Order:
         """Buy one SKU at once (立即购买): one order, stock reserved.
 
         Raises:
-            InvalidInput: A bad SKU or quantity.
+            InvalidInput: A bad SKU, quantity or payment method.
             NotFound: No such SKU.
             OutOfStock: Not enough stock; nothing was reserved or stored.
 
         """
-        (order,) = self.checkout(buyer, [CartItem(sku, quantity)])
+        (order,) = self.checkout(buyer, [CartItem(sku, quantity)], payment_method)
         return order
 
-    def checkout(self, buyer: Actor, items: Sequence[CartItem]) -> list[Order]:
+    def checkout(
+        self,
+        buyer: Actor,
+        items: Sequence[CartItem],
+        payment_method: PaymentMethod | str = PaymentMethod.ONLINE,
+    ) -> list[Order]:
         """Check a cart out (购物车结算): one order per merchant, sharing one checkout id.
 
         Stock for every order is reserved before any order is stored; if any SKU is short,
         every reservation already made is released and nothing is stored.
 
+        Args:
+            buyer: The buyer checking out.
+            items: The cart.
+            payment_method: How the buyer pays; it picks the orders' process. This service
+                settles online payments; escrow, COD and credit need
+                :class:`~ecommerce_core.services.payments.PaymentService`.
+
         Raises:
-            InvalidInput: Not a buyer, an empty cart, the same SKU twice, bad quantities.
+            InvalidInput: Not a buyer, an empty cart, the same SKU twice, bad quantities, a
+                payment method this service does not settle.
             NotFound: An unknown SKU.
             OutOfStock: Not enough stock for some SKU.
+            RuleViolation: The payment method is not offered for these orders (COD over its
+                cap, say).
 
         """
         if not isinstance(buyer, Actor) or buyer.kind != "buyer":
             raise InvalidInput("buyer", buyer, "only a buyer checks out")
+        method = _method(payment_method)
+        process = self._process_for(method)
         items = tuple(items)
         if not items:
             raise InvalidInput("cart", items, "the cart is empty")
@@ -154,8 +178,10 @@ class OrderService:
             order_ids=[self.ids.next_id("order") for _ in by_merchant],
             now=now,
             policy=self.policy,
-            process=self.process,
+            process=process,
+            payment_method=method.value,
         )
+        self._check_method(method, orders)
         reserved: list[str] = []
         try:
             for order in orders:
@@ -288,6 +314,20 @@ class OrderService:
 
     # ----------------------------------------------------------------- internals
 
+    def _process_for(self, method: PaymentMethod) -> Process:
+        """The process orders paid by ``method`` follow; this service settles online only."""
+        if method is not PaymentMethod.ONLINE:
+            raise InvalidInput(
+                "payment_method",
+                method.value,
+                "OrderService settles online payments; use PaymentService for escrow, COD "
+                "and credit",
+            )
+        return self.process
+
+    def _check_method(self, method: PaymentMethod, orders: Sequence[Order]) -> None:
+        """Refuse orders the payment method is not offered for (nothing to check here)."""
+
     def _run(
         self, order_id: str, command: Callable[[Order], None], *, publish: bool = True
     ) -> Order:
@@ -310,3 +350,11 @@ class OrderService:
     def _publish(self, order: Order) -> Order:
         self.publisher.publish(order.collect_events())
         return order
+
+
+def _method(value: PaymentMethod | str) -> PaymentMethod:
+    try:
+        return PaymentMethod(value)
+    except ValueError:
+        options = ", ".join(m.value for m in PaymentMethod)
+        raise InvalidInput("payment_method", value, f"one of {options}") from None

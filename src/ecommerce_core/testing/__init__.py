@@ -14,21 +14,35 @@ from ecommerce_core.testing.contracts import (
     InventoryContract,
     OrderRepositoryContract,
     PaymentGatewayContract,
+    PaymentGatewayFlowContract,
     assert_same_order,
     make_order,
     run_inventory_contract,
+)
+from ecommerce_core.testing.payment_contracts import (
+    CreditLinesContract,
+    LedgerContract,
+    PaymentRepositoryContract,
+    make_payment,
+    run_ledger_contract,
 )
 
 __all__ = [
     "CONTRACT_TIME",
     "CatalogContract",
     "ClockContract",
+    "CreditLinesContract",
     "EventPublisherContract",
     "IdSourceContract",
     "InventoryContract",
+    "LedgerContract",
     "OrderRepositoryContract",
     "PaymentGatewayContract",
+    "PaymentGatewayFlowContract",
+    "PaymentRepositoryContract",
     "assert_same_order",
     "make_order",
+    "make_payment",
     "run_inventory_contract",
+    "run_ledger_contract",
 ]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final, cast
 
@@ -52,8 +52,11 @@ from ecommerce_core.errors import (
 )
 from ecommerce_core.money import Money
 from ecommerce_core.orders import Order, OrderLine, OrderState
+from ecommerce_core.payments.notifications import NotificationKind
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.ports import (
+    AuthorizeRequest,
+    CaptureRequest,
     Catalog,
     ChargeRequest,
     Clock,
@@ -66,6 +69,7 @@ from ecommerce_core.ports import (
     Product,
     RefundRequest,
     StockItem,
+    VoidRequest,
 )
 
 __all__ = [
@@ -77,6 +81,7 @@ __all__ = [
     "InventoryContract",
     "OrderRepositoryContract",
     "PaymentGatewayContract",
+    "PaymentGatewayFlowContract",
     "assert_same_order",
     "make_order",
     "run_inventory_contract",
@@ -87,6 +92,7 @@ CONTRACT_TIME: Final = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
 _POLICY: Final = OrderPolicy()
 _MINUTE: Final = timedelta(minutes=1)
+_SYSTEM: Final = Actor.system()
 
 
 def make_order(
@@ -96,6 +102,7 @@ def make_order(
     buyer_id: str = "b-1",
     merchant_id: str = "m-1",
     quantity: int = 2,
+    payment_method: str = "online",
 ) -> Order:
     """A new standard order for ``quantity`` boxes of tea, pending payment, at version 1."""
     return Order.place(
@@ -105,6 +112,7 @@ def make_order(
         lines=[OrderLine("1", "tea-01", quantity, Money.of("38.00", "CNY"))],
         now=now,
         policy=_POLICY,
+        payment_method=payment_method,
     )
 
 
@@ -133,6 +141,9 @@ def _stored_fields(order: Order) -> dict[str, object]:
         "payment": order.payment,
         "shipment": order.shipment,
         "cancellation": order.cancellation,
+        "payment_method": order.payment_method,
+        "holds": order.holds,
+        "paused": order.paused,
     }
 
 
@@ -314,6 +325,23 @@ class OrderRepositoryContract:
         repository.add(make_order())
         with pytest.raises(InvalidInput):
             repository.due(CONTRACT_TIME.replace(tzinfo=None) + timedelta(days=1))
+
+    def test_holds_the_paused_deadline_and_the_payment_method_are_stored(self) -> None:
+        """An order on hold loads back with its holds and paused clock, and is never due."""
+        repository = self.make_repository()
+        repository.add(make_order("o-1", payment_method="escrow"))
+        order = repository.get("o-1")
+        order.pause_clock("refund:r-1", _SYSTEM, now=CONTRACT_TIME + 10 * _MINUTE)
+        repository.save(order, 1)
+        loaded = repository.get("o-1")
+        assert_same_order(loaded, order)
+        assert (loaded.payment_method, loaded.holds) == ("escrow", ("refund:r-1",))
+        assert loaded.paused is not None
+        assert loaded.paused.remaining == _POLICY.payment_timeout - 10 * _MINUTE
+        assert repository.due(CONTRACT_TIME + timedelta(days=30)) == []
+        loaded.resume_clock("refund:r-1", _SYSTEM, now=CONTRACT_TIME + timedelta(days=1))
+        repository.save(loaded, 2)
+        assert repository.due(CONTRACT_TIME + timedelta(days=2)) == ["o-1"]
 
 
 def _levels(inventory: Inventory, skus: Sequence[str]) -> dict[str, tuple[int, int, int]]:
@@ -763,6 +791,126 @@ class PaymentGatewayContract:
         charged = gateway.charge(_charge("76.00"))
         with pytest.raises(InvalidInput):
             gateway.refund(_refund(amount, transaction_id=charged.transaction_id))
+
+
+def _cny(amount: str) -> Money:
+    return Money.of(amount, "CNY")
+
+
+class PaymentGatewayFlowContract(PaymentGatewayContract):
+    """Authorizations, captures, voids and notifications of the payment gateway.
+
+    On top of :class:`PaymentGatewayContract` (charge and refund).
+
+    Besides :meth:`make_gateway`, fill in :meth:`make_notification`: a callback payload exactly
+    as your provider sends it (signed), so the contract checks ``parse_notification`` on the
+    real format.
+    """
+
+    def make_notification(
+        self,
+        gateway: PaymentGateway,
+        *,
+        kind: NotificationKind,
+        payment_id: str,
+        amount: Money,
+        event_id: str,
+        transaction_id: str,
+        request_key: str,
+    ) -> Mapping[str, str]:
+        """A signed callback payload as the provider behind ``gateway`` sends it."""
+        raise NotImplementedError
+
+    def _authorized(self, gateway: PaymentGateway, amount: str = "76.00") -> str:
+        result = gateway.authorize(AuthorizeRequest("p-1", "o-1", _cny(amount), "a-1"))
+        assert result.status is GatewayStatus.SUCCEEDED
+        return result.transaction_id
+
+    def test_authorize_succeeds_with_a_transaction_id_and_the_amount(self) -> None:
+        """An authorization succeeds, names a transaction and echoes the amount."""
+        result = self.make_gateway().authorize(AuthorizeRequest("p-1", "o-1", _cny("76.00"), "a"))
+        assert (result.status, result.amount) == (GatewayStatus.SUCCEEDED, _cny("76.00"))
+        assert result.transaction_id
+
+    def test_captures_succeed_up_to_the_authorization_and_beyond_it_are_declined(self) -> None:
+        """Two partial captures fill the authorization; one cent more is declined, not raised."""
+        gateway = self.make_gateway()
+        authorization = self._authorized(gateway)
+        for key, amount in (("c-1", "30.00"), ("c-2", "46.00")):
+            result = gateway.capture(CaptureRequest("p-1", authorization, _cny(amount), key))
+            assert result.status is GatewayStatus.SUCCEEDED
+            assert result.transaction_id
+        over = gateway.capture(CaptureRequest("p-1", authorization, _cny("0.01"), "c-3"))
+        assert over.status is GatewayStatus.DECLINED
+
+    def test_a_retried_capture_returns_the_first_answer_and_captures_once(self) -> None:
+        """The same capture key returns the same result; the authorization is spent once."""
+        gateway = self.make_gateway()
+        authorization = self._authorized(gateway)
+        request = CaptureRequest("p-1", authorization, _cny("76.00"), "c-1")
+        first = gateway.capture(request)
+        assert gateway.capture(request) == first
+        with pytest.raises(IdempotencyConflict):
+            gateway.capture(CaptureRequest("p-1", authorization, _cny("1.00"), "c-1"))
+
+    def test_a_void_before_capture_succeeds_and_after_capture_is_declined(self) -> None:
+        """Voiding an authorization succeeds; voiding a captured payment is declined."""
+        gateway = self.make_gateway()
+        authorization = self._authorized(gateway)
+        voided = gateway.void(VoidRequest("p-1", authorization, "v-1"))
+        assert voided.status is GatewayStatus.SUCCEEDED
+        after = gateway.capture(CaptureRequest("p-1", authorization, _cny("1.00"), "c-1"))
+        assert after.status is GatewayStatus.DECLINED
+        other = self.make_gateway()
+        sale = other.charge(ChargeRequest("o-2", _cny("76.00"), "s-1", "p-2"))
+        declined = other.void(VoidRequest("p-2", sale.transaction_id, "v-2"))
+        assert declined.status is GatewayStatus.DECLINED
+
+    def test_a_refund_beyond_what_was_captured_is_declined(self) -> None:
+        """Refunds succeed up to what was captured; one cent more is declined."""
+        gateway = self.make_gateway()
+        sale = gateway.charge(ChargeRequest("o-1", _cny("76.00"), "s-1", "p-1"))
+        refund = RefundRequest("o-1", sale.transaction_id, _cny("76.00"), "r-1", "p-1")
+        assert gateway.refund(refund).status is GatewayStatus.SUCCEEDED
+        again = RefundRequest("o-1", sale.transaction_id, _cny("0.01"), "r-2", "p-1")
+        assert gateway.refund(again).status is GatewayStatus.DECLINED
+
+    @pytest.mark.parametrize("amount", ["0.00", "-1.00"])
+    def test_authorize_and_capture_refuse_an_amount_that_is_not_positive(self, amount: str) -> None:
+        """A zero or negative authorization or capture raises InvalidInput."""
+        gateway = self.make_gateway()
+        with pytest.raises(InvalidInput):
+            gateway.authorize(AuthorizeRequest("p-1", "o-1", _cny(amount), "a-0"))
+        authorization = self._authorized(gateway)
+        with pytest.raises(InvalidInput):
+            gateway.capture(CaptureRequest("p-1", authorization, _cny(amount), "c-0"))
+
+    @pytest.mark.parametrize("kind", list(NotificationKind))
+    def test_parse_notification_normalises_the_providers_callback(
+        self, kind: NotificationKind
+    ) -> None:
+        """Every kind of callback parses into a Notification with the same ids and amount."""
+        gateway = self.make_gateway()
+        payload = self.make_notification(
+            gateway,
+            kind=kind,
+            payment_id="p-1",
+            amount=_cny("76.00"),
+            event_id="ev-1",
+            transaction_id="tx-1",
+            request_key="p-1:sale",
+        )
+        notification = gateway.parse_notification(payload)
+        assert (notification.event_id, notification.payment_id) == ("ev-1", "p-1")
+        assert (notification.kind, notification.amount) == (kind, _cny("76.00"))
+        assert (notification.transaction_id, notification.request_key) == ("tx-1", "p-1:sale")
+
+    def test_parse_notification_refuses_a_payload_it_cannot_read(self) -> None:
+        """An empty or unrelated payload raises InvalidInput."""
+        gateway = self.make_gateway()
+        for payload in ({}, {"hello": "world"}):
+            with pytest.raises(InvalidInput):
+                gateway.parse_notification(payload)
 
 
 class ClockContract:

@@ -1,0 +1,384 @@
+"""The double-entry ledger: typed accounts, balanced postings, and what each order's money did.
+
+Every money movement is one :class:`Posting`: a positive amount of one currency moving from a
+``source`` account to a ``target`` account, for one order (and one of its lines). A posting
+balances by construction: what leaves the source is exactly what reaches the target, so the
+balances of all accounts always sum to zero.
+
+Accounts fall in four groups (:class:`AccountKind`):
+
+- **payer side**: the buyer's own money (card, wallet, cash) and a credit provider who lends to
+  the buyer. Money *paid in* leaves these; money *refunded* returns to them.
+- **held**: escrow the platform holds for an order, and cash a carrier collected at the door
+  but has not remitted yet.
+- **released**: the merchant's proceeds.
+- **commission**: the platform's commission and the carrier's COD fee. The COD fee is *kept*:
+  a refund never takes it back.
+
+:func:`order_money` folds an order's postings into an :class:`OrderMoney`: paid in, held,
+released, commission, refunded and still refundable, per line too. For every order and every
+line, ``paid_in == released + commission + refunded + held``.
+
+Example:
+    >>> from datetime import UTC, datetime
+    >>> from ecommerce_core.money import Money
+    >>> at = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> buyer, escrow = Account.buyer("alice"), Account.escrow()
+    >>> paid = Posting("p/1", "o-1", "1", buyer, escrow, Money(7600, "CNY"), Movement.CAPTURE, at)
+    >>> view = order_money("o-1", "CNY", [paid])
+    >>> str(view.paid_in), str(view.held), str(view.refundable)
+    ('76.00 CNY', '76.00 CNY', '76.00 CNY')
+
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Final
+
+import attrs
+
+from ecommerce_core.errors import CurrencyMismatch, InvalidInput
+from ecommerce_core.money import Money
+
+__all__ = [
+    "COMMISSION_KINDS",
+    "HELD_KINDS",
+    "KEPT_KINDS",
+    "ORDER_LEVEL",
+    "PAYER_KINDS",
+    "Account",
+    "AccountKind",
+    "LineMoney",
+    "Movement",
+    "OrderMoney",
+    "Posting",
+    "balances_by_line",
+    "order_money",
+]
+
+ORDER_LEVEL: Final = ""
+"""The line id of money that belongs to the order, not to a line (the shipping fee, a surplus).
+
+Order line ids are never empty, so it cannot collide with one.
+"""
+
+
+class AccountKind(enum.StrEnum):
+    """The kinds of account money moves between."""
+
+    BUYER = "buyer"
+    """Payer side: the buyer's own money (owner: the buyer id)."""
+    CREDIT_PROVIDER = "credit_provider"
+    """Payer side: who lends to the buyer for a credit payment (owner: the provider id)."""
+    ESCROW = "escrow"
+    """Held: money the platform holds until receipt is confirmed (owner: the platform)."""
+    CARRIER_COD = "carrier_cod"
+    """Held: cash a carrier collected at the door, not yet remitted (owner: the carrier id)."""
+    MERCHANT = "merchant"
+    """Released: the merchant's proceeds (owner: the merchant id)."""
+    COMMISSION = "commission"
+    """Commission: the platform's cut (owner: the platform)."""
+    COD_FEE = "cod_fee"
+    """Commission, kept on refund: the carrier's fee for collecting cash (owner: the carrier)."""
+
+
+PAYER_KINDS: Final = frozenset({AccountKind.BUYER, AccountKind.CREDIT_PROVIDER})
+"""Where paid-in money comes from and refunded money goes back to."""
+HELD_KINDS: Final = frozenset({AccountKind.ESCROW, AccountKind.CARRIER_COD})
+"""Accounts whose balance for an order is money still held."""
+COMMISSION_KINDS: Final = frozenset({AccountKind.COMMISSION, AccountKind.COD_FEE})
+"""Accounts whose balance for an order is commission (and fees)."""
+KEPT_KINDS: Final = frozenset({AccountKind.COD_FEE})
+"""Commission a refund never takes back."""
+
+PLATFORM: Final = "platform"
+
+
+def _check_owner(_: object, __: object, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("owner", value, "an account needs a non-empty owner id")
+
+
+@attrs.frozen(order=True)
+class Account:
+    """An account: a kind and whose it is.
+
+    Attributes:
+        kind: What the account is for.
+        owner: Whose it is: the buyer, merchant, carrier or provider id, or ``"platform"``.
+
+    """
+
+    kind: AccountKind = attrs.field(converter=AccountKind)
+    owner: str = attrs.field(validator=_check_owner)
+
+    @classmethod
+    def buyer(cls, buyer_id: str) -> Account:
+        """The buyer's own money."""
+        return cls(AccountKind.BUYER, buyer_id)
+
+    @classmethod
+    def credit_provider(cls, provider_id: str) -> Account:
+        """A credit provider's money lent to buyers."""
+        return cls(AccountKind.CREDIT_PROVIDER, provider_id)
+
+    @classmethod
+    def escrow(cls) -> Account:
+        """The platform's escrow."""
+        return cls(AccountKind.ESCROW, PLATFORM)
+
+    @classmethod
+    def carrier_cod(cls, carrier_id: str) -> Account:
+        """Cash a carrier collected on delivery and holds until it remits it."""
+        return cls(AccountKind.CARRIER_COD, carrier_id)
+
+    @classmethod
+    def merchant(cls, merchant_id: str) -> Account:
+        """A merchant's proceeds."""
+        return cls(AccountKind.MERCHANT, merchant_id)
+
+    @classmethod
+    def commission(cls) -> Account:
+        """The platform's commission."""
+        return cls(AccountKind.COMMISSION, PLATFORM)
+
+    @classmethod
+    def cod_fee(cls, carrier_id: str) -> Account:
+        """A carrier's fees for collecting cash on delivery."""
+        return cls(AccountKind.COD_FEE, carrier_id)
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.owner}"
+
+
+class Movement(enum.StrEnum):
+    """Why money moved: the business operation behind a posting."""
+
+    CAPTURE = "capture"
+    """A payment captured: payer to escrow, or straight to the merchant and commission."""
+    COLLECT = "collect"
+    """A carrier collected cash at the door: buyer to the carrier's COD float."""
+    DRAW = "draw"
+    """A credit provider paid for the buyer: provider to the merchant and commission."""
+    RELEASE = "release"
+    """Escrow released: escrow to the merchant and commission."""
+    REMIT = "remit"
+    """A carrier remitted the cash it collected: float to the merchant and the COD fee."""
+    REFUND = "refund"
+    """Money given back to whoever paid it in."""
+    REPAY = "repay"
+    """A buyer repaid a credit installment (and any penalty): buyer to provider."""
+    CASHBACK = "cashback"
+    """A credit provider paid back a buyer who had repaid more than a refund left owing."""
+
+
+def _check_text(field: str, value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(field, value, "must be a non-empty string")
+
+
+@attrs.frozen
+class Posting:
+    """One balanced money movement: ``amount`` leaves ``source`` and reaches ``target``.
+
+    Attributes:
+        key: Unique per movement; appending a posting with a known key is a no-op when it is the
+            same posting, and an :class:`~ecommerce_core.errors.IdempotencyConflict` otherwise.
+        order_id: The order the money is for.
+        line_id: The order line, or :data:`ORDER_LEVEL` for the shipping fee and surpluses.
+        source: The account the money leaves.
+        target: The account the money reaches.
+        amount: How much: positive, integer minor units, one currency.
+        movement: Why it moved.
+        at: When.
+
+    Raises:
+        InvalidInput: An empty key or order id, a non-positive amount, the same account on both
+            sides, a naive time.
+
+    """
+
+    key: str
+    order_id: str
+    line_id: str
+    source: Account
+    target: Account
+    amount: Money
+    movement: Movement = attrs.field(converter=Movement)
+    at: datetime
+
+    def __attrs_post_init__(self) -> None:
+        _check_text("key", self.key)
+        _check_text("order_id", self.order_id)
+        if not isinstance(self.line_id, str):
+            raise InvalidInput("line_id", self.line_id, "must be a string ('' for order level)")
+        if not isinstance(self.source, Account) or not isinstance(self.target, Account):
+            raise InvalidInput("account", (self.source, self.target), "must be Accounts")
+        if self.source == self.target:
+            raise InvalidInput("target", self.target, "money must move between two accounts")
+        if not isinstance(self.amount, Money) or not self.amount.is_positive:
+            raise InvalidInput("amount", self.amount, "a posting moves a positive amount")
+        if not isinstance(self.at, datetime) or self.at.utcoffset() is None:
+            raise InvalidInput("at", self.at, "must be a timezone-aware datetime")
+
+
+@attrs.frozen
+class LineMoney:
+    """What one line's money did (or the order-level money, under :data:`ORDER_LEVEL`).
+
+    Attributes:
+        line_id: The line.
+        paid_in: Money that came in from the payer side.
+        held: Money still held (escrow, a carrier's uncollected float).
+        released: Money that reached the merchant.
+        commission: Commission and fees kept by the platform and its partners.
+        kept: The part of ``commission`` a refund never takes back (the carrier's COD fee).
+        refunded: Money that went back to the payer side.
+
+    """
+
+    line_id: str
+    paid_in: Money
+    held: Money
+    released: Money
+    commission: Money
+    kept: Money
+    refunded: Money
+
+    @property
+    def refundable(self) -> Money:
+        """What can still be refunded: paid in, less refunds and what is kept."""
+        return self.paid_in - self.refunded - self.kept
+
+    @property
+    def balanced(self) -> bool:
+        """Whether ``paid_in == released + commission + refunded + held``."""
+        return self.paid_in == self.released + self.commission + self.refunded + self.held
+
+
+@attrs.frozen
+class OrderMoney:
+    """What an order's money did, in total and per line.
+
+    Attributes:
+        order_id: The order.
+        currency: Its currency.
+        lines: Per line id (the order level under :data:`ORDER_LEVEL`), only lines with money.
+
+    """
+
+    order_id: str
+    currency: str
+    lines: Mapping[str, LineMoney]
+
+    def _sum(self, field: str) -> Money:
+        return sum(
+            (getattr(line, field) for line in self.lines.values()), Money.zero(self.currency)
+        )
+
+    @property
+    def paid_in(self) -> Money:
+        """Money that came in from the payer side."""
+        return self._sum("paid_in")
+
+    @property
+    def held(self) -> Money:
+        """Money still held."""
+        return self._sum("held")
+
+    @property
+    def released(self) -> Money:
+        """Money that reached the merchant."""
+        return self._sum("released")
+
+    @property
+    def commission(self) -> Money:
+        """Commission and fees kept by the platform and its partners."""
+        return self._sum("commission")
+
+    @property
+    def refunded(self) -> Money:
+        """Money that went back to the payer side."""
+        return self._sum("refunded")
+
+    @property
+    def refundable(self) -> Money:
+        """What can still be refunded."""
+        return self._sum("refundable")
+
+    @property
+    def balanced(self) -> bool:
+        """Whether ``paid_in == released + commission + refunded + held``, for every line too."""
+        totals = self.paid_in == self.released + self.commission + self.refunded + self.held
+        return totals and all(line.balanced for line in self.lines.values())
+
+    def line(self, line_id: str) -> LineMoney:
+        """The money of one line (all zero if it has none)."""
+        found = self.lines.get(line_id)
+        if found is not None:
+            return found
+        zero = Money.zero(self.currency)
+        return LineMoney(line_id, zero, zero, zero, zero, zero, zero)
+
+
+def balances_by_line(postings: Iterable[Posting]) -> dict[tuple[str, Account], int]:
+    """Net minor units per ``(line id, account)`` over ``postings`` (in minus out)."""
+    out: dict[tuple[str, Account], int] = {}
+    for posting in postings:
+        minor = posting.amount.minor
+        source = (posting.line_id, posting.source)
+        target = (posting.line_id, posting.target)
+        out[source] = out.get(source, 0) - minor
+        out[target] = out.get(target, 0) + minor
+    return out
+
+
+_FIELDS: Final = ("paid_in", "held", "released", "commission", "kept", "refunded")
+
+
+def order_money(order_id: str, currency: str, postings: Iterable[Posting]) -> OrderMoney:
+    """Fold an order's postings into what its money did.
+
+    Postings between two payer-side accounts (a credit repayment) are not the order's money
+    and are left out; postings of other orders are ignored.
+
+    Args:
+        order_id: The order.
+        currency: The order's currency.
+        postings: Its postings (others are skipped), in any order.
+
+    Raises:
+        CurrencyMismatch: A posting of this order in another currency.
+
+    """
+    sums: dict[str, list[int]] = {}
+    for posting in postings:
+        if posting.order_id != order_id:
+            continue
+        if posting.amount.currency != currency:
+            raise CurrencyMismatch(currency, posting.amount.currency, "fold")
+        source, target = posting.source.kind, posting.target.kind
+        if source in PAYER_KINDS and target in PAYER_KINDS:
+            continue
+        row = sums.setdefault(posting.line_id, [0] * len(_FIELDS))
+        minor = posting.amount.minor
+        for kind, sign in ((source, -1), (target, 1)):
+            if kind in PAYER_KINDS:
+                row[0 if sign < 0 else 5] += minor  # paid in / refunded
+            elif kind in HELD_KINDS:
+                row[1] += sign * minor
+            elif kind is AccountKind.MERCHANT:
+                row[2] += sign * minor
+            else:
+                row[3] += sign * minor
+                if kind in KEPT_KINDS:
+                    row[4] += sign * minor
+    lines = {
+        line_id: LineMoney(line_id, *(Money(v, currency) for v in values))
+        for line_id, values in sorted(sums.items())
+    }
+    return OrderMoney(order_id, currency, MappingProxyType(lines))

@@ -1,0 +1,299 @@
+"""How each money operation becomes postings: split over lines, commission, refund sources.
+
+Pure functions over a payment's own postings (what it already moved) and the allocation its
+order stores (what each line costs, after discounts). Every function returns postings whose
+keys are ``"{key}/{n}"``, so the same operation always yields the same keys.
+
+- A capture, collection or draw is split over the lines by what each still lacks, largest
+  remainder first; anything beyond the order's total (a provider's duplicate capture) is booked
+  at the order level, to be given back.
+- Settling money to the merchant charges commission on the running total (one rounding for
+  the whole order), split over the lines by what each settles.
+- A refund takes a line's money from where it still is: held money first, then the merchant's
+  proceeds and the commission in proportion. A carrier's COD fee is never taken back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Final
+
+from ecommerce_core.errors import InvalidInput
+from ecommerce_core.money import Money, allocate_minor
+from ecommerce_core.payments.ledger import (
+    HELD_KINDS,
+    ORDER_LEVEL,
+    Account,
+    AccountKind,
+    Movement,
+    Posting,
+    balances_by_line,
+)
+from ecommerce_core.payments.policy import PaymentPolicy
+
+__all__ = [
+    "Allocation",
+    "collect_postings",
+    "payer_postings",
+    "refund_postings",
+    "release_postings",
+    "remit_postings",
+    "split",
+]
+
+Allocation = tuple[tuple[str, Money], ...]
+"""What each line of an order costs, in order: ``((line_id, amount), ...)``."""
+
+_SETTLING: Final = frozenset({Movement.CAPTURE, Movement.RELEASE, Movement.DRAW})
+
+
+def split(amount: Money, weights: Sequence[tuple[str, int]]) -> list[tuple[str, Money]]:
+    """Split ``amount`` over line ids by integer weights (largest remainder); zero shares dropped.
+
+    Raises:
+        InvalidInput: A negative amount, or weights that are all zero while the amount is not.
+
+    """
+    if amount.is_zero:
+        return []
+    shares = allocate_minor(amount.minor, [w for _, w in weights])
+    return [
+        (line_id, Money(share, amount.currency))
+        for (line_id, _), share in zip(weights, shares, strict=True)
+        if share
+    ]
+
+
+class _Book:
+    """Postings of one operation, keyed ``{key}/1``, ``{key}/2``, ..."""
+
+    def __init__(self, key: str, order_id: str, movement: Movement, at: datetime) -> None:
+        self.key, self.order_id, self.movement, self.at = key, order_id, movement, at
+        self.postings: list[Posting] = []
+
+    def move(self, line_id: str, source: Account, target: Account, amount: Money) -> None:
+        if amount.is_positive:
+            self.postings.append(
+                Posting(
+                    f"{self.key}/{len(self.postings) + 1}",
+                    self.order_id,
+                    line_id,
+                    source,
+                    target,
+                    amount,
+                    self.movement,
+                    self.at,
+                )
+            )
+
+
+def _paid_in_by_line(postings: Iterable[Posting]) -> dict[str, int]:
+    paid: dict[str, int] = {}
+    for posting in postings:
+        if posting.source.kind in (AccountKind.BUYER, AccountKind.CREDIT_PROVIDER):
+            paid[posting.line_id] = paid.get(posting.line_id, 0) + posting.amount.minor
+    return paid
+
+
+def _fill(
+    amount: Money, allocation: Allocation, done: Iterable[Posting]
+) -> list[tuple[str, Money]]:
+    """Split incoming money over the lines by what each still lacks; the excess is order level."""
+    paid = _paid_in_by_line(done)
+    lacking = [(line_id, max(cost.minor - paid.get(line_id, 0), 0)) for line_id, cost in allocation]
+    room = sum(weight for _, weight in lacking)
+    fitting = min(amount.minor, room)
+    shares = dict(split(Money(fitting, amount.currency), lacking) if fitting else [])
+    if amount.minor > fitting:
+        excess = Money(amount.minor - fitting, amount.currency)
+        shares[ORDER_LEVEL] = shares.get(ORDER_LEVEL, Money.zero(amount.currency)) + excess
+    return list(shares.items())
+
+
+def _settle(
+    book: _Book,
+    shares: list[tuple[str, Money]],
+    *,
+    source: Account,
+    merchant: Account,
+    policy: PaymentPolicy,
+    done: Iterable[Posting],
+) -> None:
+    """Move ``shares`` from ``source`` to the merchant, charging commission on the running total."""
+    if not shares:
+        return
+    currency = shares[0][1].currency
+    settled_before = charged_before = 0
+    for posting in done:
+        if posting.movement in _SETTLING and posting.target.kind in (
+            AccountKind.MERCHANT,
+            AccountKind.COMMISSION,
+        ):
+            settled_before += posting.amount.minor
+            if posting.target.kind is AccountKind.COMMISSION:
+                charged_before += posting.amount.minor
+    now = sum(amount.minor for _, amount in shares)
+    due = policy.commission_total(Money(settled_before + now, currency)).minor - charged_before
+    commission = dict(split(Money(max(due, 0), currency), [(k, a.minor) for k, a in shares]))
+    platform = Account.commission()
+    for line_id, amount in shares:
+        cut = commission.get(line_id, Money.zero(currency))
+        book.move(line_id, source, merchant, amount - cut)
+        book.move(line_id, source, platform, cut)
+
+
+def payer_postings(
+    *,
+    key: str,
+    order_id: str,
+    allocation: Allocation,
+    done: Sequence[Posting],
+    payer: Account,
+    amount: Money,
+    hold: bool,
+    merchant: Account,
+    policy: PaymentPolicy,
+    movement: Movement,
+    at: datetime,
+) -> tuple[Posting, ...]:
+    """Money coming in from the payer: into escrow (``hold``), or settled to the merchant.
+
+    Args:
+        key: The operation's key.
+        order_id: The order.
+        allocation: What each line costs.
+        done: The payment's earlier postings.
+        payer: Where the money comes from (the buyer, or a credit provider).
+        amount: How much came in.
+        hold: ``True`` to hold it in escrow, ``False`` to settle it at once.
+        merchant: The merchant's account.
+        policy: The commission rate and cap.
+        movement: :attr:`Movement.CAPTURE` or :attr:`Movement.DRAW`.
+        at: When.
+
+    """
+    book = _Book(key, order_id, movement, at)
+    shares = _fill(amount, allocation, done)
+    if hold:
+        escrow = Account.escrow()
+        for line_id, share in shares:
+            book.move(line_id, payer, escrow, share)
+    else:
+        _settle(book, shares, source=payer, merchant=merchant, policy=policy, done=done)
+    return tuple(book.postings)
+
+
+def collect_postings(
+    *,
+    key: str,
+    order_id: str,
+    allocation: Allocation,
+    buyer: Account,
+    carrier: Account,
+    amount: Money,
+    at: datetime,
+) -> tuple[Posting, ...]:
+    """Cash collected at the door: from the buyer into the carrier's COD float, split by line."""
+    book = _Book(key, order_id, Movement.COLLECT, at)
+    for line_id, share in _fill(amount, allocation, ()):
+        book.move(line_id, buyer, carrier, share)
+    return tuple(book.postings)
+
+
+def _held(done: Iterable[Posting], kind: AccountKind) -> list[tuple[str, Account, Money]]:
+    return [
+        (line_id, account, Money(minor, _currency(done)))
+        for (line_id, account), minor in sorted(balances_by_line(done).items())
+        if account.kind is kind and minor > 0
+    ]
+
+
+def _currency(done: Iterable[Posting]) -> str:
+    return next(iter(done)).amount.currency
+
+
+def release_postings(
+    *,
+    key: str,
+    order_id: str,
+    done: Sequence[Posting],
+    lines: Iterable[str] | None,
+    merchant: Account,
+    policy: PaymentPolicy,
+    at: datetime,
+) -> tuple[Posting, ...]:
+    """Release what escrow holds for ``lines`` (every line if ``None``) to the merchant."""
+    wanted = None if lines is None else set(lines)
+    book = _Book(key, order_id, Movement.RELEASE, at)
+    held = [
+        (line_id, amount)
+        for line_id, _, amount in (_held(done, AccountKind.ESCROW) if done else [])
+        if wanted is None or line_id in wanted
+    ]
+    _settle(book, held, source=Account.escrow(), merchant=merchant, policy=policy, done=done)
+    return tuple(book.postings)
+
+
+def remit_postings(
+    *,
+    key: str,
+    order_id: str,
+    done: Sequence[Posting],
+    merchant: Account,
+    policy: PaymentPolicy,
+    at: datetime,
+) -> tuple[Posting, ...]:
+    """Remit the cash a carrier holds for the order: to the merchant, less the carrier's fee."""
+    book = _Book(key, order_id, Movement.REMIT, at)
+    held = _held(done, AccountKind.CARRIER_COD) if done else []
+    if not held:
+        return ()
+    total = sum((amount for _, _, amount in held), Money.zero(held[0][2].currency))
+    fees = dict(split(policy.cod_fee_on(total), [(k, a.minor) for k, _, a in held]))
+    for line_id, float_account, amount in held:
+        fee = fees.get(line_id, Money.zero(amount.currency))
+        book.move(line_id, float_account, merchant, amount - fee)
+        book.move(line_id, float_account, Account.cod_fee(float_account.owner), fee)
+    return tuple(book.postings)
+
+
+def refund_postings(
+    *,
+    key: str,
+    order_id: str,
+    done: Sequence[Posting],
+    amounts: Mapping[str, Money],
+    payer: Account,
+    at: datetime,
+) -> tuple[Posting, ...]:
+    """Give ``amounts`` (per line) back to the payer, from where each line's money still is.
+
+    Raises:
+        InvalidInput: A line does not have that much refundable money.
+
+    """
+    balances = balances_by_line(done)
+    book = _Book(key, order_id, Movement.REFUND, at)
+    for line_id, amount in amounts.items():
+        wanted = amount.minor
+        for (line, account), minor in sorted(balances.items()):
+            if line == line_id and account.kind in HELD_KINDS and minor > 0 and wanted:
+                take = min(minor, wanted)
+                book.move(line_id, account, payer, Money(take, amount.currency))
+                wanted -= take
+        if not wanted:
+            continue
+        sources = [
+            (account, minor)
+            for (line, account), minor in sorted(balances.items())
+            if line == line_id
+            and account.kind in (AccountKind.MERCHANT, AccountKind.COMMISSION)
+            and minor > 0
+        ]
+        if wanted > sum(minor for _, minor in sources):
+            raise InvalidInput("amount", amount, f"more than line {line_id!r} can refund")
+        shares = allocate_minor(wanted, [minor for _, minor in sources])
+        for (account, _), share in zip(sources, shares, strict=True):
+            book.move(line_id, account, payer, Money(share, amount.currency))
+    return tuple(book.postings)
