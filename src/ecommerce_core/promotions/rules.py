@@ -1,0 +1,824 @@
+"""Promotions as data: what they cover, when they apply, what they give, how they combine.
+
+A :class:`Promotion` joins a **scope** (the lines it looks at), **conditions** (all must hold),
+a **benefit** (what it gives), a **stage** (when, among the pricing stages, it runs), a time
+window (end exclusive), **limits** (reserved, see :mod:`ecommerce_core.limits`) and its
+place in **conflict resolution** (priority, exclusivity, stacking group). A :class:`Coupon`
+is a code a buyer enters that unlocks a promotion, with its own validity window and limits.
+
+Everything is checked when it is built: a negative or over-100 % rate, a window that ends
+before it starts, mixed currencies, a condition that no cart could ever meet raise
+:class:`~ecommerce_core.errors.DefinitionError` listing every problem. Nothing here prices
+anything; :func:`ecommerce_core.promotions.price` does.
+
+Example:
+    >>> from ecommerce_core.money import Money
+    >>> cny = lambda amount: Money.of(amount, "CNY")
+    >>> full_reduction = Promotion("spend-100-save-15", Threshold(cny("100"), cny("15")))
+    >>> full_reduction.stage
+    <Stage.ORDER: 'order'>
+    >>> Promotion("bad", PercentOff("120"))
+    Traceback (most recent call last):
+    ...
+    ecommerce_core.errors.DefinitionError: invalid definition 'bad': a percentage must be ...
+
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import Any, ClassVar, Final, cast
+
+import attrs
+
+from ecommerce_core.errors import DefinitionError
+from ecommerce_core.limits import Limit, Measure
+from ecommerce_core.money import Money
+
+__all__ = [
+    "AmountOff",
+    "Benefit",
+    "BuyXGetY",
+    "BuyerIn",
+    "Condition",
+    "Coupon",
+    "FixedPrice",
+    "FreeShipping",
+    "MinAmount",
+    "MinQuantity",
+    "PercentOff",
+    "Points",
+    "Promotion",
+    "Rebate",
+    "Scope",
+    "Stacking",
+    "Stage",
+    "Threshold",
+    "Tier",
+    "Tiered",
+]
+
+
+class Stage(enum.StrEnum):
+    """The pricing stages, in the order they run; each works on what the earlier ones left."""
+
+    BASE_PRICE = "base_price"
+    """The sales-mode price (flash sale, rush purchase, team or group tier): one mode per order."""
+    ITEM = "item"
+    """Discounts on items: percentage or amount off, fixed price, buy X get Y."""
+    ORDER = "order"
+    """Discounts on the order: threshold (满减), tiers, order-level amounts, most coupons."""
+    SHIPPING = "shipping"
+    """Discounts on the shipping fee."""
+    POST_ORDER = "post_order"
+    """Entitlements granted after the order: rebates (cashback) and points."""
+
+
+class Stacking(enum.StrEnum):
+    """How a promotion combines with the promotions after it in its stage."""
+
+    STACK = "stack"
+    """It applies and the ones after it still may."""
+    STOP_AFTER = "stop_after"
+    """If it applies, the ones after it (in its group, or all if it has none) do not."""
+    BEST_OF_GROUP = "best_of_group"
+    """Only the best of its group applies; the group competes at its first member's place."""
+
+
+def _rate(value: object) -> Fraction | str:
+    """Parse a percentage into a fraction of one, or return what is wrong with it."""
+    if isinstance(value, (float, bool)) or not isinstance(value, (Decimal, int, str)):
+        return f"a percentage must be a str, int or Decimal (not {type(value).__name__})"
+    try:
+        percent = Decimal(value)
+    except InvalidOperation:
+        return f"a percentage must be a number, got {value!r}"
+    if not percent.is_finite() or percent <= 0 or percent > 100:  # noqa: PLR2004  # 100 %
+        return f"a percentage must be above 0 and at most 100, got {value}"
+    return Fraction(percent) / 100
+
+
+def _to_decimal(value: Any) -> Any:
+    """A percentage as a Decimal when it parses exactly; anything else is left for the checks."""
+    if isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            return value
+    return value
+
+
+def _to_optional_decimal(value: Any) -> Any:
+    return None if value is None else _to_decimal(value)
+
+
+def _frozen_names(value: Iterable[str]) -> frozenset[str]:
+    if isinstance(value, str):
+        return frozenset((value,))
+    return frozenset(value)
+
+
+def _currencies(*values: object) -> set[str]:
+    return {value.currency for value in values if isinstance(value, Money)}
+
+
+def _positive_money(name: str, value: object, problems: list[str]) -> None:
+    if not isinstance(value, Money) or not value.is_positive:
+        problems.append(f"{name} must be positive Money, got {value!r}")
+
+
+def _whole(name: str, value: object, least: int, problems: list[str]) -> None:
+    if type(value) is not int or value < least:
+        problems.append(f"{name} must be an int of at least {least}, got {value!r}")
+
+
+# --------------------------------------------------------------------------- scope
+
+
+@attrs.frozen
+class Scope:
+    """Which lines a promotion looks at. Empty sets mean "any"; all given sets must match.
+
+    Attributes:
+        skus: Only these SKUs.
+        categories: Only these categories.
+        merchants: Only these merchants' lines.
+        exclude_skus: Never these SKUs.
+
+    """
+
+    skus: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen_names)
+    categories: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen_names)
+    merchants: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen_names)
+    exclude_skus: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen_names)
+
+    @property
+    def everything(self) -> bool:
+        """Whether it covers every line."""
+        return not (self.skus or self.categories or self.merchants or self.exclude_skus)
+
+    def covers(self, sku: str, category: str, merchant_id: str) -> bool:
+        """Whether a line with this SKU, category and merchant is in scope."""
+        return (
+            (not self.skus or sku in self.skus)
+            and (not self.categories or category in self.categories)
+            and (not self.merchants or merchant_id in self.merchants)
+            and sku not in self.exclude_skus
+        )
+
+    def problems(self) -> list[str]:
+        """What makes this scope cover nothing, whatever the cart."""
+        if self.skus and self.skus <= self.exclude_skus:
+            return ["its scope excludes every SKU it names, so it covers nothing"]
+        return []
+
+    def describe(self) -> str:
+        """The scope in words."""
+        parts = [
+            f"{label} {', '.join(sorted(names))}"
+            for label, names in (
+                ("SKUs", self.skus),
+                ("categories", self.categories),
+                ("merchants", self.merchants),
+            )
+            if names
+        ]
+        return " and ".join(parts) if parts else "every item"
+
+
+# --------------------------------------------------------------------------- conditions
+
+
+@attrs.frozen
+class MinQuantity:
+    """At least ``units`` units in scope ("buy 3 or more")."""
+
+    units: int
+
+    def problems(self) -> list[str]:
+        """What is wrong with it."""
+        problems: list[str] = []
+        _whole("MinQuantity units", self.units, 1, problems)
+        return problems
+
+
+@attrs.frozen
+class MinAmount:
+    """At least ``amount`` spent on the lines in scope, after the earlier stages."""
+
+    amount: Money
+
+    def problems(self) -> list[str]:
+        """What is wrong with it."""
+        problems: list[str] = []
+        _positive_money("MinAmount amount", self.amount, problems)
+        return problems
+
+
+@attrs.frozen
+class BuyerIn:
+    """The buyer belongs to one of ``segments`` (members, new buyers, a VIP level...)."""
+
+    segments: frozenset[str] = attrs.field(converter=_frozen_names)
+
+    def problems(self) -> list[str]:
+        """What is wrong with it."""
+        return [] if self.segments else ["BuyerIn names no segment, so no buyer qualifies"]
+
+
+Condition = MinQuantity | MinAmount | BuyerIn
+"""A condition a promotion needs; all of a promotion's conditions must hold."""
+
+# --------------------------------------------------------------------------- benefits
+
+_LINE_STAGES: Final = frozenset({Stage.ITEM, Stage.ORDER})
+
+
+@attrs.frozen
+class PercentOff:
+    """Take ``percent`` off the lines in scope (rounded once, half up, then allocated)."""
+
+    percent: Decimal = attrs.field(converter=_to_decimal)
+    default_stage: ClassVar[Stage] = Stage.ITEM
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.BASE_PRICE, *_LINE_STAGES})
+
+    @property
+    def rate(self) -> Fraction:
+        """The rate as a fraction of one (``Fraction(3, 20)`` for 15 %)."""
+        rate = _rate(self.percent)
+        if isinstance(rate, str):  # pragma: no cover - refused when the promotion is built
+            raise DefinitionError("PercentOff", [rate])
+        return rate
+
+    def problems(self) -> list[str]:
+        """What is wrong with it."""
+        rate = _rate(self.percent)
+        return [rate] if isinstance(rate, str) else []
+
+    def describe(self) -> str:
+        """The benefit in words."""
+        return f"{Decimal(self.percent)}% off"
+
+
+@attrs.frozen
+class AmountOff:
+    """Take ``amount`` off: once per order, or from each unit when ``per_unit``.
+
+    Never takes a line below zero: what a line cannot absorb is not given.
+    """
+
+    amount: Money
+    per_unit: bool = False
+    default_stage: ClassVar[Stage] = Stage.ITEM
+    stages: ClassVar[frozenset[Stage]] = _LINE_STAGES
+
+    def problems(self) -> list[str]:
+        """What is wrong with it."""
+        problems: list[str] = []
+        _positive_money("AmountOff amount", self.amount, problems)
+        return problems
+
+    def describe(self) -> str:
+        """The benefit in words."""
+        return f"{self.amount} off" + (" each unit" if self.per_unit else "")
+
+
+@attrs.frozen
+class FixedPrice:
+    """Sell each unit in scope for at most ``unit_price`` (a unit already cheaper is left)."""
+
+    unit_price: Money
+    default_stage: ClassVar[Stage] = Stage.ITEM
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.BASE_PRICE, Stage.ITEM})
+
+    def problems(self) -> list[str]:
+        """What is wrong with it."""
+        if not isinstance(self.unit_price, Money) or self.unit_price.is_negative:
+            return [f"a fixed price must be Money, not negative, got {self.unit_price!r}"]
+        return []
+
+    def describe(self) -> str:
+        """The benefit in words."""
+        return f"{self.unit_price} each"
+
+
+@attrs.frozen
+class BuyXGetY:
+    """Buy ``buy`` units, get ``get`` more at ``percent`` off (100 = free); cheapest go free.
+
+    Units are pooled across the lines in scope and taken ``buy + get`` at a time, at most
+    ``max_applications`` times; the units used are consumed (an exclusive rule after it cannot
+    use them again).
+    """
+
+    buy: int
+    get: int
+    percent: Decimal = attrs.field(default=Decimal(100), converter=_to_decimal)
+    max_applications: int | None = None
+    default_stage: ClassVar[Stage] = Stage.ITEM
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.ITEM})
+
+    @property
+    def rate(self) -> Fraction:
+        """The rate off the free units as a fraction of one."""
+        rate = _rate(self.percent)
+        if isinstance(rate, str):  # pragma: no cover - refused when the promotion is built
+            raise DefinitionError("BuyXGetY", [rate])
+        return rate
+
+    def problems(self) -> list[str]:
+        """What is wrong with it."""
+        problems: list[str] = []
+        _whole("BuyXGetY buy", self.buy, 1, problems)
+        _whole("BuyXGetY get", self.get, 1, problems)
+        if self.max_applications is not None:
+            _whole("BuyXGetY max_applications", self.max_applications, 1, problems)
+        rate = _rate(self.percent)
+        if isinstance(rate, str):
+            problems.append(rate)
+        return problems
+
+    def describe(self) -> str:
+        """The benefit in words."""
+        off = "free" if Decimal(self.percent) == 100 else f"{Decimal(self.percent)}% off"  # noqa: PLR2004
+        return f"buy {self.buy} get {self.get} {off}"
+
+
+@attrs.frozen
+class Threshold:
+    """满减: spend at least ``spend`` on the lines in scope, get ``off`` off.
+
+    With ``repeat``, the reduction is given once per whole multiple of ``spend`` (at most
+    ``max_times``): spend 250 on "every 100, 15 off" and get 30 off.
+    """
+
+    spend: Money
+    off: Money
+    repeat: bool = False
+    max_times: int | None = None
+    default_stage: ClassVar[Stage] = Stage.ORDER
+    stages: ClassVar[frozenset[Stage]] = _LINE_STAGES
+
+    def problems(self) -> list[str]:
+        """What is wrong with it."""
+        problems: list[str] = []
+        _positive_money("Threshold spend", self.spend, problems)
+        _positive_money("Threshold off", self.off, problems)
+        if self.max_times is not None:
+            _whole("Threshold max_times", self.max_times, 1, problems)
+            if not self.repeat:
+                problems.append("max_times only makes sense with repeat=True")
+        return problems
+
+    def describe(self) -> str:
+        """The benefit in words."""
+        every = "every " if self.repeat else ""
+        return f"{self.off} off {every}{self.spend} spent"
+
+
+@attrs.frozen
+class Tier:
+    """One step of a :class:`Tiered` benefit: from ``at`` (money spent or units), ``benefit``."""
+
+    at: Money | int
+    benefit: PercentOff | AmountOff
+
+
+@attrs.frozen
+class Tiered:
+    """The highest tier reached applies: "3 units 10 % off, 5 units 20 % off".
+
+    Tiers are measured in money spent (``Money`` thresholds) or units (``int`` thresholds) on
+    the lines in scope, and must rise strictly.
+    """
+
+    tiers: tuple[Tier, ...] = attrs.field(converter=tuple[Tier, ...])
+    default_stage: ClassVar[Stage] = Stage.ORDER
+    stages: ClassVar[frozenset[Stage]] = _LINE_STAGES
+
+    @property
+    def by_units(self) -> bool:
+        """Whether the tiers count units rather than money."""
+        return bool(self.tiers) and not isinstance(self.tiers[0].at, Money)
+
+    def problems(self) -> list[str]:
+        """What is wrong with it."""
+        if not self.tiers:
+            return ["Tiered needs at least one tier"]
+        problems: list[str] = []
+        kinds = {isinstance(tier.at, Money) for tier in self.tiers}
+        if len(kinds) > 1:
+            problems.append("tiers must all count money or all count units")
+        previous: Money | int | None = None
+        for tier in cast("tuple[object, ...]", self.tiers):
+            if not isinstance(tier, Tier):
+                problems.append(f"{tier!r} is not a Tier")
+                continue
+            if isinstance(tier.at, Money):
+                _positive_money("a tier's threshold", tier.at, problems)
+            else:
+                _whole("a tier's threshold", tier.at, 1, problems)
+            if not isinstance(tier.benefit, (PercentOff, AmountOff)) or (
+                isinstance(tier.benefit, AmountOff) and tier.benefit.per_unit
+            ):
+                problems.append("a tier gives PercentOff or a once-per-order AmountOff")
+            else:
+                problems.extend(tier.benefit.problems())
+            if (
+                previous is not None
+                and len(kinds) == 1
+                and type(previous) is type(tier.at)
+                and not _rises(previous, tier.at)
+            ):
+                problems.append("tier thresholds must rise strictly")
+            previous = tier.at
+        return problems
+
+    def describe(self) -> str:
+        """The benefit in words."""
+        return "; ".join(f"from {tier.at}: {tier.benefit.describe()}" for tier in self.tiers)
+
+
+def _threshold_units(at: Money | int) -> int:
+    return at.minor if isinstance(at, Money) else at
+
+
+def _rises(lower: Money | int, higher: Money | int) -> bool:
+    if isinstance(lower, Money) and isinstance(higher, Money):
+        return lower.currency == higher.currency and higher.minor > lower.minor
+    return isinstance(lower, int) and isinstance(higher, int) and higher > lower
+
+
+@attrs.frozen
+class FreeShipping:
+    """Take the shipping fee off, or at most ``up_to`` of it (包邮)."""
+
+    up_to: Money | None = None
+    default_stage: ClassVar[Stage] = Stage.SHIPPING
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.SHIPPING})
+
+    def problems(self) -> list[str]:
+        """What is wrong with it."""
+        problems: list[str] = []
+        if self.up_to is not None:
+            _positive_money("FreeShipping up_to", self.up_to, problems)
+        return problems
+
+    def describe(self) -> str:
+        """The benefit in words."""
+        return "free shipping" if self.up_to is None else f"up to {self.up_to} off shipping"
+
+
+@attrs.frozen
+class Rebate:
+    """Cashback (返利) granted after the order; it does not change the total.
+
+    ``percent`` of what was paid for the lines in scope, or a fixed ``amount`` (never more than
+    was paid).
+    """
+
+    percent: Decimal | None = attrs.field(default=None, converter=_to_optional_decimal)
+    amount: Money | None = None
+    default_stage: ClassVar[Stage] = Stage.POST_ORDER
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.POST_ORDER})
+
+    @property
+    def rate(self) -> Fraction:
+        """The cashback rate as a fraction of one (for a percentage rebate)."""
+        rate = _rate(self.percent)
+        if isinstance(rate, str):  # pragma: no cover - refused when the promotion is built
+            raise DefinitionError("Rebate", [rate])
+        return rate
+
+    def problems(self) -> list[str]:
+        """What is wrong with it."""
+        if (self.percent is None) == (self.amount is None):
+            return ["a Rebate gives either a percent or an amount"]
+        if self.amount is not None:
+            problems: list[str] = []
+            _positive_money("Rebate amount", self.amount, problems)
+            return problems
+        rate = _rate(self.percent)
+        return [rate] if isinstance(rate, str) else []
+
+    def describe(self) -> str:
+        """The benefit in words."""
+        if self.amount is not None:
+            return f"{self.amount} cashback"
+        return f"{Decimal(str(self.percent))}% cashback"
+
+
+@attrs.frozen
+class Points:
+    """Loyalty points granted after the order: ``points`` for each whole ``per`` paid."""
+
+    per: Money
+    points: int = 1
+    default_stage: ClassVar[Stage] = Stage.POST_ORDER
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.POST_ORDER})
+
+    def problems(self) -> list[str]:
+        """What is wrong with it."""
+        problems: list[str] = []
+        _positive_money("Points per", self.per, problems)
+        _whole("Points points", self.points, 1, problems)
+        return problems
+
+    def describe(self) -> str:
+        """The benefit in words."""
+        return f"{self.points} points per {self.per}"
+
+
+Benefit = (
+    PercentOff
+    | AmountOff
+    | FixedPrice
+    | BuyXGetY
+    | Threshold
+    | Tiered
+    | FreeShipping
+    | Rebate
+    | Points
+)
+"""What a promotion gives."""
+
+_BENEFITS: Final = (
+    PercentOff,
+    AmountOff,
+    FixedPrice,
+    BuyXGetY,
+    Threshold,
+    Tiered,
+    FreeShipping,
+    Rebate,
+    Points,
+)
+_CONDITIONS: Final = (MinQuantity, MinAmount, BuyerIn)
+
+
+def _benefit_money(benefit: Benefit) -> set[str]:
+    if isinstance(benefit, Tiered):
+        found: set[str] = set()
+        for tier in benefit.tiers:
+            found |= _currencies(tier.at)
+            if isinstance(tier.benefit, AmountOff):
+                found |= _currencies(tier.benefit.amount)
+        return found
+    return _currencies(*(getattr(benefit, name, None) for name in _MONEY_FIELDS))
+
+
+_MONEY_FIELDS: Final = ("amount", "unit_price", "spend", "off", "up_to", "per")
+
+
+# --------------------------------------------------------------------------- promotion
+
+
+def _aware(name: str, value: object, problems: list[str]) -> None:
+    if value is not None and (
+        not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None
+    ):
+        problems.append(f"{name} must be a timezone-aware datetime, got {value!r}")
+
+
+def _window_problems(starts_at: object, ends_at: object, problems: list[str]) -> None:
+    found: list[str] = []
+    _aware("starts_at", starts_at, found)
+    _aware("ends_at", ends_at, found)
+    if (
+        not found
+        and isinstance(starts_at, datetime)
+        and isinstance(ends_at, datetime)
+        and ends_at <= starts_at
+    ):
+        found.append(f"its window ends ({ends_at}) before it starts ({starts_at})")
+    problems.extend(found)
+
+
+def _default_stage(promotion: Promotion) -> Stage:
+    return getattr(promotion.benefit, "default_stage", Stage.ITEM)
+
+
+def _to_stage(value: Any) -> Any:
+    """A stage name as a :class:`Stage`; anything else is left for the checks to report."""
+    try:
+        return Stage(value)
+    except ValueError:
+        return value
+
+
+@attrs.frozen
+class Promotion:
+    """A promotion: scope, conditions, benefit, stage, window, limits and how it combines.
+
+    Attributes:
+        id: A unique id; it names the limits' counters and the explanations.
+        benefit: What it gives.
+        name: A display name.
+        stage: When it runs; by default the benefit's usual stage (fixed price and percent
+            off at the item stage, thresholds and tiers at the order stage...).
+        scope: The lines it looks at (every line by default).
+        conditions: What must hold, all of it, measured on the lines in scope.
+        starts_at: When it starts (inclusive); ``None`` for always.
+        ends_at: When it ends (exclusive: a promotion ending at 12:00 does not apply at 12:00).
+        priority: Higher runs first within a stage; ties are broken by ``id``.
+        exclusive: Its units are used by no other promotion, and it uses no unit another
+            promotion touched (per unit, across stages).
+        stacking: Stack, stop the ones after it, or compete for the best of its group.
+        group: The stacking group (needed for best-of-group).
+        limits: Uses, budget and unit limits, reserved when an order is placed.
+        sales_mode: For a base-price promotion, the sales mode it sells in
+            (``"flash_sale"``...); an order has one sales mode.
+
+    Raises:
+        DefinitionError: Listing every problem: bad benefit or condition, a stage the
+            benefit cannot run in, a window ending before it starts, mixed currencies, a
+            limit or condition no cart could ever meet.
+
+    """
+
+    id: str
+    benefit: Benefit
+    name: str = ""
+    stage: Stage = attrs.field(
+        default=attrs.Factory(_default_stage, takes_self=True), converter=_to_stage
+    )
+    scope: Scope = Scope()
+    conditions: tuple[Condition, ...] = attrs.field(default=(), converter=tuple[Condition, ...])
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    priority: int = 0
+    exclusive: bool = False
+    stacking: Stacking = attrs.field(default=Stacking.STACK, converter=Stacking)
+    group: str = ""
+    limits: tuple[Limit, ...] = attrs.field(default=(), converter=tuple[Limit, ...])
+    sales_mode: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        problems = self._problems()
+        if problems:
+            raise DefinitionError(str(self.id), problems)
+
+    def _problems(self) -> list[str]:
+        # The fields are typed, but hosts build promotions from stored data: check them all.
+        given: Any = self
+        problems: list[str] = []
+        if not isinstance(given.id, str) or not given.id.strip():
+            problems.append("its id must be a non-empty string")
+        if not isinstance(given.benefit, _BENEFITS):
+            problems.append(f"{given.benefit!r} is not a benefit")
+            return problems
+        problems.extend(self.benefit.problems())
+        if not isinstance(given.stage, Stage):
+            problems.append(f"{given.stage!r} is not a stage")
+        elif self.stage not in self.benefit.stages:
+            allowed = ", ".join(sorted(s.value for s in self.benefit.stages))
+            problems.append(
+                f"{type(self.benefit).__name__} cannot run at the {self.stage} stage "
+                f"(only {allowed})"
+            )
+        if (self.stage is Stage.BASE_PRICE) != bool(self.sales_mode):
+            problems.append("a base-price promotion names its sales mode, and only it does")
+        if not isinstance(given.scope, Scope):
+            problems.append(f"{given.scope!r} is not a Scope")
+        else:
+            problems.extend(self.scope.problems())
+        for condition in given.conditions:
+            if isinstance(condition, _CONDITIONS):
+                problems.extend(condition.problems())
+            else:
+                problems.append(f"{condition!r} is not a condition")
+        _window_problems(self.starts_at, self.ends_at, problems)
+        if type(given.priority) is not int:
+            problems.append(f"its priority must be an int, got {given.priority!r}")
+        if self.stacking is Stacking.BEST_OF_GROUP and not self.group:
+            problems.append("best-of-group stacking needs a group")
+        problems.extend(
+            f"{limit!r} is not a Limit" for limit in given.limits if not isinstance(limit, Limit)
+        )
+        if not problems:
+            problems.extend(self._currency_problems())
+            problems.extend(self._unmeetable())
+        return problems
+
+    def _currency_problems(self) -> list[str]:
+        found = _benefit_money(self.benefit)
+        for condition in self.conditions:
+            if isinstance(condition, MinAmount):
+                found.add(condition.amount.currency)
+        found |= {limit.currency for limit in self.limits if limit.currency}
+        if len(found) > 1:
+            return [f"it mixes currencies: {', '.join(sorted(found))}"]
+        if isinstance(self.benefit, Points) and any(
+            limit.measure is Measure.AMOUNT for limit in self.limits
+        ):
+            return ["points are not money: a budget cannot limit them"]
+        return []
+
+    def _unmeetable(self) -> list[str]:
+        """Conditions and limits that no cart could ever satisfy together."""
+        unit_caps = [
+            limit.cap
+            for limit in self.limits
+            if limit.measure is Measure.UNITS and not limit.until_paid
+        ]
+        needed = [c.units for c in self.conditions if isinstance(c, MinQuantity)]
+        if isinstance(self.benefit, BuyXGetY):
+            needed.append(self.benefit.buy + self.benefit.get)
+        if isinstance(self.benefit, Tiered) and self.benefit.by_units:
+            needed.append(min(_threshold_units(t.at) for t in self.benefit.tiers))
+        if unit_caps and needed and max(needed) > min(unit_caps):
+            most, allowed = max(needed), min(unit_caps)
+            return [f"it needs {most} units but its limits allow {allowed}: it can never be met"]
+        return []
+
+    @property
+    def currency(self) -> str | None:
+        """The currency its amounts are in, or ``None`` when it names no money (a percentage)."""
+        found = _benefit_money(self.benefit)
+        for condition in self.conditions:
+            if isinstance(condition, MinAmount):
+                found.add(condition.amount.currency)
+        return next(iter(found), None)
+
+    def describe(self) -> str:
+        """The promotion in words: its benefit and scope."""
+        return f"{self.benefit.describe()} on {self.scope.describe()}"
+
+
+@attrs.frozen
+class Coupon:
+    """A code a buyer enters to unlock a promotion (优惠券).
+
+    The code's own window narrows the promotion's; its limits add to the promotion's (a
+    promotion's global budget is shared by all of its codes).
+
+    Attributes:
+        code: What the buyer types.
+        promotion: What it unlocks.
+        starts_at: When the code becomes valid (inclusive), if it narrows the promotion's.
+        ends_at: When it stops being valid (exclusive).
+        max_uses: How many orders may use this code in total (1: single use).
+        max_uses_per_buyer: How many orders each buyer may use it on.
+
+    Raises:
+        DefinitionError: An empty code, a cap below 1, or a validity window that ends before
+            it starts or never overlaps the promotion's.
+
+    """
+
+    code: str
+    promotion: Promotion
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    max_uses: int | None = None
+    max_uses_per_buyer: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        given: Any = self
+        problems: list[str] = []
+        if not isinstance(given.code, str) or not given.code.strip():
+            problems.append("a coupon code must be a non-empty string")
+        if not isinstance(given.promotion, Promotion):
+            problems.append(f"{given.promotion!r} is not a Promotion")
+        for name, cap in (
+            ("max_uses", self.max_uses),
+            ("max_uses_per_buyer", self.max_uses_per_buyer),
+        ):
+            if cap is not None:
+                _whole(name, cap, 1, problems)
+        _window_problems(self.starts_at, self.ends_at, problems)
+        if not problems:
+            start, end = self.window
+            if start is not None and end is not None and end <= start:
+                problems.append("its validity never overlaps its promotion's window")
+        if problems:
+            raise DefinitionError(f"coupon {self.code!r}", problems)
+
+    @classmethod
+    def single_use(cls, code: str, promotion: Promotion, **window: Any) -> Coupon:
+        """A code that one order, by anyone, may use."""
+        return cls(code, promotion, max_uses=1, **window)
+
+    @property
+    def window(self) -> tuple[datetime | None, datetime | None]:
+        """When the code works: its window within the promotion's."""
+        starts = [t for t in (self.starts_at, self.promotion.starts_at) if t is not None]
+        ends = [t for t in (self.ends_at, self.promotion.ends_at) if t is not None]
+        return (max(starts) if starts else None, min(ends) if ends else None)
+
+    @property
+    def limits(self) -> tuple[Limit, ...]:
+        """The code's own limits (counted under ``coupon:CODE``)."""
+        namespace = f"coupon:{self.code}"
+        limits = []
+        if self.max_uses is not None:
+            limits.append(Limit(Measure.USES, self.max_uses, namespace=namespace))
+        if self.max_uses_per_buyer is not None:
+            limits.append(
+                Limit(Measure.USES, self.max_uses_per_buyer, per_buyer=True, namespace=namespace)
+            )
+        return tuple(limits)
