@@ -11,6 +11,8 @@ from ecommerce_core.adapters.memory import (
     InMemoryCatalog,
     InMemoryInventory,
     InMemoryOrderRepository,
+    InMemoryPromotionCatalog,
+    InMemoryPromotionLedger,
     ManualClock,
     RecordingPublisher,
     ScriptedPaymentGateway,
@@ -34,6 +36,8 @@ from ecommerce_core.testing.contracts import (
     InventoryContract,
     OrderRepositoryContract,
     PaymentGatewayContract,
+    PromotionCatalogContract,
+    PromotionLedgerContract,
     make_order,
 )
 
@@ -78,6 +82,16 @@ class TestSequentialIdsContract(IdSourceContract):
 class TestRecordingPublisherContract(EventPublisherContract):
     def make_publisher(self):
         return RecordingPublisher()
+
+
+class TestInMemoryPromotionLedgerContract(PromotionLedgerContract):
+    def make_ledger(self):
+        return InMemoryPromotionLedger()
+
+
+class TestInMemoryPromotionCatalogContract(PromotionCatalogContract):
+    def make_catalog(self, items):
+        return InMemoryPromotionCatalog(items)
 
 
 # --------------------------------------------------------------------------- adapter extras

@@ -28,6 +28,7 @@ from typing import Any
 from ecommerce_core.errors import CurrencyMismatch, InvalidInput
 from ecommerce_core.limits import Limit, LimitClaim, Measure
 from ecommerce_core.money import Money, allocate_minor
+from ecommerce_core.money import _result as _money  # noqa: PLC2701  # Money from known-good ints
 from ecommerce_core.orders import LineAdjustment, OrderLine
 from ecommerce_core.promotions.rules import (
     AmountOff,
@@ -203,18 +204,15 @@ class _Pricing:
             raise CurrencyMismatch(self.currency, fee.currency, "price")
         self.shipping_fee = fee
         self.shipping_left = fee.minor
-        canonical = sorted(given, key=lambda source: source.line_id)
-        self.lines = [_Line(source, index) for index, source in enumerate(canonical)]
-        self.by_id = {line.source.line_id: line for line in self.lines}
-        self.given = [self.by_id[source.line_id] for source in given]
-        self.by_sku: dict[str, list[_Line]] = {}
-        self.by_category: dict[str, list[_Line]] = {}
-        self.by_merchant: dict[str, list[_Line]] = {}
-        for line in self.lines:
-            source = line.source
-            self.by_sku.setdefault(source.sku, []).append(line)
-            self.by_category.setdefault(source.category, []).append(line)
-            self.by_merchant.setdefault(source.merchant_id, []).append(line)
+        canonical = sorted(range(len(given)), key=lambda position: given[position].line_id)
+        self.lines: list[_Line] = []
+        by_position: dict[int, _Line] = {}
+        for index, position in enumerate(canonical):
+            line = _Line(given[position], index)
+            self.lines.append(line)
+            by_position[position] = line
+        self.given = [by_position[position] for position in range(len(given))]
+        self.indexes: dict[str, dict[str, list[_Line]]] = {}  # built when a scope needs one
         self.sales_mode = ""
         self.sales_mode_by = ""
         self.adjustments: list[Adjustment] = []
@@ -233,23 +231,40 @@ class _Pricing:
 
     # ----------------------------------------------------------------- looking
 
-    def candidates(self, scope: Scope) -> list[_Line]:
-        """The lines a scope may match, through the indexes, in canonical order."""
+    def index(self, field: str) -> dict[str, list[_Line]]:
+        """Lines by SKU, category or merchant (canonical order within each), built once."""
+        index = self.indexes.get(field)
+        if index is None:
+            index = self.indexes[field] = {}
+            for line in self.lines:
+                index.setdefault(getattr(line.source, field), []).append(line)
+        return index
+
+    def candidates(self, scope: Scope) -> Sequence[_Line]:
+        """The lines a scope matches, found through an index, in canonical order."""
         if scope.everything:
             return self.lines
-        if scope.skus:
-            found = [self.by_sku.get(sku, ()) for sku in scope.skus]
-        elif scope.categories:
-            found = [self.by_category.get(name, ()) for name in scope.categories]
-        elif scope.merchants:
-            found = [self.by_merchant.get(name, ()) for name in scope.merchants]
+        dimensions = [
+            (field, names)
+            for field, names in (
+                ("sku", scope.skus),
+                ("category", scope.categories),
+                ("merchant_id", scope.merchants),
+            )
+            if names
+        ]
+        if not dimensions:
+            lines: Sequence[_Line] = self.lines
         else:
-            found = [self.lines]
-        lines: Iterable[_Line]
-        if len(found) == 1:
-            lines = found[0]
-        else:
-            lines = sorted((line for group in found for line in group), key=_index)
+            field, names = dimensions[0]
+            index = self.index(field)
+            found = [index[name] for name in names if name in index]
+            if len(found) == 1:
+                lines = found[0]
+            else:
+                lines = sorted((line for group in found for line in group), key=_index)
+            if len(dimensions) == 1 and not scope.exclude_skus:
+                return lines  # the index matched the only criterion: nothing to filter
         covers = scope.covers
         return [
             line
@@ -410,6 +425,8 @@ class _Pricing:
 
     def limit(self, offer: _Offer, outcome: _Outcome) -> _Outcome:
         """Check the limits against the usage snapshot; a budget caps, a count refuses."""
+        if not offer.limits:
+            return outcome
         usage, buyer = self.context.usage, self.context.buyer_id
         for limit in offer.limits:
             left = limit.remaining(offer.id, buyer, usage)
@@ -525,8 +542,8 @@ class _Pricing:
         if outcome.status is not Status.APPLIED:
             self.explain(stage, offer, outcome)
             return
-        promotion, currency, code = offer.promotion, self.currency, offer.code
-        exclusive = promotion.exclusive
+        promotion, currency, code, offer_id = offer.promotion, self.currency, offer.code, offer.id
+        exclusive, stage_name = promotion.exclusive, stage.value
         shares: list[LineShare] = []
         for line, discount, units in outcome.shares:
             if exclusive:
@@ -536,9 +553,9 @@ class _Pricing:
                 line.shared_units = units
             if discount:
                 line.remaining -= discount
-                money = Money(discount, currency)
-                line.adjustments.append(LineAdjustment(offer.id, stage.value, money, code))
-                shares.append(LineShare(line.source.line_id, money))
+                money = _money(discount, currency)
+                line.adjustments.append(_adjustment(offer_id, stage_name, money, code))
+                shares.append(_share(line.source.line_id, money))
         self.shipping_left -= outcome.shipping
         self.shipping_discount += outcome.shipping
         given = outcome.value
@@ -605,16 +622,14 @@ class _Pricing:
     def result(self) -> PricingResult:
         """The result, lines in the order they were given."""
         currency = self.currency
+        zero = Money.zero(currency)
         lines = tuple(
-            PricedLine(
-                line.source.line_id,
-                line.source.sku,
-                line.qty,
-                line.source.unit_price,
-                line.source.category,
-                line.source.merchant_id,
+            _priced(
+                line.source,
                 tuple(line.adjustments),
-                Money(line.unit * line.qty - line.remaining, currency),
+                _money(line.unit * line.qty - line.remaining, currency)
+                if line.adjustments
+                else zero,
             )
             for line in self.given
         )
@@ -643,6 +658,44 @@ _RULES: dict[type, Callable[[_Pricing, Any, _Pool, int, int], _Outcome]] = {
     Rebate: _Pricing.rebate,
     Points: _Pricing.points,
 }
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _adjustment(promotion_id: str, stage: str, amount: Money, code: str) -> LineAdjustment:
+    """A :class:`LineAdjustment` from values the engine built and knows are valid (hot path)."""
+    adjustment: LineAdjustment = _new(LineAdjustment)
+    _set(adjustment, "promotion_id", promotion_id)
+    _set(adjustment, "stage", stage)
+    _set(adjustment, "amount", amount)
+    _set(adjustment, "code", code)
+    return adjustment
+
+
+def _share(line_id: str, amount: Money) -> LineShare:
+    """A :class:`LineShare` from known-valid values (hot path)."""
+    share: LineShare = _new(LineShare)
+    _set(share, "line_id", line_id)
+    _set(share, "amount", amount)
+    return share
+
+
+def _priced(
+    source: PricingLine, adjustments: tuple[LineAdjustment, ...], discount: Money
+) -> PricedLine:
+    """A :class:`PricedLine` from a valid source line and what the engine gave it (hot path)."""
+    priced: PricedLine = _new(PricedLine)
+    _set(priced, "line_id", source.line_id)
+    _set(priced, "sku", source.sku)
+    _set(priced, "quantity", source.quantity)
+    _set(priced, "unit_price", source.unit_price)
+    _set(priced, "category", source.category)
+    _set(priced, "merchant_id", source.merchant_id)
+    _set(priced, "adjustments", adjustments)
+    _set(priced, "discount", discount)
+    return priced
 
 
 def _index(line: _Line) -> int:

@@ -14,9 +14,13 @@ from ecommerce_core.testing.contracts import (
     InventoryContract,
     OrderRepositoryContract,
     PaymentGatewayContract,
+    PromotionCatalogContract,
+    PromotionLedgerContract,
     assert_same_order,
     make_order,
+    make_priced_order,
     run_inventory_contract,
+    run_promotion_ledger_contract,
 )
 
 __all__ = [
@@ -28,7 +32,11 @@ __all__ = [
     "InventoryContract",
     "OrderRepositoryContract",
     "PaymentGatewayContract",
+    "PromotionCatalogContract",
+    "PromotionLedgerContract",
     "assert_same_order",
     "make_order",
+    "make_priced_order",
     "run_inventory_contract",
+    "run_promotion_ledger_contract",
 ]
