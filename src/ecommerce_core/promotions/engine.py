@@ -28,7 +28,7 @@ from typing import Any
 from ecommerce_core.errors import CurrencyMismatch, InvalidInput
 from ecommerce_core.limits import Limit, LimitClaim, Measure
 from ecommerce_core.money import Money, allocate_minor
-from ecommerce_core.money import _result as _money  # noqa: PLC2701  # Money from known-good ints
+from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.orders import LineAdjustment, OrderLine
 from ecommerce_core.promotions.rules import (
     AmountOff,
