@@ -292,11 +292,10 @@ class _Pricing:
 
     def evaluate(self, offer: _Offer) -> _Outcome:  # noqa: PLR0911  # one return per status
         """Check and compute one promotion against the cart as it stands; change nothing."""
-        promotion, now = offer.promotion, self.context.now
-        if offer.starts_at is not None and now < offer.starts_at:
-            return _Outcome(Status.NOT_STARTED, f"starts at {offer.starts_at.isoformat()}")
-        if offer.ends_at is not None and now >= offer.ends_at:
-            return _Outcome(Status.EXPIRED, f"ended at {offer.ends_at.isoformat()}")
+        promotion = offer.promotion
+        closed = self.closed(offer)
+        if closed is not None:
+            return closed
         for condition in promotion.conditions:
             if isinstance(condition, BuyerIn) and not condition.segments & self.context.segments:
                 names = ", ".join(sorted(condition.segments))
@@ -494,6 +493,7 @@ class _Pricing:
                 stage is Stage.BASE_PRICE
                 and self.sales_mode
                 and promotion.sales_mode != self.sales_mode
+                and self.closed(offer) is None
             ):
                 reason = (
                     f"an order has one sales mode, and {self.sales_mode_by!r} "
@@ -532,8 +532,21 @@ class _Pricing:
             )
             self.explain(stage, member, _Outcome(Status.LOST_TO_BETTER, reason), by=winner[0].id)
 
+    def closed(self, offer: _Offer) -> _Outcome | None:
+        """Why the promotion is not running now (not started, or over), if it is not."""
+        now = self.context.now
+        if offer.starts_at is not None and now < offer.starts_at:
+            return _Outcome(Status.NOT_STARTED, f"starts at {offer.starts_at.isoformat()}")
+        if offer.ends_at is not None and now >= offer.ends_at:
+            return _Outcome(Status.EXPIRED, f"ended at {offer.ends_at.isoformat()}")
+        return None
+
     def explain_stopped(self, stage: Stage, offer: _Offer, stopper: str) -> None:
-        """Record that ``stopper`` stopped this promotion."""
+        """Record that ``stopper`` stopped this promotion (unless it is not running anyway)."""
+        closed = self.closed(offer)
+        if closed is not None:
+            self.explain(stage, offer, closed)
+            return
         reason = f"stopped by {stopper!r}, which stops the promotions after it"
         self.explain(stage, offer, _Outcome(Status.STOPPED_BY, reason), by=stopper)
 
