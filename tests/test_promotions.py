@@ -802,3 +802,26 @@ class TestDefinitionErrors:
             "1 points per 1.00 CNY",
             "SKUs a and merchants m",
         ]
+
+
+class TestSmallPrints:
+    def test_a_scope_given_one_name_as_a_string_means_that_name(self):
+        assert Scope(skus="tea") == Scope(skus={"tea"})
+
+    def test_a_scope_that_only_excludes_covers_everything_else(self):
+        promo = Promotion("not-pots", PercentOff(10), scope=Scope(exclude_skus={"pot"}))
+        result = price([TEA, POT], [promo], context())
+        assert discounts(result) == {"1": "11.40 CNY", "3": "0.00 CNY"}
+
+    def test_a_shortfall_reads_as_what_to_do(self):
+        assert str(Shortfall(units=2)) == "buy 2 more"
+        assert str(Shortfall(amount=cny("12"))) == "spend 12.00 CNY more"
+
+    def test_a_pricing_line_knows_its_list_amount(self):
+        assert TEA.list_amount == cny("114")
+
+    def test_tiers_and_free_units_check_their_own_parts(self):
+        with pytest.raises(DefinitionError, match="is not a Tier"):
+            Promotion("t", Tiered([(2, PercentOff(5))]))
+        with pytest.raises(DefinitionError, match="at most 100"):
+            Promotion("b", BuyXGetY(1, 1, percent=150))

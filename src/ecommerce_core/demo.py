@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from ecommerce_core.actors import Actor
-from ecommerce_core.campaigns import FlashSale, RushPurchase
 from ecommerce_core.adapters.memory import (
     InMemoryCatalog,
     InMemoryInventory,
@@ -26,6 +25,7 @@ from ecommerce_core.adapters.memory import (
     ScriptedPaymentGateway,
     SequentialIds,
 )
+from ecommerce_core.campaigns import FlashSale, RushPurchase
 from ecommerce_core.errors import EcommerceCoreError
 from ecommerce_core.money import Money
 from ecommerce_core.orders import CartItem, Order

@@ -410,7 +410,7 @@ class Tiered:
         if not self.tiers:
             return ["Tiered needs at least one tier"]
         problems: list[str] = []
-        kinds = {isinstance(tier.at, Money) for tier in self.tiers}
+        kinds = {isinstance(getattr(tier, "at", None), Money) for tier in self.tiers}
         if len(kinds) > 1:
             problems.append("tiers must all count money or all count units")
         previous: Money | int | None = None

@@ -67,8 +67,20 @@ def _codes(codes: Sequence[str]) -> list[str]:
 
 
 def _most_telling(explanations: Sequence[Explanation]) -> Explanation:
-    """Of a coupon's explanations on several orders, the one that says most (a shortfall)."""
-    return next((e for e in explanations if e.shortfall is not None), explanations[0])
+    """Of a coupon's explanations on several orders, the closest to applying.
+
+    The smallest shortfall (the order that needs least to qualify), else the first.
+    """
+    short = [e for e in explanations if e.shortfall is not None]
+    if not short:
+        return explanations[0]
+    return min(short, key=_missing)
+
+
+def _missing(explanation: Explanation) -> tuple[int, int]:
+    shortfall = explanation.shortfall
+    assert shortfall is not None  # noqa: S101  # filtered by the caller
+    return (shortfall.units, 0 if shortfall.amount is None else shortfall.amount.minor)
 
 
 def _refuse(coupon: Coupon, explanation: Explanation) -> PromotionRefused:
