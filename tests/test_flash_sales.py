@@ -612,8 +612,38 @@ class TestPricingAFlashOfferDirectly:
         result = price(two, [offer], PricingContext(TEN, "alice"))
         assert result.sales_mode == FLASH_SALE
         assert str(result.total) == "39.80 CNY"
-        assert limit_keys([offer], "alice") == [QUOTA, ALICE_UNITS, ALICE_UNPAID]
+        assert limit_keys([offer], "alice") == [ALICE_UNPAID, QUOTA, ALICE_UNITS]
         one_bought = PricingContext(TEN, "alice", usage={ALICE_UNITS: 1})
         explanation = price(two, [offer], one_bought).explanation(offer.id)
         assert explanation.status is Status.LIMIT_REACHED
         assert explanation.reason == "at most 2 units per buyer: 1 left for this order"
+
+
+class TestSmallPrints:
+    def test_a_failure_storing_the_order_gives_back_the_quota_and_the_stock(self):
+        service, _ = world()
+
+        def refuse(order):
+            raise VersionConflict(order.id, 0, 1)
+
+        service.orders.add = refuse
+        with pytest.raises(VersionConflict):
+            service.buy_in_campaign(ALICE, "618", "tea-01", 2)
+        assert held(service, QUOTA, ALICE_UNITS, ALICE_UNPAID) == dict.fromkeys(
+            (QUOTA, ALICE_UNITS, ALICE_UNPAID), 0
+        )
+        assert stock(service) == (10, 0, 10)
+
+    def test_a_rush_purchase_does_not_sell_what_it_does_not_list(self):
+        with pytest.raises(NotFound):
+            rush_purchase().offer("tea-01", TEN)
+
+    def test_an_item_needs_a_sku(self):
+        with pytest.raises(DefinitionError, match="needs a SKU"):
+            FlashSale("f", [Session("s", TEN, NOON)], [FlashItem(" ", cny("2"), cny("1"), 1, 1)])
+
+    def test_the_promotion_catalogue_takes_only_promotions_coupons_and_campaigns(self):
+        service, _ = world()
+        with pytest.raises(InvalidInput):
+            service.promotions.add("tea-ten")
+        assert service.ledger.state("never-reserved") is None

@@ -694,7 +694,7 @@ class TestDefinitionErrors:
             (lambda: Promotion("p", PercentOff(5), conditions=[BuyerIn(())]), "no segment"),
             (
                 lambda: Promotion("p", PercentOff(5), starts_at=NOW, ends_at=NOW),
-                "ends (2026-05-20 10:00:00+00:00) before it starts",
+                "must end after it starts (2026-05-20 10:00:00+00:00), not at 2026-05-20",
             ),
             (
                 lambda: Promotion("p", PercentOff(5), starts_at=datetime(2026, 1, 1)),  # noqa: DTZ001

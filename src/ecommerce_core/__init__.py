@@ -25,6 +25,7 @@ from ecommerce_core.errors import (
     NotFound,
     OutOfStock,
     PaymentNotCompleted,
+    PromotionRefused,
     RuleViolation,
     TransitionNotAllowed,
     UnknownCurrency,
@@ -45,11 +46,13 @@ from ecommerce_core.orders import (
     STANDARD_ORDER,
     STANDARD_ORDER_PROCESS,
     CartItem,
+    LineAdjustment,
     Order,
     OrderLine,
     OrderState,
+    PricingTerms,
 )
-from ecommerce_core.policies import OrderPolicy
+from ecommerce_core.policies import OrderPolicy, PricingPolicy
 from ecommerce_core.process import Process, ProcessDefinition, State, Transition
 from ecommerce_core.processes import PROCESSES
 from ecommerce_core.services import Expired, OrderService
@@ -73,6 +76,7 @@ __all__ = [
     "IdempotencyConflict",
     "InvalidInput",
     "LimitExceeded",
+    "LineAdjustment",
     "Money",
     "NotFound",
     "Order",
@@ -88,8 +92,11 @@ __all__ = [
     "OrderState",
     "OutOfStock",
     "PaymentNotCompleted",
+    "PricingPolicy",
+    "PricingTerms",
     "Process",
     "ProcessDefinition",
+    "PromotionRefused",
     "ReceiptConfirmed",
     "RuleViolation",
     "State",

@@ -336,8 +336,8 @@ class FlashSale:
     def promotion(self, sku: str, session: Session) -> Promotion:
         """The base-price promotion that sells ``sku`` in ``session``.
 
-        Its limits: the session's quota (units), the buyer's units over the whole sale, and
-        one unpaid order per buyer and item, all reserved when the order is placed.
+        Its limits: one unpaid order per buyer and item, the session's quota (units) and the
+        buyer's units over the whole sale, all reserved when the order is placed.
         """
         item = self.item(sku)
         shared = f"{self.id}:{sku}"
@@ -350,10 +350,10 @@ class FlashSale:
             starts_at=session.starts_at,
             ends_at=session.ends_at,
             exclusive=True,
-            limits=(
+            limits=(  # checked in this order: the most actionable refusal first
+                Limit.unpaid_orders_per_buyer(1, namespace=shared),
                 Limit.units(item.quota),
                 Limit.units_per_buyer(item.per_buyer, namespace=shared),
-                Limit.unpaid_orders_per_buyer(1, namespace=shared),
             ),
             sales_mode=FLASH_SALE,
         )

@@ -594,7 +594,7 @@ def _window_problems(starts_at: object, ends_at: object, problems: list[str]) ->
         and isinstance(ends_at, datetime)
         and ends_at <= starts_at
     ):
-        found.append(f"its window ends ({ends_at}) before it starts ({starts_at})")
+        found.append(f"its window must end after it starts ({starts_at}), not at {ends_at}")
     problems.extend(found)
 
 
