@@ -72,6 +72,10 @@ def _percent_of(amount: int, rate: Fraction) -> int:
     return (2 * amount * rate.numerator + rate.denominator) // (2 * rate.denominator)
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
 class _Line:
     """A line being priced: what is left of it and which of its units are taken."""
 
@@ -272,21 +276,27 @@ class _Pricing:
             if covers(line.source.sku, line.source.category, line.source.merchant_id)
         ]
 
-    def pool(self, promotion: Promotion) -> _Pool:
-        """What each line in scope still offers this promotion: units and amount."""
+    def pool(self, promotion: Promotion) -> tuple[_Pool, int, int]:
+        """What each line in scope still offers this promotion, and the totals: units, amount."""
         pool: _Pool = []
+        total_units = total_amount = 0
         if promotion.exclusive:
             for line in self.candidates(promotion.scope):
                 units = line.qty - line.excl_units - line.shared_units
                 if units > 0:
-                    pool.append((line, units, units * line.unit))
+                    amount = units * line.unit
+                    pool.append((line, units, amount))
+                    total_units += units
+                    total_amount += amount
         else:
             for line in self.candidates(promotion.scope):
                 units = line.qty - line.excl_units
                 if units > 0:
-                    taken = line.excl_units * line.unit - line.excl_discount
-                    pool.append((line, units, line.remaining - taken))
-        return pool
+                    amount = line.remaining - (line.excl_units * line.unit - line.excl_discount)
+                    pool.append((line, units, amount))
+                    total_units += units
+                    total_amount += amount
+        return pool, total_units, total_amount
 
     # ----------------------------------------------------------------- evaluating
 
@@ -300,12 +310,10 @@ class _Pricing:
             if isinstance(condition, BuyerIn) and not condition.segments & self.context.segments:
                 names = ", ".join(sorted(condition.segments))
                 return _Outcome(Status.CONDITION_UNMET, f"only for buyers in: {names}")
-        pool = self.pool(promotion)
+        pool, units, amount = self.pool(promotion)
         if not pool:
             what = promotion.scope.describe()
             return _Outcome(Status.CONDITION_UNMET, f"nothing in the cart it covers ({what})")
-        units = sum(u for _, u, _ in pool)
-        amount = sum(a for _, _, a in pool)
         for condition in promotion.conditions:
             if isinstance(condition, MinQuantity) and units < condition.units:
                 return _units_short(condition.units - units)
@@ -558,6 +566,7 @@ class _Pricing:
         promotion, currency, code, offer_id = offer.promotion, self.currency, offer.code, offer.id
         exclusive, stage_name = promotion.exclusive, stage.value
         shares: list[LineShare] = []
+        new, put = _new, _set  # the hot loop: objects from known-valid values, no validators
         for line, discount, units in outcome.shares:
             if exclusive:
                 line.excl_units += units
@@ -566,9 +575,19 @@ class _Pricing:
                 line.shared_units = units
             if discount:
                 line.remaining -= discount
-                money = _money(discount, currency)
-                line.adjustments.append(_adjustment(offer_id, stage_name, money, code))
-                shares.append(_share(line.source.line_id, money))
+                money = new(Money)
+                put(money, "minor", discount)
+                put(money, "currency", currency)
+                adjustment = new(LineAdjustment)
+                put(adjustment, "promotion_id", offer_id)
+                put(adjustment, "stage", stage_name)
+                put(adjustment, "amount", money)
+                put(adjustment, "code", code)
+                line.adjustments.append(adjustment)
+                share = new(LineShare)
+                put(share, "line_id", line.source.line_id)
+                put(share, "amount", money)
+                shares.append(share)
         self.shipping_left -= outcome.shipping
         self.shipping_discount += outcome.shipping
         given = outcome.value
@@ -671,28 +690,6 @@ _RULES: dict[type, Callable[[_Pricing, Any, _Pool, int, int], _Outcome]] = {
     Rebate: _Pricing.rebate,
     Points: _Pricing.points,
 }
-
-
-_new = object.__new__
-_set = object.__setattr__
-
-
-def _adjustment(promotion_id: str, stage: str, amount: Money, code: str) -> LineAdjustment:
-    """A :class:`LineAdjustment` from values the engine built and knows are valid (hot path)."""
-    adjustment: LineAdjustment = _new(LineAdjustment)
-    _set(adjustment, "promotion_id", promotion_id)
-    _set(adjustment, "stage", stage)
-    _set(adjustment, "amount", amount)
-    _set(adjustment, "code", code)
-    return adjustment
-
-
-def _share(line_id: str, amount: Money) -> LineShare:
-    """A :class:`LineShare` from known-valid values (hot path)."""
-    share: LineShare = _new(LineShare)
-    _set(share, "line_id", line_id)
-    _set(share, "amount", amount)
-    return share
 
 
 def _priced(
