@@ -27,28 +27,30 @@ Example:
 
 from __future__ import annotations
 
-from ecommerce_core.promotions.engine import limit_keys, price
-from ecommerce_core.promotions.rules import (
+from ecommerce_core.promotions.benefits import (
     AmountOff,
     Benefit,
-    BuyerIn,
     BuyXGetY,
-    Condition,
-    Coupon,
     FixedPrice,
     FreeShipping,
-    MinAmount,
-    MinQuantity,
     PercentOff,
     Points,
-    Promotion,
     Rebate,
-    Scope,
-    Stacking,
     Stage,
     Threshold,
     Tier,
     Tiered,
+)
+from ecommerce_core.promotions.engine import limit_keys, price
+from ecommerce_core.promotions.rules import (
+    BuyerIn,
+    Condition,
+    Coupon,
+    MinAmount,
+    MinQuantity,
+    Promotion,
+    Scope,
+    Stacking,
 )
 from ecommerce_core.promotions.values import (
     Adjustment,

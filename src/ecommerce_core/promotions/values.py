@@ -21,7 +21,7 @@ from ecommerce_core.errors import InvalidInput
 from ecommerce_core.limits import Limit, LimitClaim, StockTiming
 from ecommerce_core.money import Money
 from ecommerce_core.orders import LineAdjustment, OrderLine, PricingTerms, check_now
-from ecommerce_core.promotions.rules import Stage
+from ecommerce_core.promotions.benefits import Stage
 
 __all__ = [
     "Adjustment",
