@@ -19,13 +19,16 @@ from ecommerce_core import (
 from ecommerce_core.demo import demo_service
 from ecommerce_core.errors import PromotionRefused
 from ecommerce_core.limits import Limit
+from ecommerce_core.orders import Entitlement
 from ecommerce_core.promotions import (
     AmountOff,
     BuyerIn,
     Coupon,
     MinAmount,
     PercentOff,
+    Points,
     Promotion,
+    Rebate,
     Scope,
     Threshold,
 )
@@ -259,4 +262,17 @@ class TestLimitsOnEveryPath:
         assert all(
             ln.discount == sum((a.amount for a in ln.adjustments), cny("0"))
             for ln in cancelled.lines
+        )
+
+
+class TestEntitlements:
+    def test_rebates_and_points_are_kept_on_the_order_for_later_granting(self):
+        service, _ = world(
+            Promotion("cashback", Rebate(percent=2)), Promotion("points", Points(cny("10")))
+        )
+        (order,) = service.checkout(ALICE, [CartItem("pot-01", 1)])
+        assert order.total == cny("168")
+        assert service.orders.get(order.id).terms.entitlements == (
+            Entitlement("cashback", "rebate", cny("3.36")),
+            Entitlement("points", "points", points=16),
         )

@@ -51,6 +51,7 @@ __all__ = [
     "Cancellation",
     "CartItem",
     "Deadline",
+    "Entitlement",
     "LineAdjustment",
     "Order",
     "OrderLine",
@@ -770,6 +771,29 @@ def _check_adjustments(line: OrderLine) -> None:
 
 
 @attrs.frozen
+class Entitlement:
+    """Something granted after the order (post-order stage): a rebate or points.
+
+    Pricing computes it; :attr:`PricingTerms.entitlements` keeps it on the order, for the
+    rebate and loyalty processes to grant once the order completes (or claw back).
+
+    Attributes:
+        promotion_id: The promotion that grants it.
+        kind: ``"rebate"`` or ``"points"``.
+        amount: The cashback, for a rebate.
+        points: The points, for points.
+        code: The coupon code, when it came with one.
+
+    """
+
+    promotion_id: str
+    kind: str
+    amount: Money | None = None
+    points: int = 0
+    code: str = ""
+
+
+@attrs.frozen
 class PricingTerms:
     """How pricing sold an order: what the payment, cancellation and expiry paths must honour.
 
@@ -784,6 +808,7 @@ class PricingTerms:
         offer_ends_at: When the earliest of those promotions ends; a payment re-check
             compares against it.
         cod_allowed: Whether cash on delivery may be offered for it.
+        entitlements: Rebates and points its promotions grant after the order.
 
     """
 
@@ -793,6 +818,9 @@ class PricingTerms:
     promotion_ids: tuple[str, ...] = attrs.field(default=(), converter=tuple[str, ...])
     offer_ends_at: datetime | None = None
     cod_allowed: bool = True
+    entitlements: tuple[Entitlement, ...] = attrs.field(
+        default=(), converter=tuple[Entitlement, ...]
+    )
 
     @property
     def order_claims(self) -> tuple[LimitClaim, ...]:

@@ -20,7 +20,7 @@ import attrs
 from ecommerce_core.errors import InvalidInput
 from ecommerce_core.limits import Limit, LimitClaim, StockTiming
 from ecommerce_core.money import Money
-from ecommerce_core.orders import LineAdjustment, OrderLine, PricingTerms, check_now
+from ecommerce_core.orders import Entitlement, LineAdjustment, OrderLine, PricingTerms, check_now
 from ecommerce_core.promotions.benefits import Stage
 
 __all__ = [
@@ -244,26 +244,6 @@ class Adjustment:
 
 
 @attrs.frozen
-class Entitlement:
-    """Something granted after the order (post-order stage): a rebate or points.
-
-    Attributes:
-        promotion_id: The promotion that grants it.
-        kind: ``"rebate"`` or ``"points"``.
-        amount: The cashback, for a rebate.
-        points: The points, for points.
-        code: The coupon code, when it came with one.
-
-    """
-
-    promotion_id: str
-    kind: str
-    amount: Money | None = None
-    points: int = 0
-    code: str = ""
-
-
-@attrs.frozen
 class PricedLine:
     """A line after pricing: its list price and every adjustment that reached it.
 
@@ -404,6 +384,7 @@ class PricingResult:
             "promotion_ids": self.applied,
             "offer_ends_at": self.offer_ends_at,
             "stock_timing": StockTiming.ON_ORDER,
+            "entitlements": self.entitlements,
         }
         values.update(overrides)
         return PricingTerms(**values)

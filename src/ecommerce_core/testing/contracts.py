@@ -55,6 +55,7 @@ from ecommerce_core.errors import (
 from ecommerce_core.limits import LimitClaim, StockTiming
 from ecommerce_core.money import Money
 from ecommerce_core.orders import (
+    Entitlement,
     LineAdjustment,
     Order,
     OrderLine,
@@ -144,6 +145,7 @@ def make_priced_order(order_id: str = "o-priced") -> Order:
         promotion_ids=["flash:s1:tea-01", "welcome"],
         offer_ends_at=CONTRACT_TIME + timedelta(hours=2),
         cod_allowed=False,
+        entitlements=[Entitlement("welcome-points", "points", points=39)],
     )
     return Order.place(
         order_id=order_id,
