@@ -205,6 +205,13 @@ class TestPricedCheckout:
 
 
 class TestLimitsOnEveryPath:
+    def test_a_platform_promotion_limited_per_buyer_goes_to_one_order_of_a_checkout(self):
+        once = Promotion("first-order", AmountOff(cny("5")), limits=[Limit.uses_per_buyer(1)])
+        service, _ = world(once)
+        cups, teahouse = service.checkout(ALICE, [CartItem("cup-01", 1), CartItem("pot-01", 1)])
+        assert (cups.total, teahouse.total) == (cny("20"), cny("168"))
+        assert held(service, "first-order:uses:buyer:alice") == {"first-order:uses:buyer:alice": 1}
+
     def test_placing_reserves_the_limits_and_paying_commits_them(self):
         service, _ = world(WELCOME)
         (order,) = service.checkout(ALICE, [CartItem("pot-01", 1)])

@@ -105,6 +105,9 @@ def price_checkout(
 ) -> dict[str, PricingResult]:
     """Price each merchant's lines; each coupon applies to one order.
 
+    Orders are priced in merchant order, each against the usage the earlier ones claimed, so
+    a platform-wide promotion limited to one use per buyer goes to one order of the checkout.
+
     Raises:
         InvalidInput: A code given twice or malformed.
         NotFound: An unknown code.
@@ -118,7 +121,7 @@ def price_checkout(
     merchants = sorted(lines_by_merchant)
     automatic: dict[str, Sequence[Promotion]] = {m: catalog.promotions(m) for m in merchants}
     everything: list[Promotion | Coupon] = [p for m in merchants for p in automatic[m]]
-    usage = ledger.usage(limit_keys([*everything, *coupons], buyer_id))
+    usage = dict(ledger.usage(limit_keys([*everything, *coupons], buyer_id)))
     wanted = frozenset(segments)
 
     def run(merchant: str, extra: Sequence[Coupon]) -> PricingResult:
@@ -138,7 +141,11 @@ def price_checkout(
             tried.append(explanation)
         else:
             raise _refuse(coupon, _most_telling(tried))
-    results = {m: run(m, assigned[m]) for m in merchants}
+    results: dict[str, PricingResult] = {}
+    for merchant in merchants:  # a limit one order takes is not there for the next
+        results[merchant] = run(merchant, assigned[merchant])
+        for claim in results[merchant].claims:
+            usage[claim.key] = usage.get(claim.key, 0) + claim.amount
     for merchant, given in assigned.items():
         for coupon in given:
             explanation = results[merchant].explanation(coupon.promotion.id)
