@@ -256,6 +256,19 @@ def _ensure_sold(
     raise PromotionRefused(campaign, explanation.status.value, explanation.reason, command="buy")
 
 
+def _terms(result: PricingResult, timing: StockTiming, *, cod_allowed: bool) -> PricingTerms:
+    """The terms a campaign order is placed with (always some: the sales mode is set)."""
+    return PricingTerms(
+        sales_mode=result.sales_mode,
+        stock_timing=timing,
+        claims=result.claims,
+        promotion_ids=result.applied,
+        offer_ends_at=result.offer_ends_at,
+        cod_allowed=cod_allowed,
+        entitlements=result.entitlements,
+    )
+
+
 @attrs.frozen
 class FlashSale:
     """A flash sale (秒杀): sessions, items with flash prices, quotas and per-buyer limits.
@@ -384,9 +397,7 @@ class FlashSale:
 
     def terms(self, result: PricingResult) -> PricingTerms:
         """The pricing terms a flash order is placed with: no COD, stock on order."""
-        terms = result.terms(stock_timing=self.stock_timing, cod_allowed=self.allows_cod)
-        assert terms is not None  # noqa: S101  # overrides always give terms
-        return terms
+        return _terms(result, self.stock_timing, cod_allowed=self.allows_cod)
 
     def ensure_sold(
         self,
@@ -527,9 +538,7 @@ class RushPurchase:
 
     def terms(self, result: PricingResult) -> PricingTerms:
         """The pricing terms a rush order is placed with: its stock timing, no COD."""
-        terms = result.terms(stock_timing=self.stock_timing, cod_allowed=self.allows_cod)
-        assert terms is not None  # noqa: S101  # overrides always give terms
-        return terms
+        return _terms(result, self.stock_timing, cod_allowed=self.allows_cod)
 
     def ensure_sold(
         self,

@@ -215,7 +215,8 @@ class BuyXGetY:
 
     def describe(self) -> str:
         """The benefit in words."""
-        off = "free" if Decimal(self.percent) == 100 else f"{Decimal(self.percent)}% off"  # noqa: PLR2004
+        free = Decimal(self.percent) == 100  # noqa: PLR2004  # 100 % off is free
+        off = "free" if free else f"{Decimal(self.percent)}% off"
         return f"buy {self.buy} get {self.get} {off}"
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from ecommerce_core.errors import InvalidInput
+from ecommerce_core.errors import InvalidInput, NotFound
 from ecommerce_core.limits import Limit, LimitClaim, StockTiming
 from ecommerce_core.money import Money
 from ecommerce_core.orders import Entitlement, LineAdjustment, OrderLine, PricingTerms, check_now
@@ -361,8 +361,6 @@ class PricingResult:
         for explanation in self.explanations:
             if explanation.promotion_id == promotion_id:
                 return explanation
-        from ecommerce_core.errors import NotFound  # noqa: PLC0415  # rare path
-
         raise NotFound("promotion", promotion_id)
 
     def order_lines(self) -> list[OrderLine]:
