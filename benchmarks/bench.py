@@ -13,8 +13,10 @@ To add a section, write a function that takes the :class:`Sizes` and returns a f
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import platform
+import random
 import statistics
 import sys
 import tracemalloc
@@ -506,6 +508,106 @@ def payments(sizes: Sizes) -> Section:
         per_order = measure(lambda s=service, m=method: service_lifecycle(s, m), number)
         out.add(label, 1e9 / per_order, "orders/s", ratio=per_order / baseline)
     return out
+
+
+@section("5. Pricing a cart")
+def pricing(sizes: Sizes) -> Section:
+    from ecommerce_core.promotions import PricingContext, price  # noqa: PLC0415  # own section
+
+    quick = sizes.place < Sizes().place  # --quick: a smaller cart, fewer repeats
+    lines, promotions, runs = (100, 10, 2) if quick else (1_000, 100, 10)
+    out = Section(
+        "5. Pricing a cart",
+        f"  price(): {lines:,} lines in 50 categories against {promotions} promotions "
+        "(percent, per-unit, buy-x-get-y, 满减 and tiers by category, fixed prices by SKU, "
+        "an order-wide 满减, free shipping); ratio = time / the first row",
+        value_header="median",
+    )
+    context = PricingContext(NOW, "b-1", shipping_fee=Money.of("8.00", "CNY"))
+
+    def run(n_lines: int, n_promotions: int) -> float:
+        cart, offers = pricing_cart(n_lines), pricing_promotions(n_promotions)
+        return measure(price, runs, cart, offers, context, repeats=5)
+
+    base = run(lines, promotions)
+    out.add(f"{lines:,} lines x {promotions} promotions (baseline)", base / 1e6, "ms", ratio=1.0)
+    more_lines = run(2 * lines, promotions)
+    out.add(
+        f"{2 * lines:,} lines x {promotions} promotions",
+        more_lines / 1e6,
+        "ms",
+        ratio=more_lines / base,
+        target=Target("<=", 2.2),
+    )
+    more_promotions = run(lines, 2 * promotions)
+    out.add(
+        f"{lines:,} lines x {2 * promotions} promotions",
+        more_promotions / 1e6,
+        "ms",
+        ratio=more_promotions / base,
+        target=Target("<=", 2.2),
+    )
+    bare = run(lines, 0)
+    out.add(f"{lines:,} lines, no promotion (the cost of the lines alone)", bare / 1e6, "ms")
+    if not quick:
+        out.add(
+            "the baseline against 10 ms",
+            base / 1e6,
+            "ms",
+            ratio=base / 1e7,
+            target=Target("<=", 1.0),
+        )
+    return out
+
+
+def pricing_cart(count: int) -> list[Any]:
+    """``count`` lines over 50 categories, 1 to 3 units at 1.00 to 500.00 each (seeded)."""
+    from ecommerce_core.promotions import PricingLine  # noqa: PLC0415  # own section
+
+    rnd = random.Random(count)
+    return [
+        PricingLine(
+            f"{i:05}",
+            f"sku-{i}",
+            rnd.randint(1, 3),
+            Money(rnd.randint(100, 50_000), "CNY"),
+            f"cat-{i % 50}",
+            "m-1",
+        )
+        for i in range(count)
+    ]
+
+
+def pricing_promotions(count: int) -> list[Any]:
+    """``count`` promotions, mostly scoped to one category or SKU, plus two order-wide ones."""
+    from ecommerce_core import promotions as p  # noqa: PLC0415  # own section
+
+    cny = functools.partial(Money.of, currency="CNY")
+    made: list[Any] = []
+    for i in range(count):
+        kind, category = i % 10, p.Scope(categories={f"cat-{i % 50}"})
+        pid = f"p{i:04}"
+        if kind < 4:
+            made.append(p.Promotion(pid, p.PercentOff(5 + i % 20), scope=category, priority=i % 7))
+        elif kind < 6:
+            made.append(p.Promotion(pid, p.AmountOff(cny("1.00"), per_unit=True), scope=category))
+        elif kind == 6:
+            made.append(p.Promotion(pid, p.BuyXGetY(2, 1), scope=category, exclusive=True))
+        elif kind == 7:
+            made.append(
+                p.Promotion(pid, p.Threshold(cny("100"), cny("10"), repeat=True), scope=category)
+            )
+        elif kind == 8:
+            made.append(
+                p.Promotion(pid, p.FixedPrice(cny("50.00")), scope=p.Scope(skus={f"sku-{i * 7}"}))
+            )
+        else:
+            tiers = p.Tiered([p.Tier(2, p.PercentOff(5)), p.Tier(5, p.PercentOff(10))])
+            made.append(p.Promotion(pid, tiers, scope=category))
+    if count:
+        made.append(p.Promotion("order-mj", p.Threshold(cny("200"), cny("20"), repeat=True)))
+        made.append(p.Promotion("ship", p.FreeShipping()))
+    return made
 
 
 # ----------------------------------------------------------------------------- main

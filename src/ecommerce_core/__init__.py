@@ -26,6 +26,7 @@ from ecommerce_core.errors import (
     NotFound,
     OutOfStock,
     PaymentNotCompleted,
+    PromotionRefused,
     RuleViolation,
     TransitionNotAllowed,
     UnknownCurrency,
@@ -46,12 +47,14 @@ from ecommerce_core.orders import (
     STANDARD_ORDER,
     STANDARD_ORDER_PROCESS,
     CartItem,
+    LineAdjustment,
     Order,
     OrderLine,
     OrderState,
+    PricingTerms,
 )
 from ecommerce_core.payments import OrderMoney, PaymentMethod, PaymentPolicy
-from ecommerce_core.policies import OrderPolicy
+from ecommerce_core.policies import OrderPolicy, PricingPolicy
 from ecommerce_core.process import Process, ProcessDefinition, State, Transition
 from ecommerce_core.processes import PROCESSES
 from ecommerce_core.services import Expired, OrderService, PaymentService
@@ -76,6 +79,7 @@ __all__ = [
     "IdempotencyConflict",
     "InvalidInput",
     "LimitExceeded",
+    "LineAdjustment",
     "Money",
     "NotFound",
     "Order",
@@ -95,8 +99,11 @@ __all__ = [
     "PaymentNotCompleted",
     "PaymentPolicy",
     "PaymentService",
+    "PricingPolicy",
+    "PricingTerms",
     "Process",
     "ProcessDefinition",
+    "PromotionRefused",
     "ReceiptConfirmed",
     "RuleViolation",
     "State",

@@ -19,7 +19,10 @@ import attrs
 
 from ecommerce_core.errors import InvalidInput
 
-__all__ = ["Actor", "ActorKind"]
+__all__ = [
+    "Actor",
+    "ActorKind",
+]
 
 
 class ActorKind(enum.StrEnum):

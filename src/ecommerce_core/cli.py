@@ -13,7 +13,10 @@ from pathlib import Path
 from ecommerce_core.process import Process
 from ecommerce_core.processes import PROCESSES
 
-__all__ = ["diagram_page", "main"]
+__all__ = [
+    "diagram_page",
+    "main",
+]
 
 
 def diagram_page(process: Process) -> str:

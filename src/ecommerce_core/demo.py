@@ -10,7 +10,7 @@ Use :func:`demo_service` to try the library in a REPL or a doctest:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from ecommerce_core.actors import Actor
@@ -21,20 +21,29 @@ from ecommerce_core.adapters.memory import (
     InMemoryLedger,
     InMemoryOrderRepository,
     InMemoryPaymentRepository,
+    InMemoryPromotionCatalog,
+    InMemoryPromotionLedger,
     ManualClock,
     RecordingPublisher,
     ScriptedPaymentGateway,
     SequentialIds,
 )
+from ecommerce_core.campaigns import FlashSale, RushPurchase
 from ecommerce_core.errors import EcommerceCoreError
 from ecommerce_core.money import Money
 from ecommerce_core.orders import CartItem, Order
 from ecommerce_core.payments.policy import PaymentPolicy
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.ports import Product
+from ecommerce_core.promotions import Coupon, Promotion
 from ecommerce_core.services import OrderService, PaymentService
 
-__all__ = ["DEMO_PRODUCTS", "demo_payment_service", "demo_service", "run_demo"]
+__all__ = [
+    "DEMO_PRODUCTS",
+    "demo_payment_service",
+    "demo_service",
+    "run_demo",
+]
 
 DEMO_PRODUCTS = (
     Product("tea-01", "m-teahouse", "Longjing green tea 250 g", Money.of("38.00", "CNY"), "tea"),
@@ -45,9 +54,15 @@ DEMO_PRODUCTS = (
 
 
 def demo_service(
-    stock: int = 100, policy: OrderPolicy | None = None
+    stock: int = 100,
+    policy: OrderPolicy | None = None,
+    promotions: Iterable[Promotion | Coupon | FlashSale | RushPurchase] | None = None,
 ) -> tuple[OrderService, ManualClock]:
     """An :class:`OrderService` on in-memory adapters with :data:`DEMO_PRODUCTS` in stock.
+
+    With ``promotions`` (even an empty list), the service also has an in-memory promotion
+    catalogue holding them and an in-memory promotion ledger, so checkout prices carts and
+    :meth:`~ecommerce_core.services.OrderService.buy_in_campaign` sells in campaigns.
 
     Returns:
         The service and its manual clock (advance it to make deadlines fall due).
@@ -65,6 +80,9 @@ def demo_service(
         publisher=RecordingPublisher(),
         policy=policy or OrderPolicy(),
     )
+    if promotions is not None:
+        service.promotions = InMemoryPromotionCatalog(promotions)
+        service.promotion_ledger = InMemoryPromotionLedger()
     return service, clock
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "NotFound",
     "OutOfStock",
     "PaymentNotCompleted",
+    "PromotionRefused",
     "RuleViolation",
     "TransitionNotAllowed",
     "UnknownCurrency",
@@ -341,3 +342,35 @@ class CreditLimitExceeded(LimitExceeded):
             f"{requested} requested"
         )
         self.args = (self.message,)
+
+
+class PromotionRefused(RuleViolation):
+    """A promotion, coupon or sales campaign the buyer asked for cannot be used now.
+
+    Raised when a coupon code the buyer entered does not apply (expired, not started,
+    exhausted, its condition unmet), when a flash sale or rush purchase is not selling, and
+    when a payment re-check finds the reserved offer no longer honoured. Nothing was reserved.
+
+    Attributes:
+        promotion_id: The promotion or campaign refused.
+        status: Why, as a :class:`~ecommerce_core.promotions.Status` value (``"expired"``,
+            ``"limit_reached"``, ``"condition_unmet"``, ...).
+        code: The coupon code, if the buyer entered one.
+
+    """
+
+    def __init__(
+        self,
+        promotion_id: str,
+        status: str,
+        reason: str,
+        *,
+        code: str = "",
+        aggregate_id: str = "",
+        command: str = "price",
+    ) -> None:
+        self.promotion_id = promotion_id
+        self.status = status
+        self.code = code
+        what = f"coupon {code!r}" if code else f"promotion {promotion_id!r}"
+        super().__init__(aggregate_id, command, status, reason, f"{what} cannot be used: {reason}")

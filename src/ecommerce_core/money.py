@@ -20,7 +20,13 @@ import attrs
 
 from ecommerce_core.errors import CurrencyMismatch, InvalidInput, UnknownCurrency
 
-__all__ = ["CURRENCIES", "MAX_MINOR_UNITS", "Currency", "Money", "allocate_minor"]
+__all__ = [
+    "CURRENCIES",
+    "MAX_MINOR_UNITS",
+    "Currency",
+    "Money",
+    "allocate_minor",
+]
 
 MAX_MINOR_UNITS = 10**18
 """The largest magnitude, in minor units, a :class:`Money` may hold."""

@@ -24,7 +24,7 @@ the running deadline and keeps its remaining time until the last hold is lifted
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Final
@@ -50,6 +50,7 @@ from ecommerce_core.events import (
     OrderShipped,
     ReceiptConfirmed,
 )
+from ecommerce_core.limits import LimitClaim, StockTiming
 from ecommerce_core.money import Money
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.process import Process, ProcessDefinition, State, Transition
@@ -60,11 +61,14 @@ __all__ = [
     "Cancellation",
     "CartItem",
     "Deadline",
+    "Entitlement",
+    "LineAdjustment",
     "Order",
     "OrderLine",
     "OrderState",
     "PausedClock",
     "Payment",
+    "PricingTerms",
     "ShipmentInfo",
     "check_now",
     "split_by_merchant",
@@ -175,6 +179,10 @@ def _non_negative_money(_: object, attribute: attrs.Attribute[Money], value: Mon
         raise InvalidInput(attribute.name, value, "must not be negative")
 
 
+def _to_adjustments(value: Iterable[LineAdjustment]) -> tuple[LineAdjustment, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class OrderLine:
     """One line of an order: a SKU, a quantity and what it costs.
@@ -187,6 +195,9 @@ class OrderLine:
         discount: The part of every discount allocated to this line, in total for the line.
             Pricing stores it here so refunds reverse exactly what was given.
         category: The product category (used by promotions and return rules).
+        adjustments: What each promotion gave this line (:class:`LineAdjustment`), adding
+            up to ``discount``; a refund reverses them as stored, never re-prorated. When
+            ``discount`` is omitted it is their sum.
 
     """
 
@@ -196,10 +207,15 @@ class OrderLine:
     unit_price: Money = attrs.field(validator=_non_negative_money)
     discount: Money | None = attrs.field(default=None, kw_only=True)
     category: str = attrs.field(default="", kw_only=True)
+    adjustments: tuple[LineAdjustment, ...] = attrs.field(
+        default=(), kw_only=True, converter=_to_adjustments
+    )
 
     def __attrs_post_init__(self) -> None:
         _text("line_id", self.line_id)
         _text("sku", self.sku)
+        if self.adjustments:
+            _check_adjustments(self)
         if self.discount is None:
             object.__setattr__(self, "discount", Money.zero(self.unit_price.currency))
             return
@@ -345,6 +361,8 @@ class Order:
         payment_method: How the buyer pays (``"online"`` unless chosen at checkout).
         holds: The open holds (:meth:`pause_clock`); while any is open the deadline is paused.
         paused: The paused deadline, while holds are open and the state has a timer.
+        terms: How pricing sold it (sales mode, limit claims, stock timing, COD), if any
+            promotion or campaign was involved.
 
     """
 
@@ -367,6 +385,7 @@ class Order:
     payment_method: str = "online"
     holds: tuple[str, ...] = ()
     paused: PausedClock | None = None
+    terms: PricingTerms | None = None
 
     # ----------------------------------------------------------------- creation
 
@@ -384,6 +403,7 @@ class Order:
         checkout_id: str | None = None,
         process: Process = STANDARD_ORDER_PROCESS,
         payment_method: str = "online",
+        terms: PricingTerms | None = None,
     ) -> Order:
         """Place a new order in its process's initial state.
 
@@ -398,6 +418,7 @@ class Order:
             checkout_id: The checkout it belongs to (the order id if omitted).
             process: The process it follows (the standard one by default).
             payment_method: How the buyer pays; the caller picks the matching ``process``.
+            terms: How pricing sold it (see :class:`PricingTerms`); ``None`` for none.
 
         Returns:
             The order, at version 1, with an :class:`~ecommerce_core.events.OrderPlaced` event.
@@ -448,6 +469,8 @@ class Order:
             raise CurrencyMismatch(currency, shipping_fee.currency)
         else:
             fee = shipping_fee
+        if terms is not None and not isinstance(terms, PricingTerms):
+            raise InvalidInput("terms", terms, "must be PricingTerms or None")
         total = Money(total_minor + fee.minor, currency)
         order = cls(
             id=order_id,
@@ -461,6 +484,7 @@ class Order:
             state=process.initial,
             placed_at=now,
             payment_method=payment_method,
+            terms=terms,
         )
         order._set_timer(process.initial, now, policy)
         order._record(
@@ -482,6 +506,11 @@ class Order:
     def currency(self) -> str:
         """The order's currency code."""
         return self.total.currency
+
+    @property
+    def sales_mode(self) -> str:
+        """How it was sold: ``"standard"``, ``"flash_sale"``, ``"rush_purchase"``, ..."""
+        return "standard" if self.terms is None else self.terms.sales_mode
 
     @property
     def is_final(self) -> bool:
@@ -818,11 +847,12 @@ def split_by_merchant(
     shipping_fees: Mapping[str, Money] | None = None,
     process: Process = STANDARD_ORDER_PROCESS,
     payment_method: str = "online",
+    terms: Mapping[str, PricingTerms] | None = None,
 ) -> list[Order]:
     """Turn one cart checkout into one order per merchant, all sharing ``checkout_id``.
 
     Merchants are taken in sorted order so the split is deterministic; ``order_ids`` gives one
-    id per merchant in that order.
+    id per merchant in that order. ``terms`` gives each merchant's order its pricing terms.
 
     Raises:
         InvalidInput: No merchants, a merchant with no lines, or too few order ids.
@@ -834,6 +864,7 @@ def split_by_merchant(
     if len(order_ids) < len(merchants):
         raise InvalidInput("order_ids", list(order_ids), f"need {len(merchants)} ids")
     fees = shipping_fees or {}
+    sold = terms or {}
     return [
         Order.place(
             order_id=order_id,
@@ -846,6 +877,115 @@ def split_by_merchant(
             checkout_id=checkout_id,
             process=process,
             payment_method=payment_method,
+            terms=sold.get(merchant),
         )
         for merchant, order_id in zip(merchants, order_ids, strict=False)
     ]
+
+
+@attrs.frozen
+class LineAdjustment:
+    """What one promotion took off one order line, in total for the line.
+
+    Stored on :attr:`OrderLine.adjustments` when the order is placed, so a refund reverses
+    exactly what each promotion gave (per promotion, per line), never a re-proration.
+
+    Attributes:
+        promotion_id: The promotion (or campaign offer) that gave it.
+        stage: The pricing stage it was given in (``"base_price"``, ``"item"``, ``"order"``).
+        amount: How much, positive, in the line's currency.
+        code: The coupon code the buyer entered for it, if any.
+
+    """
+
+    promotion_id: str
+    stage: str
+    amount: Money
+    code: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        _text("promotion_id", self.promotion_id)
+        _text("stage", self.stage)
+        if not isinstance(self.amount, Money) or not self.amount.is_positive:
+            raise InvalidInput("amount", self.amount, "an adjustment must be positive Money")
+
+
+def _check_adjustments(line: OrderLine) -> None:
+    """Check a line's adjustments and derive its discount from them when it was omitted."""
+    currency = line.unit_price.currency
+    total = 0
+    for adjustment in line.adjustments:
+        if not isinstance(adjustment, LineAdjustment):
+            raise InvalidInput("adjustments", adjustment, "each must be a LineAdjustment")
+        if adjustment.amount.currency != currency:
+            raise CurrencyMismatch(currency, adjustment.amount.currency)
+        total += adjustment.amount.minor
+    if line.discount is None:
+        object.__setattr__(line, "discount", Money(total, currency))
+    elif not isinstance(line.discount, Money) or line.discount.minor != total:
+        raise InvalidInput(
+            "discount", line.discount, f"the adjustments add up to {Money(total, currency)}"
+        )
+
+
+@attrs.frozen
+class Entitlement:
+    """Something granted after the order (post-order stage): a rebate or points.
+
+    Pricing computes it; :attr:`PricingTerms.entitlements` keeps it on the order, for the
+    rebate and loyalty processes to grant once the order completes (or claw back).
+
+    Attributes:
+        promotion_id: The promotion that grants it.
+        kind: ``"rebate"`` or ``"points"``.
+        amount: The cashback, for a rebate.
+        points: The points, for points.
+        code: The coupon code, when it came with one.
+
+    """
+
+    promotion_id: str
+    kind: str
+    amount: Money | None = None
+    points: int = 0
+    code: str = ""
+
+
+@attrs.frozen
+class PricingTerms:
+    """How pricing sold an order: what the payment, cancellation and expiry paths must honour.
+
+    Attributes:
+        sales_mode: ``"standard"``, ``"flash_sale"``, ``"rush_purchase"``, ... Payment
+            methods read it (no cash on delivery for a flash sale).
+        stock_timing: When the order takes its stock: on order (reserved at placement) or on
+            payment (rush purchase: unpaid orders hold nothing).
+        claims: The limit claims the order holds in the promotion ledger: those marked
+            ``at_payment`` are taken when it is paid, the others when it is placed.
+        promotion_ids: The promotions that gave it something.
+        offer_ends_at: When the earliest of those promotions ends; a payment re-check
+            compares against it.
+        cod_allowed: Whether cash on delivery may be offered for it.
+        entitlements: Rebates and points its promotions grant after the order.
+
+    """
+
+    sales_mode: str = "standard"
+    stock_timing: StockTiming = attrs.field(default=StockTiming.ON_ORDER, converter=StockTiming)
+    claims: tuple[LimitClaim, ...] = attrs.field(default=(), converter=tuple[LimitClaim, ...])
+    promotion_ids: tuple[str, ...] = attrs.field(default=(), converter=tuple[str, ...])
+    offer_ends_at: datetime | None = None
+    cod_allowed: bool = True
+    entitlements: tuple[Entitlement, ...] = attrs.field(
+        default=(), converter=tuple[Entitlement, ...]
+    )
+
+    @property
+    def order_claims(self) -> tuple[LimitClaim, ...]:
+        """The claims reserved when the order is placed."""
+        return tuple(c for c in self.claims if not c.at_payment)
+
+    @property
+    def payment_claims(self) -> tuple[LimitClaim, ...]:
+        """The claims taken when the order is paid."""
+        return tuple(c for c in self.claims if c.at_payment)

@@ -9,13 +9,18 @@ shipment, after-sales window 7 days after receipt.
 
 from __future__ import annotations
 
+import enum
 from datetime import timedelta
 
 import attrs
 
 from ecommerce_core.errors import DefinitionError
 
-__all__ = ["OrderPolicy"]
+__all__ = [
+    "OrderPolicy",
+    "PricingPolicy",
+    "Recheck",
+]
 
 
 @attrs.frozen
@@ -60,3 +65,31 @@ class OrderPolicy:
         )
         if problems:
             raise DefinitionError("OrderPolicy", problems)
+
+
+class Recheck(enum.StrEnum):
+    """What paying does when the offer an order was priced with has ended since."""
+
+    HONOUR_UNTIL_DEADLINE = "honour_until_deadline"
+    """The price reserved at order time stands until the order's payment deadline; a payment
+    after the deadline (before the scheduler cancelled it) is refused."""
+    REQUIRE_ACTIVE = "require_active"
+    """Every promotion the order used must still be running when it is paid."""
+
+
+@attrs.frozen
+class PricingPolicy:
+    """How orders priced with promotions or campaigns are treated after placement.
+
+    Attributes:
+        recheck_at_payment: Whether a promotion that ended between order and payment is
+            honoured until the payment deadline (the default) or refused at payment.
+        release_when_paid_order_cancelled: Whether cancelling a *paid* order gives its coupon
+            uses, budget and campaign quota back (the default; commercetools does not).
+
+    """
+
+    recheck_at_payment: Recheck = attrs.field(
+        default=Recheck.HONOUR_UNTIL_DEADLINE, converter=Recheck
+    )
+    release_when_paid_order_cancelled: bool = True

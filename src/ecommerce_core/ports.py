@@ -10,18 +10,21 @@ in-memory adapters (:mod:`ecommerce_core.adapters.memory`) do exactly that.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 import attrs
 
+from ecommerce_core.campaigns import TimeBoxedSale
 from ecommerce_core.events import DomainEvent
+from ecommerce_core.limits import LimitClaim
 from ecommerce_core.money import Money
 from ecommerce_core.orders import Order
 from ecommerce_core.payments.base import PaymentRecord
 from ecommerce_core.payments.ledger import Account, Posting
 from ecommerce_core.payments.notifications import Notification
+from ecommerce_core.promotions import Coupon, Promotion
 
 __all__ = [
     "AuthorizeRequest",
@@ -40,6 +43,8 @@ __all__ = [
     "PaymentGateway",
     "PaymentRepository",
     "Product",
+    "PromotionCatalog",
+    "PromotionLedger",
     "RefundRequest",
     "StockItem",
     "VoidRequest",
@@ -510,3 +515,89 @@ class CreditLines(Protocol):
             NotFound: The buyer has no credit line.
 
         """
+
+
+class PromotionLedger(Protocol):
+    """Counters of promotion limits, changed only by atomic, idempotent reservations.
+
+    Every counter (a :attr:`~ecommerce_core.limits.LimitClaim.key`) holds what reservations
+    still hold under it: reserved or committed, not released. A reservation, keyed by an id
+    (the order id, or ``ORDER:payment`` for claims taken at payment), follows the
+    :data:`~ecommerce_core.limits.PROMOTION_HOLD` process: reserved → committed → released.
+    A host implements :meth:`reserve` as one compare-and-set per key (``UPDATE ... SET held =
+    held + :n WHERE key = :k AND held + :n <= :cap``) in one transaction, and the release as
+    the matching decrement, so concurrent checkouts never pass a cap.
+
+    Contract: :class:`ecommerce_core.testing.contracts.PromotionLedgerContract`.
+    """
+
+    def reserve(self, reservation_id: str, claims: Sequence[LimitClaim]) -> None:
+        """Reserve every claim, or none.
+
+        A repeat with the same claims, while the reservation is reserved or committed, is a
+        no-op. A released reservation id may be reserved again (a payment retried after its
+        holds were given back): it starts afresh.
+
+        Raises:
+            LimitExceeded: Some key would pass its cap; nothing was reserved.
+            IdempotencyConflict: This reservation id is live with different claims.
+            InvalidInput: No claims, or one key claimed with two caps.
+
+        """
+
+    def commit(self, reservation_id: str) -> None:
+        """Keep the claims for good (the order was paid). A repeat is a no-op.
+
+        Claims held ``until_paid`` are given back now.
+
+        Raises:
+            NotFound: No such reservation.
+            RuleViolation: The reservation was released.
+
+        """
+
+    def release(self, reservation_id: str) -> bool:
+        """Give back what the reservation still holds (reserved or committed claims).
+
+        Returns:
+            ``True`` if something was given back now; ``False`` if it was already released
+            or never reserved (releasing is safe on every abandon path).
+
+        """
+        ...
+
+    def usage(self, keys: Iterable[str]) -> Mapping[str, int]:
+        """What each key holds now (0 for a key never used): the snapshot pricing reads."""
+        ...
+
+
+class PromotionCatalog(Protocol):
+    """Where the promotions, coupons and sales campaigns the host runs are looked up.
+
+    Contract: :class:`ecommerce_core.testing.contracts.PromotionCatalogContract`.
+    """
+
+    def promotions(self, merchant_id: str) -> Sequence[Promotion]:
+        """The automatic promotions (no code needed) that may apply to this merchant's orders.
+
+        Those whose scope names the merchant, and those that name no merchant.
+        """
+        ...
+
+    def coupon(self, code: str) -> Coupon:
+        """The coupon with this code.
+
+        Raises:
+            NotFound: No such code.
+
+        """
+        ...
+
+    def campaign(self, campaign_id: str) -> TimeBoxedSale:
+        """The flash sale or rush purchase with this id.
+
+        Raises:
+            NotFound: No such campaign.
+
+        """
+        ...

@@ -10,16 +10,24 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
+from ecommerce_core.limits import PROMOTION_HOLD_PROCESS
 from ecommerce_core.orders import STANDARD_ORDER_PROCESS
 from ecommerce_core.payments import METHOD_PROCESSES, PAYMENT_PROCESSES
 from ecommerce_core.process import Process
 
-__all__ = ["PROCESSES"]
+__all__ = [
+    "PROCESSES",
+]
 
 PROCESSES: Final[Mapping[str, Process]] = MappingProxyType(
     {
         process.name: process
-        for process in (STANDARD_ORDER_PROCESS, *METHOD_PROCESSES.values(), *PAYMENT_PROCESSES)
+        for process in (
+            STANDARD_ORDER_PROCESS,
+            *METHOD_PROCESSES.values(),
+            *PAYMENT_PROCESSES,
+            PROMOTION_HOLD_PROCESS,
+        )
     }
 )
 """Every built-in process, keyed by name."""

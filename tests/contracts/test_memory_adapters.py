@@ -14,6 +14,8 @@ from ecommerce_core.adapters.memory import (
     InMemoryLedger,
     InMemoryOrderRepository,
     InMemoryPaymentRepository,
+    InMemoryPromotionCatalog,
+    InMemoryPromotionLedger,
     ManualClock,
     RecordingPublisher,
     ScriptedPaymentGateway,
@@ -37,6 +39,8 @@ from ecommerce_core.testing.contracts import (
     InventoryContract,
     OrderRepositoryContract,
     PaymentGatewayFlowContract,
+    PromotionCatalogContract,
+    PromotionLedgerContract,
     make_order,
 )
 from ecommerce_core.testing.payment_contracts import (
@@ -104,6 +108,16 @@ class TestSequentialIdsContract(IdSourceContract):
 class TestRecordingPublisherContract(EventPublisherContract):
     def make_publisher(self):
         return RecordingPublisher()
+
+
+class TestInMemoryPromotionLedgerContract(PromotionLedgerContract):
+    def make_ledger(self):
+        return InMemoryPromotionLedger()
+
+
+class TestInMemoryPromotionCatalogContract(PromotionCatalogContract):
+    def make_catalog(self, items):
+        return InMemoryPromotionCatalog(items)
 
 
 # --------------------------------------------------------------------------- adapter extras

@@ -9,24 +9,27 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import attrs
 
+from ecommerce_core.campaigns import FlashSale, RushPurchase, TimeBoxedSale
 from ecommerce_core.errors import (
     Conflict,
     CreditLimitExceeded,
     CurrencyMismatch,
     IdempotencyConflict,
     InvalidInput,
+    LimitExceeded,
     NotFound,
     OutOfStock,
     RuleViolation,
     VersionConflict,
 )
 from ecommerce_core.events import DomainEvent
+from ecommerce_core.limits import PROMOTION_HOLD_PROCESS, HoldState, LimitClaim, check_claims
 from ecommerce_core.money import Money
 from ecommerce_core.orders import Order, check_now
 from ecommerce_core.payments.base import PaymentRecord
@@ -43,6 +46,7 @@ from ecommerce_core.ports import (
     StockItem,
     VoidRequest,
 )
+from ecommerce_core.promotions import Coupon, Promotion
 
 __all__ = [
     "GatewayRequest",
@@ -52,6 +56,8 @@ __all__ = [
     "InMemoryLedger",
     "InMemoryOrderRepository",
     "InMemoryPaymentRepository",
+    "InMemoryPromotionCatalog",
+    "InMemoryPromotionLedger",
     "ManualClock",
     "RecordingPublisher",
     "ScriptedPaymentGateway",
@@ -748,3 +754,124 @@ class InMemoryCreditLines:
         if known != (what, buyer_id, amount):
             raise IdempotencyConflict(key, f"first used for {known[0]} of {known[2]}")
         return True
+
+
+@attrs.define
+class _Hold:
+    claims: tuple[LimitClaim, ...]
+    kept: dict[str, int]  # kept once committed
+    temporary: dict[str, int]  # given back when committed (held until paid)
+    state: str = HoldState.RESERVED
+
+
+class InMemoryPromotionLedger:
+    """Limit counters in a dict, with all-or-nothing, idempotent reservations."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, int] = {}
+        self._holds: dict[str, _Hold] = {}
+
+    def reserve(self, reservation_id: str, claims: Sequence[LimitClaim]) -> None:
+        """Reserve every claim or none; a same-claims repeat of a live reservation is a no-op."""
+        claims = tuple(claims)
+        totals = check_claims(claims)
+        existing = self._holds.get(reservation_id)
+        if existing is not None and existing.state != HoldState.RELEASED:
+            if existing.claims != claims:
+                raise IdempotencyConflict(reservation_id, "different claims")
+            return
+        for key, (amount, cap) in sorted(totals.items()):
+            held = self._held.get(key, 0)
+            if held + amount > cap:
+                raise LimitExceeded(
+                    key, max(0, cap - held), amount, aggregate_id=reservation_id, command="reserve"
+                )
+        kept: dict[str, int] = {}
+        temporary: dict[str, int] = {}
+        for claim in claims:
+            book = temporary if claim.until_paid else kept
+            book[claim.key] = book.get(claim.key, 0) + claim.amount
+        for key, (amount, _) in totals.items():
+            self._held[key] = self._held.get(key, 0) + amount
+        self._holds[reservation_id] = _Hold(claims, kept, temporary)
+
+    def commit(self, reservation_id: str) -> None:
+        """Keep the claims; give back those held until paid. A repeat is a no-op."""
+        hold = self._holds.get(reservation_id)
+        if hold is None:
+            raise NotFound("promotion reservation", reservation_id)
+        if hold.state == HoldState.COMMITTED:
+            return
+        state = PROMOTION_HOLD_PROCESS.fire(hold.state, "commit", subject_id=reservation_id)
+        for key, amount in hold.temporary.items():
+            self._held[key] -= amount
+        hold.state = state
+
+    def release(self, reservation_id: str) -> bool:
+        """Give back what the reservation holds; ``False`` if nothing was held."""
+        hold = self._holds.get(reservation_id)
+        if hold is None or hold.state == HoldState.RELEASED:
+            return False
+        books = [hold.kept] if hold.state == HoldState.COMMITTED else [hold.kept, hold.temporary]
+        for book in books:
+            for key, amount in book.items():
+                self._held[key] -= amount
+        hold.state = PROMOTION_HOLD_PROCESS.fire(hold.state, "release", subject_id=reservation_id)
+        return True
+
+    def usage(self, keys: Iterable[str]) -> dict[str, int]:
+        """What each key holds now."""
+        return {key: self._held.get(key, 0) for key in keys}
+
+    def state(self, reservation_id: str) -> str | None:
+        """The reservation's state (``reserved``, ``committed``, ``released``), or ``None``."""
+        hold = self._holds.get(reservation_id)
+        return None if hold is None else hold.state
+
+
+class InMemoryPromotionCatalog:
+    """Promotions, coupons and campaigns in dicts."""
+
+    def __init__(
+        self,
+        items: Iterable[Promotion | Coupon | FlashSale | RushPurchase] = (),
+    ) -> None:
+        self._promotions: dict[str, Promotion] = {}
+        self._coupons: dict[str, Coupon] = {}
+        self._campaigns: dict[str, TimeBoxedSale] = {}
+        for item in items:
+            self.add(item)
+
+    def add(self, item: Promotion | Coupon | FlashSale | RushPurchase) -> None:
+        """Add or replace an automatic promotion, a coupon or a campaign."""
+        if isinstance(item, Promotion):
+            self._promotions[item.id] = item
+        elif isinstance(item, Coupon):
+            self._coupons[item.code] = item
+        elif isinstance(item, (FlashSale, RushPurchase)):
+            self._campaigns[item.id] = item
+        else:
+            raise InvalidInput("item", item, "must be a Promotion, a Coupon or a campaign")
+
+    def promotions(self, merchant_id: str) -> list[Promotion]:
+        """The automatic promotions for this merchant's orders, by id."""
+        return [
+            self._promotions[key]
+            for key in sorted(self._promotions)
+            if not self._promotions[key].scope.merchants
+            or merchant_id in self._promotions[key].scope.merchants
+        ]
+
+    def coupon(self, code: str) -> Coupon:
+        """The coupon with this code, or :class:`NotFound`."""
+        try:
+            return self._coupons[code]
+        except (KeyError, TypeError):
+            raise NotFound("coupon", code) from None
+
+    def campaign(self, campaign_id: str) -> TimeBoxedSale:
+        """The campaign with this id, or :class:`NotFound`."""
+        try:
+            return self._campaigns[campaign_id]
+        except (KeyError, TypeError):
+            raise NotFound("campaign", campaign_id) from None

@@ -40,7 +40,13 @@ from ecommerce_core.payments.policy import PaymentMethod
 from ecommerce_core.payments.settlement import Allocation, refund_postings, split
 from ecommerce_core.process import Process
 
-__all__ = ["REFUNDERS", "PaymentRecord", "Refund", "RefundStatus", "allocation_of"]
+__all__ = [
+    "REFUNDERS",
+    "PaymentRecord",
+    "Refund",
+    "RefundStatus",
+    "allocation_of",
+]
 
 REFUNDERS: Final = frozenset({ActorKind.MERCHANT, ActorKind.PLATFORM, ActorKind.SYSTEM})
 """Who may refund: the order's merchant, the platform, or the system (cancellations, surpluses)."""

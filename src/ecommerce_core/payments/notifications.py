@@ -15,7 +15,10 @@ import attrs
 from ecommerce_core.errors import InvalidInput
 from ecommerce_core.money import Money
 
-__all__ = ["Notification", "NotificationKind"]
+__all__ = [
+    "Notification",
+    "NotificationKind",
+]
 
 
 class NotificationKind(enum.StrEnum):

@@ -12,4 +12,9 @@ from __future__ import annotations
 from ecommerce_core.services.orders import Expired, OrderService
 from ecommerce_core.services.payments import NotificationOutcome, PaymentService
 
-__all__ = ["Expired", "NotificationOutcome", "OrderService", "PaymentService"]
+__all__ = [
+    "Expired",
+    "NotificationOutcome",
+    "OrderService",
+    "PaymentService",
+]

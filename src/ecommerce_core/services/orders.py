@@ -20,23 +20,25 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 import attrs
 
 from ecommerce_core.actors import Actor
 from ecommerce_core.errors import InvalidInput, PaymentNotCompleted, VersionConflict
+from ecommerce_core.limits import StockTiming
 from ecommerce_core.orders import (
     STANDARD_ORDER_PROCESS,
     CartItem,
     Order,
     OrderLine,
+    PricingTerms,
     check_now,
     split_by_merchant,
 )
 from ecommerce_core.payments.policy import PaymentMethod
-from ecommerce_core.policies import OrderPolicy
+from ecommerce_core.policies import OrderPolicy, PricingPolicy
 from ecommerce_core.ports import (
     Catalog,
     ChargeRequest,
@@ -46,12 +48,26 @@ from ecommerce_core.ports import (
     Inventory,
     OrderRepository,
     PaymentGateway,
+    PromotionCatalog,
+    PromotionLedger,
     RefundRequest,
     StockItem,
 )
 from ecommerce_core.process import Process
+from ecommerce_core.promotions import PricingContext, limit_keys, price
+from ecommerce_core.services.pricing import (
+    confirm_payment_holds,
+    drop_stale_payment_holds,
+    price_checkout,
+    release_holds,
+    stock_items,
+    take_payment_holds,
+)
 
-__all__ = ["Expired", "OrderService"]
+__all__ = [
+    "Expired",
+    "OrderService",
+]
 
 
 @attrs.frozen
@@ -84,6 +100,9 @@ class OrderService:
         publisher: Where events go after a save.
         policy: Timeouts and limits.
         process: The process new orders follow.
+        promotions: The promotions, coupons and campaigns to price with (none: list prices).
+        ledger: Where promotion limits are reserved (needed with ``promotions``).
+        pricing_policy: How priced orders are re-checked at payment and released.
 
     """
 
@@ -96,6 +115,9 @@ class OrderService:
     publisher: EventPublisher
     policy: OrderPolicy = attrs.field(factory=OrderPolicy)
     process: Process = STANDARD_ORDER_PROCESS
+    promotions: PromotionCatalog | None = None
+    promotion_ledger: PromotionLedger | None = None
+    pricing_policy: PricingPolicy = attrs.field(factory=PricingPolicy)
 
     # ----------------------------------------------------------------- placing
 
@@ -122,11 +144,17 @@ class OrderService:
         buyer: Actor,
         items: Sequence[CartItem],
         payment_method: PaymentMethod | str = PaymentMethod.ONLINE,
+        *,
+        coupon_codes: Sequence[str] = (),
+        segments: Iterable[str] = (),
     ) -> list[Order]:
         """Check a cart out (购物车结算): one order per merchant, sharing one checkout id.
 
         Stock for every order is reserved before any order is stored; if any SKU is short,
-        every reservation already made is released and nothing is stored.
+        every reservation already made is released and nothing is stored. With a promotion
+        catalogue, each merchant's order is priced with its automatic promotions and the
+        coupons the buyer entered (each coupon on one order); the discounts are stored on the
+        lines and the limits the prices need are reserved.
 
         Args:
             buyer: The buyer checking out.
@@ -134,14 +162,19 @@ class OrderService:
             payment_method: How the buyer pays; it picks the orders' process. This service
                 settles online payments; escrow, COD and credit need
                 :class:`~ecommerce_core.services.payments.PaymentService`.
+            coupon_codes: Codes the buyer entered.
+            segments: The buyer's segments (members, new buyers...), for promotions.
 
         Raises:
             InvalidInput: Not a buyer, an empty cart, the same SKU twice, bad quantities, a
-                payment method this service does not settle.
-            NotFound: An unknown SKU.
+                payment method this service does not settle, a code entered twice or without
+                a promotion catalogue.
+            NotFound: An unknown SKU or coupon code.
             OutOfStock: Not enough stock for some SKU.
             RuleViolation: The payment method is not offered for these orders (COD over its
                 cap, say).
+            PromotionRefused: A coupon that applies to no order, and why.
+            LimitExceeded: A limit ran out while the checkout was placed.
 
         """
         if not isinstance(buyer, Actor) or buyer.kind != "buyer":
@@ -170,6 +203,7 @@ class OrderService:
                 )
             )
         now = self.clock.now()
+        terms = self._price_cart(buyer, by_merchant, coupon_codes, segments, now)
         checkout_id = self.ids.next_id("checkout")
         orders = split_by_merchant(
             checkout_id=checkout_id,
@@ -180,6 +214,7 @@ class OrderService:
             policy=self.policy,
             process=process,
             payment_method=method.value,
+            terms=terms,
         )
         self._check_method(method, orders)
         reserved: list[str] = []
@@ -190,11 +225,13 @@ class OrderService:
                     [StockItem(ln.line_id, ln.sku, ln.quantity) for ln in order.lines],
                 )
                 reserved.append(order.id)
+                self._reserve_holds(order)
             for order in orders:
                 self.orders.add(order)
         except BaseException:
             for order_id in reserved:
                 self.inventory.release(order_id)
+                self._release_placement_holds(order_id)
             raise
         for order in orders:
             self.publisher.publish(order.collect_events())
@@ -217,6 +254,7 @@ class OrderService:
         """
         order = self.orders.get(order_id)
         order.ensure_can("pay", actor, order.total)
+        self._before_payment(order)
         result = self.payments.charge(ChargeRequest(order.id, order.total, f"{order.id}:charge"))
         if not result.succeeded:
             raise PaymentNotCompleted(order.id, order.state, result.status.value, result.message)
@@ -234,6 +272,7 @@ class OrderService:
             )
             raise
         self.inventory.commit(order.id)
+        confirm_payment_holds(order, self.promotion_ledger)
         return self._publish(order)
 
     def ship(self, order_id: str, actor: Actor, *, carrier: str, tracking_number: str) -> Order:
@@ -339,7 +378,7 @@ class OrderService:
 
     def _undo(self, order: Order) -> None:
         """Give back what a cancelled order held: its stock, and its money if it was paid."""
-        self.inventory.release(order.id)
+        self._release_holds(order)
         if order.payment is not None:
             self.payments.refund(
                 RefundRequest(
@@ -350,6 +389,147 @@ class OrderService:
     def _publish(self, order: Order) -> Order:
         self.publisher.publish(order.collect_events())
         return order
+
+    # ----------------------------------------------------------------- pricing
+
+    def buy_in_campaign(self, buyer: Actor, campaign_id: str, sku: str, quantity: int) -> Order:
+        """Buy one SKU in a flash sale (秒杀) or rush purchase (抢购): one order, campaign price.
+
+        The order is priced by the campaign's offer alone, placed with its payment timeout and
+        terms (sales mode, no cash on delivery, when stock is taken), and holds what the
+        campaign takes at order time: a flash sale's session quota, the buyer's units and the
+        one-unpaid-order hold in the ledger, and the main stock. A rush purchase takes its
+        quantity and stock only when the order is paid. Nothing is held or stored if any of
+        it is refused.
+
+        Raises:
+            InvalidInput: Not a buyer, a bad quantity, no promotion catalogue configured.
+            NotFound: An unknown campaign, or a SKU it does not sell.
+            PromotionRefused: The campaign is not selling now, or the buyer already has an
+                unpaid flash order for the item.
+            OutOfStock: The campaign's quota or the main stock is short.
+            LimitExceeded: The buyer's units would pass the per-buyer limit.
+
+        """
+        if not isinstance(buyer, Actor) or buyer.kind != "buyer":
+            raise InvalidInput("buyer", buyer, "only a buyer buys")
+        item = CartItem(sku, quantity)
+        catalog, ledger = self._pricing_ports()
+        campaign = catalog.campaign(campaign_id)
+        product = self.catalog.product(item.sku)
+        now = self.clock.now()
+        offer = campaign.offer(item.sku, now)
+        line = OrderLine(
+            "1", product.sku, item.quantity, product.unit_price, category=product.category
+        )
+        usage = ledger.usage(limit_keys([offer], buyer.id))
+        context = PricingContext(now, buyer.id, usage=usage, merchant_id=product.merchant_id)
+        result = price([line], [offer], context)
+        campaign.ensure_sold(result, offer, quantity=item.quantity, buyer_id=buyer.id, usage=usage)
+        terms = campaign.terms(result)
+        order = Order.place(
+            order_id=self.ids.next_id("order"),
+            buyer_id=buyer.id,
+            merchant_id=product.merchant_id,
+            lines=result.order_lines(),
+            now=now,
+            policy=campaign.policy(self.policy),
+            checkout_id=self.ids.next_id("checkout"),
+            process=self.process,
+            terms=terms,
+        )
+        stock_taken = False
+        try:
+            self._reserve_holds(order)
+            if terms.stock_timing is StockTiming.ON_ORDER:
+                self.inventory.reserve(order.id, stock_items(order))
+                stock_taken = True
+            self.orders.add(order)
+        except BaseException:
+            self._release_placement_holds(order.id)
+            if stock_taken:
+                self.inventory.release(order.id)
+            raise
+        return self._publish(order)
+
+    def _pricing_ports(self) -> tuple[PromotionCatalog, PromotionLedger]:
+        if self.promotions is None or self.promotion_ledger is None:
+            raise InvalidInput(
+                "promotions", None, "this service has no promotion catalogue and ledger"
+            )
+        return self.promotions, self.promotion_ledger
+
+    def _price_cart(
+        self,
+        buyer: Actor,
+        by_merchant: dict[str, list[OrderLine]],
+        coupon_codes: Sequence[str],
+        segments: Iterable[str],
+        now: datetime,
+    ) -> dict[str, PricingTerms] | None:
+        """Price the cart in place (discounted lines per merchant); the terms per merchant."""
+        if self.promotions is None and not coupon_codes:
+            return None
+        catalog, ledger = self._pricing_ports()
+        results = price_checkout(
+            catalog,
+            ledger,
+            buyer_id=buyer.id,
+            segments=segments,
+            lines_by_merchant=by_merchant,
+            coupon_codes=coupon_codes,
+            now=now,
+        )
+        terms: dict[str, PricingTerms] = {}
+        for merchant, result in results.items():
+            by_merchant[merchant] = result.order_lines()
+            sold = result.terms()
+            if sold is not None:
+                terms[merchant] = sold
+        return terms
+
+    def _reserve_holds(self, order: Order) -> None:
+        """Reserve, in the ledger, the limit claims an order takes when it is placed."""
+        if order.terms is not None and order.terms.order_claims:
+            _, ledger = self._pricing_ports()
+            ledger.reserve(order.id, order.terms.order_claims)
+
+    def _release_placement_holds(self, order_id: str) -> None:
+        if self.promotion_ledger is not None:
+            self.promotion_ledger.release(order_id)
+
+    def _before_payment(self, order: Order) -> None:
+        """Re-check a priced order's offer and take what it takes at payment, before charging.
+
+        If a concurrent writer cancelled the order while the holds were taken, they are given
+        back and the conflict raised.
+        """
+        terms = order.terms
+        if terms is None:
+            return
+        take_payment_holds(
+            order,
+            now=self.clock.now(),
+            policy=self.pricing_policy,
+            ledger=self.promotion_ledger,
+            inventory=self.inventory,
+        )
+        if terms.payment_claims or terms.stock_timing is StockTiming.ON_PAYMENT:
+            stored = self.orders.get(order.id)
+            if stored.version != order.version:
+                drop_stale_payment_holds(
+                    order, stored, ledger=self.promotion_ledger, inventory=self.inventory
+                )
+                raise VersionConflict(order.id, order.version, stored.version)
+
+    def _release_holds(self, order: Order) -> None:
+        """Give back, once, the stock and promotion holds of an abandoned order."""
+        release_holds(
+            order,
+            ledger=self.promotion_ledger,
+            inventory=self.inventory,
+            policy=self.pricing_policy,
+        )
 
 
 def _method(value: PaymentMethod | str) -> PaymentMethod:

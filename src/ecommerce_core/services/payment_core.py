@@ -59,8 +59,14 @@ from ecommerce_core.ports import (
 )
 from ecommerce_core.process import Process
 from ecommerce_core.services.orders import Expired, OrderService
+from ecommerce_core.services.pricing import confirm_payment_holds
 
-__all__ = ["PaymentCore", "can_still_complete", "in_flight", "narrow"]
+__all__ = [
+    "PaymentCore",
+    "can_still_complete",
+    "in_flight",
+    "narrow",
+]
 
 _SYSTEM: Final = Actor.system("payments")
 _RETRIES: Final = 5
@@ -110,6 +116,7 @@ class PaymentCore(OrderService):
         order = super().ship(order_id, actor, carrier=carrier, tracking_number=tracking_number)
         if order.payment_method == PaymentMethod.COD:
             self.inventory.commit(order.id)
+            confirm_payment_holds(order, self.promotion_ledger)
             self._cod_payment(order)
         return order
 
@@ -171,12 +178,14 @@ class PaymentCore(OrderService):
         if method is not PaymentMethod.COD:
             return
         for order in orders:
-            refusal = self.payment_policy.cod_refusal(order.total)
+            refusal = self.payment_policy.cod_refusal(order.total, order.sales_mode)
+            if refusal is None and order.terms is not None and not order.terms.cod_allowed:
+                refusal = f"cash on delivery is not offered for {order.sales_mode!r} sales"
             if refusal is not None:
                 raise RuleViolation("", "checkout", "cart", refusal)
 
     def _undo(self, order: Order) -> None:
-        self.inventory.release(order.id)
+        self._release_holds(order)
         self._publish(order)
         self.reconcile(order.id)
 
@@ -193,6 +202,7 @@ class PaymentCore(OrderService):
             self._publish(order)  # the order is now as stored, its events collected
         if paid:
             self.inventory.commit(order.id)
+            confirm_payment_holds(order, self.promotion_ledger)
         moved = False  # the steps below change payments only, never the order
         for payment in payments:
             moved |= self._give_back(order, payment, retry_failed=retry_failed)

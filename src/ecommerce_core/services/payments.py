@@ -58,8 +58,12 @@ from ecommerce_core.payments.online import GatewayPayment, GatewayState
 from ecommerce_core.payments.policy import PaymentMethod
 from ecommerce_core.ports import GatewayStatus
 from ecommerce_core.services.payment_core import PaymentCore, narrow
+from ecommerce_core.services.pricing import confirm_payment_holds
 
-__all__ = ["NotificationOutcome", "PaymentService"]
+__all__ = [
+    "NotificationOutcome",
+    "PaymentService",
+]
 
 _SYSTEM: Final = Actor.system("payments")
 
@@ -129,6 +133,7 @@ class PaymentService(PaymentCore):
             if key and isinstance(payment, GatewayPayment) and payment.started_with(key):
                 return self._outcome(self.reconcile(order.id), payment.id, paid=capture)
         order.ensure_can("pay", actor, order.total)
+        self._before_payment(order)  # pricing: re-check the offer, take stock/limits at payment
         live = [
             p
             for p in earlier
@@ -364,6 +369,7 @@ class PaymentService(PaymentCore):
             self.reconcile(order.id)  # the order moved on: the draw goes back
             raise
         self.inventory.commit(order.id)
+        confirm_payment_holds(order, self.promotion_ledger)
         self._publish(order)
         return order
 

@@ -15,9 +15,13 @@ from ecommerce_core.testing.contracts import (
     OrderRepositoryContract,
     PaymentGatewayContract,
     PaymentGatewayFlowContract,
+    PromotionCatalogContract,
+    PromotionLedgerContract,
     assert_same_order,
     make_order,
+    make_priced_order,
     run_inventory_contract,
+    run_promotion_ledger_contract,
 )
 from ecommerce_core.testing.payment_contracts import (
     CreditLinesContract,
@@ -40,9 +44,13 @@ __all__ = [
     "PaymentGatewayContract",
     "PaymentGatewayFlowContract",
     "PaymentRepositoryContract",
+    "PromotionCatalogContract",
+    "PromotionLedgerContract",
     "assert_same_order",
     "make_order",
     "make_payment",
+    "make_priced_order",
     "run_inventory_contract",
     "run_ledger_contract",
+    "run_promotion_ledger_contract",
 ]

@@ -40,18 +40,28 @@ from hypothesis.stateful import (
 )
 
 from ecommerce_core.actors import Actor
+from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchase, Session
 from ecommerce_core.demo import DEMO_PRODUCTS
 from ecommerce_core.errors import (
     Conflict,
     IdempotencyConflict,
     InvalidInput,
+    LimitExceeded,
     NotFound,
     OutOfStock,
     RuleViolation,
     VersionConflict,
 )
+from ecommerce_core.limits import LimitClaim, StockTiming
 from ecommerce_core.money import Money
-from ecommerce_core.orders import Order, OrderLine, OrderState
+from ecommerce_core.orders import (
+    Entitlement,
+    LineAdjustment,
+    Order,
+    OrderLine,
+    OrderState,
+    PricingTerms,
+)
 from ecommerce_core.payments.notifications import NotificationKind
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.ports import (
@@ -67,10 +77,13 @@ from ecommerce_core.ports import (
     OrderRepository,
     PaymentGateway,
     Product,
+    PromotionCatalog,
+    PromotionLedger,
     RefundRequest,
     StockItem,
     VoidRequest,
 )
+from ecommerce_core.promotions import Coupon, PercentOff, Promotion, Scope
 
 __all__ = [
     "CONTRACT_TIME",
@@ -82,9 +95,13 @@ __all__ = [
     "OrderRepositoryContract",
     "PaymentGatewayContract",
     "PaymentGatewayFlowContract",
+    "PromotionCatalogContract",
+    "PromotionLedgerContract",
     "assert_same_order",
     "make_order",
+    "make_priced_order",
     "run_inventory_contract",
+    "run_promotion_ledger_contract",
 ]
 
 CONTRACT_TIME: Final = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
@@ -116,6 +133,39 @@ def make_order(
     )
 
 
+def make_priced_order(order_id: str = "o-priced") -> Order:
+    """An order sold in a flash sale: a discount per promotion on its line, pricing terms."""
+    cny = functools.partial(Money.of, currency="CNY")
+    line = OrderLine(
+        "1",
+        "tea-01",
+        2,
+        cny("38.00"),
+        adjustments=[
+            LineAdjustment("flash:s1:tea-01", "base_price", cny("36.20")),
+            LineAdjustment("welcome", "order", cny("5.00"), code="HELLO"),
+        ],
+    )
+    terms = PricingTerms(
+        sales_mode="flash_sale",
+        stock_timing=StockTiming.ON_ORDER,
+        claims=[LimitClaim("flash:s1:tea-01:units", 2, 100)],
+        promotion_ids=["flash:s1:tea-01", "welcome"],
+        offer_ends_at=CONTRACT_TIME + timedelta(hours=2),
+        cod_allowed=False,
+        entitlements=[Entitlement("welcome-points", "points", points=39)],
+    )
+    return Order.place(
+        order_id=order_id,
+        buyer_id="b-1",
+        merchant_id="m-1",
+        lines=[line],
+        now=CONTRACT_TIME,
+        policy=_POLICY,
+        terms=terms,
+    )
+
+
 def _pay(order: Order, now: datetime = CONTRACT_TIME) -> None:
     order.pay(Actor.buyer(order.buyer_id), amount=order.total, reference="txn-1", now=now)
 
@@ -144,6 +194,7 @@ def _stored_fields(order: Order) -> dict[str, object]:
         "payment_method": order.payment_method,
         "holds": order.holds,
         "paused": order.paused,
+        "terms": order.terms,
     }
 
 
@@ -318,6 +369,16 @@ class OrderRepositoryContract:
         _pay(order)
         repository.save(order, 1)
         assert repository.due(now) == ["o-2"]
+
+    def test_a_priced_order_keeps_its_line_adjustments_and_pricing_terms(self) -> None:
+        """An order placed with discounts per promotion and pricing terms loads back with them."""
+        repository, order = self.make_repository(), make_priced_order()
+        repository.add(order)
+        loaded = repository.get(order.id)
+        assert_same_order(loaded, order)
+        assert loaded.lines[0].adjustments == order.lines[0].adjustments
+        assert loaded.terms == order.terms
+        assert loaded.sales_mode == "flash_sale"
 
     def test_due_with_a_naive_time_raises_invalid_input(self) -> None:
         """Due refuses a datetime without a timezone."""
@@ -975,3 +1036,313 @@ class EventPublisherContract:
         publisher = self.make_publisher()
         publisher.publish(())
         publisher.publish([])
+
+
+# --------------------------------------------------------------------------- promotion ledger
+
+
+def _claim(key: str, amount: int, cap: int, *, until_paid: bool = False) -> LimitClaim:
+    return LimitClaim(key, amount, cap, until_paid=until_paid)
+
+
+_LEDGER_KEYS: Final = ("k-a", "k-b")
+_LEDGER_IDS: Final = ("r-1", "r-2", "r-3")
+_CAP: Final = 5
+
+
+class _LedgerMachine(RuleBasedStateMachine):
+    """Random reserve, commit and release, checked against a plain-dict model."""
+
+    def __init__(self, ledger: PromotionLedger) -> None:
+        super().__init__()
+        self.ledger = ledger
+        self.held = dict.fromkeys(_LEDGER_KEYS, 0)
+        # id -> (claims, state)
+        self.holds: dict[str, tuple[tuple[LimitClaim, ...], str]] = {}
+
+    def _usage(self) -> dict[str, int]:
+        return dict(self.ledger.usage(_LEDGER_KEYS))
+
+    def _add(self, claims: Sequence[LimitClaim], sign: int, *, temporary: bool | None) -> None:
+        for claim in claims:
+            if temporary is None or claim.until_paid is temporary:
+                self.held[claim.key] += sign * claim.amount
+
+    @rule(
+        reservation_id=st.sampled_from(_LEDGER_IDS),
+        wanted=st.lists(
+            st.tuples(st.sampled_from(_LEDGER_KEYS), st.integers(1, 3), st.booleans()),
+            min_size=1,
+            max_size=2,
+            unique_by=lambda claim: claim[0],
+        ),
+    )
+    def reserve(self, reservation_id: str, wanted: list[tuple[str, int, bool]]) -> None:
+        """Reserve, expecting exactly what the model says."""
+        claims = tuple(_claim(k, n, _CAP, until_paid=t) for k, n, t in wanted)
+        before = self._usage()
+        existing = self.holds.get(reservation_id)
+        live = existing is not None and existing[1] != "released"
+        if live and existing is not None and existing[0] != claims:
+            with pytest.raises(IdempotencyConflict):
+                self.ledger.reserve(reservation_id, claims)
+        elif live:
+            self.ledger.reserve(reservation_id, claims)
+        elif any(self.held[c.key] + c.amount > _CAP for c in claims):
+            with pytest.raises(LimitExceeded):
+                self.ledger.reserve(reservation_id, claims)
+        else:
+            self.ledger.reserve(reservation_id, claims)
+            self._add(claims, 1, temporary=None)
+            self.holds[reservation_id] = (claims, "reserved")
+            return
+        assert self._usage() == before
+
+    @rule(reservation_id=st.sampled_from([*_LEDGER_IDS, "r-unknown"]))
+    def commit(self, reservation_id: str) -> None:
+        """Commit, expecting what the model says."""
+        hold = self.holds.get(reservation_id)
+        if hold is None:
+            with pytest.raises(NotFound):
+                self.ledger.commit(reservation_id)
+            return
+        claims, state = hold
+        if state == "released":
+            with pytest.raises(RuleViolation):
+                self.ledger.commit(reservation_id)
+            return
+        self.ledger.commit(reservation_id)
+        if state == "reserved":
+            self._add(claims, -1, temporary=True)
+            self.holds[reservation_id] = (claims, "committed")
+
+    @rule(reservation_id=st.sampled_from([*_LEDGER_IDS, "r-unknown"]))
+    def release(self, reservation_id: str) -> None:
+        """Release, expecting what the model says."""
+        hold = self.holds.get(reservation_id)
+        released = self.ledger.release(reservation_id)
+        if hold is None or hold[1] == "released":
+            assert released is False
+            return
+        assert released is True
+        claims, state = hold
+        self._add(claims, -1, temporary=None if state == "reserved" else False)
+        self.holds[reservation_id] = (claims, "released")
+
+    @invariant()
+    def usage_matches_the_model_and_never_passes_a_cap(self) -> None:
+        """Every key holds what the model says, never below zero nor above its cap."""
+        usage = self._usage()
+        assert usage == self.held
+        assert all(0 <= held <= _CAP for held in usage.values())
+
+
+def run_promotion_ledger_contract(
+    factory: Callable[[], PromotionLedger], settings: hypothesis.settings | None = None
+) -> None:
+    """Drive fresh ledgers from ``factory`` through random operations against a model."""
+    chosen = settings or hypothesis.settings(max_examples=50, stateful_step_count=30, deadline=None)
+
+    class _Machine(_LedgerMachine):
+        def __init__(self) -> None:
+            super().__init__(factory())
+
+    run_state_machine_as_test(_Machine, settings=chosen)
+
+
+class PromotionLedgerContract:
+    """The behaviour of :class:`~ecommerce_core.ports.PromotionLedger`."""
+
+    def make_ledger(self) -> PromotionLedger:
+        """A new, empty ledger."""
+        raise NotImplementedError
+
+    def test_reserve_raises_what_each_claimed_key_holds(self) -> None:
+        """A reservation adds each claim's amount to its key; other keys hold nothing."""
+        ledger = self.make_ledger()
+        ledger.reserve("r-1", [_claim("uses", 1, 10), _claim("budget", 500, 1000)])
+        assert dict(ledger.usage(["uses", "budget", "other"])) == {
+            "uses": 1,
+            "budget": 500,
+            "other": 0,
+        }
+
+    def test_reserve_may_fill_a_cap_exactly_and_no_more(self) -> None:
+        """Claims up to the cap are reserved; one more unit raises LimitExceeded."""
+        ledger = self.make_ledger()
+        ledger.reserve("r-1", [_claim("quota", 3, 5)])
+        ledger.reserve("r-2", [_claim("quota", 2, 5)])
+        with pytest.raises(LimitExceeded) as caught:
+            ledger.reserve("r-3", [_claim("quota", 1, 5)])
+        assert (caught.value.limit, caught.value.allowed, caught.value.requested) == (
+            "quota",
+            0,
+            1,
+        )
+        assert dict(ledger.usage(["quota"])) == {"quota": 5}
+
+    def test_reserve_is_all_or_nothing(self) -> None:
+        """When one key would pass its cap, no key is reserved."""
+        ledger = self.make_ledger()
+        ledger.reserve("r-1", [_claim("quota", 4, 5)])
+        with pytest.raises(LimitExceeded) as caught:
+            ledger.reserve("r-2", [_claim("uses", 1, 10), _claim("quota", 2, 5)])
+        assert caught.value.limit == "quota"
+        assert dict(ledger.usage(["uses", "quota"])) == {"uses": 0, "quota": 4}
+
+    def test_claims_on_one_key_in_one_reservation_add_up(self) -> None:
+        """Two claims on one key count together against its cap."""
+        ledger = self.make_ledger()
+        with pytest.raises(LimitExceeded):
+            ledger.reserve("r-1", [_claim("k", 2, 3), _claim("k", 2, 3)])
+        ledger.reserve("r-2", [_claim("k", 1, 3), _claim("k", 2, 3)])
+        assert dict(ledger.usage(["k"])) == {"k": 3}
+
+    def test_repeating_a_reservation_with_the_same_claims_changes_nothing(self) -> None:
+        """A second reserve with the same id and claims is a no-op."""
+        ledger = self.make_ledger()
+        claims = [_claim("k", 2, 3)]
+        ledger.reserve("r-1", claims)
+        ledger.reserve("r-1", list(claims))
+        assert dict(ledger.usage(["k"])) == {"k": 2}
+
+    def test_reusing_a_live_id_with_other_claims_raises_idempotency_conflict(self) -> None:
+        """A reserve with a live id and different claims raises and changes nothing."""
+        ledger = self.make_ledger()
+        ledger.reserve("r-1", [_claim("k", 2, 3)])
+        with pytest.raises(IdempotencyConflict) as caught:
+            ledger.reserve("r-1", [_claim("k", 1, 3)])
+        assert caught.value.key == "r-1"
+        assert dict(ledger.usage(["k"])) == {"k": 2}
+
+    def test_reserve_refuses_no_claims_and_one_key_with_two_caps(self) -> None:
+        """An empty reservation, or a key claimed with two caps, raises InvalidInput."""
+        ledger = self.make_ledger()
+        with pytest.raises(InvalidInput):
+            ledger.reserve("r-1", [])
+        with pytest.raises(InvalidInput):
+            ledger.reserve("r-2", [_claim("k", 1, 3), _claim("k", 1, 4)])
+        assert dict(ledger.usage(["k"])) == {"k": 0}
+
+    def test_commit_keeps_the_claims_and_gives_back_those_held_until_paid(self) -> None:
+        """Committing keeps ordinary claims and frees until-paid ones; a repeat is a no-op."""
+        ledger = self.make_ledger()
+        ledger.reserve("r-1", [_claim("quota", 2, 5), _claim("unpaid", 1, 1, until_paid=True)])
+        ledger.commit("r-1")
+        assert dict(ledger.usage(["quota", "unpaid"])) == {"quota": 2, "unpaid": 0}
+        ledger.commit("r-1")
+        assert dict(ledger.usage(["quota", "unpaid"])) == {"quota": 2, "unpaid": 0}
+        ledger.reserve("r-2", [_claim("unpaid", 1, 1, until_paid=True)])
+        assert dict(ledger.usage(["unpaid"])) == {"unpaid": 1}
+
+    def test_commit_of_an_unknown_reservation_raises_not_found(self) -> None:
+        """Committing an id never reserved raises NotFound."""
+        with pytest.raises(NotFound):
+            self.make_ledger().commit("r-missing")
+
+    def test_commit_after_release_raises_rule_violation(self) -> None:
+        """Committing a released reservation raises RuleViolation and changes nothing."""
+        ledger = self.make_ledger()
+        ledger.reserve("r-1", [_claim("k", 2, 3)])
+        ledger.release("r-1")
+        with pytest.raises(RuleViolation):
+            ledger.commit("r-1")
+        assert dict(ledger.usage(["k"])) == {"k": 0}
+
+    def test_release_gives_back_a_reservation_once(self) -> None:
+        """Releasing returns True and frees the claims; a second release returns False."""
+        ledger = self.make_ledger()
+        ledger.reserve("r-1", [_claim("k", 2, 3), _claim("unpaid", 1, 1, until_paid=True)])
+        ledger.reserve("r-2", [_claim("k", 1, 3)])
+        assert ledger.release("r-1") is True
+        assert dict(ledger.usage(["k", "unpaid"])) == {"k": 1, "unpaid": 0}
+        assert ledger.release("r-1") is False
+        assert dict(ledger.usage(["k", "unpaid"])) == {"k": 1, "unpaid": 0}
+
+    def test_release_of_a_committed_reservation_gives_back_only_what_it_kept(self) -> None:
+        """A committed reservation releases its kept claims; until-paid ones went at commit."""
+        ledger = self.make_ledger()
+        ledger.reserve("r-1", [_claim("k", 2, 3), _claim("unpaid", 1, 1, until_paid=True)])
+        ledger.commit("r-1")
+        ledger.reserve("r-2", [_claim("unpaid", 1, 1, until_paid=True)])
+        assert ledger.release("r-1") is True
+        assert dict(ledger.usage(["k", "unpaid"])) == {"k": 0, "unpaid": 1}
+
+    def test_release_of_an_id_never_reserved_returns_false(self) -> None:
+        """Releasing an unknown id is safe: it returns False and changes nothing."""
+        ledger = self.make_ledger()
+        ledger.reserve("r-1", [_claim("k", 2, 3)])
+        assert ledger.release("r-missing") is False
+        assert dict(ledger.usage(["k"])) == {"k": 2}
+
+    def test_a_released_id_may_be_reserved_again(self) -> None:
+        """After a release the same id reserves afresh, against the cap as it stands."""
+        ledger = self.make_ledger()
+        ledger.reserve("r-1", [_claim("k", 2, 3)])
+        ledger.release("r-1")
+        ledger.reserve("r-2", [_claim("k", 2, 3)])
+        with pytest.raises(LimitExceeded):
+            ledger.reserve("r-1", [_claim("k", 2, 3)])
+        ledger.reserve("r-1", [_claim("k", 1, 3)])
+        assert dict(ledger.usage(["k"])) == {"k": 3}
+
+    def test_random_operations_match_a_model_and_never_pass_a_cap(self) -> None:
+        """Random reserve, commit and release keep every key equal to a simple model."""
+        run_promotion_ledger_contract(self.make_ledger)
+
+
+# --------------------------------------------------------------------------- promotion catalogue
+
+
+def _contract_items() -> list[Promotion | Coupon | FlashSale | RushPurchase]:
+    cny = functools.partial(Money.of, currency="CNY")
+    own = Promotion("own", PercentOff(10), scope=Scope(merchants={"m-1"}))
+    platform = Promotion("platform", PercentOff(5))
+    other = Promotion("other", PercentOff(20), scope=Scope(merchants={"m-2"}))
+    later = CONTRACT_TIME + timedelta(hours=2)
+    flash = FlashSale(
+        "flash-1",
+        [Session("s1", CONTRACT_TIME, later)],
+        [FlashItem("tea-01", cny("38.00"), cny("19.90"), 10, 2)],
+    )
+    rush = RushPurchase(
+        "rush-1",
+        CONTRACT_TIME,
+        later,
+        [RushItem("cup-01", cny("25.00"), cny("9.90"), 5, 1)],
+    )
+    return [own, platform, other, Coupon("HELLO", own, max_uses=1), flash, rush]
+
+
+class PromotionCatalogContract:
+    """The behaviour of :class:`~ecommerce_core.ports.PromotionCatalog`."""
+
+    def make_catalog(
+        self, items: Sequence[Promotion | Coupon | FlashSale | RushPurchase]
+    ) -> PromotionCatalog:
+        """A catalogue holding exactly ``items``."""
+        raise NotImplementedError
+
+    def test_a_merchant_gets_its_own_and_the_platform_wide_promotions_only(self) -> None:
+        """Promotions naming the merchant or no merchant are listed; another's are not."""
+        catalog = self.make_catalog(_contract_items())
+        assert sorted(p.id for p in catalog.promotions("m-1")) == ["own", "platform"]
+        assert sorted(p.id for p in catalog.promotions("m-3")) == ["platform"]
+
+    def test_a_coupon_is_found_by_its_code(self) -> None:
+        """The coupon with a stored code comes back intact; an unknown code is NotFound."""
+        items = _contract_items()
+        catalog = self.make_catalog(items)
+        assert catalog.coupon("HELLO") == items[3]
+        with pytest.raises(NotFound) as caught:
+            catalog.coupon("NOPE")
+        assert caught.value.key == "NOPE"
+
+    def test_a_campaign_is_found_by_its_id(self) -> None:
+        """Flash sales and rush purchases come back intact; an unknown id is NotFound."""
+        items = _contract_items()
+        catalog = self.make_catalog(items)
+        assert catalog.campaign("flash-1") == items[4]
+        assert catalog.campaign("rush-1") == items[5]
+        with pytest.raises(NotFound):
+            catalog.campaign("nope")
