@@ -12,10 +12,33 @@ Example:
 from __future__ import annotations
 
 from ecommerce_core.actors import Actor, ActorKind
+from ecommerce_core.aftersales import (
+    AfterSalesItem,
+    AfterSalesKind,
+    AfterSalesPolicy,
+    AfterSalesReason,
+    AfterSalesRequest,
+    FreightRefund,
+    OrderAfterSales,
+    RefundInstruction,
+)
+from ecommerce_core.delivery import (
+    DeliveryMethod,
+    DeliveryOption,
+    Shipment,
+    ShipmentLine,
+    ShipmentPurpose,
+    TrackingEvent,
+    TrackingOutcome,
+    TrackingStatus,
+    choose_delivery_option,
+)
 from ecommerce_core.errors import (
+    AlreadyRefunded,
     Conflict,
     CurrencyMismatch,
     DefinitionError,
+    DeliveryOptionUnavailable,
     EcommerceCoreError,
     Forbidden,
     GuardRefused,
@@ -25,10 +48,12 @@ from ecommerce_core.errors import (
     NotFound,
     OutOfStock,
     PaymentNotCompleted,
+    QuantityExceeded,
     RuleViolation,
     TransitionNotAllowed,
     UnknownCurrency,
     VersionConflict,
+    WindowClosed,
 )
 from ecommerce_core.events import (
     DomainEvent,
@@ -52,7 +77,7 @@ from ecommerce_core.orders import (
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.process import Process, ProcessDefinition, State, Transition
 from ecommerce_core.processes import PROCESSES
-from ecommerce_core.services import Expired, OrderService
+from ecommerce_core.services import AfterSalesService, Expired, FulfilmentService, OrderService
 
 __all__ = [
     "PROCESSES",
@@ -60,15 +85,27 @@ __all__ = [
     "STANDARD_ORDER_PROCESS",
     "Actor",
     "ActorKind",
+    "AfterSalesItem",
+    "AfterSalesKind",
+    "AfterSalesPolicy",
+    "AfterSalesReason",
+    "AfterSalesRequest",
+    "AfterSalesService",
+    "AlreadyRefunded",
     "CartItem",
     "Conflict",
     "Currency",
     "CurrencyMismatch",
     "DefinitionError",
+    "DeliveryMethod",
+    "DeliveryOption",
+    "DeliveryOptionUnavailable",
     "DomainEvent",
     "EcommerceCoreError",
     "Expired",
     "Forbidden",
+    "FreightRefund",
+    "FulfilmentService",
     "GuardRefused",
     "IdempotencyConflict",
     "InvalidInput",
@@ -76,6 +113,7 @@ __all__ = [
     "Money",
     "NotFound",
     "Order",
+    "OrderAfterSales",
     "OrderCancelled",
     "OrderClosed",
     "OrderDelivered",
@@ -90,12 +128,22 @@ __all__ = [
     "PaymentNotCompleted",
     "Process",
     "ProcessDefinition",
+    "QuantityExceeded",
     "ReceiptConfirmed",
+    "RefundInstruction",
     "RuleViolation",
+    "Shipment",
+    "ShipmentLine",
+    "ShipmentPurpose",
     "State",
+    "TrackingEvent",
+    "TrackingOutcome",
+    "TrackingStatus",
     "Transition",
     "TransitionNotAllowed",
     "UnknownCurrency",
     "VersionConflict",
+    "WindowClosed",
     "allocate_minor",
+    "choose_delivery_option",
 ]

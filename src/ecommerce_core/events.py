@@ -10,13 +10,15 @@ Every event names the aggregate, the version the aggregate reached with it, when
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
 from ecommerce_core.money import Money
 
 __all__ = [
+    "AutoConfirmPaused",
+    "AutoConfirmResumed",
     "DomainEvent",
     "OrderCancelled",
     "OrderClosed",
@@ -133,3 +135,29 @@ class OrderCancelled(DomainEvent):
 
     reason: str
     was_paid: bool
+
+
+@attrs.frozen(kw_only=True)
+class AutoConfirmPaused(DomainEvent):
+    """The auto-confirm deadline stopped running (after-sales open, or a delivery problem).
+
+    Attributes:
+        remaining: The time it had left; it gets exactly this back when it resumes.
+        reason: Why, in words.
+
+    """
+
+    remaining: timedelta
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class AutoConfirmResumed(DomainEvent):
+    """The paused auto-confirm deadline runs again.
+
+    Attributes:
+        due_at: When it now falls due.
+
+    """
+
+    due_at: datetime

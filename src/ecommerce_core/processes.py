@@ -10,12 +10,27 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
+from ecommerce_core.aftersales import (
+    EXCHANGE_PROCESS,
+    REFUND_ONLY_PROCESS,
+    RETURN_AND_REFUND_PROCESS,
+)
+from ecommerce_core.delivery import SHIPMENT_PROCESS
 from ecommerce_core.orders import STANDARD_ORDER_PROCESS
 from ecommerce_core.process import Process
 
 __all__ = ["PROCESSES"]
 
 PROCESSES: Final[Mapping[str, Process]] = MappingProxyType(
-    {process.name: process for process in (STANDARD_ORDER_PROCESS,)}
+    {
+        process.name: process
+        for process in (
+            STANDARD_ORDER_PROCESS,
+            SHIPMENT_PROCESS,
+            REFUND_ONLY_PROCESS,
+            RETURN_AND_REFUND_PROCESS,
+            EXCHANGE_PROCESS,
+        )
+    }
 )
 """Every built-in process, keyed by name."""

@@ -9,6 +9,17 @@ the events the aggregate collected.
 
 from __future__ import annotations
 
+from ecommerce_core.services.aftersales import AfterSalesService, RefundHandler, gateway_refunds
+from ecommerce_core.services.fulfilment import FulfilmentService, TrackingResult, delivery_fees
 from ecommerce_core.services.orders import Expired, OrderService
 
-__all__ = ["Expired", "OrderService"]
+__all__ = [
+    "AfterSalesService",
+    "Expired",
+    "FulfilmentService",
+    "OrderService",
+    "RefundHandler",
+    "TrackingResult",
+    "delivery_fees",
+    "gateway_refunds",
+]
