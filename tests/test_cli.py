@@ -16,7 +16,9 @@ def test_diagram_prints_the_mermaid_of_a_process(capsys):
 
 def test_diagram_of_an_unknown_process_fails_with_the_known_names(capsys):
     assert main(["diagram", "order.nope"]) == 2
-    assert "known: order.standard" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "unknown process 'order.nope'; known: " in error
+    assert "order.standard" in error
 
 
 def test_diagram_writes_one_page_per_process(tmp_path, capsys):

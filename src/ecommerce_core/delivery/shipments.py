@@ -1,37 +1,4 @@
-"""Delivery: the options a buyer picks from, shipments and their carrier tracking.
-
-**Delivery options.** A merchant works with some carriers; the
-:class:`~ecommerce_core.ports.Carriers` port lists the :class:`DeliveryOption` s it offers for
-an order (carrier, service level, fee, estimated days, cash on delivery or not, courier or
-pickup). The buyer picks one at checkout; :func:`choose_delivery_option` checks the choice
-against what is offered *at placement* and returns the option whose fee becomes the order's
-shipping fee. An option not offered, or offered now on other terms, is refused with
-:class:`~ecommerce_core.errors.DeliveryOptionUnavailable`.
-
-**Shipments.** An order ships in one or more :class:`Shipment` s, each carrying some of its lines
-(and quantities) under one carrier tracking number. A shipment follows
-:data:`SHIPMENT_PROCESS`::
-
-    created ─hand_over→ handed_to_carrier ─transit→ in_transit ─dispatch→ out_for_delivery
-        ─deliver→ delivered
-
-with the exceptions ``delayed`` (which moves on again), ``lost``, ``damaged`` and
-``refused_by_buyer`` (the last two go ``returned_to_sender``). Carriers skip scans, so every
-step may also be reached from earlier ones; no transition ever moves a shipment to a state of
-lower :data:`SHIPMENT_PROGRESS`.
-
-**Tracking.** A carrier reports :class:`TrackingEvent` s at least once, late and out of order.
-:meth:`Shipment.record` keeps every event, sorted by the carrier's own timestamp, deduplicated
-by event id (the same id with another payload is an
-:class:`~ecommerce_core.errors.IdempotencyConflict`), and moves the shipment only for an event
-newer than the last one that moved it and leading forward; anything else is recorded and
-leaves the state alone. So a shipment never moves backwards, whatever order the events come in.
-
-**Facts.** :func:`fulfilment_status` folds an order's shipments into what the rest of the
-library needs: per line, the units in live shipments, delivered (with when), and lost or sent
-back; whether the order is fully shipped or delivered; and whether a delivery problem should
-pause the auto-confirm deadline.
-"""
+"""Shipments: the shipment process, carrier tracking events, and the Shipment aggregate."""
 
 from __future__ import annotations
 
@@ -43,29 +10,28 @@ from typing import Final
 
 import attrs
 
+from ecommerce_core._validation import check_aware as _check_aware
+from ecommerce_core._validation import check_text as _check_text
+from ecommerce_core._validation import check_units as _check_units
+from ecommerce_core._validation import text as _text
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.errors import (
-    CurrencyMismatch,
-    DeliveryOptionUnavailable,
     Forbidden,
     IdempotencyConflict,
     InvalidInput,
 )
 from ecommerce_core.events import DomainEvent
-from ecommerce_core.money import Money
 from ecommerce_core.orders import Order, check_now
 from ecommerce_core.process import Process, ProcessDefinition, State, Transition
 
 __all__ = [
+    "EXCEPTION_STATES",
+    "FAILED_STATES",
+    "LIVE_STATES",
     "SHIPMENT",
     "SHIPMENT_PROCESS",
     "SHIPMENT_PROGRESS",
     "TRACKING_CLOCK_SKEW",
-    "DeliveredBatch",
-    "DeliveryMethod",
-    "DeliveryOption",
-    "FulfilmentStatus",
-    "LineFulfilment",
     "Shipment",
     "ShipmentCreated",
     "ShipmentLine",
@@ -76,138 +42,7 @@ __all__ = [
     "TrackingEventRecorded",
     "TrackingOutcome",
     "TrackingStatus",
-    "choose_delivery_option",
-    "fulfilment_status",
 ]
-
-
-def _text(field: str, value: object, max_length: int = 200) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(field, value, "must be a non-empty string")
-    if len(value) > max_length:
-        raise InvalidInput(field, value[:20] + "...", f"longer than {max_length} characters")
-    return value
-
-
-def _check_text(_: object, attribute: attrs.Attribute[str], value: str) -> None:
-    _text(attribute.name, value)
-
-
-def _check_units(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if type(value) is not int or value < 1:
-        raise InvalidInput(attribute.name, value, "must be a whole number of at least 1")
-
-
-def _check_aware(_: object, attribute: attrs.Attribute[datetime], value: datetime) -> None:
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInput(attribute.name, value, "must be a timezone-aware datetime")
-
-
-# =========================================================================== delivery options
-
-
-class DeliveryMethod(enum.StrEnum):
-    """How the goods reach the buyer."""
-
-    COURIER = "courier"  # 快递: delivered to the buyer's address
-    PICKUP = "pickup"  # 门店自提 / 自提点: the buyer collects them
-
-
-def _check_fee(_: object, attribute: attrs.Attribute[Money], value: Money) -> None:
-    if not isinstance(value, Money) or value.is_negative:
-        raise InvalidInput(attribute.name, value, "must be Money, not negative")
-
-
-def _check_days(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if type(value) is not int or value < 0:
-        raise InvalidInput(attribute.name, value, "must be a whole number of days, 0 or more")
-
-
-@attrs.frozen
-class DeliveryOption:
-    """One way a merchant offers to deliver an order.
-
-    Attributes:
-        option_id: Its id, unique among the options offered for one order.
-        carrier: The carrier's id (``"SF"``, ``"ZTO"``, a store for pickup).
-        service_level: The carrier's service (``"standard"``, ``"express"``, ``"same-day"``).
-        fee: What the buyer pays for it; becomes the order's shipping fee.
-        estimated_days: Days to deliver, as the carrier estimates.
-        cod_supported: Whether the carrier collects cash on delivery (货到付款) with it.
-        method: Courier to the door, or pickup by the buyer.
-
-    Raises:
-        InvalidInput: An empty id or carrier, a negative fee or number of days.
-
-    """
-
-    option_id: str = attrs.field(validator=_check_text)
-    carrier: str = attrs.field(validator=_check_text)
-    service_level: str = attrs.field(validator=_check_text)
-    fee: Money = attrs.field(validator=_check_fee)
-    estimated_days: int = attrs.field(validator=_check_days)
-    cod_supported: bool = False
-    method: DeliveryMethod = attrs.field(default=DeliveryMethod.COURIER, converter=DeliveryMethod)
-
-
-def choose_delivery_option(
-    offered: Sequence[DeliveryOption],
-    chosen: str | DeliveryOption,
-    *,
-    currency: str,
-    cash_on_delivery: bool = False,
-) -> DeliveryOption:
-    """Check the buyer's choice against the options offered now, and return the one to use.
-
-    Call it when the order is placed, with the options the carrier port offers *then*: an
-    option the buyer saw earlier may have been withdrawn or repriced since.
-
-    Args:
-        offered: The options offered now (from :class:`~ecommerce_core.ports.Carriers`).
-        chosen: The option id, or the whole option the buyer saw (then its terms must be
-            unchanged: same carrier, service, fee, days, COD and method).
-        currency: The order's currency.
-        cash_on_delivery: ``True`` when the buyer pays on delivery: the option must support it.
-
-    Returns:
-        The offered option; its ``fee`` is the order's shipping fee.
-
-    Raises:
-        DeliveryOptionUnavailable: Not offered, offered on other terms, or no COD when needed.
-        CurrencyMismatch: The fee is in another currency than the order.
-        InvalidInput: ``chosen`` is neither an id nor an option.
-
-    Example:
-        >>> sf = DeliveryOption("sf-std", "SF", "standard", Money.of("12.00", "CNY"), 2)
-        >>> str(choose_delivery_option([sf], "sf-std", currency="CNY").fee)
-        '12.00 CNY'
-
-    """
-    if isinstance(chosen, DeliveryOption):
-        option_id = chosen.option_id
-    elif isinstance(chosen, str) and chosen.strip():
-        option_id = chosen
-    else:
-        raise InvalidInput("delivery_option", chosen, "must be an option id or a DeliveryOption")
-    ids = [option.option_id for option in offered]
-    match = next((option for option in offered if option.option_id == option_id), None)
-    if match is None:
-        raise DeliveryOptionUnavailable(option_id, ids, "it is not offered for this order")
-    if isinstance(chosen, DeliveryOption) and chosen != match:
-        changed = [
-            f"{field.name} {getattr(chosen, field.name)} -> {getattr(match, field.name)}"
-            for field in attrs.fields(DeliveryOption)
-            if getattr(chosen, field.name) != getattr(match, field.name)
-        ]
-        raise DeliveryOptionUnavailable(option_id, ids, "its terms changed: " + ", ".join(changed))
-    if cash_on_delivery and not match.cod_supported:
-        raise DeliveryOptionUnavailable(option_id, ids, "it does not collect cash on delivery")
-    if match.fee.currency != currency:
-        raise CurrencyMismatch(currency, match.fee.currency, "charge")
-    return match
-
-
-# =========================================================================== shipment process
 
 
 class ShipmentState:
@@ -759,177 +594,3 @@ class Shipment:
             **fields,
         )
         self.events = (*self.events, event)
-
-
-# =========================================================================== facts
-
-
-@attrs.frozen
-class DeliveredBatch:
-    """Units of a line that reached the buyer together.
-
-    Attributes:
-        at: When they were delivered.
-        quantity: How many.
-
-    """
-
-    at: datetime
-    quantity: int
-
-
-@attrs.frozen
-class LineFulfilment:
-    """Where the units of one order line are.
-
-    Attributes:
-        line_id: The order line.
-        ordered: Units ordered.
-        live: Units in shipments on their way or delivered (originals and reshipments).
-        delivered: The delivered units, batch by batch, oldest first.
-        failed: Units in shipments lost, damaged, refused or sent back.
-        packed: Units in any shipment at all (live or failed).
-        original: Units sent in original shipments (the stock committed at payment);
-            reshipments draw new stock.
-
-    """
-
-    line_id: str
-    ordered: int
-    live: int
-    delivered: tuple[DeliveredBatch, ...]
-    failed: int
-    packed: int
-    original: int
-
-    @property
-    def delivered_units(self) -> int:
-        """Units the buyer has received."""
-        return sum(batch.quantity for batch in self.delivered)
-
-    @property
-    def undelivered_units(self) -> int:
-        """Units ordered and not (yet) received."""
-        return self.ordered - self.delivered_units
-
-
-@attrs.frozen
-class FulfilmentStatus:
-    """What an order's shipments add up to; see :func:`fulfilment_status`.
-
-    Attributes:
-        order_id: The order.
-        lines: Per line id, where its units are.
-        withdrawn: Per line id, units the merchant no longer owes (refunded undelivered).
-        exceptions: Ids of shipments in a delivery problem still unfolding.
-
-    """
-
-    order_id: str
-    lines: Mapping[str, LineFulfilment]
-    withdrawn: Mapping[str, int]
-    exceptions: tuple[str, ...]
-
-    def line(self, line_id: str) -> LineFulfilment:
-        """The fulfilment of one line.
-
-        Raises:
-            InvalidInput: The order has no such line.
-
-        """
-        try:
-            return self.lines[line_id]
-        except KeyError:
-            raise InvalidInput("line_id", line_id, "the order has no such line") from None
-
-    def shippable(self, line_id: str) -> int:
-        """Units of the line still to ship: ordered, less live and withdrawn units."""
-        line = self.line(line_id)
-        return max(0, line.ordered - line.live - self.withdrawn.get(line_id, 0))
-
-    @property
-    def outstanding(self) -> int:
-        """Units owed to the buyer that no live shipment carries (lost and not reshipped)."""
-        return sum(self.shippable(line_id) for line_id in self.lines)
-
-    @property
-    def fully_shipped(self) -> bool:
-        """Whether every unit owed is in a live shipment (and at least one unit is)."""
-        return self.outstanding == 0 and any(line.live for line in self.lines.values())
-
-    @property
-    def fully_delivered(self) -> bool:
-        """Whether every unit owed has been delivered (and at least one unit was)."""
-        return all(
-            line.delivered_units + self.withdrawn.get(line.line_id, 0) >= line.ordered
-            for line in self.lines.values()
-        ) and any(line.delivered for line in self.lines.values())
-
-    @property
-    def delivery_problem(self) -> str | None:
-        """Why the auto-confirm clock should wait for delivery, or ``None``."""
-        if self.exceptions:
-            return f"delivery problem on shipment {self.exceptions[0]}"
-        if self.outstanding and any(line.packed for line in self.lines.values()):
-            return f"{self.outstanding} units lost or sent back, not yet reshipped or refunded"
-        return None
-
-
-def fulfilment_status(
-    order: Order, shipments: Sequence[Shipment], withdrawn: Mapping[str, int] | None = None
-) -> FulfilmentStatus:
-    """Fold an order's shipments into where its units are.
-
-    Replacement shipments (exchanges) are left out: they replace units the buyer sent back,
-    which after-sales accounts for.
-
-    Args:
-        order: The order.
-        shipments: Its shipments (others are refused).
-        withdrawn: Per line, units refunded before delivery, so no longer owed.
-
-    Raises:
-        InvalidInput: A shipment of another order.
-
-    """
-    live: dict[str, int] = dict.fromkeys((line.line_id for line in order.lines), 0)
-    failed = dict(live)
-    packed = dict(live)
-    original = dict(live)
-    delivered: dict[str, list[DeliveredBatch]] = {line.line_id: [] for line in order.lines}
-    exceptions: list[str] = []
-    for shipment in sorted(shipments, key=lambda s: s.sequence):
-        if shipment.order_id != order.id:
-            raise InvalidInput("shipments", shipment.id, f"not a shipment of {order.id!r}")
-        if shipment.in_exception:
-            exceptions.append(shipment.id)
-        if shipment.purpose is ShipmentPurpose.REPLACEMENT:
-            continue
-        for item in shipment.lines:
-            packed[item.line_id] += item.quantity
-            if shipment.purpose is ShipmentPurpose.ORIGINAL:
-                original[item.line_id] += item.quantity
-            if shipment.has_failed:
-                failed[item.line_id] += item.quantity
-                continue
-            live[item.line_id] += item.quantity
-            if shipment.delivered_at is not None:
-                delivered[item.line_id].append(DeliveredBatch(shipment.delivered_at, item.quantity))
-    lines = {
-        line.line_id: LineFulfilment(
-            line_id=line.line_id,
-            ordered=line.quantity,
-            live=live[line.line_id],
-            delivered=tuple(sorted(delivered[line.line_id], key=lambda b: b.at)),
-            failed=failed[line.line_id],
-            packed=packed[line.line_id],
-            original=original[line.line_id],
-        )
-        for line in order.lines
-    }
-    return FulfilmentStatus(
-        order_id=order.id,
-        lines=MappingProxyType(lines),
-        withdrawn=MappingProxyType(dict(withdrawn or {})),
-        exceptions=tuple(exceptions),
-    )

@@ -1,54 +1,40 @@
-"""After-sales: refund only, return and refund, exchange; rejection, arbitration, windows.
-
-An :class:`OrderAfterSales` holds every :class:`AfterSalesRequest` of one order. It is the
-consistency boundary for what they claim: units returned never exceed units delivered, units
-refunded never exceed units bought, and money refunded on a line never exceeds what the buyer
-paid for it, however many requests come, in whatever order, concurrently (one version per
-order serialises them).
-
-Each request follows the process of its kind:
-
-- **refund only** (仅退款, :data:`REFUND_ONLY_PROCESS`): for goods not received (or not wanted
-  before they arrive), or for received goods the buyer keeps, with the merchant's consent:
-  ``requested ─approve→ refund_approved ─complete_refund→ refunded``;
-- **return and refund** (退货退款, :data:`RETURN_AND_REFUND_PROCESS`): ``requested ─approve→
-  awaiting_return ─ship_back→ returning ─receive→ received ─accept_return→ refund_approved
-  ─complete_refund→ refunded``;
-- **exchange** (换货, :data:`EXCHANGE_PROCESS`): as a return, then ``received ─accept_return→
-  replacing ─send_replacement→ replacement_shipped ─complete_exchange→ exchanged``.
-
-The merchant may ``reject`` with a reason (at the request, or after inspecting the returned
-goods); the buyer may then ``dispute`` it and the platform rules (``rule_for_buyer`` /
-``rule_for_merchant``), or the rejection is ``close`` d. The buyer may ``withdraw`` a request
-before the goods go back.
-
-**Amounts** come from the lines: a line's amount is already net of its allocated discount, and
-the refund for ``q`` of its ``Q`` units is ``q`` consecutive shares of
-``line.amount.allocate([1] * Q)``, taken in the order refunds are approved, so every unit is
-refunded at most once and all ``Q`` add up to the line amount exactly; nothing is re-prorated.
-The shipping fee is refunded once, per :class:`AfterSalesPolicy`, with the refund that leaves
-the whole order refunded.
-
-**The money side** is not done here: an approved refund raises :class:`RefundApproved` and the
-request waits in ``refund_approved`` until the payment side reports it done
-(:meth:`OrderAfterSales.complete_refund`); :class:`RefundInstruction` is what it is told.
-"""
+"""The after-sales record of one order: every request, and what they claim and refund."""
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import MappingProxyType
 from typing import Final
 
 import attrs
 
+from ecommerce_core._validation import text as _text
 from ecommerce_core.actors import Actor, ActorKind
+from ecommerce_core.aftersales.policy import (
+    MERCHANT_FAULT_REASONS,
+    AfterSalesKind,
+    AfterSalesPolicy,
+    AfterSalesReason,
+    FreightRefund,
+)
+from ecommerce_core.aftersales.processes import PROCESS_FOR, AfterSalesState
+from ecommerce_core.aftersales.requests import (
+    AfterSalesItem,
+    AfterSalesProgressed,
+    AfterSalesRequest,
+    AfterSalesRequested,
+    Decision,
+    RefundApproved,
+    RefundCompleted,
+    RefundLine,
+    RefundPlan,
+    ReturnParcel,
+    unit_shares,
+)
 from ecommerce_core.delivery import FulfilmentStatus
 from ecommerce_core.errors import (
     AlreadyRefunded,
-    DefinitionError,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -59,279 +45,15 @@ from ecommerce_core.errors import (
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.money import Money
 from ecommerce_core.orders import Order, OrderLine, OrderState, check_now
-from ecommerce_core.process import Process, ProcessDefinition, State, Transition
 
 __all__ = [
-    "AFTER_SALES_GUARDS",
-    "EXCHANGE",
-    "EXCHANGE_PROCESS",
-    "MERCHANT_FAULT_REASONS",
-    "REFUND_ONLY",
-    "REFUND_ONLY_PROCESS",
-    "RETURN_AND_REFUND",
-    "RETURN_AND_REFUND_PROCESS",
-    "AfterSalesItem",
-    "AfterSalesKind",
-    "AfterSalesPolicy",
-    "AfterSalesProgressed",
-    "AfterSalesReason",
-    "AfterSalesRequest",
-    "AfterSalesRequested",
-    "AfterSalesState",
-    "Decision",
-    "FreightRefund",
     "OrderAfterSales",
-    "RefundApproved",
-    "RefundCompleted",
-    "RefundInstruction",
-    "RefundLine",
-    "RefundPlan",
-    "ReturnParcel",
     "after_sales_id",
-    "unit_shares",
 ]
-
-
-def _text(field: str, value: object, max_length: int = 200) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(field, value, "must be a non-empty string")
-    if len(value) > max_length:
-        raise InvalidInput(field, value[:20] + "...", f"longer than {max_length} characters")
-    return value
-
-
-def _check_text(_: object, attribute: attrs.Attribute[str], value: str) -> None:
-    _text(attribute.name, value)
-
-
-def _check_units(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if type(value) is not int or value < 1:
-        raise InvalidInput(attribute.name, value, "must be a whole number of at least 1")
-
-
-# =========================================================================== vocabulary
-
-
-class AfterSalesKind(enum.StrEnum):
-    """What the buyer asks for."""
-
-    REFUND_ONLY = "refund_only"  # 仅退款
-    RETURN_AND_REFUND = "return_and_refund"  # 退货退款
-    EXCHANGE = "exchange"  # 换货
-
-
-class AfterSalesReason(enum.StrEnum):
-    """Why the buyer asks."""
-
-    NO_REASON = "no_reason"  # 七天无理由 (or, before delivery, 不想要了)
-    NOT_RECEIVED = "not_received"  # 未收到货
-    DEFECTIVE = "defective"  # 质量问题
-    NOT_AS_DESCRIBED = "not_as_described"  # 与描述不符 / 发错货
-    DAMAGED = "damaged"  # 破损
-    OTHER = "other"  # 协商一致: anything the merchant agrees to
-
-
-MERCHANT_FAULT_REASONS: Final = frozenset(
-    {
-        AfterSalesReason.NOT_RECEIVED,
-        AfterSalesReason.DEFECTIVE,
-        AfterSalesReason.NOT_AS_DESCRIBED,
-        AfterSalesReason.DAMAGED,
-    }
-)
-"""Reasons that put the fault with the merchant (or its carrier), not the buyer."""
-
-# Refund-only requests for these reasons are about units the buyer has not received.
-_UNRECEIVED_REASONS: Final = frozenset({AfterSalesReason.NOT_RECEIVED, AfterSalesReason.NO_REASON})
-
-
-class FreightRefund(enum.StrEnum):
-    """When the order's shipping fee goes back with the refund that leaves it fully refunded."""
-
-    NEVER = "never"
-    MERCHANT_FAULT = "merchant_fault"  # if the merchant is at fault, or nothing ever shipped
-    ALWAYS = "always"
-
-
-@attrs.frozen
-class AfterSalesPolicy:
-    """The after-sales rules a platform chooses, as data.
-
-    Defaults follow the Consumer Rights Protection Law §25 (消费者权益保护法): seven days to
-    return without a reason from receipt, except made-to-order, perishable, opened digital
-    goods and newspapers.
-
-    Attributes:
-        no_reason_window: How long after delivery goods may be returned without a reason.
-        no_reason_excluded_categories: Product categories (``OrderLine.category``) that may
-            not be returned without a reason.
-        freight_refund: When the shipping fee is refunded.
-
-    Raises:
-        DefinitionError: A window that is not positive, or a blank category.
-
-    """
-
-    no_reason_window: timedelta = timedelta(days=7)
-    no_reason_excluded_categories: frozenset[str] = attrs.field(
-        default=frozenset({"custom-made", "fresh", "digital", "newspaper"}), converter=frozenset
-    )
-    freight_refund: FreightRefund = attrs.field(
-        default=FreightRefund.MERCHANT_FAULT, converter=FreightRefund
-    )
-
-    def __attrs_post_init__(self) -> None:
-        problems = []
-        if not isinstance(self.no_reason_window, timedelta) or self.no_reason_window <= timedelta(
-            0
-        ):
-            problems.append(f"no_reason_window must be positive, got {self.no_reason_window}")
-        problems.extend(
-            f"excluded category {category!r} must be a non-empty string"
-            for category in sorted(self.no_reason_excluded_categories, key=repr)
-            if not isinstance(category, str) or not category.strip()
-        )
-        if problems:
-            raise DefinitionError("AfterSalesPolicy", problems)
-
-
-# =========================================================================== processes
-
-
-class AfterSalesState:
-    """Names of the after-sales request states (plain strings, as stored)."""
-
-    REQUESTED: Final = "requested"
-    REJECTED: Final = "rejected"
-    IN_ARBITRATION: Final = "in_arbitration"
-    AWAITING_RETURN: Final = "awaiting_return"
-    RETURNING: Final = "returning"
-    RECEIVED: Final = "received"
-    REFUND_APPROVED: Final = "refund_approved"
-    REFUNDED: Final = "refunded"
-    REPLACING: Final = "replacing"
-    REPLACEMENT_SHIPPED: Final = "replacement_shipped"
-    EXCHANGED: Final = "exchanged"
-    WITHDRAWN: Final = "withdrawn"
-    CLOSED: Final = "closed"
-
-
-def _goods_returned(request: AfterSalesRequest, _: object) -> str | None:
-    if request.return_received_at is None:
-        return "the merchant has not received the goods back"
-    return None
-
-
-def _goods_not_returned(request: AfterSalesRequest, _: object) -> str | None:
-    if request.return_received_at is not None:
-        return "the merchant already received the goods back"
-    return None
-
-
-AFTER_SALES_GUARDS: Final = MappingProxyType(
-    {"goods_returned": _goods_returned, "goods_not_returned": _goods_not_returned}
-)
-"""The guards the after-sales processes name."""
 
 _A = AfterSalesState
 _MAX_DESCRIPTION: Final = 1000
-REFUND_ONLY: Final = ProcessDefinition(
-    name="aftersales.refund_only",
-    initial=_A.REQUESTED,
-    states=(
-        State(_A.REQUESTED, description="申请中 waiting for the merchant"),
-        State(_A.REJECTED, description="已拒绝 the merchant refused; the buyer may dispute"),
-        State(_A.IN_ARBITRATION, description="平台介入 the platform decides"),
-        State(_A.REFUND_APPROVED, description="退款中 approved; the money is on its way"),
-        State(_A.REFUNDED, final=True, description="已退款 refunded"),
-        State(_A.WITHDRAWN, final=True, description="已撤销 withdrawn by the buyer"),
-        State(_A.CLOSED, final=True, description="已关闭 closed without a refund"),
-    ),
-    transitions=(
-        Transition("approve", _A.REQUESTED, _A.REFUND_APPROVED),
-        Transition("reject", _A.REQUESTED, _A.REJECTED),
-        Transition("withdraw", _A.REQUESTED, _A.WITHDRAWN),
-        Transition("dispute", _A.REJECTED, _A.IN_ARBITRATION),
-        Transition("close", _A.REJECTED, _A.CLOSED),
-        Transition("rule_for_buyer", _A.IN_ARBITRATION, _A.REFUND_APPROVED),
-        Transition("rule_for_merchant", _A.IN_ARBITRATION, _A.CLOSED),
-        Transition("complete_refund", _A.REFUND_APPROVED, _A.REFUNDED),
-    ),
-)
-"""Refund only (仅退款)."""
 
-RETURN_AND_REFUND: Final = REFUND_ONLY.extend(
-    "aftersales.return_and_refund",
-    states=(
-        State(_A.AWAITING_RETURN, description="待退货 approved; the buyer sends the goods back"),
-        State(_A.RETURNING, description="退货中 the goods are on their way back"),
-        State(_A.RECEIVED, description="待验货 the merchant has them and inspects them"),
-    ),
-    remove_transitions=(("approve", _A.REQUESTED), ("rule_for_buyer", _A.IN_ARBITRATION)),
-    transitions=(
-        Transition("approve", _A.REQUESTED, _A.AWAITING_RETURN),
-        Transition("withdraw", _A.AWAITING_RETURN, _A.WITHDRAWN),
-        Transition("ship_back", _A.AWAITING_RETURN, _A.RETURNING),
-        Transition("receive", _A.RETURNING, _A.RECEIVED),
-        Transition("accept_return", _A.RECEIVED, _A.REFUND_APPROVED),
-        Transition("reject", _A.RECEIVED, _A.REJECTED),
-        Transition(
-            "rule_for_buyer", _A.IN_ARBITRATION, _A.REFUND_APPROVED, guards="goods_returned"
-        ),
-        Transition(
-            "rule_for_buyer", _A.IN_ARBITRATION, _A.AWAITING_RETURN, guards="goods_not_returned"
-        ),
-    ),
-)
-"""Return and refund (退货退款)."""
-
-EXCHANGE: Final = RETURN_AND_REFUND.extend(
-    "aftersales.exchange",
-    remove_states=(_A.REFUND_APPROVED, _A.REFUNDED),
-    states=(
-        State(_A.REPLACING, description="待换货 accepted; the merchant sends a replacement"),
-        State(_A.REPLACEMENT_SHIPPED, description="换货已发出 the replacement is on its way"),
-        State(_A.EXCHANGED, final=True, description="已换货 the buyer has the replacement"),
-    ),
-    transitions=(
-        Transition("accept_return", _A.RECEIVED, _A.REPLACING),
-        Transition("rule_for_buyer", _A.IN_ARBITRATION, _A.REPLACING, guards="goods_returned"),
-        Transition("send_replacement", _A.REPLACING, _A.REPLACEMENT_SHIPPED),
-        Transition("complete_exchange", _A.REPLACEMENT_SHIPPED, _A.EXCHANGED),
-    ),
-)
-"""Exchange (换货)."""
-
-REFUND_ONLY_PROCESS: Final = Process(REFUND_ONLY, AFTER_SALES_GUARDS)
-""":data:`REFUND_ONLY`, validated and compiled."""
-RETURN_AND_REFUND_PROCESS: Final = Process(RETURN_AND_REFUND, AFTER_SALES_GUARDS)
-""":data:`RETURN_AND_REFUND`, validated and compiled."""
-EXCHANGE_PROCESS: Final = Process(EXCHANGE, AFTER_SALES_GUARDS)
-""":data:`EXCHANGE`, validated and compiled."""
-
-_PROCESS_FOR: Final[Mapping[AfterSalesKind, Process]] = MappingProxyType(
-    {
-        AfterSalesKind.REFUND_ONLY: REFUND_ONLY_PROCESS,
-        AfterSalesKind.RETURN_AND_REFUND: RETURN_AND_REFUND_PROCESS,
-        AfterSalesKind.EXCHANGE: EXCHANGE_PROCESS,
-    }
-)
-
-# A request in one of these waits on someone: the order's auto-confirm clock waits with it.
-OPEN_STATES: Final = frozenset(
-    {
-        _A.REQUESTED,
-        _A.IN_ARBITRATION,
-        _A.AWAITING_RETURN,
-        _A.RETURNING,
-        _A.RECEIVED,
-        _A.REFUND_APPROVED,
-        _A.REPLACING,
-        _A.REPLACEMENT_SHIPPED,
-    }
-)
-# A request in one of these no longer claims its units.
-_RELEASED_STATES: Final = frozenset({_A.WITHDRAWN, _A.CLOSED, _A.EXCHANGED})
 
 _MAY: Final[Mapping[str, frozenset[ActorKind]]] = MappingProxyType(
     {
@@ -351,309 +73,6 @@ _MAY: Final[Mapping[str, frozenset[ActorKind]]] = MappingProxyType(
         "complete_exchange": frozenset({ActorKind.BUYER, ActorKind.PLATFORM, ActorKind.SYSTEM}),
     }
 )
-
-
-# =========================================================================== values
-
-
-@attrs.frozen
-class AfterSalesItem:
-    """Units of one order line a request is about.
-
-    Attributes:
-        line_id: The order line.
-        quantity: Units (at least 1).
-
-    """
-
-    line_id: str = attrs.field(validator=_check_text)
-    quantity: int = attrs.field(validator=_check_units)
-
-
-@attrs.frozen
-class RefundLine:
-    """What one line gives back in a refund.
-
-    Attributes:
-        line_id: The order line.
-        quantity: Units refunded.
-        amount: Their share of the line amount (discount already taken off).
-
-    """
-
-    line_id: str
-    quantity: int
-    amount: Money
-
-
-@attrs.frozen
-class RefundPlan:
-    """The money an approved request gives back, fixed when it was approved.
-
-    Attributes:
-        lines: Per line, the units and their amount.
-        freight: The part of the shipping fee given back (zero unless the policy says).
-        total: The lines and the freight together.
-
-    """
-
-    lines: tuple[RefundLine, ...]
-    freight: Money
-    total: Money
-
-
-@attrs.frozen
-class ReturnParcel:
-    """The parcel the buyer sends back.
-
-    Attributes:
-        carrier: The carrier's id.
-        tracking_number: Its tracking number.
-        shipped_at: When the buyer sent it.
-
-    """
-
-    carrier: str
-    tracking_number: str
-    shipped_at: datetime
-
-
-@attrs.frozen
-class Decision:
-    """A decision someone made on a request: a rejection, a dispute, a ruling.
-
-    Attributes:
-        by: Who, as ``"kind:id"``.
-        at: When.
-        reason: Why, in their words.
-
-    """
-
-    by: str
-    at: datetime
-    reason: str
-
-
-def unit_shares(line: OrderLine) -> list[Money]:
-    """The line amount split over its units by :meth:`Money.allocate` (largest remainder).
-
-    Refunds take these shares in order, so refunding every unit gives back the line amount
-    exactly, and no unit is refunded twice.
-
-    Example:
-        >>> from ecommerce_core.money import Money
-        >>> cny = lambda amount: Money.of(amount, "CNY")
-        >>> line = OrderLine("1", "tea", 3, cny("10.00"), discount=cny("0.01"))
-        >>> [str(share) for share in unit_shares(line)]
-        ['10.00 CNY', '10.00 CNY', '9.99 CNY']
-
-    """
-    return line.amount.allocate([1] * line.quantity)
-
-
-@attrs.frozen
-class AfterSalesRequest:
-    """One after-sales request: what is asked, for which units, and how far it has got.
-
-    Requests are values inside :class:`OrderAfterSales`; each command replaces one.
-
-    Attributes:
-        request_id: Its id.
-        kind: Refund only, return and refund, or exchange.
-        reason: Why the buyer asks.
-        items: The lines and units it is about.
-        state: Its one stored state (see :attr:`process`).
-        requested_at: When the buyer asked.
-        description: The buyer's own words.
-        rejection: The merchant's rejection, if any (the latest).
-        dispute: The buyer's dispute of it, if any.
-        ruling: The platform's ruling, if any.
-        return_parcel: The parcel the buyer sent back, for returns and exchanges.
-        return_received_at: When the merchant got the goods back.
-        refund: The money it gives back, once approved.
-        refund_reference: The payment side's reference for the refund, once done.
-        restock: Units to put back in stock (returned and resalable, or never shipped).
-        replacement_shipment_id: The replacement's shipment, for an exchange.
-        updated_at: When it last changed.
-
-    """
-
-    request_id: str
-    kind: AfterSalesKind
-    reason: AfterSalesReason
-    items: tuple[AfterSalesItem, ...]
-    state: str
-    requested_at: datetime
-    description: str = ""
-    rejection: Decision | None = None
-    dispute: Decision | None = None
-    ruling: Decision | None = None
-    return_parcel: ReturnParcel | None = None
-    return_received_at: datetime | None = None
-    refund: RefundPlan | None = None
-    refund_reference: str | None = None
-    restock: tuple[AfterSalesItem, ...] = ()
-    replacement_shipment_id: str | None = None
-    updated_at: datetime | None = None
-
-    @property
-    def process(self) -> Process:
-        """The process of its kind."""
-        return _PROCESS_FOR[self.kind]
-
-    @property
-    def is_open(self) -> bool:
-        """Whether it waits on someone (and so holds the order's auto-confirm clock)."""
-        return self.state in OPEN_STATES
-
-    @property
-    def is_final(self) -> bool:
-        """Whether it reached a terminal state."""
-        return self.process.is_final(self.state)
-
-    @property
-    def holds_claim(self) -> bool:
-        """Whether its units still count as claimed (not withdrawn, closed or exchanged)."""
-        return self.state not in _RELEASED_STATES
-
-    @property
-    def bears_refund(self) -> bool:
-        """Whether it asks for money back (refund only, return and refund)."""
-        return self.kind is not AfterSalesKind.EXCHANGE
-
-    @property
-    def about_received_goods(self) -> bool:
-        """Whether it is about units the buyer has (else units never received)."""
-        return not (self.kind is AfterSalesKind.REFUND_ONLY and self.reason in _UNRECEIVED_REASONS)
-
-    def quantity(self, line_id: str) -> int:
-        """Units of ``line_id`` it is about (0 if none)."""
-        return sum(item.quantity for item in self.items if item.line_id == line_id)
-
-
-@attrs.frozen
-class RefundInstruction:
-    """What the payment side is asked to refund for one approved request.
-
-    Attributes:
-        order_id: The order.
-        request_id: The after-sales request.
-        idempotency_key: The same for every retry of this refund: never refund it twice.
-        lines: Per line, units and amounts.
-        freight: The part of the shipping fee.
-        total: Everything together.
-
-    """
-
-    order_id: str
-    request_id: str
-    idempotency_key: str
-    lines: tuple[RefundLine, ...]
-    freight: Money
-    total: Money
-
-    @classmethod
-    def for_request(cls, order_id: str, request: AfterSalesRequest) -> RefundInstruction:
-        """The instruction for an approved request.
-
-        Raises:
-            RuleViolation: The request has no approved refund.
-
-        """
-        if request.refund is None:
-            raise RuleViolation(
-                request.request_id, "refund", request.state, "no refund has been approved"
-            )
-        return cls(
-            order_id=order_id,
-            request_id=request.request_id,
-            idempotency_key=f"{order_id}:after-sales:{request.request_id}:refund",
-            lines=request.refund.lines,
-            freight=request.refund.freight,
-            total=request.refund.total,
-        )
-
-
-# =========================================================================== events
-
-
-@attrs.frozen(kw_only=True)
-class AfterSalesRequested(DomainEvent):
-    """The buyer asked for after-sales.
-
-    Attributes:
-        order_id: The order.
-        request_id: The request.
-        kind: What is asked for.
-        reason: Why.
-        items: For which units.
-
-    """
-
-    order_id: str
-    request_id: str
-    kind: AfterSalesKind
-    reason: AfterSalesReason
-    items: tuple[AfterSalesItem, ...]
-
-
-@attrs.frozen(kw_only=True)
-class AfterSalesProgressed(DomainEvent):
-    """An after-sales request moved on.
-
-    Attributes:
-        order_id: The order.
-        request_id: The request.
-        command: What moved it (``"approve"``, ``"reject"``, ``"ship_back"``, ...).
-        from_state: Where it was.
-        state: Where it is now.
-        note: The reason or remark given with the command, if any.
-        restock: Units that go back into stock with this step.
-
-    """
-
-    order_id: str
-    request_id: str
-    command: str
-    from_state: str
-    state: str
-    note: str = ""
-    restock: tuple[AfterSalesItem, ...] = ()
-
-
-@attrs.frozen(kw_only=True)
-class RefundApproved(AfterSalesProgressed):
-    """A refund was approved: the payment side should now give the money back.
-
-    Attributes:
-        lines: Per line, units and amounts.
-        freight: The part of the shipping fee.
-        total: Everything together.
-        order_fully_refunded: Whether every unit of the order is now refunded.
-
-    """
-
-    lines: tuple[RefundLine, ...]
-    freight: Money
-    total: Money
-    order_fully_refunded: bool
-
-
-@attrs.frozen(kw_only=True)
-class RefundCompleted(AfterSalesProgressed):
-    """The payment side reported the refund done.
-
-    Attributes:
-        reference: Its reference for the refund.
-        total: The amount refunded.
-
-    """
-
-    reference: str
-    total: Money
-
-
-# =========================================================================== aggregate
 
 
 def after_sales_id(order_id: str) -> str:
@@ -880,7 +299,7 @@ class OrderAfterSales:
             kind=kind,
             reason=reason,
             items=items,
-            state=_PROCESS_FOR[kind].initial,
+            state=PROCESS_FOR[kind].initial,
             requested_at=now,
             description=description,
             updated_at=now,
