@@ -8,9 +8,12 @@ import pytest
 
 from ecommerce_core.actors import Actor
 from ecommerce_core.adapters.memory import (
+    InMemoryAfterSalesRepository,
+    InMemoryCarriers,
     InMemoryCatalog,
     InMemoryInventory,
     InMemoryOrderRepository,
+    InMemoryShipmentRepository,
     ManualClock,
     RecordingPublisher,
     ScriptedPaymentGateway,
@@ -27,6 +30,8 @@ from ecommerce_core.ports import (
     StockItem,
 )
 from ecommerce_core.testing.contracts import (
+    AfterSalesRepositoryContract,
+    CarriersContract,
     CatalogContract,
     ClockContract,
     EventPublisherContract,
@@ -34,6 +39,7 @@ from ecommerce_core.testing.contracts import (
     InventoryContract,
     OrderRepositoryContract,
     PaymentGatewayContract,
+    ShipmentRepositoryContract,
     make_order,
 )
 
@@ -78,6 +84,21 @@ class TestSequentialIdsContract(IdSourceContract):
 class TestRecordingPublisherContract(EventPublisherContract):
     def make_publisher(self):
         return RecordingPublisher()
+
+
+class TestInMemoryShipmentRepositoryContract(ShipmentRepositoryContract):
+    def make_repository(self):
+        return InMemoryShipmentRepository()
+
+
+class TestInMemoryAfterSalesRepositoryContract(AfterSalesRepositoryContract):
+    def make_repository(self):
+        return InMemoryAfterSalesRepository()
+
+
+class TestInMemoryCarriersContract(CarriersContract):
+    def make_carriers(self, offers):
+        return InMemoryCarriers(offers)
 
 
 # --------------------------------------------------------------------------- adapter extras

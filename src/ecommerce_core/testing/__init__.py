@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from ecommerce_core.testing.contracts import (
     CONTRACT_TIME,
+    AfterSalesRepositoryContract,
+    CarriersContract,
     CatalogContract,
     ClockContract,
     EventPublisherContract,
@@ -14,13 +16,19 @@ from ecommerce_core.testing.contracts import (
     InventoryContract,
     OrderRepositoryContract,
     PaymentGatewayContract,
+    ShipmentRepositoryContract,
+    assert_same_after_sales,
     assert_same_order,
+    assert_same_shipment,
     make_order,
+    make_shipment,
     run_inventory_contract,
 )
 
 __all__ = [
     "CONTRACT_TIME",
+    "AfterSalesRepositoryContract",
+    "CarriersContract",
     "CatalogContract",
     "ClockContract",
     "EventPublisherContract",
@@ -28,7 +36,11 @@ __all__ = [
     "InventoryContract",
     "OrderRepositoryContract",
     "PaymentGatewayContract",
+    "ShipmentRepositoryContract",
+    "assert_same_after_sales",
     "assert_same_order",
+    "assert_same_shipment",
     "make_order",
+    "make_shipment",
     "run_inventory_contract",
 ]
