@@ -306,7 +306,7 @@ class OrderAfterSales:
         )
         self._check_order(order)
         for item in items:
-            self._check_item(item, draft, fulfilment, now, policy)
+            self._check_item(item, draft, order.state, fulfilment, now, policy)
         self.requests = (*self.requests, draft)
         self._record(
             AfterSalesRequested,
@@ -587,13 +587,13 @@ class OrderAfterSales:
         self,
         item: AfterSalesItem,
         draft: AfterSalesRequest,
+        state: str,
         fulfilment: FulfilmentStatus,
         now: datetime,
         policy: AfterSalesPolicy,
     ) -> None:
         line = self._line(item.line_id)
         status = fulfilment.line(item.line_id)
-        state = draft.state
 
         def exceeded(error: type[QuantityExceeded], available: int, limit: str) -> None:
             raise error(
