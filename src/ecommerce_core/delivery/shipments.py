@@ -76,6 +76,9 @@ class TrackingStatus(enum.StrEnum):
 
 _SS = ShipmentState
 _MOVING = (_SS.HANDED_TO_CARRIER, _SS.IN_TRANSIT, _SS.DELAYED, _SS.OUT_FOR_DELIVERY)
+# Any carrier report implies the carrier has the parcel: scans are often skipped, so every
+# outcome may follow any earlier step, the packed-but-unscanned parcel included.
+_UNFINISHED = (_SS.CREATED, *_MOVING)
 SHIPMENT: Final = ProcessDefinition(
     name="shipment.standard",
     initial=_SS.CREATED,
@@ -94,27 +97,26 @@ SHIPMENT: Final = ProcessDefinition(
     transitions=(
         Transition("hand_over", _SS.CREATED, _SS.HANDED_TO_CARRIER),
         Transition("transit", (_SS.CREATED, _SS.HANDED_TO_CARRIER, _SS.DELAYED), _SS.IN_TRANSIT),
-        Transition("delay", (_SS.HANDED_TO_CARRIER, _SS.IN_TRANSIT), _SS.DELAYED),
+        Transition("delay", (_SS.CREATED, _SS.HANDED_TO_CARRIER, _SS.IN_TRANSIT), _SS.DELAYED),
         Transition(
             "dispatch",
             (_SS.CREATED, _SS.HANDED_TO_CARRIER, _SS.IN_TRANSIT, _SS.DELAYED),
             _SS.OUT_FOR_DELIVERY,
         ),
-        Transition("deliver", (_SS.CREATED, *_MOVING), _SS.DELIVERED),
-        Transition("confirm_receipt", (_SS.CREATED, *_MOVING), _SS.DELIVERED),
-        Transition("lose", _MOVING, _SS.LOST),
-        Transition("damage", _MOVING, _SS.DAMAGED),
-        Transition(
-            "refuse", (_SS.IN_TRANSIT, _SS.DELAYED, _SS.OUT_FOR_DELIVERY), _SS.REFUSED_BY_BUYER
-        ),
+        Transition("deliver", _UNFINISHED, _SS.DELIVERED),
+        Transition("confirm_receipt", _UNFINISHED, _SS.DELIVERED),
+        Transition("lose", _UNFINISHED, _SS.LOST),
+        Transition("damage", _UNFINISHED, _SS.DAMAGED),
+        Transition("refuse", _UNFINISHED, _SS.REFUSED_BY_BUYER),
         Transition(
             "return_to_sender",
-            (_SS.DELAYED, _SS.DAMAGED, _SS.REFUSED_BY_BUYER),
+            (*_UNFINISHED, _SS.DAMAGED, _SS.REFUSED_BY_BUYER),
             _SS.RETURNED_TO_SENDER,
         ),
     ),
 )
-"""The shipment process: carrier scans may skip steps, but never lead back."""
+"""The shipment process: carrier scans may skip steps (any outcome may follow any earlier
+step), but never lead back; a delayed parcel moves on, a damaged or refused one goes back."""
 
 SHIPMENT_PROCESS: Final = Process(SHIPMENT)
 """:data:`SHIPMENT`, validated and compiled."""
