@@ -306,7 +306,9 @@ class OrderAfterSales:
         )
         self._check_order(order)
         for item in items:
-            self._check_item(item, draft, order.state, fulfilment, now, policy)
+            self._check_item(
+                item, draft, state=order.state, fulfilment=fulfilment, now=now, policy=policy
+            )
         self.requests = (*self.requests, draft)
         self._record(
             AfterSalesRequested,
@@ -587,6 +589,7 @@ class OrderAfterSales:
         self,
         item: AfterSalesItem,
         draft: AfterSalesRequest,
+        *,
         state: str,
         fulfilment: FulfilmentStatus,
         now: datetime,
