@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import enum
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -287,6 +288,10 @@ class ShipmentReceiptConfirmed(DomainEvent):
 # =========================================================================== aggregate
 
 
+def _history_order(event: TrackingEvent) -> tuple[datetime, str]:
+    return event.occurred_at, event.event_id
+
+
 _RECORDERS: Final = frozenset({ActorKind.CARRIER, ActorKind.PLATFORM, ActorKind.SYSTEM})
 
 
@@ -526,7 +531,8 @@ class Shipment:
         if event.occurred_at > now + TRACKING_CLOCK_SKEW:
             raise InvalidInput("occurred_at", event.occurred_at, f"after now ({now}) by too much")
         dest = self._forward(event)
-        history = sorted((*self.tracking, event), key=lambda e: (e.occurred_at, e.event_id))
+        history = list(self.tracking)
+        bisect.insort(history, event, key=_history_order)
         self.tracking = tuple(history)
         if dest is not None:
             self.state = dest
