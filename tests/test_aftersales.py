@@ -274,9 +274,10 @@ class TestAsking:
         world.ask("return_and_refund", "no_reason", ("1", 1), now=late)
 
     def test_the_window_refuses_units_only_old_deliveries_could_cover(self):
-        world = World(({"1": 2}, NOW), ({"1": 1}, NOW + 6 * DAY))
-        with pytest.raises(WindowClosed, match="1 delivered within"):
+        world = World(({"1": 1}, NOW), ({"1": 1}, NOW + DAY), ({"1": 1}, NOW + 6 * DAY))
+        with pytest.raises(WindowClosed, match="1 delivered within") as refused:
             world.ask("return_and_refund", "no_reason", ("1", 2), now=NOW + 9 * DAY)
+        assert refused.value.closed_at == NOW + 8 * DAY
 
     def test_an_excluded_category_may_not_be_returned_without_a_reason(self):
         world = World(EVERYTHING)
@@ -649,6 +650,9 @@ class TestTheReturnProcess:
         done = world.record.complete_exchange(ALICE, request.request_id, now=NOW + 8 * DAY)
         assert done.state == "exchanged"
         assert world.record.claimed_units("2", received=True) == 0
+        assert world.record.returned_units("2") == 0
+        world.ask("return_and_refund", "defective", ("2", 2), now=NOW + 9 * DAY)
+        assert world.record.returned_units("2") == 2
         assert world.record.refunded_total == cny("0.00")
 
 

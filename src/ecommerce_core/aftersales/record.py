@@ -198,12 +198,15 @@ class OrderAfterSales:
         )
 
     def returned_units(self, line_id: str) -> int:
-        """Units of the line claimed for return (returns and exchanges not withdrawn/closed)."""
+        """Units of the line sent back, or to be, and not replaced.
+
+        Returns and exchanges count until withdrawn or closed; a completed exchange no longer
+        counts, since the buyer has its replacement.
+        """
         return sum(
             each.quantity(line_id)
             for each in self.requests
-            if each.kind is not AfterSalesKind.REFUND_ONLY
-            and each.state not in {_A.WITHDRAWN, _A.CLOSED}
+            if each.kind is not AfterSalesKind.REFUND_ONLY and each.holds_claim
         )
 
     @property
@@ -644,7 +647,9 @@ class OrderAfterSales:
         # Earlier claims are counted against the oldest units first, as favours the buyer.
         eligible = inside - max(0, claimed - outside)
         if item.quantity > eligible:
-            closed_at = status.delivered[-1].at + window
+            # Units are available (checked above), so some lie outside their window: say when
+            # the newest of those windows closed.
+            closed_at = max(b.at + window for b in status.delivered if now > b.at + window)
             raise WindowClosed(
                 self.id,
                 "request",
