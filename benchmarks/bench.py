@@ -29,6 +29,7 @@ import attrs
 from transitions import Machine
 
 from ecommerce_core.actors import Actor
+from ecommerce_core.delivery import Shipment, ShipmentLine, TrackingEvent
 from ecommerce_core.money import Money
 from ecommerce_core.orders import STANDARD_ORDER, STANDARD_ORDER_PROCESS, Order, OrderLine
 from ecommerce_core.policies import OrderPolicy
@@ -326,6 +327,35 @@ def order_at_rest(i: int) -> Order:
     return order
 
 
+CARRIER = Actor.carrier("SF")
+
+
+def scan(shipment: Shipment, minute: int, status: str = "in_transit") -> TrackingEvent:
+    return TrackingEvent(
+        f"e-{minute}", "SF", shipment.tracking_number, status, NOW + timedelta(minutes=minute)
+    )
+
+
+def parcel(history: int) -> Shipment:
+    """A parcel of a paid order with ``history`` in-transit scans recorded."""
+    order = place(0)
+    order.pay(Actor.buyer(order.buyer_id), amount=order.total, reference="tx", now=NOW)
+    shipment = Shipment.create(
+        shipment_id="s-1",
+        order=order,
+        sequence=1,
+        actor=Actor.merchant(order.merchant_id),
+        carrier="SF",
+        tracking_number="SF1",
+        lines=[ShipmentLine(order.lines[0].line_id, 1)],
+        now=NOW,
+    )
+    for minute in range(history):
+        shipment.record(scan(shipment, minute), actor=CARRIER, now=LATER)
+    shipment.collect_events()
+    return shipment
+
+
 # ----------------------------------------------------------------------------- sections
 
 
@@ -510,7 +540,7 @@ def payments(sizes: Sizes) -> Section:
     return out
 
 
-@section("5. Pricing a cart")
+@section("6. Pricing a cart")
 def pricing(sizes: Sizes) -> Section:
     from ecommerce_core.promotions import PricingContext, price  # noqa: PLC0415  # own section
 
@@ -608,6 +638,35 @@ def pricing_promotions(count: int) -> list[Any]:
         made.append(p.Promotion("order-mj", p.Threshold(cny("200"), cny("20"), repeat=True)))
         made.append(p.Promotion("ship", p.FreeShipping()))
     return made
+
+
+@section("7. Carrier tracking on a shipment")
+def tracking(sizes: Sizes) -> Section:
+    out = Section(
+        "5. Carrier tracking on a shipment",
+        "  one event arriving: TrackingEvent built, then Shipment.record on a parcel with N "
+        "events recorded already (dedup by id, history kept sorted); ratio = time / baseline",
+    )
+    fresh = measure_each(
+        lambda s: s.record(scan(s, 110, "delivered"), actor=CARRIER, now=LATER),
+        lambda n: [parcel(0) for _ in range(n)],
+        sizes.command,
+    )
+    out.add("new event, empty history (baseline)", fresh / 1000, "us", ratio=1.0)
+    for history in (10, 100):
+        newer = measure_each(
+            lambda s: s.record(scan(s, 110, "delivered"), actor=CARRIER, now=LATER),
+            lambda n, h=history: [parcel(h) for _ in range(n)],
+            sizes.command,
+        )
+        out.add(f"new event, {history} in history", newer / 1000, "us", ratio=newer / fresh)
+    repeat = parcel(10)
+    seen = repeat.tracking[5]
+    duplicate = measure(lambda: repeat.record(seen, actor=CARRIER, now=LATER), sizes.command)
+    out.add(
+        "repeated event (no-op), 10 in history", duplicate / 1000, "us", ratio=duplicate / fresh
+    )
+    return out
 
 
 # ----------------------------------------------------------------------------- main

@@ -12,11 +12,34 @@ Example:
 from __future__ import annotations
 
 from ecommerce_core.actors import Actor, ActorKind
+from ecommerce_core.aftersales import (
+    AfterSalesItem,
+    AfterSalesKind,
+    AfterSalesPolicy,
+    AfterSalesReason,
+    AfterSalesRequest,
+    FreightRefund,
+    OrderAfterSales,
+    RefundInstruction,
+)
+from ecommerce_core.delivery import (
+    DeliveryMethod,
+    DeliveryOption,
+    Shipment,
+    ShipmentLine,
+    ShipmentPurpose,
+    TrackingEvent,
+    TrackingOutcome,
+    TrackingStatus,
+    choose_delivery_option,
+)
 from ecommerce_core.errors import (
+    AlreadyRefunded,
     Conflict,
     CreditLimitExceeded,
     CurrencyMismatch,
     DefinitionError,
+    DeliveryOptionUnavailable,
     EcommerceCoreError,
     Forbidden,
     GuardRefused,
@@ -27,10 +50,12 @@ from ecommerce_core.errors import (
     OutOfStock,
     PaymentNotCompleted,
     PromotionRefused,
+    QuantityExceeded,
     RuleViolation,
     TransitionNotAllowed,
     UnknownCurrency,
     VersionConflict,
+    WindowClosed,
 )
 from ecommerce_core.events import (
     DomainEvent,
@@ -57,7 +82,13 @@ from ecommerce_core.payments import OrderMoney, PaymentMethod, PaymentPolicy
 from ecommerce_core.policies import OrderPolicy, PricingPolicy
 from ecommerce_core.process import Process, ProcessDefinition, State, Transition
 from ecommerce_core.processes import PROCESSES
-from ecommerce_core.services import Expired, OrderService, PaymentService
+from ecommerce_core.services import (
+    AfterSalesService,
+    Expired,
+    FulfilmentService,
+    OrderService,
+    PaymentService,
+)
 
 __all__ = [
     "PROCESSES",
@@ -65,16 +96,28 @@ __all__ = [
     "STANDARD_ORDER_PROCESS",
     "Actor",
     "ActorKind",
+    "AfterSalesItem",
+    "AfterSalesKind",
+    "AfterSalesPolicy",
+    "AfterSalesReason",
+    "AfterSalesRequest",
+    "AfterSalesService",
+    "AlreadyRefunded",
     "CartItem",
     "Conflict",
     "CreditLimitExceeded",
     "Currency",
     "CurrencyMismatch",
     "DefinitionError",
+    "DeliveryMethod",
+    "DeliveryOption",
+    "DeliveryOptionUnavailable",
     "DomainEvent",
     "EcommerceCoreError",
     "Expired",
     "Forbidden",
+    "FreightRefund",
+    "FulfilmentService",
     "GuardRefused",
     "IdempotencyConflict",
     "InvalidInput",
@@ -83,6 +126,7 @@ __all__ = [
     "Money",
     "NotFound",
     "Order",
+    "OrderAfterSales",
     "OrderCancelled",
     "OrderClosed",
     "OrderDelivered",
@@ -104,12 +148,22 @@ __all__ = [
     "Process",
     "ProcessDefinition",
     "PromotionRefused",
+    "QuantityExceeded",
     "ReceiptConfirmed",
+    "RefundInstruction",
     "RuleViolation",
+    "Shipment",
+    "ShipmentLine",
+    "ShipmentPurpose",
     "State",
+    "TrackingEvent",
+    "TrackingOutcome",
+    "TrackingStatus",
     "Transition",
     "TransitionNotAllowed",
     "UnknownCurrency",
     "VersionConflict",
+    "WindowClosed",
     "allocate_minor",
+    "choose_delivery_option",
 ]

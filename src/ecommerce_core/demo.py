@@ -13,8 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 
+import attrs
+
 from ecommerce_core.actors import Actor
 from ecommerce_core.adapters.memory import (
+    InMemoryAfterSalesRepository,
+    InMemoryCarriers,
     InMemoryCatalog,
     InMemoryCreditLines,
     InMemoryInventory,
@@ -23,12 +27,15 @@ from ecommerce_core.adapters.memory import (
     InMemoryPaymentRepository,
     InMemoryPromotionCatalog,
     InMemoryPromotionLedger,
+    InMemoryShipmentRepository,
     ManualClock,
     RecordingPublisher,
     ScriptedPaymentGateway,
     SequentialIds,
 )
+from ecommerce_core.aftersales import AfterSalesPolicy
 from ecommerce_core.campaigns import FlashSale, RushPurchase
+from ecommerce_core.delivery import DeliveryOption
 from ecommerce_core.errors import EcommerceCoreError
 from ecommerce_core.money import Money
 from ecommerce_core.orders import CartItem, Order
@@ -36,12 +43,22 @@ from ecommerce_core.payments.policy import PaymentPolicy
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.ports import Product
 from ecommerce_core.promotions import Coupon, Promotion
-from ecommerce_core.services import OrderService, PaymentService
+from ecommerce_core.services import (
+    AfterSalesService,
+    FulfilmentService,
+    OrderService,
+    PaymentService,
+    RefundHandler,
+    gateway_refunds,
+)
 
 __all__ = [
+    "DEMO_DELIVERY_OPTIONS",
     "DEMO_PRODUCTS",
+    "DemoWorld",
     "demo_payment_service",
     "demo_service",
+    "demo_world",
     "run_demo",
 ]
 
@@ -215,3 +232,77 @@ def run_demo(echo: Callable[[str], None] = print) -> int:  # noqa: PLR0915  # a 
         else f"{failures} UNEXPECTED results"
     )
     return 0 if not failures else 1
+
+
+DEMO_DELIVERY_OPTIONS = {
+    "m-teahouse": (
+        DeliveryOption("sf-std", "SF", "standard", Money.of("12.00", "CNY"), 2, cod_supported=True),
+        DeliveryOption("sf-exp", "SF", "express", Money.of("22.00", "CNY"), 1),
+        DeliveryOption("shop", "m-teahouse", "pickup", Money.zero("CNY"), 0, method="pickup"),
+    ),
+    "m-pottery": (DeliveryOption("zto", "ZTO", "standard", Money.of("8.00", "CNY"), 3),),
+}
+"""The delivery options the demo merchants offer."""
+
+
+@attrs.frozen
+class DemoWorld:
+    """Every service of the demo, over one set of in-memory adapters.
+
+    Attributes:
+        orders: Placing, paying, cancelling, deadlines.
+        fulfilment: Shipments, tracking, receipt.
+        after_sales: Refunds, returns, exchanges.
+        carriers: The delivery options each merchant offers.
+        clock: The manual clock they share.
+
+    """
+
+    orders: OrderService
+    fulfilment: FulfilmentService
+    after_sales: AfterSalesService
+    carriers: InMemoryCarriers
+    clock: ManualClock
+
+
+def demo_world(
+    stock: int = 100,
+    policy: OrderPolicy | None = None,
+    after_sales_policy: AfterSalesPolicy | None = None,
+    refunds: RefundHandler | None = None,
+) -> DemoWorld:
+    """Order, fulfilment and after-sales services on shared in-memory adapters.
+
+    Refunds go back through the demo payment gateway unless ``refunds`` says otherwise.
+
+        >>> world = demo_world()
+        >>> [o.option_id for o in world.carriers.delivery_options("m-teahouse", [])]
+        ['sf-std', 'sf-exp', 'shop']
+
+    """
+    orders, clock = demo_service(stock, policy)
+    shipments, records = InMemoryShipmentRepository(), InMemoryAfterSalesRepository()
+    fulfilment = FulfilmentService(
+        orders=orders.orders,
+        shipments=shipments,
+        clock=clock,
+        ids=orders.ids,
+        publisher=orders.publisher,
+        after_sales=records,
+        inventory=orders.inventory,
+        policy=orders.policy,
+    )
+    after_sales = AfterSalesService(
+        orders=orders.orders,
+        shipments=shipments,
+        after_sales=records,
+        refunds=refunds or gateway_refunds(orders.orders, orders.payments),
+        clock=clock,
+        ids=orders.ids,
+        publisher=orders.publisher,
+        inventory=orders.inventory,
+        policy=after_sales_policy or AfterSalesPolicy(),
+        order_policy=orders.policy,
+    )
+    carriers = InMemoryCarriers(dict(DEMO_DELIVERY_OPTIONS))
+    return DemoWorld(orders, fulfilment, after_sales, carriers, clock)

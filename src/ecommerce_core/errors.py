@@ -23,13 +23,16 @@ aggregate, its version, its events and the stock are as they were.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "AlreadyRefunded",
     "Conflict",
     "CreditLimitExceeded",
     "CurrencyMismatch",
     "DefinitionError",
+    "DeliveryOptionUnavailable",
     "EcommerceCoreError",
     "Forbidden",
     "GuardRefused",
@@ -40,10 +43,12 @@ __all__ = [
     "OutOfStock",
     "PaymentNotCompleted",
     "PromotionRefused",
+    "QuantityExceeded",
     "RuleViolation",
     "TransitionNotAllowed",
     "UnknownCurrency",
     "VersionConflict",
+    "WindowClosed",
 ]
 
 
@@ -374,3 +379,85 @@ class PromotionRefused(RuleViolation):
         self.code = code
         what = f"coupon {code!r}" if code else f"promotion {promotion_id!r}"
         super().__init__(aggregate_id, command, status, reason, f"{what} cannot be used: {reason}")
+
+
+class DeliveryOptionUnavailable(RuleViolation):
+    """The delivery option the buyer chose is not (or no longer) offered on those terms.
+
+    Show the buyer the options offered now and let them choose again.
+
+    Attributes:
+        option_id: The option that was chosen.
+        offered: The ids of the options offered now.
+
+    """
+
+    def __init__(self, option_id: str, offered: Sequence[str], reason: str) -> None:
+        self.option_id = option_id
+        self.offered = tuple(offered)
+        listed = ", ".join(self.offered) if self.offered else "none"
+        super().__init__(
+            "",
+            "choose_delivery",
+            "checkout",
+            f"{reason}; offered now: {listed}",
+            f"delivery option {option_id!r} is not available: {reason}; offered now: {listed}",
+        )
+
+
+class QuantityExceeded(RuleViolation):
+    """More units were asked for than the line allows (shipped, delivered, refunded, ...).
+
+    Attributes:
+        line_id: The order line.
+        requested: Units asked for.
+        available: Units the rules allow for this command now.
+        limit: What bounds it, in words (``"delivered and not yet claimed"``).
+
+    """
+
+    def __init__(
+        self,
+        aggregate_id: str,
+        command: str,
+        state: str,
+        *,
+        line_id: str,
+        requested: int,
+        available: int,
+        limit: str,
+    ) -> None:
+        self.line_id = line_id
+        self.requested = requested
+        self.available = available
+        self.limit = limit
+        super().__init__(
+            aggregate_id,
+            command,
+            state,
+            f"line {line_id!r}: {requested} units asked, {available} {limit}",
+        )
+
+
+class AlreadyRefunded(QuantityExceeded):
+    """The units asked for are already refunded (or under a refund request) on this line."""
+
+
+class WindowClosed(RuleViolation):
+    """The time allowed for this request is over (the no-reason return window, or after-sales).
+
+    Attributes:
+        closed_at: When the window closed (``None`` when it never opened).
+
+    """
+
+    def __init__(
+        self,
+        aggregate_id: str,
+        command: str,
+        state: str,
+        reason: str,
+        closed_at: datetime | None = None,
+    ) -> None:
+        self.closed_at = closed_at
+        super().__init__(aggregate_id, command, state, reason)

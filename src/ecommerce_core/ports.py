@@ -16,19 +16,23 @@ from typing import Protocol
 
 import attrs
 
+from ecommerce_core.aftersales import OrderAfterSales
 from ecommerce_core.campaigns import TimeBoxedSale
+from ecommerce_core.delivery import DeliveryOption, Shipment
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.limits import LimitClaim
 from ecommerce_core.money import Money
-from ecommerce_core.orders import Order
+from ecommerce_core.orders import Order, OrderLine
 from ecommerce_core.payments.base import PaymentRecord
 from ecommerce_core.payments.ledger import Account, Posting
 from ecommerce_core.payments.notifications import Notification
 from ecommerce_core.promotions import Coupon, Promotion
 
 __all__ = [
+    "AfterSalesRepository",
     "AuthorizeRequest",
     "CaptureRequest",
+    "Carriers",
     "Catalog",
     "ChargeRequest",
     "Clock",
@@ -46,6 +50,7 @@ __all__ = [
     "PromotionCatalog",
     "PromotionLedger",
     "RefundRequest",
+    "ShipmentRepository",
     "StockItem",
     "VoidRequest",
 ]
@@ -310,6 +315,21 @@ class Inventory(Protocol):
 
     def on_hand(self, sku: str) -> int:
         """Units in stock, reserved ones included."""
+        ...
+
+    def restock(self, restock_id: str, items: Sequence[StockItem]) -> bool:
+        """Put units back on hand, once per ``restock_id``.
+
+        For returned goods fit to sell, a parcel sent back, units refunded before they shipped.
+
+        Returns:
+            ``True`` if the units were added now, ``False`` if this restock was done already.
+
+        Raises:
+            IdempotencyConflict: This restock id was used with different items.
+            InvalidInput: No items, or a quantity below 1.
+
+        """
         ...
 
 
@@ -601,3 +621,102 @@ class PromotionCatalog(Protocol):
 
         """
         ...
+
+
+class Carriers(Protocol):
+    """The delivery options a merchant offers: the carriers it works with, and their fees.
+
+    Contract: :class:`ecommerce_core.testing.contracts.CarriersContract`.
+    """
+
+    def delivery_options(
+        self, merchant_id: str, lines: Sequence[OrderLine]
+    ) -> Sequence[DeliveryOption]:
+        """The options ``merchant_id`` offers now for an order of ``lines``.
+
+        Ids are unique within one answer; a merchant offering nothing gives an empty answer
+        (checkout then refuses every choice).
+        """
+        ...
+
+
+class ShipmentRepository(Protocol):
+    """Stores shipments with optimistic concurrency, found by id, order or tracking number.
+
+    Two uniqueness rules make concurrent packing safe: a shipment's ``(order_id, sequence)``
+    and its ``(carrier, tracking_number)`` are each stored once. Two writers packing the same
+    order at once compute the same next sequence, and the second ``add`` fails.
+
+    Contract: :class:`ecommerce_core.testing.contracts.ShipmentRepositoryContract`.
+    """
+
+    def add(self, shipment: Shipment) -> None:
+        """Store a new shipment.
+
+        Raises:
+            Conflict: Its id, its order and sequence, or its carrier and tracking number
+                are stored already; nothing was stored.
+
+        """
+
+    def get(self, shipment_id: str) -> Shipment:
+        """Load a shipment; the caller owns the copy.
+
+        Raises:
+            NotFound: No such shipment.
+
+        """
+        ...
+
+    def by_tracking_number(self, carrier: str, tracking_number: str) -> Shipment:
+        """Load the shipment a carrier knows by this tracking number.
+
+        Raises:
+            NotFound: No shipment with that carrier and tracking number.
+
+        """
+        ...
+
+    def for_order(self, order_id: str) -> list[Shipment]:
+        """Every shipment of an order, by sequence (empty if none)."""
+        ...
+
+    def save(self, shipment: Shipment, expected_version: int) -> None:
+        """Store ``shipment`` if the stored version is still ``expected_version``.
+
+        Raises:
+            VersionConflict: Someone else saved it since (or it was never added).
+
+        """
+
+
+class AfterSalesRepository(Protocol):
+    """Stores each order's after-sales record with optimistic concurrency.
+
+    Contract: :class:`ecommerce_core.testing.contracts.AfterSalesRepositoryContract`.
+    """
+
+    def add(self, record: OrderAfterSales) -> None:
+        """Store the first after-sales record of an order.
+
+        Raises:
+            Conflict: The order has a record already; nothing was stored.
+
+        """
+
+    def get(self, order_id: str) -> OrderAfterSales:
+        """Load the after-sales record of an order; the caller owns the copy.
+
+        Raises:
+            NotFound: The order has no after-sales record.
+
+        """
+        ...
+
+    def save(self, record: OrderAfterSales, expected_version: int) -> None:
+        """Store ``record`` if the stored version is still ``expected_version``.
+
+        Raises:
+            VersionConflict: Someone else saved it since (or it was never added).
+
+        """

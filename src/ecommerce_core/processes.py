@@ -10,6 +10,12 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
+from ecommerce_core.aftersales import (
+    EXCHANGE_PROCESS,
+    REFUND_ONLY_PROCESS,
+    RETURN_AND_REFUND_PROCESS,
+)
+from ecommerce_core.delivery import SHIPMENT_PROCESS
 from ecommerce_core.limits import PROMOTION_HOLD_PROCESS
 from ecommerce_core.orders import STANDARD_ORDER_PROCESS
 from ecommerce_core.payments import METHOD_PROCESSES, PAYMENT_PROCESSES
@@ -27,6 +33,10 @@ PROCESSES: Final[Mapping[str, Process]] = MappingProxyType(
             *METHOD_PROCESSES.values(),
             *PAYMENT_PROCESSES,
             PROMOTION_HOLD_PROCESS,
+            SHIPMENT_PROCESS,
+            REFUND_ONLY_PROCESS,
+            RETURN_AND_REFUND_PROCESS,
+            EXCHANGE_PROCESS,
         )
     }
 )

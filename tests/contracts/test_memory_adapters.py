@@ -8,6 +8,8 @@ import pytest
 
 from ecommerce_core.actors import Actor
 from ecommerce_core.adapters.memory import (
+    InMemoryAfterSalesRepository,
+    InMemoryCarriers,
     InMemoryCatalog,
     InMemoryCreditLines,
     InMemoryInventory,
@@ -16,12 +18,16 @@ from ecommerce_core.adapters.memory import (
     InMemoryPaymentRepository,
     InMemoryPromotionCatalog,
     InMemoryPromotionLedger,
+    InMemoryShipmentRepository,
     ManualClock,
     RecordingPublisher,
+    RecordingRefunds,
     ScriptedPaymentGateway,
     SequentialIds,
 )
-from ecommerce_core.errors import InvalidInput
+from ecommerce_core.aftersales import OrderAfterSales, RefundInstruction, RefundLine
+from ecommerce_core.delivery import DeliveryOption
+from ecommerce_core.errors import IdempotencyConflict, InvalidInput
 from ecommerce_core.money import Money
 from ecommerce_core.orders import OrderState
 from ecommerce_core.ports import (
@@ -32,6 +38,8 @@ from ecommerce_core.ports import (
     StockItem,
 )
 from ecommerce_core.testing.contracts import (
+    AfterSalesRepositoryContract,
+    CarriersContract,
     CatalogContract,
     ClockContract,
     EventPublisherContract,
@@ -41,7 +49,9 @@ from ecommerce_core.testing.contracts import (
     PaymentGatewayFlowContract,
     PromotionCatalogContract,
     PromotionLedgerContract,
+    ShipmentRepositoryContract,
     make_order,
+    make_shipment,
 )
 from ecommerce_core.testing.payment_contracts import (
     CreditLinesContract,
@@ -118,6 +128,21 @@ class TestInMemoryPromotionLedgerContract(PromotionLedgerContract):
 class TestInMemoryPromotionCatalogContract(PromotionCatalogContract):
     def make_catalog(self, items):
         return InMemoryPromotionCatalog(items)
+
+
+class TestInMemoryShipmentRepositoryContract(ShipmentRepositoryContract):
+    def make_repository(self):
+        return InMemoryShipmentRepository()
+
+
+class TestInMemoryAfterSalesRepositoryContract(AfterSalesRepositoryContract):
+    def make_repository(self):
+        return InMemoryAfterSalesRepository()
+
+
+class TestInMemoryCarriersContract(CarriersContract):
+    def make_carriers(self, offers):
+        return InMemoryCarriers(offers)
 
 
 # --------------------------------------------------------------------------- adapter extras
@@ -312,3 +337,54 @@ class TestSequentialIds:
         ids = SequentialIds()
         got = [ids.next_id("order"), ids.next_id("checkout"), ids.next_id("order")]
         assert got == ["order-1", "checkout-1", "order-2"]
+
+
+class TestInMemoryCarriers:
+    def test_offering_replaces_an_option_with_the_same_id_and_withdrawing_removes_it(self):
+        standard = DeliveryOption("std", "SF", "standard", cny("12.00"), 2)
+        carriers = InMemoryCarriers({"m-1": [standard]})
+        carriers.offer("m-1", DeliveryOption("std", "SF", "standard", cny("15.00"), 2))
+        assert [o.fee for o in carriers.delivery_options("m-1", [])] == [cny("15.00")]
+        carriers.withdraw("m-1", "std")
+        carriers.withdraw("m-9", "std")
+        assert carriers.delivery_options("m-1", []) == []
+
+
+class TestRecordingRefunds:
+    def instruction(self, total="10.00", key="k-1"):
+        line = RefundLine("1", 1, cny(total))
+        return RefundInstruction("o-1", "r-1", key, (line,), cny("0.00"), cny(total))
+
+    def test_a_refund_is_recorded_once_per_key_and_a_retry_gets_the_same_reference(self):
+        refunds = RecordingRefunds()
+        first = refunds(self.instruction())
+        assert refunds(self.instruction()) == first
+        assert refunds(self.instruction(key="k-2")) != first
+        assert refunds.refunded("o-1", "CNY") == cny("20.00")
+        assert refunds.refunded_on_line("o-1", "1", "CNY") == cny("20.00")
+        assert refunds.refunded("o-2", "CNY") == cny("0.00")
+
+    def test_a_key_reused_for_another_refund_is_a_conflict(self):
+        refunds = RecordingRefunds()
+        refunds(self.instruction())
+        with pytest.raises(IdempotencyConflict):
+            refunds(self.instruction(total="11.00"))
+        assert len(refunds.instructions) == 1
+
+    def test_a_refund_the_script_turns_down_is_not_done_and_not_remembered(self):
+        answers = iter([False, True])
+        refunds = RecordingRefunds(lambda _: next(answers))
+        assert refunds(self.instruction()) is None
+        assert refunds.instructions == []
+        assert refunds(self.instruction()) == "rf-1"
+
+
+class TestInMemoryShipmentAndAfterSalesRepositories:
+    def test_all_lists_copies_of_everything_stored(self):
+        shipments, records = InMemoryShipmentRepository(), InMemoryAfterSalesRepository()
+        shipments.add(make_shipment("s-2", tracking_number="B"))
+        shipments.add(make_shipment("s-1", sequence=2, tracking_number="A"))
+        assert [s.id for s in shipments.all()] == ["s-1", "s-2"]
+        order = make_order("o-1")
+        records.add(OrderAfterSales.open(order))
+        assert [r.order_id for r in records.all()] == ["o-1"]

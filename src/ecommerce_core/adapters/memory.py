@@ -15,7 +15,9 @@ from typing import Final
 
 import attrs
 
+from ecommerce_core.aftersales import OrderAfterSales, RefundInstruction
 from ecommerce_core.campaigns import FlashSale, RushPurchase, TimeBoxedSale
+from ecommerce_core.delivery import DeliveryOption, Shipment
 from ecommerce_core.errors import (
     Conflict,
     CreditLimitExceeded,
@@ -31,7 +33,7 @@ from ecommerce_core.errors import (
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.limits import PROMOTION_HOLD_PROCESS, HoldState, LimitClaim, check_claims
 from ecommerce_core.money import Money
-from ecommerce_core.orders import Order, check_now
+from ecommerce_core.orders import Order, OrderLine, check_now
 from ecommerce_core.payments.base import PaymentRecord
 from ecommerce_core.payments.ledger import Account, Posting
 from ecommerce_core.payments.notifications import Notification, NotificationKind
@@ -50,6 +52,8 @@ from ecommerce_core.promotions import Coupon, Promotion
 
 __all__ = [
     "GatewayRequest",
+    "InMemoryAfterSalesRepository",
+    "InMemoryCarriers",
     "InMemoryCatalog",
     "InMemoryCreditLines",
     "InMemoryInventory",
@@ -58,8 +62,10 @@ __all__ = [
     "InMemoryPaymentRepository",
     "InMemoryPromotionCatalog",
     "InMemoryPromotionLedger",
+    "InMemoryShipmentRepository",
     "ManualClock",
     "RecordingPublisher",
+    "RecordingRefunds",
     "ScriptedPaymentGateway",
     "SequentialIds",
 ]
@@ -133,6 +139,7 @@ class InMemoryInventory:
         self._on_hand: dict[str, int] = {}
         self._reserved: dict[str, int] = {}
         self._reservations: dict[str, _Reservation] = {}
+        self._restocks: dict[str, tuple[StockItem, ...]] = {}
         for sku, quantity in (stock or {}).items():
             if quantity:
                 self.receive(sku, quantity)
@@ -189,6 +196,23 @@ class InMemoryInventory:
             else:
                 self._on_hand[item.sku] += item.quantity
         reservation.status = "released"
+        return True
+
+    def restock(self, restock_id: str, items: Sequence[StockItem]) -> bool:
+        """Put units back on hand, once per ``restock_id``."""
+        items = tuple(items)
+        if not items:
+            raise InvalidInput("items", items, "a restock needs at least one item")
+        for item in items:
+            _check_quantity(item.quantity)
+        existing = self._restocks.get(restock_id)
+        if existing is not None:
+            if existing != items:
+                raise IdempotencyConflict(restock_id, "different items")
+            return False
+        for item in items:
+            self._on_hand[item.sku] = self._on_hand.get(item.sku, 0) + item.quantity
+        self._restocks[restock_id] = items
         return True
 
     def available(self, sku: str) -> int:
@@ -875,3 +899,178 @@ class InMemoryPromotionCatalog:
             return self._campaigns[campaign_id]
         except (KeyError, TypeError):
             raise NotFound("campaign", campaign_id) from None
+
+
+class InMemoryCarriers:
+    """The delivery options each merchant offers, in a dict; change them to test checkout."""
+
+    def __init__(self, offers: dict[str, Sequence[DeliveryOption]] | None = None) -> None:
+        self._offers: dict[str, dict[str, DeliveryOption]] = {}
+        for merchant_id, options in (offers or {}).items():
+            for option in options:
+                self.offer(merchant_id, option)
+
+    def offer(self, merchant_id: str, option: DeliveryOption) -> None:
+        """Offer ``option`` (replacing one with its id) for ``merchant_id`` 's orders."""
+        self._offers.setdefault(merchant_id, {})[option.option_id] = option
+
+    def withdraw(self, merchant_id: str, option_id: str) -> None:
+        """Stop offering an option (a no-op if it was not offered)."""
+        self._offers.get(merchant_id, {}).pop(option_id, None)
+
+    def delivery_options(
+        self, merchant_id: str, lines: Sequence[OrderLine]
+    ) -> list[DeliveryOption]:
+        """The options offered now, in the order they were first offered."""
+        del lines  # the same options for every order of a merchant
+        return list(self._offers.get(merchant_id, {}).values())
+
+
+class InMemoryShipmentRepository:
+    """Shipments in a dict, with optimistic concurrency and the two uniqueness rules."""
+
+    def __init__(self) -> None:
+        self._shipments: dict[str, Shipment] = {}
+        self._by_tracking: dict[tuple[str, str], str] = {}
+        self._by_order: dict[str, dict[int, str]] = {}
+
+    def add(self, shipment: Shipment) -> None:
+        """Store a new shipment (see :class:`~ecommerce_core.ports.ShipmentRepository`)."""
+        tracking = (shipment.carrier, shipment.tracking_number)
+        if shipment.id in self._shipments:
+            raise Conflict(f"a shipment with id {shipment.id!r} is already stored")
+        if shipment.sequence in self._by_order.get(shipment.order_id, {}):
+            raise Conflict(
+                f"order {shipment.order_id!r} already has shipment number {shipment.sequence}"
+            )
+        if tracking in self._by_tracking:
+            raise Conflict(f"tracking number {tracking[1]!r} of {tracking[0]!r} is already used")
+        self._shipments[shipment.id] = self._snapshot(shipment)
+        self._by_tracking[tracking] = shipment.id
+        self._by_order.setdefault(shipment.order_id, {})[shipment.sequence] = shipment.id
+
+    def get(self, shipment_id: str) -> Shipment:
+        """Load a copy of a shipment."""
+        try:
+            return copy.copy(self._shipments[shipment_id])
+        except (KeyError, TypeError):
+            raise NotFound("shipment", shipment_id) from None
+
+    def by_tracking_number(self, carrier: str, tracking_number: str) -> Shipment:
+        """Load the shipment with this carrier and tracking number."""
+        try:
+            shipment_id = self._by_tracking[carrier, tracking_number]
+        except (KeyError, TypeError):
+            raise NotFound("tracking number", f"{carrier}:{tracking_number}") from None
+        return self.get(shipment_id)
+
+    def for_order(self, order_id: str) -> list[Shipment]:
+        """Copies of an order's shipments, by sequence."""
+        numbers = self._by_order.get(order_id, {})
+        return [self.get(numbers[n]) for n in sorted(numbers)]
+
+    def save(self, shipment: Shipment, expected_version: int) -> None:
+        """Store ``shipment`` if nobody saved it since ``expected_version``."""
+        stored = self._shipments.get(shipment.id)
+        if stored is None or stored.version != expected_version:
+            raise VersionConflict(
+                shipment.id, expected_version, None if stored is None else stored.version
+            )
+        self._shipments[shipment.id] = self._snapshot(shipment)
+
+    def all(self) -> list[Shipment]:
+        """Copies of every stored shipment, by id (for reports and tests)."""
+        return [copy.copy(self._shipments[k]) for k in sorted(self._shipments)]
+
+    @staticmethod
+    def _snapshot(shipment: Shipment) -> Shipment:
+        stored = copy.copy(shipment)
+        stored.events = ()
+        return stored
+
+
+class InMemoryAfterSalesRepository:
+    """After-sales records in a dict, one per order, with optimistic concurrency."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, OrderAfterSales] = {}
+
+    def add(self, record: OrderAfterSales) -> None:
+        """Store an order's first record (see :class:`~.ports.AfterSalesRepository`)."""
+        if record.order_id in self._records:
+            raise Conflict(f"order {record.order_id!r} already has an after-sales record")
+        self._records[record.order_id] = self._snapshot(record)
+
+    def get(self, order_id: str) -> OrderAfterSales:
+        """Load a copy of an order's record."""
+        try:
+            return copy.copy(self._records[order_id])
+        except (KeyError, TypeError):
+            raise NotFound("after-sales record", order_id) from None
+
+    def save(self, record: OrderAfterSales, expected_version: int) -> None:
+        """Store ``record`` if nobody saved it since ``expected_version``."""
+        stored = self._records.get(record.order_id)
+        if stored is None or stored.version != expected_version:
+            raise VersionConflict(
+                record.id, expected_version, None if stored is None else stored.version
+            )
+        self._records[record.order_id] = self._snapshot(record)
+
+    def all(self) -> list[OrderAfterSales]:
+        """Copies of every stored record, by order id (for reports and tests)."""
+        return [copy.copy(self._records[k]) for k in sorted(self._records)]
+
+    @staticmethod
+    def _snapshot(record: OrderAfterSales) -> OrderAfterSales:
+        stored = copy.copy(record)
+        stored.events = ()
+        return stored
+
+
+class RecordingRefunds:
+    """A refund handler for :class:`~ecommerce_core.services.AfterSalesService` that records.
+
+    It stands in for the payment side until refunds go through the ledger: each call records
+    the instruction and answers a reference, once per idempotency key (a retry gets the same
+    reference; the same key with another instruction is an :class:`IdempotencyConflict`).
+    ``decide`` may answer ``False`` to leave a refund not done yet (it answers ``None``).
+    """
+
+    def __init__(self, decide: Callable[[RefundInstruction], bool] | None = None) -> None:
+        self._decide = decide or (lambda _: True)
+        self._done: dict[str, tuple[RefundInstruction, str]] = {}
+        self.instructions: list[RefundInstruction] = []
+
+    def __call__(self, instruction: RefundInstruction) -> str | None:
+        """Refund ``instruction`` and return a reference, or ``None`` if not done yet."""
+        previous = self._done.get(instruction.idempotency_key)
+        if previous is not None:
+            if previous[0] != instruction:
+                raise IdempotencyConflict(instruction.idempotency_key, "another refund")
+            return previous[1]
+        if not self._decide(instruction):
+            return None
+        reference = f"rf-{len(self._done) + 1}"
+        self._done[instruction.idempotency_key] = (instruction, reference)
+        self.instructions.append(instruction)
+        return reference
+
+    def refunded(self, order_id: str, currency: str) -> Money:
+        """Everything refunded on an order."""
+        return sum(
+            (i.total for i in self.instructions if i.order_id == order_id), Money.zero(currency)
+        )
+
+    def refunded_on_line(self, order_id: str, line_id: str, currency: str) -> Money:
+        """Everything refunded on one line of an order (freight aside)."""
+        return sum(
+            (
+                line.amount
+                for i in self.instructions
+                if i.order_id == order_id
+                for line in i.lines
+                if line.line_id == line_id
+            ),
+            Money.zero(currency),
+        )

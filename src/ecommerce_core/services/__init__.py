@@ -9,12 +9,20 @@ the events the aggregate collected.
 
 from __future__ import annotations
 
+from ecommerce_core.services.aftersales import AfterSalesService, RefundHandler, gateway_refunds
+from ecommerce_core.services.fulfilment import FulfilmentService, TrackingResult, delivery_fees
 from ecommerce_core.services.orders import Expired, OrderService
 from ecommerce_core.services.payments import NotificationOutcome, PaymentService
 
 __all__ = [
+    "AfterSalesService",
     "Expired",
+    "FulfilmentService",
     "NotificationOutcome",
     "OrderService",
     "PaymentService",
+    "RefundHandler",
+    "TrackingResult",
+    "delivery_fees",
+    "gateway_refunds",
 ]

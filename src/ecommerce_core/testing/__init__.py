@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from ecommerce_core.testing.contracts import (
     CONTRACT_TIME,
+    AfterSalesRepositoryContract,
+    CarriersContract,
     CatalogContract,
     ClockContract,
     EventPublisherContract,
@@ -17,9 +19,13 @@ from ecommerce_core.testing.contracts import (
     PaymentGatewayFlowContract,
     PromotionCatalogContract,
     PromotionLedgerContract,
+    ShipmentRepositoryContract,
+    assert_same_after_sales,
     assert_same_order,
+    assert_same_shipment,
     make_order,
     make_priced_order,
+    make_shipment,
     run_inventory_contract,
     run_promotion_ledger_contract,
 )
@@ -33,6 +39,8 @@ from ecommerce_core.testing.payment_contracts import (
 
 __all__ = [
     "CONTRACT_TIME",
+    "AfterSalesRepositoryContract",
+    "CarriersContract",
     "CatalogContract",
     "ClockContract",
     "CreditLinesContract",
@@ -46,10 +54,14 @@ __all__ = [
     "PaymentRepositoryContract",
     "PromotionCatalogContract",
     "PromotionLedgerContract",
+    "ShipmentRepositoryContract",
+    "assert_same_after_sales",
     "assert_same_order",
+    "assert_same_shipment",
     "make_order",
     "make_payment",
     "make_priced_order",
+    "make_shipment",
     "run_inventory_contract",
     "run_ledger_contract",
     "run_promotion_ledger_contract",

@@ -40,7 +40,15 @@ from hypothesis.stateful import (
 )
 
 from ecommerce_core.actors import Actor
+from ecommerce_core.aftersales import AfterSalesItem, AfterSalesPolicy, OrderAfterSales
 from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchase, Session
+from ecommerce_core.delivery import (
+    DeliveryOption,
+    Shipment,
+    ShipmentLine,
+    TrackingEvent,
+    fulfilment_status,
+)
 from ecommerce_core.demo import DEMO_PRODUCTS
 from ecommerce_core.errors import (
     Conflict,
@@ -65,8 +73,10 @@ from ecommerce_core.orders import (
 from ecommerce_core.payments.notifications import NotificationKind
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.ports import (
+    AfterSalesRepository,
     AuthorizeRequest,
     CaptureRequest,
+    Carriers,
     Catalog,
     ChargeRequest,
     Clock,
@@ -80,6 +90,7 @@ from ecommerce_core.ports import (
     PromotionCatalog,
     PromotionLedger,
     RefundRequest,
+    ShipmentRepository,
     StockItem,
     VoidRequest,
 )
@@ -87,6 +98,8 @@ from ecommerce_core.promotions import Coupon, PercentOff, Promotion, Scope
 
 __all__ = [
     "CONTRACT_TIME",
+    "AfterSalesRepositoryContract",
+    "CarriersContract",
     "CatalogContract",
     "ClockContract",
     "EventPublisherContract",
@@ -97,9 +110,13 @@ __all__ = [
     "PaymentGatewayFlowContract",
     "PromotionCatalogContract",
     "PromotionLedgerContract",
+    "ShipmentRepositoryContract",
+    "assert_same_after_sales",
     "assert_same_order",
+    "assert_same_shipment",
     "make_order",
     "make_priced_order",
+    "make_shipment",
     "run_inventory_contract",
     "run_promotion_ledger_contract",
 ]
@@ -108,6 +125,7 @@ CONTRACT_TIME: Final = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 """The time the contracts place orders at."""
 
 _POLICY: Final = OrderPolicy()
+_AFTER_SALES_POLICY: Final = AfterSalesPolicy()
 _MINUTE: Final = timedelta(minutes=1)
 _SYSTEM: Final = Actor.system()
 
@@ -749,6 +767,51 @@ class InventoryContract:
         """Random operations keep the stock equal to a simple model and never negative."""
         run_inventory_contract(self.make_inventory)
 
+    def test_restock_puts_units_back_on_hand_and_available(self) -> None:
+        """A restock adds its units on hand (and so available), reservations untouched."""
+        inventory = self._stocked(tea=5, cup=1)
+        inventory.reserve("r-1", [StockItem("1", "tea", 2)])
+        inventory.commit("r-1")
+        inventory.reserve("r-2", [StockItem("1", "tea", 1)])
+        assert inventory.restock("back-1", [StockItem("1", "tea", 2), StockItem("2", "cup", 1)])
+        assert _levels(inventory, ["tea", "cup"]) == {"tea": (4, 1, 5), "cup": (2, 0, 2)}
+
+    def test_restock_of_a_sku_never_received_stocks_it(self) -> None:
+        """Restocking a SKU the inventory never had puts it on hand."""
+        inventory = self.make_inventory()
+        assert inventory.restock("back-1", [StockItem("1", "vase", 3)]) is True
+        assert _levels(inventory, ["vase"]) == {"vase": (3, 0, 3)}
+
+    def test_repeating_a_restock_returns_false_and_adds_nothing(self) -> None:
+        """A second restock with the same id and items is a no-op that returns False."""
+        inventory = self._stocked(tea=1)
+        items = [StockItem("1", "tea", 2)]
+        assert inventory.restock("back-1", items) is True
+        assert inventory.restock("back-1", list(items)) is False
+        assert _levels(inventory, ["tea"]) == {"tea": (3, 0, 3)}
+
+    def test_reusing_a_restock_id_with_other_items_raises_idempotency_conflict(self) -> None:
+        """A restock id reused with different items raises and adds nothing."""
+        inventory = self._stocked(tea=1)
+        inventory.restock("back-1", [StockItem("1", "tea", 2)])
+        with pytest.raises(IdempotencyConflict) as caught:
+            inventory.restock("back-1", [StockItem("1", "tea", 1)])
+        assert caught.value.key == "back-1"
+        assert _levels(inventory, ["tea"]) == {"tea": (3, 0, 3)}
+
+    @pytest.mark.parametrize("quantity", [0, -1, True, 1.5])
+    def test_restock_refuses_malformed_items(self, quantity: object) -> None:
+        """No items, or a quantity that is not a whole number above zero, raise InvalidInput."""
+        inventory = self._stocked(tea=1)
+        with pytest.raises(InvalidInput):
+            inventory.restock("back-1", [])
+        with pytest.raises(InvalidInput):
+            inventory.restock(
+                "back-2", [StockItem("1", "tea", 1), StockItem("2", "tea", cast("int", quantity))]
+            )
+        assert _levels(inventory, ["tea"]) == {"tea": (1, 0, 1)}
+        assert inventory.restock("back-2", [StockItem("1", "tea", 1)]) is True
+
 
 class CatalogContract:
     """The behaviour of :class:`~ecommerce_core.ports.Catalog`."""
@@ -1346,3 +1409,375 @@ class PromotionCatalogContract:
         assert catalog.campaign("rush-1") == items[5]
         with pytest.raises(NotFound):
             catalog.campaign("nope")
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def make_shipment(
+    shipment_id: str = "s-1",
+    *,
+    order: Order | None = None,
+    sequence: int = 1,
+    carrier: str = "SF",
+    tracking_number: str = "SF1",
+    quantity: int = 1,
+) -> Shipment:
+    """A new shipment of ``quantity`` units of line 1 of ``order`` (a paid tea order)."""
+    if order is None:
+        order = make_order(quantity=2)
+        _pay(order)
+    return Shipment.create(
+        shipment_id=shipment_id,
+        order=order,
+        sequence=sequence,
+        actor=Actor.merchant(order.merchant_id),
+        carrier=carrier,
+        tracking_number=tracking_number,
+        lines=[ShipmentLine("1", quantity)],
+        now=CONTRACT_TIME,
+    )
+
+
+def _stored_shipment(shipment: Shipment) -> dict[str, object]:
+    return {
+        "id": shipment.id,
+        "order_id": shipment.order_id,
+        "sequence": shipment.sequence,
+        "merchant_id": shipment.merchant_id,
+        "buyer_id": shipment.buyer_id,
+        "carrier": shipment.carrier,
+        "tracking_number": shipment.tracking_number,
+        "lines": shipment.lines,
+        "purpose": shipment.purpose,
+        "reference": shipment.reference,
+        "created_at": shipment.created_at,
+        "process": shipment.process.name,
+        "state": shipment.state,
+        "version": shipment.version,
+        "tracking": shipment.tracking,
+        "last_moved_at": shipment.last_moved_at,
+        "delivered_at": shipment.delivered_at,
+    }
+
+
+def assert_same_shipment(actual: Shipment, expected: Shipment) -> None:
+    """Assert that two shipments hold the same stored data (their pending events aside)."""
+    assert _stored_shipment(actual) == _stored_shipment(expected)
+
+
+def _track(shipment: Shipment, event_id: str, status: str, minutes: int) -> None:
+    shipment.record(
+        TrackingEvent(
+            event_id,
+            shipment.carrier,
+            shipment.tracking_number,
+            status,
+            CONTRACT_TIME + minutes * _MINUTE,
+        ),
+        actor=Actor.carrier(shipment.carrier),
+        now=CONTRACT_TIME + timedelta(days=1),
+    )
+
+
+class ShipmentRepositoryContract:
+    """The behaviour of :class:`~ecommerce_core.ports.ShipmentRepository`."""
+
+    def make_repository(self) -> ShipmentRepository:
+        """A new, empty repository."""
+        raise NotImplementedError
+
+    def test_get_returns_an_equal_copy_of_an_added_shipment(self) -> None:
+        """An added shipment loads back equal, as another object, at version 1."""
+        repository, shipment = self.make_repository(), make_shipment()
+        repository.add(shipment)
+        loaded = repository.get("s-1")
+        assert loaded is not shipment
+        assert_same_shipment(loaded, shipment)
+        assert (loaded.version, loaded.state) == (1, "created")
+
+    def test_get_of_an_unknown_id_raises_not_found(self) -> None:
+        """Loading an id never added raises NotFound naming it."""
+        repository = self.make_repository()
+        repository.add(make_shipment())
+        with pytest.raises(NotFound) as caught:
+            repository.get("s-missing")
+        assert caught.value.key == "s-missing"
+
+    def test_adding_an_id_twice_raises_conflict_and_keeps_the_first(self) -> None:
+        """A second add with a stored id raises Conflict; the first shipment stays."""
+        repository, first = self.make_repository(), make_shipment()
+        repository.add(first)
+        with pytest.raises(Conflict):
+            repository.add(make_shipment(sequence=2, tracking_number="SF2"))
+        assert_same_shipment(repository.get("s-1"), first)
+        with pytest.raises(NotFound):
+            repository.by_tracking_number("SF", "SF2")
+
+    def test_a_second_shipment_with_the_same_order_and_sequence_conflicts(self) -> None:
+        """Two parcels packed at once get the same sequence: the second add stores nothing."""
+        repository = self.make_repository()
+        order = make_order(quantity=2)
+        _pay(order)
+        repository.add(make_shipment("s-1", order=order))
+        with pytest.raises(Conflict):
+            repository.add(make_shipment("s-2", order=order, tracking_number="SF2"))
+        with pytest.raises(NotFound):
+            repository.get("s-2")
+        with pytest.raises(NotFound):
+            repository.by_tracking_number("SF", "SF2")
+        assert [s.id for s in repository.for_order("o-1")] == ["s-1"]
+
+    def test_a_tracking_number_is_stored_once_per_carrier(self) -> None:
+        """The same carrier and tracking number twice conflicts; another carrier may reuse it."""
+        repository = self.make_repository()
+        other = make_order("o-2", quantity=2)
+        _pay(other)
+        repository.add(make_shipment("s-1"))
+        with pytest.raises(Conflict):
+            repository.add(make_shipment("s-2", order=other))
+        with pytest.raises(NotFound):
+            repository.get("s-2")
+        repository.add(make_shipment("s-3", order=other, carrier="ZTO"))
+        assert repository.by_tracking_number("ZTO", "SF1").id == "s-3"
+        assert repository.by_tracking_number("SF", "SF1").id == "s-1"
+
+    def test_by_tracking_number_of_an_unknown_number_raises_not_found(self) -> None:
+        """An unknown tracking number, or a known one with another carrier, raises NotFound."""
+        repository = self.make_repository()
+        repository.add(make_shipment())
+        for carrier, number in (("SF", "SF404"), ("YTO", "SF1")):
+            with pytest.raises(NotFound):
+                repository.by_tracking_number(carrier, number)
+
+    def test_for_order_lists_an_orders_shipments_by_sequence(self) -> None:
+        """An order's shipments come back by sequence; other orders' are not listed."""
+        repository = self.make_repository()
+        order, other = make_order("o-1", quantity=3), make_order("o-2", quantity=2)
+        _pay(order)
+        _pay(other)
+        repository.add(make_shipment("s-b", order=order, sequence=2, tracking_number="B"))
+        repository.add(make_shipment("s-x", order=other, tracking_number="X"))
+        repository.add(make_shipment("s-a", order=order, sequence=1, tracking_number="A"))
+        assert [s.id for s in repository.for_order("o-1")] == ["s-a", "s-b"]
+        assert [s.id for s in repository.for_order("o-2")] == ["s-x"]
+        assert repository.for_order("o-none") == []
+
+    def test_changing_a_loaded_or_added_shipment_changes_nothing_stored(self) -> None:
+        """Commands on the added object or on a loaded copy leave the stored one alone."""
+        repository, shipment = self.make_repository(), make_shipment()
+        repository.add(shipment)
+        expected = repository.get("s-1")
+        _track(shipment, "e-1", "in_transit", 5)
+        _track(repository.get("s-1"), "e-2", "delivered", 9)
+        assert_same_shipment(repository.get("s-1"), expected)
+
+    def test_save_with_the_expected_version_stores_the_tracking_history(self) -> None:
+        """A save from the stored version round-trips the state and every tracking event."""
+        repository = self.make_repository()
+        repository.add(make_shipment())
+        shipment = repository.get("s-1")
+        _track(shipment, "e-2", "in_transit", 5)
+        _track(shipment, "e-1", "handed_to_carrier", 1)
+        repository.save(shipment, 1)
+        loaded = repository.get("s-1")
+        assert_same_shipment(loaded, shipment)
+        assert [e.event_id for e in loaded.tracking] == ["e-1", "e-2"]
+        assert (loaded.state, loaded.version) == ("in_transit", 3)
+        assert repository.by_tracking_number("SF", "SF1").version == 3
+
+    def test_save_expecting_another_version_raises_version_conflict(self) -> None:
+        """A stale or unknown expected version raises, and the stored shipment stays."""
+        repository = self.make_repository()
+        repository.add(make_shipment())
+        stale, fresh = repository.get("s-1"), repository.get("s-1")
+        _track(fresh, "e-1", "in_transit", 5)
+        repository.save(fresh, 1)
+        _track(stale, "e-2", "lost", 6)
+        for expected in (1, 0, 3):
+            with pytest.raises(VersionConflict) as caught:
+                repository.save(stale, expected)
+            assert (caught.value.expected, caught.value.actual) == (expected, 2)
+        assert_same_shipment(repository.get("s-1"), fresh)
+
+    def test_save_of_a_shipment_never_added_raises_version_conflict(self) -> None:
+        """Saving a shipment never added raises VersionConflict and stores nothing."""
+        repository = self.make_repository()
+        with pytest.raises(VersionConflict) as caught:
+            repository.save(make_shipment(), 1)
+        assert caught.value.actual is None
+        with pytest.raises(NotFound):
+            repository.get("s-1")
+
+    def test_events_are_neither_stored_nor_taken_from_the_caller(self) -> None:
+        """Loaded shipments carry no events; add and save leave the caller's events alone."""
+        repository, shipment = self.make_repository(), make_shipment()
+        repository.add(shipment)
+        assert [e.name for e in shipment.events] == ["ShipmentCreated"]
+        loaded = repository.get("s-1")
+        assert loaded.events == ()
+        _track(loaded, "e-1", "in_transit", 5)
+        repository.save(loaded, 1)
+        assert [e.name for e in loaded.collect_events()] == ["TrackingEventRecorded"]
+        assert repository.get("s-1").events == ()
+
+
+def _after_sales(order_id: str = "o-1") -> OrderAfterSales:
+    order = make_order(order_id, quantity=3)
+    _pay(order)
+    record = OrderAfterSales.open(order)
+    record.request_after_sales(
+        Actor.buyer(order.buyer_id),
+        request_id="as-1",
+        kind="refund_only",
+        reason="no_reason",
+        items=[AfterSalesItem("1", 1)],
+        order=order,
+        fulfilment=fulfilment_status(order, []),
+        now=CONTRACT_TIME,
+        policy=_AFTER_SALES_POLICY,
+    )
+    return record
+
+
+def _stored_after_sales(record: OrderAfterSales) -> dict[str, object]:
+    return {
+        "id": record.id,
+        "order_id": record.order_id,
+        "buyer_id": record.buyer_id,
+        "merchant_id": record.merchant_id,
+        "lines": record.lines,
+        "shipping_fee": record.shipping_fee,
+        "requests": record.requests,
+        "version": record.version,
+    }
+
+
+def assert_same_after_sales(actual: OrderAfterSales, expected: OrderAfterSales) -> None:
+    """Assert that two after-sales records hold the same stored data (events aside)."""
+    assert _stored_after_sales(actual) == _stored_after_sales(expected)
+
+
+def _reject(record: OrderAfterSales) -> None:
+    record.reject(
+        Actor.merchant(record.merchant_id), "as-1", reason="shipped already", now=CONTRACT_TIME
+    )
+
+
+class AfterSalesRepositoryContract:
+    """The behaviour of :class:`~ecommerce_core.ports.AfterSalesRepository`."""
+
+    def make_repository(self) -> AfterSalesRepository:
+        """A new, empty repository."""
+        raise NotImplementedError
+
+    def test_get_returns_an_equal_copy_of_an_added_record(self) -> None:
+        """An added record loads back equal, requests included, as another object."""
+        repository, record = self.make_repository(), _after_sales()
+        repository.add(record)
+        loaded = repository.get("o-1")
+        assert loaded is not record
+        assert_same_after_sales(loaded, record)
+        assert [r.request_id for r in loaded.requests] == ["as-1"]
+
+    def test_get_of_an_order_without_a_record_raises_not_found(self) -> None:
+        """Loading the record of an order that has none raises NotFound naming the order."""
+        repository = self.make_repository()
+        repository.add(_after_sales("o-1"))
+        with pytest.raises(NotFound) as caught:
+            repository.get("o-2")
+        assert caught.value.key == "o-2"
+
+    def test_adding_a_second_record_for_an_order_raises_conflict(self) -> None:
+        """A second add for the same order raises Conflict; the first record stays."""
+        repository, first = self.make_repository(), _after_sales()
+        repository.add(first)
+        second = _after_sales()
+        _reject(second)
+        with pytest.raises(Conflict):
+            repository.add(second)
+        assert_same_after_sales(repository.get("o-1"), first)
+
+    def test_changing_a_loaded_or_added_record_changes_nothing_stored(self) -> None:
+        """Commands on the added object or a loaded copy leave the stored record alone."""
+        repository, record = self.make_repository(), _after_sales()
+        repository.add(record)
+        expected = repository.get("o-1")
+        _reject(record)
+        _reject(repository.get("o-1"))
+        assert_same_after_sales(repository.get("o-1"), expected)
+        assert repository.get("o-1").requests[0].state == "requested"
+
+    def test_save_with_the_expected_version_stores_the_record(self) -> None:
+        """A save from the stored version is what the next get returns."""
+        repository = self.make_repository()
+        repository.add(_after_sales())
+        record = repository.get("o-1")
+        _reject(record)
+        repository.save(record, 1)
+        loaded = repository.get("o-1")
+        assert_same_after_sales(loaded, record)
+        assert (loaded.version, loaded.requests[0].state) == (2, "rejected")
+
+    def test_save_expecting_another_version_raises_version_conflict(self) -> None:
+        """A stale expected version raises; the stored record stays as the winner left it."""
+        repository = self.make_repository()
+        repository.add(_after_sales())
+        first, second = repository.get("o-1"), repository.get("o-1")
+        _reject(first)
+        repository.save(first, 1)
+        second.withdraw(Actor.buyer(second.buyer_id), "as-1", now=CONTRACT_TIME)
+        for expected in (1, 0, 3):
+            with pytest.raises(VersionConflict):
+                repository.save(second, expected)
+        assert_same_after_sales(repository.get("o-1"), first)
+
+    def test_save_of_a_record_never_added_raises_version_conflict(self) -> None:
+        """Saving a record never added raises VersionConflict and stores nothing."""
+        repository = self.make_repository()
+        with pytest.raises(VersionConflict):
+            repository.save(_after_sales(), 1)
+        with pytest.raises(NotFound):
+            repository.get("o-1")
+
+    def test_events_are_neither_stored_nor_taken_from_the_caller(self) -> None:
+        """Loaded records carry no events; add leaves the caller's events alone."""
+        repository, record = self.make_repository(), _after_sales()
+        repository.add(record)
+        assert [e.name for e in record.events] == ["AfterSalesRequested"]
+        assert repository.get("o-1").events == ()
+
+
+_OPTIONS: Final = (
+    DeliveryOption("sf-std", "SF", "standard", Money.of("12.00", "CNY"), 2, cod_supported=True),
+    DeliveryOption("sf-exp", "SF", "express", Money.of("22.00", "CNY"), 1),
+    DeliveryOption("store", "m-1-shop", "pickup", Money.zero("CNY"), 0, method="pickup"),
+)
+
+
+class CarriersContract:
+    """The behaviour of :class:`~ecommerce_core.ports.Carriers`."""
+
+    def make_carriers(self, offers: dict[str, Sequence[DeliveryOption]]) -> Carriers:
+        """Carriers where each merchant offers exactly its options in ``offers``."""
+        raise NotImplementedError
+
+    def test_the_options_a_merchant_offers_come_back_intact(self) -> None:
+        """Each merchant's options come back, every field intact, and only theirs."""
+        carriers = self.make_carriers({"m-1": _OPTIONS, "m-2": _OPTIONS[:1]})
+        lines = make_order().lines
+        assert sorted(carriers.delivery_options("m-1", lines), key=lambda o: o.option_id) == sorted(
+            _OPTIONS, key=lambda o: o.option_id
+        )
+        assert list(carriers.delivery_options("m-2", lines)) == [_OPTIONS[0]]
+
+    def test_a_merchant_offering_nothing_gets_no_options(self) -> None:
+        """A merchant with no options gets an empty answer, not an error."""
+        carriers = self.make_carriers({"m-1": _OPTIONS})
+        assert list(carriers.delivery_options("m-none", make_order().lines)) == []
+
+    def test_option_ids_are_unique_in_one_answer(self) -> None:
+        """No option id appears twice for one merchant and order."""
+        carriers = self.make_carriers({"m-1": _OPTIONS})
+        ids = [o.option_id for o in carriers.delivery_options("m-1", make_order().lines)]
+        assert len(ids) == len(set(ids)) == len(_OPTIONS)

@@ -1,0 +1,393 @@
+"""After-sales use cases: requests, the merchant's answer, returns, arbitration, refunds.
+
+Every command loads the order's :class:`~ecommerce_core.aftersales.OrderAfterSales` (opening
+it on the first request), runs the domain command, saves it with the version it loaded, then
+acts on the other ports: units go back into stock, an approved refund goes to the refund
+handler, and the order is brought along (an open request pauses its auto-confirm deadline;
+see :meth:`FulfilmentService.follow_up
+<ecommerce_core.services.fulfilment.FulfilmentService.follow_up>`). Events are published after
+each save.
+
+**The money seam.** Refunds leave through a :data:`RefundHandler`: a callable given a
+:class:`~ecommerce_core.aftersales.RefundInstruction` (order, request, idempotency key, per
+line units and amounts, freight, total) that answers the payment side's reference once the
+money is on its way back, or ``None`` if it is not (yet): the request then waits in
+``refund_approved`` and :meth:`AfterSalesService.settle_refunds` asks again. Every call for
+one refund carries the same idempotency key. :func:`gateway_refunds` adapts a
+:class:`~ecommerce_core.ports.PaymentGateway`; a ledger can take its place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import attrs
+
+from ecommerce_core.actors import Actor
+from ecommerce_core.aftersales import (
+    AfterSalesItem,
+    AfterSalesKind,
+    AfterSalesPolicy,
+    AfterSalesProgressed,
+    AfterSalesReason,
+    AfterSalesRequest,
+    AfterSalesState,
+    OrderAfterSales,
+    RefundInstruction,
+)
+from ecommerce_core.delivery import FulfilmentStatus, ShipmentLine, fulfilment_status
+from ecommerce_core.errors import NotFound, RuleViolation, VersionConflict
+from ecommerce_core.orders import Order
+from ecommerce_core.policies import OrderPolicy
+from ecommerce_core.ports import (
+    AfterSalesRepository,
+    Clock,
+    EventPublisher,
+    IdSource,
+    Inventory,
+    OrderRepository,
+    PaymentGateway,
+    RefundRequest,
+    ShipmentRepository,
+    StockItem,
+)
+from ecommerce_core.services.fulfilment import FulfilmentService
+
+__all__ = [
+    "AfterSalesService",
+    "RefundHandler",
+    "gateway_refunds",
+]
+
+RefundHandler = Callable[[RefundInstruction], "str | None"]
+"""Gives an approved refund's money back: answers a reference when done, ``None`` if not yet."""
+
+_SYSTEM = Actor.system("after-sales")
+
+_Command = Callable[[OrderAfterSales, Order, FulfilmentStatus, datetime], AfterSalesRequest]
+
+
+def gateway_refunds(orders: OrderRepository, gateway: PaymentGateway) -> RefundHandler:
+    """A refund handler that refunds through the payment gateway that took the payment.
+
+    Stands in until refunds go through the ledger: one gateway refund of the instruction's
+    total against the order's payment, under the instruction's idempotency key.
+
+    Raises:
+        RuleViolation: (when called) the order has no payment to refund.
+
+    """
+
+    def refund(instruction: RefundInstruction) -> str | None:
+        order = orders.get(instruction.order_id)
+        if order.payment is None:
+            raise RuleViolation(order.id, "refund", order.state, "the order has no payment")
+        result = gateway.refund(
+            RefundRequest(
+                order.id, order.payment.reference, instruction.total, instruction.idempotency_key
+            )
+        )
+        return result.transaction_id if result.succeeded else None
+
+    return refund
+
+
+@attrs.define
+class AfterSalesService:
+    """The after-sales use cases, wired to the host's ports.
+
+    Attributes:
+        orders: Where orders are stored.
+        shipments: Where shipments are stored.
+        after_sales: Where each order's after-sales record is stored.
+        refunds: Gives approved refunds' money back (see the module doc).
+        clock: The time.
+        ids: New ids (kinds ``"after-sales"`` and ``"shipment"``).
+        publisher: Where events go after a save.
+        inventory: Stock, for returned goods and units refunded before they shipped.
+        policy: The after-sales rules (no-reason window, excluded categories, freight).
+        order_policy: Order timeouts.
+
+    """
+
+    orders: OrderRepository
+    shipments: ShipmentRepository
+    after_sales: AfterSalesRepository
+    refunds: RefundHandler
+    clock: Clock
+    ids: IdSource
+    publisher: EventPublisher
+    inventory: Inventory | None = None
+    policy: AfterSalesPolicy = attrs.field(factory=AfterSalesPolicy)
+    order_policy: OrderPolicy = attrs.field(factory=OrderPolicy)
+
+    @property
+    def fulfilment(self) -> FulfilmentService:
+        """The fulfilment service over the same ports (it brings the order along)."""
+        return FulfilmentService(
+            orders=self.orders,
+            shipments=self.shipments,
+            clock=self.clock,
+            ids=self.ids,
+            publisher=self.publisher,
+            after_sales=self.after_sales,
+            inventory=self.inventory,
+            policy=self.order_policy,
+        )
+
+    def record(self, order_id: str) -> OrderAfterSales:
+        """The after-sales record of an order.
+
+        Raises:
+            NotFound: Nothing was ever asked on this order.
+
+        """
+        return self.after_sales.get(order_id)
+
+    # ----------------------------------------------------------------- buyer
+
+    def request(
+        self,
+        order_id: str,
+        buyer: Actor,
+        *,
+        kind: AfterSalesKind | str,
+        reason: AfterSalesReason | str,
+        items: Sequence[AfterSalesItem],
+        description: str = "",
+    ) -> AfterSalesRequest:
+        """The buyer asks for a refund, a return or an exchange of some units.
+
+        See :meth:`OrderAfterSales.request_after_sales
+        <ecommerce_core.aftersales.OrderAfterSales.request_after_sales>` for the rules and
+        the errors; nothing is stored when one is raised.
+        """
+        request_id = self.ids.next_id("after-sales")
+        return self._run(
+            order_id,
+            lambda record, order, status, now: record.request_after_sales(
+                buyer,
+                request_id=request_id,
+                kind=kind,
+                reason=reason,
+                items=items,
+                order=order,
+                fulfilment=status,
+                now=now,
+                policy=self.policy,
+                description=description,
+            ),
+            create=True,
+        )
+
+    def ship_back(
+        self, order_id: str, request_id: str, buyer: Actor, *, carrier: str, tracking_number: str
+    ) -> AfterSalesRequest:
+        """The buyer sent the goods back."""
+        return self._run(
+            order_id,
+            lambda record, _o, _s, now: record.ship_back(
+                buyer, request_id, carrier=carrier, tracking_number=tracking_number, now=now
+            ),
+        )
+
+    def dispute(
+        self, order_id: str, request_id: str, buyer: Actor, *, reason: str
+    ) -> AfterSalesRequest:
+        """The buyer disputes the merchant's rejection; the platform will rule."""
+        return self._run(
+            order_id,
+            lambda record, _o, _s, now: record.dispute(buyer, request_id, reason=reason, now=now),
+        )
+
+    def withdraw(self, order_id: str, request_id: str, buyer: Actor) -> AfterSalesRequest:
+        """The buyer withdraws the request."""
+        return self._run(
+            order_id, lambda record, _o, _s, now: record.withdraw(buyer, request_id, now=now)
+        )
+
+    def close(self, order_id: str, request_id: str, actor: Actor) -> AfterSalesRequest:
+        """Close a rejected request without a dispute."""
+        return self._run(
+            order_id, lambda record, _o, _s, now: record.close(actor, request_id, now=now)
+        )
+
+    def complete_exchange(self, order_id: str, request_id: str, actor: Actor) -> AfterSalesRequest:
+        """The buyer has the replacement (the replacement's delivery scan does it too)."""
+        return self._run(
+            order_id,
+            lambda record, _o, _s, now: record.complete_exchange(actor, request_id, now=now),
+        )
+
+    # ----------------------------------------------------------------- merchant
+
+    def approve(self, order_id: str, request_id: str, merchant: Actor) -> AfterSalesRequest:
+        """The merchant agrees; a refund only is refunded at once."""
+        return self._run(
+            order_id,
+            lambda record, _o, status, now: record.approve(
+                merchant, request_id, fulfilment=status, now=now, policy=self.policy
+            ),
+        )
+
+    def reject(
+        self, order_id: str, request_id: str, merchant: Actor, *, reason: str
+    ) -> AfterSalesRequest:
+        """The merchant refuses, with a reason."""
+        return self._run(
+            order_id,
+            lambda record, _o, _s, now: record.reject(merchant, request_id, reason=reason, now=now),
+        )
+
+    def receive_return(self, order_id: str, request_id: str, merchant: Actor) -> AfterSalesRequest:
+        """The merchant has the returned goods and inspects them."""
+        return self._run(
+            order_id,
+            lambda record, _o, _s, now: record.receive_return(merchant, request_id, now=now),
+        )
+
+    def accept_return(
+        self, order_id: str, request_id: str, merchant: Actor, *, restock: bool = True
+    ) -> AfterSalesRequest:
+        """The returned goods pass inspection: refunded (or replaced), and restocked if fit."""
+        return self._run(
+            order_id,
+            lambda record, _o, status, now: record.accept_return(
+                merchant,
+                request_id,
+                restock=restock,
+                fulfilment=status,
+                now=now,
+                policy=self.policy,
+            ),
+        )
+
+    def send_replacement(
+        self, order_id: str, request_id: str, merchant: Actor, *, carrier: str, tracking_number: str
+    ) -> AfterSalesRequest:
+        """The merchant packs and sends the replacement of an exchange.
+
+        Raises:
+            Forbidden: Not the order's merchant.
+            TransitionNotAllowed: The exchange is not waiting for a replacement.
+            OutOfStock: No stock for the replacement (nothing changed).
+            Conflict: The tracking number is used already.
+
+        """
+        record = self.after_sales.get(order_id)
+        record.ensure_can("send_replacement", merchant, request_id)
+        request = record.request(request_id)
+        shipment = self.fulfilment.pack_replacement(
+            order_id,
+            merchant,
+            request_id=request_id,
+            lines=[ShipmentLine(item.line_id, item.quantity) for item in request.items],
+            carrier=carrier,
+            tracking_number=tracking_number,
+        )
+        return self._run(
+            order_id,
+            lambda record, _o, _s, now: record.send_replacement(
+                merchant, request_id, shipment_id=shipment.id, now=now
+            ),
+        )
+
+    # ----------------------------------------------------------------- platform and money
+
+    def arbitrate(
+        self, order_id: str, request_id: str, platform: Actor, *, for_buyer: bool, reason: str
+    ) -> AfterSalesRequest:
+        """The platform rules on a dispute."""
+        return self._run(
+            order_id,
+            lambda record, _o, status, now: record.arbitrate(
+                platform,
+                request_id,
+                for_buyer=for_buyer,
+                reason=reason,
+                fulfilment=status,
+                now=now,
+                policy=self.policy,
+            ),
+        )
+
+    def settle_refunds(self, order_id: str) -> list[AfterSalesRequest]:
+        """Ask the refund handler again for every approved refund not yet done.
+
+        Safe to call as often as you like (the handler sees the same idempotency keys).
+
+        Returns:
+            The requests whose refund is now done.
+
+        """
+        record = self.after_sales.get(order_id)
+        settled = []
+        for request in record.refunds_due:
+            done = self._refund(order_id, request.request_id)
+            if done is not None:
+                settled.append(done)
+        if settled:
+            self.fulfilment.follow_up(order_id)
+        return settled
+
+    # ----------------------------------------------------------------- internals
+
+    def _run(self, order_id: str, command: _Command, *, create: bool = False) -> AfterSalesRequest:
+        order = self.orders.get(order_id)
+        try:
+            record = self.after_sales.get(order_id)
+            new = False
+        except NotFound:
+            if not create:
+                raise
+            record, new = OrderAfterSales.open(order), True
+        version = record.version
+        status = fulfilment_status(order, self.shipments.for_order(order_id), record.withdrawn)
+        request = command(record, order, status, self.clock.now())
+        if new:
+            self.after_sales.add(record)
+        else:
+            self.after_sales.save(record, version)
+        events = record.collect_events()
+        self._restock(order, events)
+        self.publisher.publish(events)
+        if request.state == AfterSalesState.REFUND_APPROVED:
+            request = self._refund(order_id, request.request_id) or request
+        self.fulfilment.follow_up(order_id)
+        return request
+
+    def _restock(self, order: Order, events: Sequence[object]) -> None:
+        if self.inventory is None:
+            return
+        sku = {line.line_id: line.sku for line in order.lines}
+        for event in events:
+            if isinstance(event, AfterSalesProgressed) and event.restock:
+                self.inventory.restock(
+                    f"{order.id}:after-sales:{event.request_id}:{event.command}",
+                    [StockItem(i.line_id, sku[i.line_id], i.quantity) for i in event.restock],
+                )
+
+    def _refund(self, order_id: str, request_id: str) -> AfterSalesRequest | None:
+        """Hand an approved refund to the handler; record it done if it answers a reference.
+
+        Returns the completed request, or ``None`` if the money is not on its way yet (or a
+        concurrent writer got there first: the next :meth:`settle_refunds` finishes it).
+        """
+        record = self.after_sales.get(order_id)
+        request = record.request(request_id)
+        if request.state != AfterSalesState.REFUND_APPROVED:
+            return None
+        reference = self.refunds(RefundInstruction.for_request(order_id, request))
+        if reference is None:
+            return None
+        version = record.version
+        done = record.complete_refund(
+            _SYSTEM, request_id, reference=reference, now=self.clock.now()
+        )
+        try:
+            self.after_sales.save(record, version)
+        except VersionConflict:
+            return None
+        self.publisher.publish(record.collect_events())
+        return done
