@@ -547,7 +547,7 @@ def pricing(sizes: Sizes) -> Section:
     quick = sizes.place < Sizes().place  # --quick: a smaller cart, fewer repeats
     lines, promotions, runs = (100, 10, 2) if quick else (1_000, 100, 10)
     out = Section(
-        "5. Pricing a cart",
+        "6. Pricing a cart",
         f"  price(): {lines:,} lines in 50 categories against {promotions} promotions "
         "(percent, per-unit, buy-x-get-y, 满减 and tiers by category, fixed prices by SKU, "
         "an order-wide 满减, free shipping); ratio = time / the first row",
@@ -643,7 +643,7 @@ def pricing_promotions(count: int) -> list[Any]:
 @section("7. Carrier tracking on a shipment")
 def tracking(sizes: Sizes) -> Section:
     out = Section(
-        "5. Carrier tracking on a shipment",
+        "7. Carrier tracking on a shipment",
         "  one event arriving: TrackingEvent built, then Shipment.record on a parcel with N "
         "events recorded already (dedup by id, history kept sorted); ratio = time / baseline",
     )
