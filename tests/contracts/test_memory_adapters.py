@@ -9,6 +9,7 @@ import pytest
 from ecommerce_core.actors import Actor
 from ecommerce_core.adapters.memory import (
     InMemoryCatalog,
+    InMemoryIdempotencyStore,
     InMemoryInventory,
     InMemoryOrderRepository,
     ManualClock,
@@ -30,6 +31,7 @@ from ecommerce_core.testing.contracts import (
     CatalogContract,
     ClockContract,
     EventPublisherContract,
+    IdempotencyStoreContract,
     IdSourceContract,
     InventoryContract,
     OrderRepositoryContract,
@@ -272,3 +274,20 @@ class TestSequentialIds:
         ids = SequentialIds()
         got = [ids.next_id("order"), ids.next_id("checkout"), ids.next_id("order")]
         assert got == ["order-1", "checkout-1", "order-2"]
+
+
+# --------------------------------------------------------------------------- idempotency keys
+
+
+class TestInMemoryIdempotencyStoreContract(IdempotencyStoreContract):
+    def make_store(self):
+        return InMemoryIdempotencyStore()
+
+
+class TestInMemoryIdempotencyStore:
+    def test_len_counts_remembered_keys_once_each(self):
+        store = InMemoryIdempotencyStore()
+        store.remember("k-1", "fp", "r")
+        store.remember("k-1", "fp", "r")
+        store.remember("k-2", "fp", "r")
+        assert len(store) == 2

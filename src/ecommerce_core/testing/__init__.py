@@ -10,12 +10,14 @@ from ecommerce_core.testing.contracts import (
     CatalogContract,
     ClockContract,
     EventPublisherContract,
+    IdempotencyStoreContract,
     IdSourceContract,
     InventoryContract,
     OrderRepositoryContract,
     PaymentGatewayContract,
     assert_same_order,
     make_order,
+    run_idempotency_store_contract,
     run_inventory_contract,
 )
 
@@ -25,10 +27,12 @@ __all__ = [
     "ClockContract",
     "EventPublisherContract",
     "IdSourceContract",
+    "IdempotencyStoreContract",
     "InventoryContract",
     "OrderRepositoryContract",
     "PaymentGatewayContract",
     "assert_same_order",
     "make_order",
+    "run_idempotency_store_contract",
     "run_inventory_contract",
 ]
