@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -76,14 +77,37 @@ def event_types() -> dict[str, type[DomainEvent]]:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
         other = found.setdefault(cls.__name__, cls)
-        if other is not cls:
+        if other is cls:
+            continue
+        kept = _live(cls, other)
+        if kept is None:
             clashes.append(
                 f"{cls.__module__}.{cls.__qualname__} and {other.__module__}.{other.__qualname__}"
                 f" are both named {cls.__name__!r}"
             )
+        else:
+            found[cls.__name__] = kept
     if clashes:
         raise DefinitionError("domain events", sorted(clashes))
     return found
+
+
+def _live(one: type[Any], other: type[Any]) -> type[Any] | None:
+    """Of two classes of one name, the one in use; ``None`` if both are (a real clash).
+
+    ``attrs`` builds a slotted class as a *new* class; the class it replaced stays among the
+    base's subclasses until the garbage collector frees it. It has the same module and
+    qualified name, but it is not what the module holds, and it has no ``__slots__``.
+    """
+    if (one.__module__, one.__qualname__) != (other.__module__, other.__qualname__):
+        return None
+    held: Any = sys.modules.get(one.__module__)
+    for part in one.__qualname__.split("."):
+        held = getattr(held, part, None)
+    if held is one or held is other:
+        return typing.cast("type[Any]", held)
+    slotted = [cls for cls in (one, other) if "__slots__" in vars(cls)]
+    return slotted[0] if len(slotted) == 1 else None
 
 
 class JsonCodec:
