@@ -331,9 +331,7 @@ class StorageBusy(Conflict):
     def __init__(self, operation: str, waited: float) -> None:
         self.operation = operation
         self.waited = waited
-        super().__init__(
-            f"the store was busy for {waited:g} s: {operation} was not done; retry it"
-        )
+        super().__init__(f"the store was busy for {waited:g} s: {operation} was not done; retry it")
 
 
 class IncompatibleSchema(DefinitionError):

@@ -59,7 +59,7 @@ _NOT_STORED: Final = frozenset({"events"})  # an order's pending events go to th
 _MICROSECOND: Final = dt.timedelta(microseconds=1)
 
 
-class _Unsupported(Exception):  # noqa: N818  # internal signal, never escapes this module
+class _Unsupported(Exception):  # an internal signal, never escapes this module
     """A type the codec cannot store."""
 
 
@@ -105,7 +105,7 @@ def _live(one: type[Any], other: type[Any]) -> type[Any] | None:
     for part in one.__qualname__.split("."):
         held = getattr(held, part, None)
     if held is one or held is other:
-        return typing.cast("type[Any]", held)
+        return one if held is one else other
     slotted = [cls for cls in (one, other) if "__slots__" in vars(cls)]
     return slotted[0] if len(slotted) == 1 else None
 
@@ -171,7 +171,7 @@ class JsonCodec:
         """
         name = type(event).__name__
         if self._events.get(name) is not type(event):
-            self._refresh(name)
+            self._refresh()
             if self._events.get(name) is not type(event):
                 raise DefinitionError(
                     "event codec", [f"event class {name!r} is not among the codec's events"]
@@ -187,20 +187,22 @@ class JsonCodec:
         """
         cls = self._events.get(name)
         if cls is None:
-            self._refresh(name)
+            self._refresh()
             cls = self._events.get(name)
             if cls is None:
                 raise DefinitionError(
                     "event codec",
                     [
-                        f"no event class is named {name!r}: import the module defining it "
-                        "before reading events"
+                        (
+                            f"no event class is named {name!r}: import the module defining it "
+                            "before reading events"
+                        )
                     ],
                 )
         event: DomainEvent = self._decoder(cls)(self._loads(text))
         return event
 
-    def _refresh(self, name: str) -> None:
+    def _refresh(self) -> None:
         if not self._fixed_events:
             self._events = event_types()
 
@@ -209,22 +211,20 @@ class JsonCodec:
     def _encoder(self, tp: Any) -> _Convert:
         found = self._encoders.get(tp)
         if found is None:
-            found = self._encoders[tp] = self._compile(tp, encode=True, path=_name(tp))
+            found = self._encoders[tp] = self._compile(tp, encode=True)
         return found
 
     def _decoder(self, tp: Any) -> _Convert:
         found = self._decoders.get(tp)
         if found is None:
-            found = self._decoders[tp] = self._compile(tp, encode=False, path=_name(tp))
+            found = self._decoders[tp] = self._compile(tp, encode=False)
         return found
 
-    def _compile(self, tp: Any, *, encode: bool, path: str) -> _Convert:
+    def _compile(self, tp: Any, *, encode: bool) -> _Convert:
         try:
             return self._convert(tp, encode=encode)
         except _Unsupported as problem:
-            raise DefinitionError(
-                "JSON codec", [f"{path}: {problem} cannot be stored as JSON"]
-            ) from None
+            raise DefinitionError("JSON codec", [f"{problem} cannot be stored as JSON"]) from None
 
     def _convert(self, tp: Any, *, encode: bool) -> _Convert:  # noqa: PLR0911  # one case per type
         if tp in (str, int, bool) or tp is type(None):
@@ -268,10 +268,12 @@ class JsonCodec:
     def _attrs_class(self, cls: type[Any], *, encode: bool) -> _Convert:
         hints = typing.get_type_hints(cls)
         fields = [f for f in attrs.fields(cls) if f.init and f.name not in _NOT_STORED]
-        try:
-            plan = [(f.name, f.alias, self._convert(hints[f.name], encode=encode)) for f in fields]
-        except _Unsupported as problem:
-            raise _Unsupported(f"{cls.__qualname__} has a field of {problem}") from None
+        plan = []
+        for f in fields:
+            try:
+                plan.append((f.name, f.alias, self._convert(hints[f.name], encode=encode)))
+            except _Unsupported as problem:
+                raise _Unsupported(f"{cls.__qualname__}.{f.name}: {problem}") from None
         if encode:
 
             def encode_instance(value: Any) -> dict[str, Any]:
@@ -293,14 +295,17 @@ class JsonCodec:
             raise DefinitionError(
                 "processes",
                 [
-                    f"a stored order follows process {name!r}, which is not in the processes "
-                    f"mapping (known: {', '.join(sorted(self._processes))}); pass one that has it"
+                    (
+                        f"a stored order follows process {name!r}, which is not in the "
+                        f"processes mapping (known: {', '.join(sorted(self._processes))}); "
+                        "pass one that has it"
+                    )
                 ],
             ) from None
 
 
 def _name(tp: Any) -> str:
-    return getattr(tp, "__qualname__", None) or repr(tp)
+    return tp.__qualname__ if isinstance(tp, type) else repr(tp)
 
 
 def _same(value: Any) -> Any:

@@ -50,7 +50,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from ecommerce_core.adapters.codec import JsonCodec
 from ecommerce_core.adapters.memory import RecordingPublisher
@@ -359,7 +359,7 @@ class SqliteDatabase:
         """Close the connection; an open transaction is rolled back."""
         self._connection.close()
 
-    def __enter__(self) -> SqliteDatabase:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -596,7 +596,7 @@ class SqliteOutbox:
                     "UPDATE outbox SET published = 1 WHERE aggregate_id = ? AND version = ?",
                     [(event.aggregate_id, event.version) for event in fresh],
                 )
-        except Exception:
+        except Exception:  # noqa: BLE001  # the command succeeded; relay() delivers later
             _log.exception(
                 "events of %s stay pending in the outbox; relay() will deliver them",
                 sorted({event.aggregate_id for event in events}),

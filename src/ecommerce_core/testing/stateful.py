@@ -124,12 +124,15 @@ _CART: Final = st.lists(
 _PAID: Final = {"awaiting_shipment", "shipped", "delivered", "completed", "closed"}
 # Mostly short steps (an order lives long enough to be paid and shipped), sometimes long ones
 # (deadlines fall due, several in a row).
-_MINUTES: Final = st.one_of(
-    st.integers(0, 20), st.integers(0, 20), st.integers(0, 60 * 24 * 12)
-)
+_MINUTES: Final = st.one_of(st.integers(0, 20), st.integers(0, 20), st.integers(0, 60 * 24 * 12))
 # Success twice as likely as each failure, so orders get paid.
 _ANSWERS: Final = st.sampled_from(
-    [GatewayStatus.SUCCEEDED, GatewayStatus.SUCCEEDED, GatewayStatus.DECLINED, GatewayStatus.PENDING]
+    [
+        GatewayStatus.SUCCEEDED,
+        GatewayStatus.SUCCEEDED,
+        GatewayStatus.DECLINED,
+        GatewayStatus.PENDING,
+    ]
 )
 _COMMANDS: Final = ("pay", "ship", "deliver", "confirm_receipt", "cancel")
 _NEXT_STEP: Final = {
@@ -314,9 +317,7 @@ class OrderLifecycleMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ rules
 
-    @rule(
-        target=orders, buyer=_BUYERS, sku=st.sampled_from([*_SKUS, "ghost"]), quantity=_QUANTITY
-    )
+    @rule(target=orders, buyer=_BUYERS, sku=st.sampled_from([*_SKUS, "ghost"]), quantity=_QUANTITY)
     def buy_now(self, buyer: Actor, sku: str, quantity: int) -> MultipleResults[str]:
         """Buy one SKU now; refused, nothing changes; accepted, one new order at version 1."""
         before, count = self.snapshot(), len(self.stored_orders())
@@ -340,9 +341,7 @@ class OrderLifecycleMachine(RuleBasedStateMachine):
             return multiple()
         assert len({o.checkout_id for o in orders}) == 1
         assert (
-            len({o.merchant_id for o in orders})
-            == len(orders)
-            == len(self.stored_orders()) - count
+            len({o.merchant_id for o in orders}) == len(orders) == len(self.stored_orders()) - count
         )
         return multiple(*(o.id for o in orders))
 
@@ -413,9 +412,7 @@ class OrderLifecycleMachine(RuleBasedStateMachine):
         run: dict[str, Callable[[], object]] = {
             "cancel": lambda: self.service.cancel(order_id, actor, "changed my mind"),
             "pay": lambda: self.service.pay(order_id, actor),
-            "ship": lambda: self.service.ship(
-                order_id, actor, carrier="SF", tracking_number="SF1"
-            ),
+            "ship": lambda: self.service.ship(order_id, actor, carrier="SF", tracking_number="SF1"),
             "deliver": lambda: self.service.deliver(order_id, actor),
             "confirm_receipt": lambda: self.service.confirm_receipt(order_id, actor),
         }
