@@ -758,18 +758,23 @@ class SqliteInventory:
         """
         if self.database.in_transaction:
             return False  # inside a host's unit of work: its transaction is the snapshot
-        connection = self.database.connection
-        with self.database._translating("reserve"):  # noqa: SLF001  # same module
-            connection.execute("BEGIN")
-            try:
-                if self._existing(connection, reservation_id, text):
-                    return True
-                for sku, quantity in sorted(wanted.items()):
-                    available = self._available(connection, sku)
-                    if available < quantity:
-                        raise OutOfStock(sku, quantity, available)
-            finally:
-                connection.execute("COMMIT")
+        skus = sorted(wanted)
+        # One statement reads one snapshot: the reservation (sku NULL) and each SKU's stock.
+        placeholders = ", ".join("?" * len(skus))
+        rows = self.database.read(
+            "SELECT NULL, items FROM reservations WHERE id = ? UNION ALL "  # noqa: S608  # only ?s
+            f"SELECT sku, on_hand - reserved FROM stock WHERE sku IN ({placeholders})",
+            (reservation_id, *skus),
+        )
+        found = dict(rows)
+        if None in found:
+            if found[None] != text:
+                raise IdempotencyConflict(reservation_id, "different items")
+            return True
+        for sku in skus:
+            available = int(found.get(sku, 0))
+            if available < wanted[sku]:
+                raise OutOfStock(sku, wanted[sku], available)
         return False
 
     @staticmethod
