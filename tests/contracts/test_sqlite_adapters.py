@@ -31,6 +31,7 @@ from ecommerce_core.adapters.sqlite import (
     SqliteOutbox,
 )
 from ecommerce_core.errors import (
+    IdempotencyConflict,
     IncompatibleSchema,
     NotFound,
     OutOfStock,
@@ -145,6 +146,27 @@ class TestSchema(SqliteFiles):
         assert {"orders", "stock", "reservations", "idempotency_keys", "outbox"} <= tables
         assert {"orders_due", "outbox_pending", "schema_version"} <= tables
 
+    def test_connections_opening_a_new_file_at_once_all_get_one_schema(self):
+        path = self.folder / "new.db"
+        barrier, seen, lock = threading.Barrier(6), [], threading.Lock()
+
+        def open_it():
+            barrier.wait()
+            with SqliteDatabase(path) as database:
+                found = (database.schema_version, database.read("PRAGMA journal_mode")[0][0])
+            with lock:
+                seen.append(found)
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert seen == [(SCHEMA_VERSION, "wal")] * 6
+        with sqlite3.connect(path) as raw:
+            assert raw.execute("SELECT count(*) FROM schema_version").fetchone() == (1,)
+        raw.close()
+
     def test_synchronous_is_normal_by_default(self):
         assert self.fresh_database().read("PRAGMA synchronous") == [(1,)]
 
@@ -224,6 +246,28 @@ class TestSchema(SqliteFiles):
         database = self.open(path)
         assert database.schema_version == SCHEMA_VERSION
         assert database.read("SELECT count(*) FROM customers") == [(0,)]
+
+    def test_a_corrupt_database_raises_the_driver_error_it_is(self):
+        path = self.folder / "corrupt.db"
+        self.open(path).close()
+        data = bytearray(path.read_bytes())
+        data[100:] = b"\xff" * (len(data) - 100)  # the schema page after the file header
+        path.write_bytes(bytes(data))
+        with pytest.raises(sqlite3.DatabaseError) as caught:
+            SqliteDatabase(path)
+        assert not isinstance(caught.value, IncompatibleSchema)
+        assert "malformed" in str(caught.value)
+
+    def test_the_host_may_read_through_the_connection(self):
+        database = self.fresh_database()
+        SqliteOrderRepository(database).add(make_order("o-1"))
+        rows = database.connection.execute("SELECT id, state FROM orders").fetchall()
+        assert rows == [("o-1", OrderState.PENDING_PAYMENT)]
+
+    def test_a_mistake_in_a_query_is_raised_as_it_is_not_as_busy(self):
+        with pytest.raises(sqlite3.OperationalError) as caught:
+            self.fresh_database().read("SELECT nothing FROM nowhere")
+        assert not isinstance(caught.value, StorageBusy)
 
     @pytest.mark.parametrize(
         "options",
@@ -367,6 +411,18 @@ class TestPersistence(SqliteFiles):
         assert [order.id for order in repository.all()] == ["o-a", "o-b"]
         assert len(repository) == 2
 
+    @pytest.mark.parametrize("limit", [-1, 1.0, None])
+    def test_due_refuses_a_limit_that_is_not_a_whole_number(self, limit):
+        repository = SqliteOrderRepository(self.fresh_database())
+        repository.add(make_order("o-1"))
+        with pytest.raises(InvalidInput):
+            repository.due(make_order().placed_at + timedelta(days=1), limit=limit)
+
+    def test_due_with_limit_zero_returns_nothing(self):
+        repository = SqliteOrderRepository(self.fresh_database())
+        repository.add(make_order("o-1"))
+        assert repository.due(make_order().placed_at + timedelta(days=1), limit=0) == []
+
     def test_get_of_an_id_that_is_not_text_raises_not_found(self):
         repository = SqliteOrderRepository(self.fresh_database())
         with pytest.raises(NotFound):
@@ -464,6 +520,17 @@ class TestSqliteInventory(SqliteFiles):
             inventory.reserve("r-1", [StockItem("1", "tea-01", 1)])  # a repeat: no write
             with pytest.raises(StorageBusy):
                 inventory.receive("tea-01", 1)
+
+    def test_inside_a_unit_of_work_a_repeat_is_a_no_op_and_other_items_conflict(self):
+        database = self.fresh_database()
+        inventory = SqliteInventory(database)
+        inventory.receive("tea-01", 5)
+        with database.transaction():
+            inventory.reserve("r-1", [StockItem("1", "tea-01", 2)])
+            inventory.reserve("r-1", [StockItem("1", "tea-01", 2)])
+            with pytest.raises(IdempotencyConflict):
+                inventory.reserve("r-1", [StockItem("1", "tea-01", 3)])
+        assert inventory.reserved("tea-01") == 2
 
     def test_a_short_sku_found_under_the_write_lock_reports_the_real_count(self):
         path = self.folder / "shop.db"

@@ -327,7 +327,9 @@ class SqliteDatabase:
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the open transaction commits; never if it rolls back.
 
-        Outside a transaction it is called at once.
+        Outside a transaction it is called at once. Callbacks run in the order registered;
+        one that raises stops the rest, and its error comes out of the ``with`` block (the
+        transaction is committed by then).
         """
         if self._depth:
             self._after_commit[-1].append(callback)
@@ -534,7 +536,8 @@ class SqliteOutbox:
     Each event is identified by ``(aggregate_id, version)``; let the sink ignore repeats.
 
     Args:
-        database: The database the repository writes to.
+        database: The *same* :class:`SqliteDatabase` object the repository writes with: the
+            outbox waits for that connection's open transaction before publishing.
         sink: Where events go; a :class:`~ecommerce_core.adapters.memory.RecordingPublisher`
             (kept in :attr:`sink`) if omitted.
         codec: How stored events are read back (a default :class:`JsonCodec` if omitted).
