@@ -20,8 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from ecommerce_core import Actor, Conflict, DefinitionError, InvalidInput, OrderState
-from ecommerce_core.adapters.memory import RecordingPublisher
+from ecommerce_core import Actor, Conflict, DefinitionError, InvalidInput, OrderService, OrderState
+from ecommerce_core.adapters.memory import (
+    InMemoryCatalog,
+    ManualClock,
+    RecordingPublisher,
+    ScriptedPaymentGateway,
+    SequentialIds,
+)
 from ecommerce_core.adapters.sqlite import (
     SCHEMA_VERSION,
     SqliteDatabase,
@@ -30,6 +36,7 @@ from ecommerce_core.adapters.sqlite import (
     SqliteOrderRepository,
     SqliteOutbox,
 )
+from ecommerce_core.demo import DEMO_PRODUCTS
 from ecommerce_core.errors import (
     IdempotencyConflict,
     IncompatibleSchema,
@@ -325,6 +332,31 @@ class TestTransactions(SqliteFiles):
                 inventory.reserve("r-2", [StockItem("1", "tea-01", 1), StockItem("2", "cup-01", 2)])
             assert database.in_transaction
         assert [inventory.reserved(sku) for sku in ("tea-01", "cup-01")] == [2, 0]
+
+    def test_a_service_command_in_a_host_unit_of_work_is_undone_with_it(self):
+        database = self.fresh_database()
+        sink = RecordingPublisher()
+        inventory = SqliteInventory(database)
+        inventory.receive("tea-01", 5)
+        service = OrderService(
+            orders=SqliteOrderRepository(database),
+            inventory=inventory,
+            catalog=InMemoryCatalog(DEMO_PRODUCTS),
+            payments=ScriptedPaymentGateway(),
+            clock=ManualClock(),
+            ids=SequentialIds(),
+            publisher=SqliteOutbox(database, sink),
+        )
+        alice = Actor.buyer("alice")
+        with pytest.raises(Abandoned):
+            abandoned(database, lambda: service.buy_now(alice, "tea-01", 2))
+        assert (inventory.reserved("tea-01"), len(service.orders), sink.published) == (0, 0, [])
+        assert outbox_rows(database) == []
+        with database.transaction():
+            order = service.buy_now(alice, "tea-01", 2)
+            assert sink.published == []  # not before the commit
+        assert keys(sink.published) == [(order.id, 1, "OrderPlaced")]
+        assert inventory.reserved("tea-01") == 2
 
     def test_after_commit_callbacks_run_after_the_outermost_commit_only(self):
         database = self.fresh_database()
