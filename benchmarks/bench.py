@@ -19,9 +19,11 @@ import platform
 import random
 import statistics
 import sys
+import tempfile
 import tracemalloc
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
 
@@ -29,10 +31,28 @@ import attrs
 from transitions import Machine
 
 from ecommerce_core.actors import Actor
+from ecommerce_core.adapters.memory import (
+    InMemoryCatalog,
+    InMemoryInventory,
+    InMemoryOrderRepository,
+    ManualClock,
+    RecordingPublisher,
+    ScriptedPaymentGateway,
+    SequentialIds,
+)
+from ecommerce_core.adapters.sqlite import (
+    SqliteDatabase,
+    SqliteInventory,
+    SqliteOrderRepository,
+    SqliteOutbox,
+)
 from ecommerce_core.delivery import Shipment, ShipmentLine, TrackingEvent
 from ecommerce_core.money import Money
 from ecommerce_core.orders import STANDARD_ORDER, STANDARD_ORDER_PROCESS, Order, OrderLine
 from ecommerce_core.policies import OrderPolicy
+from ecommerce_core.ports import Inventory, OrderRepository, Product
+from ecommerce_core.services import OrderService
+from ecommerce_core.testing.flash_sale import run_flash_sale
 
 REPEATS = 7
 
@@ -665,6 +685,138 @@ def tracking(sizes: Sizes) -> Section:
     duplicate = measure(lambda: repeat.record(seen, actor=CARRIER, now=LATER), sizes.command)
     out.add(
         "repeated event (no-op), 10 in history", duplicate / 1000, "us", ratio=duplicate / fresh
+    )
+    return out
+
+
+# The order service over the adapters: full lifecycles, stored orders, a flash sale.
+
+TEA = Product("tea-01", MERCHANT.id, "tea", Money.of("38.00", "CNY"), "tea")
+
+
+def wired(orders: OrderRepository, inventory: Inventory, publisher: Any) -> OrderService:
+    inventory.receive(TEA.sku, 10**9)
+    return OrderService(
+        orders=orders,
+        inventory=inventory,
+        catalog=InMemoryCatalog([TEA]),
+        payments=ScriptedPaymentGateway(),
+        clock=ManualClock(NOW),
+        ids=SequentialIds(),
+        publisher=publisher,
+    )
+
+
+def storage_lifecycle(service: OrderService) -> None:
+    order = service.buy_now(BUYER, TEA.sku, 2)
+    service.pay(order.id, BUYER)
+    service.ship(order.id, MERCHANT, carrier="SF", tracking_number="SF1001")
+    service.deliver(order.id, CARRIER)
+    service.confirm_receipt(order.id, BUYER)
+
+
+def stored_bytes(count: int) -> float:
+    """Bytes an InMemoryOrderRepository holds per order (the placed order itself dropped)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        repository = InMemoryOrderRepository()
+        for i in range(count):
+            repository.add(order_at_rest(i))
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return (after - before) / count
+
+
+@section("8. Storage: OrderService lifecycles, stored orders, a flash sale")
+def storage(sizes: Sizes) -> Section:
+    out = Section(
+        "8. Storage: OrderService lifecycles, stored orders, a flash sale",
+        "  lifecycle = buy_now -> pay -> ship -> deliver -> confirm_receipt through OrderService;"
+        "\n  ratio = time / the in-memory adapters; SQLite rows are medians of 3 repeats",
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        files = (Path(folder) / f"bench-{n}.db" for n in range(10**6))
+        opened: list[SqliteDatabase] = []
+
+        def on_sqlite(synchronous: str) -> Callable[[int], list[OrderService]]:
+            def make(count: int) -> list[OrderService]:
+                database = SqliteDatabase(next(files), synchronous=synchronous)
+                opened.append(database)
+                service = wired(
+                    SqliteOrderRepository(database),
+                    SqliteInventory(database),
+                    SqliteOutbox(database, RecordingPublisher()),
+                )
+                return [service] * count
+
+            return make
+
+        def in_memory(count: int) -> list[OrderService]:
+            service = wired(InMemoryOrderRepository(), InMemoryInventory(), RecordingPublisher())
+            return [service] * count
+
+        try:
+            memory_ns = measure_each(storage_lifecycle, in_memory, sizes.command)
+            out.add("in-memory adapters (baseline)", memory_ns / 1000, "us", ratio=1.0)
+            out.add("  the same, as throughput", 1e9 / memory_ns, "orders/s")
+            sqlite_ns = measure_each(
+                storage_lifecycle, on_sqlite("NORMAL"), sizes.command, repeats=3
+            )
+            out.add(
+                "SQLite file, WAL, synchronous=NORMAL (default)",
+                sqlite_ns / 1000,
+                "us",
+                ratio=sqlite_ns / memory_ns,
+            )
+            out.add("  the same, as throughput", 1e9 / sqlite_ns, "orders/s")
+            full_ns = measure_each(
+                storage_lifecycle, on_sqlite("FULL"), max(sizes.command // 10, 5), repeats=3
+            )
+            out.add(
+                "SQLite file, WAL, synchronous=FULL (fsync per commit)",
+                full_ns / 1000,
+                "us",
+                ratio=full_ns / memory_ns,
+            )
+            database = SqliteDatabase(next(files))
+            opened.append(database)
+            repository = SqliteOrderRepository(database)
+            for i in range(sizes.memory):
+                repository.add(order_at_rest(i))
+            ((pages, page_size),) = database.read(
+                "SELECT page_count, page_size FROM pragma_page_count, pragma_page_size"
+            )
+        finally:
+            for each in opened:
+                each.close()
+        out.add(
+            f"memory per stored order, InMemoryOrderRepository ({sizes.memory:,} orders)",
+            stored_bytes(sizes.memory),
+            "B",
+        )
+        out.add(
+            f"SQLite file size per stored order ({sizes.memory:,} orders, with outbox rows)",
+            pages * page_size / sizes.memory,
+            "B",
+        )
+        buyers = sizes.memory
+        sale = run_flash_sale(
+            Path(folder) / "flash-sale.db", units=max(buyers // 100, 1), buyers=buyers, processes=4
+        )
+    out.add(
+        f"flash sale: {sale.units:,} units, {buyers:,} buyers, 4 processes, one file",
+        sale.attempts_per_second,
+        "reservations/s",
+    )
+    out.add(
+        f"  sold {sale.sold:,}, refused (out of stock) {sale.refused:,}, other errors "
+        f"{sum(sale.errors.values())}, in",
+        sale.seconds,
+        "s",
     )
     return out
 

@@ -37,6 +37,7 @@ __all__ = [
     "Forbidden",
     "GuardRefused",
     "IdempotencyConflict",
+    "IncompatibleSchema",
     "InvalidInput",
     "LimitExceeded",
     "NotFound",
@@ -45,6 +46,7 @@ __all__ = [
     "PromotionRefused",
     "QuantityExceeded",
     "RuleViolation",
+    "StorageBusy",
     "TransitionNotAllowed",
     "UnknownCurrency",
     "VersionConflict",
@@ -461,3 +463,43 @@ class WindowClosed(RuleViolation):
     ) -> None:
         self.closed_at = closed_at
         super().__init__(aggregate_id, command, state, reason)
+
+
+class StorageBusy(Conflict):
+    """The store stayed locked by other writers for longer than its busy timeout.
+
+    Nothing was changed: the write was refused before it began (or rolled back). Retry the
+    command, later or with a longer timeout; a steady stream of these means the store is
+    overloaded.
+
+    Attributes:
+        operation: What was being done (``"reserve"``, ``"save"``, ...).
+        waited: The busy timeout that ran out, in seconds.
+
+    """
+
+    def __init__(self, operation: str, waited: float) -> None:
+        self.operation = operation
+        self.waited = waited
+        super().__init__(f"the store was busy for {waited:g} s: {operation} was not done; retry it")
+
+
+class IncompatibleSchema(DefinitionError):
+    """A store's schema is one this version of the library cannot use.
+
+    Raised when an adapter opens its store: a file written by a newer version of the library,
+    a file that is not a database, or a database whose tables clash with ours. Nothing is
+    changed in the file.
+
+    Attributes:
+        location: The store (a file path).
+        found: The schema version found, ``None`` if there is none.
+        supported: The newest schema version this library knows.
+
+    """
+
+    def __init__(self, location: str, found: int | None, supported: int, problem: str) -> None:
+        self.location = location
+        self.found = found
+        self.supported = supported
+        super().__init__(f"store {location}", [problem])

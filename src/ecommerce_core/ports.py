@@ -41,6 +41,7 @@ __all__ = [
     "GatewayResult",
     "GatewayStatus",
     "IdSource",
+    "IdempotencyStore",
     "Inventory",
     "Ledger",
     "OrderRepository",
@@ -720,3 +721,42 @@ class AfterSalesRepository(Protocol):
             VersionConflict: Someone else saved it since (or it was never added).
 
         """
+
+
+class IdempotencyStore(Protocol):
+    """Remembers the result of each keyed request, so a retried request gets the same answer.
+
+    At-least-once inputs (a client retrying a command, a payment notification delivered
+    twice) carry an idempotency key and a *fingerprint* of their payload (a hash of the
+    request, say). The first request under a key does the work and remembers its result; a
+    repeat with the same fingerprint gets that result back without doing the work again; a
+    repeat with a *different* fingerprint is a client bug (two requests sharing one key) and
+    is refused. Results are opaque text (JSON, typically) that the host encodes.
+
+    Contract: :class:`ecommerce_core.testing.contracts.IdempotencyStoreContract`.
+    """
+
+    def remember(self, key: str, fingerprint: str, result: str) -> str:
+        """Remember ``result`` under ``key``, unless the key already has one.
+
+        Returns:
+            The result that stands for this key: ``result`` if the key was new, else the
+            result remembered first (a racing request that got there first wins).
+
+        Raises:
+            IdempotencyConflict: The key was remembered with another fingerprint; nothing
+                changed.
+            InvalidInput: An empty key or fingerprint, or a result that is not a ``str``.
+
+        """
+        ...
+
+    def lookup(self, key: str, fingerprint: str) -> str | None:
+        """The result remembered under ``key``, or ``None`` if the key is new.
+
+        Raises:
+            IdempotencyConflict: The key was remembered with another fingerprint.
+            InvalidInput: An empty key or fingerprint.
+
+        """
+        ...

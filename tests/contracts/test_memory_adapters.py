@@ -12,6 +12,7 @@ from ecommerce_core.adapters.memory import (
     InMemoryCarriers,
     InMemoryCatalog,
     InMemoryCreditLines,
+    InMemoryIdempotencyStore,
     InMemoryInventory,
     InMemoryLedger,
     InMemoryOrderRepository,
@@ -43,6 +44,7 @@ from ecommerce_core.testing.contracts import (
     CatalogContract,
     ClockContract,
     EventPublisherContract,
+    IdempotencyStoreContract,
     IdSourceContract,
     InventoryContract,
     OrderRepositoryContract,
@@ -388,3 +390,20 @@ class TestInMemoryShipmentAndAfterSalesRepositories:
         order = make_order("o-1")
         records.add(OrderAfterSales.open(order))
         assert [r.order_id for r in records.all()] == ["o-1"]
+
+
+# --------------------------------------------------------------------------- idempotency keys
+
+
+class TestInMemoryIdempotencyStoreContract(IdempotencyStoreContract):
+    def make_store(self):
+        return InMemoryIdempotencyStore()
+
+
+class TestInMemoryIdempotencyStore:
+    def test_len_counts_remembered_keys_once_each(self):
+        store = InMemoryIdempotencyStore()
+        store.remember("k-1", "fp", "r")
+        store.remember("k-1", "fp", "r")
+        store.remember("k-2", "fp", "r")
+        assert len(store) == 2

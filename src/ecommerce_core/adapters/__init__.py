@@ -1,1 +1,1 @@
-"""Adapters shipped with the library: in-memory (and, later, SQLite)."""
+"""Adapters shipped with the library: in-memory (:mod:`.memory`) and SQLite (:mod:`.sqlite`)."""

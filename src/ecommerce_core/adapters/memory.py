@@ -56,6 +56,7 @@ __all__ = [
     "InMemoryCarriers",
     "InMemoryCatalog",
     "InMemoryCreditLines",
+    "InMemoryIdempotencyStore",
     "InMemoryInventory",
     "InMemoryLedger",
     "InMemoryOrderRepository",
@@ -1074,3 +1075,39 @@ class RecordingRefunds:
             ),
             Money.zero(currency),
         )
+
+
+def _check_idempotency_input(key: object, fingerprint: object, result: object = "") -> None:
+    for field, value in (("key", key), ("fingerprint", fingerprint)):
+        if type(value) is not str or not value:
+            raise InvalidInput(field, value, "must be a non-empty string")
+    if type(result) is not str:
+        raise InvalidInput("result", result, "must be a string (encode it, as JSON say)")
+
+
+class InMemoryIdempotencyStore:
+    """Idempotency keys in a dict: ``key -> (fingerprint, result)``."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[str, str]] = {}
+
+    def remember(self, key: str, fingerprint: str, result: str) -> str:
+        """Remember ``result`` under a new key, or return the key's first result."""
+        _check_idempotency_input(key, fingerprint, result)
+        stored = self._entries.setdefault(key, (fingerprint, result))
+        if stored[0] != fingerprint:
+            raise IdempotencyConflict(key, "different fingerprint")
+        return stored[1]
+
+    def lookup(self, key: str, fingerprint: str) -> str | None:
+        """The result remembered under ``key``, or ``None``."""
+        _check_idempotency_input(key, fingerprint)
+        stored = self._entries.get(key)
+        if stored is None:
+            return None
+        if stored[0] != fingerprint:
+            raise IdempotencyConflict(key, "different fingerprint")
+        return stored[1]
+
+    def __len__(self) -> int:
+        return len(self._entries)

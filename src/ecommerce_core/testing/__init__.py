@@ -1,6 +1,9 @@
 """The testing kit: contract suites that prove an adapter keeps its port's promises.
 
-Needs the ``test`` extra (pytest and Hypothesis). See :mod:`ecommerce_core.testing.contracts`.
+Needs the ``test`` extra (pytest and Hypothesis). See :mod:`ecommerce_core.testing.contracts`
+(one contract per port), :mod:`ecommerce_core.testing.stateful` (the whole lifecycle as a
+stateful test, on your adapters) and :mod:`ecommerce_core.testing.flash_sale` (a flash sale
+from several processes on one SQLite file).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from ecommerce_core.testing.contracts import (
     CatalogContract,
     ClockContract,
     EventPublisherContract,
+    IdempotencyStoreContract,
     IdSourceContract,
     InventoryContract,
     OrderRepositoryContract,
@@ -26,6 +30,7 @@ from ecommerce_core.testing.contracts import (
     make_order,
     make_priced_order,
     make_shipment,
+    run_idempotency_store_contract,
     run_inventory_contract,
     run_promotion_ledger_contract,
 )
@@ -46,6 +51,7 @@ __all__ = [
     "CreditLinesContract",
     "EventPublisherContract",
     "IdSourceContract",
+    "IdempotencyStoreContract",
     "InventoryContract",
     "LedgerContract",
     "OrderRepositoryContract",
@@ -62,6 +68,7 @@ __all__ = [
     "make_payment",
     "make_priced_order",
     "make_shipment",
+    "run_idempotency_store_contract",
     "run_inventory_contract",
     "run_ledger_contract",
     "run_promotion_ledger_contract",

@@ -82,6 +82,7 @@ from ecommerce_core.ports import (
     Clock,
     EventPublisher,
     GatewayStatus,
+    IdempotencyStore,
     IdSource,
     Inventory,
     OrderRepository,
@@ -104,6 +105,7 @@ __all__ = [
     "ClockContract",
     "EventPublisherContract",
     "IdSourceContract",
+    "IdempotencyStoreContract",
     "InventoryContract",
     "OrderRepositoryContract",
     "PaymentGatewayContract",
@@ -117,6 +119,7 @@ __all__ = [
     "make_order",
     "make_priced_order",
     "make_shipment",
+    "run_idempotency_store_contract",
     "run_inventory_contract",
     "run_promotion_ledger_contract",
 ]
@@ -1781,3 +1784,156 @@ class CarriersContract:
         carriers = self.make_carriers({"m-1": _OPTIONS})
         ids = [o.option_id for o in carriers.delivery_options("m-1", make_order().lines)]
         assert len(ids) == len(set(ids)) == len(_OPTIONS)
+
+
+_KEYS: Final = ("k-1", "k-2", "k-3")
+_FINGERPRINTS: Final = ("fp-a", "fp-b")
+_RESULTS: Final = ('{"order": "o-1"}', '{"order": "o-2"}', "")
+
+
+class _IdempotencyMachine(RuleBasedStateMachine):
+    """Random remember and lookup calls, checked against a plain dict."""
+
+    def __init__(self, store: IdempotencyStore) -> None:
+        super().__init__()
+        self.store = store
+        self.model: dict[str, tuple[str, str]] = {}
+
+    @rule(
+        key=st.sampled_from(_KEYS),
+        fingerprint=st.sampled_from(_FINGERPRINTS),
+        result=st.sampled_from(_RESULTS),
+    )
+    def remember(self, key: str, fingerprint: str, result: str) -> None:
+        """Remember: a new key stores, a same-fingerprint repeat returns the first result."""
+        stored = self.model.get(key)
+        if stored is not None and stored[0] != fingerprint:
+            with pytest.raises(IdempotencyConflict):
+                self.store.remember(key, fingerprint, result)
+            return
+        expected = result if stored is None else stored[1]
+        assert self.store.remember(key, fingerprint, result) == expected
+        self.model.setdefault(key, (fingerprint, result))
+
+    @rule(key=st.sampled_from(_KEYS), fingerprint=st.sampled_from(_FINGERPRINTS))
+    def lookup(self, key: str, fingerprint: str) -> None:
+        """Look a key up: None when new, the result when it matches, a conflict otherwise."""
+        stored = self.model.get(key)
+        if stored is not None and stored[0] != fingerprint:
+            with pytest.raises(IdempotencyConflict):
+                self.store.lookup(key, fingerprint)
+            return
+        assert self.store.lookup(key, fingerprint) == (None if stored is None else stored[1])
+
+    @invariant()
+    def every_key_answers_as_the_model_says(self) -> None:
+        """Each key known to the model returns its first result under its fingerprint."""
+        for key, (fingerprint, result) in self.model.items():
+            assert self.store.lookup(key, fingerprint) == result
+
+
+def run_idempotency_store_contract(
+    factory: Callable[[], IdempotencyStore], settings: hypothesis.settings | None = None
+) -> None:
+    """Drive fresh stores from ``factory`` through random calls against a dict model.
+
+    For hosts who build adapters from fixtures rather than by subclassing
+    :class:`IdempotencyStoreContract`. Fails with Hypothesis's minimal failing sequence.
+    """
+    chosen = settings or hypothesis.settings(max_examples=40, stateful_step_count=20, deadline=None)
+
+    class _Machine(_IdempotencyMachine):
+        def __init__(self) -> None:
+            super().__init__(factory())
+
+    run_state_machine_as_test(_Machine, settings=chosen)
+
+
+class IdempotencyStoreContract:
+    """The behaviour of :class:`~ecommerce_core.ports.IdempotencyStore`."""
+
+    def make_store(self) -> IdempotencyStore:
+        """A new, empty store."""
+        raise NotImplementedError
+
+    def test_lookup_of_a_new_key_returns_none(self) -> None:
+        """A key never remembered looks up as None, whatever the fingerprint."""
+        store = self.make_store()
+        assert store.lookup("k-1", "fp-a") is None
+        assert store.lookup("k-1", "fp-b") is None
+
+    def test_remember_returns_the_result_and_lookup_finds_it(self) -> None:
+        """Remembering a new key returns its result, and lookup returns it again."""
+        store = self.make_store()
+        assert store.remember("k-1", "fp-a", '{"order": "o-1"}') == '{"order": "o-1"}'
+        assert store.lookup("k-1", "fp-a") == '{"order": "o-1"}'
+
+    def test_a_repeat_with_the_same_fingerprint_returns_the_first_result(self) -> None:
+        """A second remember with the same fingerprint keeps and returns the first result."""
+        store = self.make_store()
+        store.remember("k-1", "fp-a", "first")
+        assert store.remember("k-1", "fp-a", "second") == "first"
+        assert store.lookup("k-1", "fp-a") == "first"
+
+    def test_a_repeat_with_another_fingerprint_raises_and_changes_nothing(self) -> None:
+        """Remember and lookup with another fingerprint raise, naming the key; nothing moves."""
+        store = self.make_store()
+        store.remember("k-1", "fp-a", "first")
+        with pytest.raises(IdempotencyConflict) as caught:
+            store.remember("k-1", "fp-b", "second")
+        assert caught.value.key == "k-1"
+        with pytest.raises(IdempotencyConflict) as caught:
+            store.lookup("k-1", "fp-b")
+        assert caught.value.key == "k-1"
+        assert store.lookup("k-1", "fp-a") == "first"
+
+    def test_keys_are_independent(self) -> None:
+        """Each key keeps its own fingerprint and result."""
+        store = self.make_store()
+        for index in range(50):
+            store.remember(f"k-{index}", f"fp-{index % 3}", f"result-{index}")
+        for index in range(50):
+            assert store.lookup(f"k-{index}", f"fp-{index % 3}") == f"result-{index}"
+        assert store.lookup("k-50", "fp-0") is None
+
+    def test_an_empty_result_is_remembered_as_a_result(self) -> None:
+        """An empty string is a result, not an absence: lookup returns it, not None."""
+        store = self.make_store()
+        assert store.remember("k-1", "fp-a", "") == ""
+        assert store.lookup("k-1", "fp-a") == ""
+        assert store.remember("k-1", "fp-a", "later") == ""
+
+    def test_keys_and_fingerprints_are_compared_exactly(self) -> None:
+        """Keys differing in case or by a space are different keys; so are fingerprints."""
+        store = self.make_store()
+        store.remember("k-1", "fp-a", "lower")
+        store.remember("K-1", "fp-a", "upper")
+        store.remember("k-1 ", "fp-a", "spaced")
+        assert [store.lookup(key, "fp-a") for key in ("k-1", "K-1", "k-1 ")] == [
+            "lower",
+            "upper",
+            "spaced",
+        ]
+        with pytest.raises(IdempotencyConflict):
+            store.lookup("k-1", "FP-A")
+
+    @pytest.mark.parametrize(
+        ("key", "fingerprint", "result"),
+        [("", "fp", "r"), ("k", "", "r"), (None, "fp", "r"), ("k", 7, "r"), ("k", "fp", None)],
+    )
+    def test_malformed_input_raises_invalid_input_and_remembers_nothing(
+        self, key: object, fingerprint: object, result: object
+    ) -> None:
+        """An empty or non-text key or fingerprint, or a non-text result, is refused."""
+        store = self.make_store()
+        with pytest.raises(InvalidInput):
+            store.remember(cast("str", key), cast("str", fingerprint), cast("str", result))
+        if isinstance(key, str) and key and isinstance(fingerprint, str) and fingerprint:
+            assert store.lookup(key, fingerprint) is None
+        else:
+            with pytest.raises(InvalidInput):
+                store.lookup(cast("str", key), cast("str", fingerprint))
+
+    def test_random_requests_answer_as_a_dict_would(self) -> None:
+        """Random remember and lookup calls agree with a plain dict model throughout."""
+        run_idempotency_store_contract(self.make_store)
