@@ -16,6 +16,7 @@ from typing import Protocol
 
 import attrs
 
+from ecommerce_core.campaigns.lucky_draw import PublicNumber
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.money import Money
 from ecommerce_core.orders import Order
@@ -32,6 +33,8 @@ __all__ = [
     "OrderRepository",
     "PaymentGateway",
     "Product",
+    "PublicNumber",
+    "RandomnessSource",
     "RefundRequest",
     "StockItem",
 ]
@@ -294,3 +297,23 @@ class EventPublisher(Protocol):
 
     def publish(self, events: Sequence[DomainEvent]) -> None:
         """Publish ``events`` in order."""
+
+
+class RandomnessSource(Protocol):
+    """Chance from outside the trade, published so anyone can check it (lucky draws).
+
+    The domain never draws random numbers itself: a lucky-draw round takes B, the public number
+    its winner depends on, from here, and stores it with its source so the draw can be
+    recomputed (:meth:`~ecommerce_core.campaigns.lucky_draw.DrawRound.verify`). An adapter
+    reads a public lottery result, a drand beacon round, a block hash; a test adapter replays a
+    list.
+
+    Contract: :class:`ecommerce_core.testing.contracts.RandomnessSourceContract`.
+    """
+
+    def public_number(self, after: datetime) -> PublicNumber | None:
+        """The first number published at or after ``after``, or ``None`` if none is yet.
+
+        Once a number is published the answer for ``after`` never changes.
+        """
+        ...
