@@ -513,8 +513,8 @@ class Team(EventRecorder):
 
     @property
     def places_left(self) -> int:
-        """Places nobody holds or paid for."""
-        return self.size - self.paid_count - self.held_count
+        """Places nobody holds, paid for, or filled by simulation."""
+        return self.size - self.paid_count - self.held_count - self.simulated_members
 
     @property
     def is_final(self) -> bool:
