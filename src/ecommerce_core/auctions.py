@@ -638,6 +638,11 @@ class Auction(EventRecorder):
         return self.hammer - applied
 
     @property
+    def is_final(self) -> bool:
+        """Whether the auction sold, went unsold or ended unpaid."""
+        return AUCTION_PROCESS.is_final(self.state)
+
+    @property
     def due_at(self) -> datetime | None:
         """When :meth:`expire` next has something to do (the end, or the payment deadline)."""
         if self.state == _A.RUNNING:

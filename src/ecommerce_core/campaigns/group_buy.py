@@ -595,6 +595,11 @@ class GroupBuy(EventRecorder):
         return self.terms.tier_at(self.level)
 
     @property
+    def is_final(self) -> bool:
+        """Whether the campaign succeeded or failed."""
+        return GROUP_BUY_PROCESS.is_final(self.state)
+
+    @property
     def due_at(self) -> datetime | None:
         """When :meth:`expire` next has something to do (``None`` once closed)."""
         return self.terms.ends_at if self.state == _G.RUNNING else None

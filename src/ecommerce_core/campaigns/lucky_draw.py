@@ -608,6 +608,11 @@ class DrawRound(EventRecorder):
         return self.terms.share_count - self.sold - self.held
 
     @property
+    def is_final(self) -> bool:
+        """Whether the round was fulfilled, forfeited or went unsold."""
+        return DRAW_ROUND_PROCESS.is_final(self.state)
+
+    @property
     def due_at(self) -> datetime | None:
         """When :meth:`expire` next has something to do (the sell-by, or the address due)."""
         if self.state == _R.SELLING:

@@ -355,6 +355,11 @@ class Rebate(EventRecorder):
         return self.credited - self.clawed_back
 
     @property
+    def is_final(self) -> bool:
+        """Whether the rebate is void or fully clawed back."""
+        return REBATE_PROCESS.is_final(self.state)
+
+    @property
     def due_at(self) -> datetime | None:
         """When :meth:`expire` next has something to do (the thaw time, while frozen)."""
         return self.thaw_at if self.state == _S.FROZEN else None
