@@ -462,6 +462,16 @@ class TestTheRunnerUp:
         lot.expire(lot.payment_due)
         assert lot.state == "unpaid"
 
+    def test_the_runner_up_is_the_best_bid_of_anyone_but_the_winner(self):
+        lot = auction("bob", "carol", "dave", second_chance=SecondChance.OFFER_RUNNER_UP)
+        bid(lot, "dave", "100.00")
+        bid(lot, "bob", "110.00")
+        bid(lot, "dave", "120.00")
+        bid(lot, "carol", "130.00")
+        bid(lot, "dave", "140.00")
+        assert lot.runner_up().bidder_id == "carol"
+        assert not lot.is_final
+
     def test_without_the_policy_there_is_no_second_chance(self):
         lot = won()
         assert lot.runner_up() is None  # the runner-up's deposit went back at the end

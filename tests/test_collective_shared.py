@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pickle
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ecommerce_core import (
+    Actor,
     AlreadyJoined,
     AlreadyLeading,
     BidTooLow,
@@ -22,6 +23,7 @@ from ecommerce_core import (
     RuleViolation,
     TeamFull,
 )
+from ecommerce_core.campaigns.team import Team, TeamTerms
 from ecommerce_core.orders import STANDARD_ORDER
 from ecommerce_core.processes import PROCESSES
 from ecommerce_core.releases import Release, ReleaseKind, releases_for_order, releases_for_stock
@@ -60,6 +62,33 @@ class TestTheNewErrors:
         assert "must hold a deposit of 50.00 CNY" in str(EXAMPLES[5])
         assert "missing draw inputs: B (a public number)" in str(EXAMPLES[6])
         assert "has passed" in str(EXAMPLES[0])
+
+
+class TestCommandChecks:
+    def test_a_command_by_something_that_is_not_an_actor_is_refused(self):
+        team = Team.open(
+            Actor.buyer("alice"),
+            team_id="t-1",
+            terms=TeamTerms("pin", 2, AT + timedelta(days=1)),
+            order_id="o-1",
+            amount=CNY,
+            payment_ref="tx",
+            now=AT,
+        )
+        with pytest.raises(InvalidInput):
+            team.join("buyer:bob", order_id="o-2", now=AT)
+
+    def test_an_over_long_id_is_refused(self):
+        with pytest.raises(InvalidInput, match="longer than 200"):
+            Team.open(
+                Actor.buyer("alice"),
+                team_id="t" * 201,
+                terms=TeamTerms("pin", 2, AT + timedelta(days=1)),
+                order_id="o-1",
+                amount=CNY,
+                payment_ref="tx",
+                now=AT,
+            )
 
 
 class TestReleases:

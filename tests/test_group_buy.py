@@ -252,9 +252,17 @@ class TestQuotingAndJoining:
         values.update(changes)
         refused(gb, error, lambda: gb.join(actor, **values))
 
+    def test_a_campaign_is_set_up_only_with_group_buy_terms(self):
+        with pytest.raises(InvalidInput):
+            GroupBuy.create(
+                MERCHANT, campaign_id="gb", merchant_id="m-1", sku="tea", terms={}, now=NOW
+            )
+
     def test_a_closed_campaign_refuses_joins(self):
         gb = campaign()
+        assert not gb.is_final
         gb.cancel(MERCHANT, reason="supplier failed", now=NOW)
+        assert gb.is_final
         refused(gb, TransitionNotAllowed, lambda: join(gb, "alice", 1, paid=yuan("100.00")))
 
 

@@ -319,6 +319,18 @@ class TestDrawing:
         draw_round.record = honest
         assert draw_round.verify()
 
+    def test_a_record_naming_a_number_nobody_holds_fails_verification(self):
+        draw_round = sold_out_round()
+        record = draw_round.draw(SYSTEM, number=lottery(), now=NOW + timedelta(hours=2))
+        bigger = attrs.evolve(record, share_count=1000)
+        draw_round.record = attrs.evolve(bigger, winning_number=bigger.recompute())
+        assert draw_round.record.winning_number >= FIRST_NUMBER + 10
+        assert not draw_round.verify()
+        with pytest.raises(NotFound):
+            draw_round.holder(FIRST_NUMBER + 10)
+        with pytest.raises(NotFound):
+            draw_round.holder(FIRST_NUMBER - 1)
+
     def test_a_round_that_was_not_drawn_does_not_verify(self):
         assert not sold_out_round().verify()
 
@@ -410,6 +422,7 @@ class TestTheWinnersAddress:
             now=NOW + timedelta(days=3),
         )
         assert (draw_round.state, draw_round.address) == ("fulfilled", "1 Tea Road, Hangzhou")
+        assert draw_round.is_final
         assert draw_round.expire(NOW + timedelta(days=90)) is None
 
     def test_only_the_winner_confirms_the_address(self):

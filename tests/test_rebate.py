@@ -189,7 +189,7 @@ class TestRefunds:
     def test_a_refund_of_everything_before_crediting_voids_it(self):
         rebate = granted()
         rebate.refund(SYSTEM, amount=yuan("99.00"), now=NOW)
-        assert (rebate.state, rebate.entitlement) == ("void", yuan("0.00"))
+        assert (rebate.state, rebate.entitlement, rebate.is_final) == ("void", yuan("0.00"), True)
         assert rebate.collect_events()[-1].name == "RebateVoided"
 
     def test_under_the_void_rule_any_refund_voids_it(self):

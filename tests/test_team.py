@@ -330,6 +330,10 @@ class TestPaying:
 
 
 class TestReleasingAPlace:
+    def test_asking_for_a_place_no_order_took_is_not_found(self):
+        with pytest.raises(NotFound):
+            open_team().member("o-nobody")
+
     def test_a_held_place_given_up_frees_it(self):
         team = open_team()
         team.join(Actor.buyer("bob"), order_id="o-bob", now=NOW)

@@ -89,14 +89,12 @@ def text(field: str, value: object, max_length: int = 200) -> str:
     return value
 
 
-def positive_count(field: str, value: object, maximum: int | None = None) -> int:
-    """Return ``value`` if it is an ``int`` (not a bool) of at least 1 (and at most ``maximum``)."""
+def positive_count(field: str, value: object) -> int:
+    """Return ``value`` if it is an ``int`` (not a bool) of at least 1."""
     if type(value) is not int:
         raise InvalidInput(field, value, "must be a whole number")
     if value < 1:
         raise InvalidInput(field, value, "must be at least 1")
-    if maximum is not None and value > maximum:
-        raise InvalidInput(field, value, f"must be at most {maximum}")
     return value
 
 

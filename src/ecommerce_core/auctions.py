@@ -597,24 +597,21 @@ class Auction(EventRecorder):
         return self.bids[-1] if self.bids else None
 
     def runner_up(self) -> Bid | None:
-        """The best bid of anyone but the leader that meets the reserve, with a held deposit."""
+        """The best bid of anyone but the leader that meets the reserve, with a held deposit.
+
+        Bids strictly rise, so the best is the latest that qualifies.
+        """
         leader = self.leader
         reserve = self.terms.reserve
-        best: Bid | None = None
-        for bid in self.bids:
+        for bid in reversed(self.bids):
             if leader is not None and bid.bidder_id == leader.bidder_id:
                 continue
             if reserve is not None and bid.amount < reserve:
                 continue
             deposit = self.deposit_of(bid.bidder_id)
-            if deposit is None or deposit.status is not DepositStatus.HELD:
-                continue
-            if best is None or (-bid.amount.minor, bid.sequence) < (
-                -best.amount.minor,
-                best.sequence,
-            ):
-                best = bid
-        return best
+            if deposit is not None and deposit.status is DepositStatus.HELD:
+                return bid
+        return None
 
     def deposit_of(self, bidder_id: str) -> Deposit | None:
         """The deposit ``bidder_id`` held, if any."""
