@@ -527,6 +527,14 @@ class GroupBuyRacing(RuleBasedStateMachine):
         self.record(self.attempt(lambda: self.gb.cancel(MERCHANT, reason="stop", now=self.now)))
 
     @invariant()
+    def the_level_is_what_the_active_orders_add_up_to(self):
+        active = self.gb.active()
+        if self.gb.terms.measure is TierMeasure.QUANTITY:
+            assert self.gb.level == sum(p.quantity for p in active)
+        else:
+            assert self.gb.level == len({p.buyer_id for p in active})
+
+    @invariant()
     def the_cap_is_never_passed_and_the_tier_is_the_highest_met(self):
         terms_ = self.gb.terms
         if terms_.cap is not None:

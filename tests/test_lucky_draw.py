@@ -599,6 +599,8 @@ class DrawRacing(RuleBasedStateMachine):
     def never_more_than_s_shares_are_held_or_sold(self):
         r = self.round
         assert 0 <= r.sold + r.held <= r.terms.share_count
+        assert r.held == sum(p.quantity for p in r.purchases if p.status == "held")
+        assert r.sold == sum(p.quantity for p in r.purchases if p.status == "paid")
         numbers = [n for p in r.paid_purchases() for n in p.numbers]
         assert numbers == list(range(FIRST_NUMBER, FIRST_NUMBER + r.sold))
         assert (r.state == "selling") == (r.sold < r.terms.share_count and r.state == "selling")

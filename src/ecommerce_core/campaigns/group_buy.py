@@ -539,6 +539,10 @@ class GroupBuy(EventRecorder):
     releases: tuple[Release, ...] = ()
     version: int = 0
     events: tuple[DomainEvent, ...] = ()
+    # Kept in step with the active participations, so a join costs O(1), not O(orders).
+    _units: int = attrs.field(default=0, init=False, repr=False)
+    _orders_per_buyer: dict[str, int] = attrs.field(factory=dict, init=False, repr=False)
+    _index: dict[str, int] = attrs.field(factory=dict, init=False, repr=False)
 
     @classmethod
     def create(
@@ -587,7 +591,9 @@ class GroupBuy(EventRecorder):
     @property
     def level(self) -> int:
         """The measure reached now: units bought, or distinct participants."""
-        return self._level(self.active())
+        if self.terms.measure is TierMeasure.QUANTITY:
+            return self._units
+        return len(self._orders_per_buyer)
 
     @property
     def current_tier(self) -> PriceTier | None:
@@ -607,10 +613,8 @@ class GroupBuy(EventRecorder):
     def level_after(self, buyer_id: str, quantity: int) -> int:
         """The measure if ``buyer_id`` joined now with ``quantity`` units."""
         if self.terms.measure is TierMeasure.QUANTITY:
-            return self.level + quantity
-        active = self.active()
-        joined = any(p.buyer_id == buyer_id for p in active)
-        return self._level(active) + (0 if joined else 1)
+            return self._units + quantity
+        return self.level + (0 if buyer_id in self._orders_per_buyer else 1)
 
     def quote(self, buyer_id: str, quantity: int) -> Money:
         """What ``buyer_id`` pays now to join with ``quantity`` units.
@@ -666,7 +670,7 @@ class GroupBuy(EventRecorder):
         text("payment_ref", payment_ref)
         positive_count("quantity", quantity)
         money("paid", paid, self.terms.currency, positive=True)
-        if any(p.order_id == order_id for p in self.participations):
+        if order_id in self._index:
             raise InvalidInput("order_id", order_id, "this order already joined")
         self._check_window("join", now)
         level_after = self.level_after(actor.id, quantity)
@@ -684,7 +688,9 @@ class GroupBuy(EventRecorder):
                 "paid", paid, f"must be from {quote} (tier price) to the list price amount"
             )
         joined = Participation(order_id, actor.id, quantity, paid, payment_ref, now)
+        self._index[order_id] = len(self.participations)
         self.participations.append(joined)
+        self._count(joined, 1)
         self._record(GroupBuyJoined, now, actor, participation=joined, level=level_after)
         if dest == _G.SUCCEEDED:
             self._succeed(now, actor)
@@ -717,6 +723,7 @@ class GroupBuy(EventRecorder):
             raise DeadlinePassed(self.id, "withdraw", self.state, self.terms.ends_at, now)
         releases = self._releases([joined])
         self.participations[index] = attrs.evolve(joined, status=ParticipationStatus.WITHDRAWN)
+        self._count(joined, -1)
         self.state = dest
         self._record(GroupBuyWithdrawn, now, actor, order_id=order_id, releases=releases)
         return releases
@@ -779,10 +786,14 @@ class GroupBuy(EventRecorder):
 
     # ----------------------------------------------------------------- internals
 
-    def _level(self, active: list[Participation]) -> int:
-        if self.terms.measure is TierMeasure.QUANTITY:
-            return sum(p.quantity for p in active)
-        return len({p.buyer_id for p in active})
+    def _count(self, participation: Participation, sign: int) -> None:
+        self._units += sign * participation.quantity
+        buyer = participation.buyer_id
+        left = self._orders_per_buyer.get(buyer, 0) + sign
+        if left:
+            self._orders_per_buyer[buyer] = left
+        else:
+            del self._orders_per_buyer[buyer]
 
     def _check_window(self, command: str, now: datetime) -> None:
         if now < self.terms.starts_at:
@@ -795,12 +806,12 @@ class GroupBuy(EventRecorder):
         if now >= self.terms.ends_at:
             raise DeadlinePassed(self.id, command, self.state, self.terms.ends_at, now)
 
-    def _find(self, order_id: object) -> tuple[int, Participation]:
+    def _find(self, order_id: str) -> tuple[int, Participation]:
         text("order_id", order_id)
-        for index, joined in enumerate(self.participations):
-            if joined.order_id == order_id:
-                return index, joined
-        raise NotFound("group-buy order", order_id)
+        index = self._index.get(order_id)
+        if index is None:
+            raise NotFound("group-buy order", order_id)
+        return index, self.participations[index]
 
     def _releases(self, participations: list[Participation]) -> tuple[Release, ...]:
         items: list[Release] = []
@@ -818,7 +829,7 @@ class GroupBuy(EventRecorder):
 
     def _succeed(self, now: datetime, actor: Actor) -> None:
         active = self.active()
-        level = self._level(active)
+        level = self.level
         unit_price = self.terms.unit_price_at(level)
         zero = Money.zero(self.terms.currency)
         lines = []

@@ -551,6 +551,7 @@ class DrawRound(EventRecorder):
     events: tuple[DomainEvent, ...] = ()
     _index: dict[str, int] = attrs.field(factory=dict, init=False, repr=False)
     _paid: list[int] = attrs.field(factory=list, init=False, repr=False)
+    _held_shares: int = attrs.field(default=0, init=False, repr=False)  # kept in step: O(1)
 
     @classmethod
     def create(
@@ -600,7 +601,7 @@ class DrawRound(EventRecorder):
     @property
     def held(self) -> int:
         """Shares held for orders not paid yet."""
-        return sum(p.quantity for p in self.purchases if p.status is ShareStatus.HELD)
+        return self._held_shares
 
     @property
     def remaining(self) -> int:
@@ -697,6 +698,7 @@ class DrawRound(EventRecorder):
             raise OutOfStock(self.id, quantity, self.remaining, "reserve")
         self._index[order_id] = len(self.purchases)
         self.purchases.append(SharePurchase(order_id, actor.id, quantity, ShareStatus.HELD, now))
+        self._held_shares += quantity
         self.state = dest
         self._record(
             SharesReserved, now, actor, order_id=order_id, buyer_id=actor.id, quantity=quantity
@@ -743,6 +745,7 @@ class DrawRound(EventRecorder):
         )
         self._paid.append(index)
         self.sold += held.quantity
+        self._held_shares -= held.quantity
         self.state = dest
         self._record(
             SharesPaid,
@@ -773,6 +776,7 @@ class DrawRound(EventRecorder):
         index, held = self._held(order_id, "release", actor)
         dest = DRAW_ROUND_PROCESS.fire(self.state, "release", self, subject_id=self.id)
         self.purchases[index] = attrs.evolve(held, status=ShareStatus.RELEASED)
+        self._held_shares -= held.quantity
         self.state = dest
         self._record(SharesReleased, now, actor, order_id=order_id)
 
