@@ -376,6 +376,14 @@ class TestDrawing:
             lambda: draw_round.draw(SYSTEM, number=early, now=NOW + timedelta(hours=1)),
         )
 
+    def test_a_number_published_after_the_draw_time_is_refused(self):
+        draw_round = sold_out_round()
+        refused(
+            draw_round,
+            InvalidInput,
+            lambda: draw_round.draw(SYSTEM, number=lottery(), now=NOW + timedelta(minutes=30)),
+        )
+
     def test_the_randomness_port_supplies_the_first_number_after_the_sell_out(self):
         draw_round = sold_out_round()
         source = PublishedNumbers([lottery(11, NOW), lottery(22, NOW + timedelta(minutes=20))])

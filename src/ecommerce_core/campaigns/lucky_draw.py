@@ -798,7 +798,7 @@ class DrawRound(EventRecorder):
             TransitionNotAllowed: The round is not sold out (or was drawn already).
             DrawInputsMissing: No public number yet, and the fallback delay has not passed.
             InvalidInput: A number published before the round sold out (it was known in
-                advance), or not a :class:`PublicNumber`.
+                advance) or after ``now``, or not a :class:`PublicNumber`.
 
         """
         authorize(actor, _SYSTEM, "draw", self.id)
@@ -817,6 +817,8 @@ class DrawRound(EventRecorder):
             raise InvalidInput(
                 "number", number, "published before the round sold out: it was known in advance"
             )
+        elif number.published_at > now:
+            raise InvalidInput("number", number, "published after the draw's own time")
         else:
             b, source, published = number.value, number.source, number.published_at
         paid = self.paid_purchases()
