@@ -79,8 +79,11 @@ def join_and_pay(team: Team, buyer: str, now=NOW) -> str:
 
 
 def snapshot(aggregate) -> dict[str, object]:
+    # Aggregates hold immutable values, and lists or dicts of them: copying those is enough.
     return {
-        f.name: copy.deepcopy(getattr(aggregate, f.name)) for f in attrs.fields(type(aggregate))
+        f.name: copy.copy(value) if isinstance(value, (list, dict)) else value
+        for f in attrs.fields(type(aggregate))
+        for value in [getattr(aggregate, f.name)]
     }
 
 
