@@ -24,15 +24,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ecommerce_core.money import Money
 
 __all__ = [
+    "AlreadyJoined",
+    "AlreadyLeading",
     "AlreadyRefunded",
+    "BidTooLow",
     "Conflict",
     "CreditLimitExceeded",
     "CurrencyMismatch",
+    "DeadlinePassed",
     "DefinitionError",
     "DeliveryOptionUnavailable",
+    "DepositRequired",
+    "DrawInputsMissing",
     "EcommerceCoreError",
     "Forbidden",
     "GuardRefused",
@@ -47,6 +56,7 @@ __all__ = [
     "QuantityExceeded",
     "RuleViolation",
     "StorageBusy",
+    "TeamFull",
     "TransitionNotAllowed",
     "UnknownCurrency",
     "VersionConflict",
@@ -503,3 +513,120 @@ class IncompatibleSchema(DefinitionError):
         self.found = found
         self.supported = supported
         super().__init__(f"store {location}", [problem])
+
+
+# --------------------------------------------------------------------------- collective sales modes
+
+
+class DeadlinePassed(RuleViolation):
+    """The command came at or after a deadline that closes it (a team, a sale, an auction).
+
+    Attributes:
+        deadline: The moment that closed it.
+        at: When the command came.
+
+    """
+
+    def __init__(
+        self, aggregate_id: str, command: str, state: str, deadline: datetime, at: datetime
+    ) -> None:
+        self.deadline = deadline
+        self.at = at
+        super().__init__(
+            aggregate_id,
+            command,
+            state,
+            f"its deadline {deadline.isoformat()} has passed (now {at.isoformat()})",
+        )
+
+
+class TeamFull(RuleViolation):
+    """Every place in a team is taken (paid, or held by a joiner who has not paid yet).
+
+    Attributes:
+        team_id: The full team.
+        size: Its size.
+        open_new_team: What the campaign's policy says to do: ``True`` means the buyer may
+            open a new team of their own (by paying as its leader); ``False`` means refuse.
+
+    """
+
+    def __init__(self, team_id: str, size: int, open_new_team: bool) -> None:
+        self.team_id = team_id
+        self.size = size
+        self.open_new_team = open_new_team
+        then = "open a new team instead" if open_new_team else "the join is refused"
+        super().__init__(team_id, "join", "forming", f"all {size} places are taken; {then}")
+
+
+class AlreadyJoined(RuleViolation):
+    """The buyer already holds a place in this team (their own team included).
+
+    Attributes:
+        buyer_id: The buyer.
+
+    """
+
+    def __init__(self, team_id: str, buyer_id: str, reason: str) -> None:
+        self.buyer_id = buyer_id
+        super().__init__(team_id, "join", "forming", reason)
+
+
+class BidTooLow(RuleViolation):
+    """A bid below the least the auction accepts now (the start price, or leader + increment).
+
+    Attributes:
+        minimum: The least amount that would be accepted.
+        offered: The amount bid.
+
+    """
+
+    def __init__(self, auction_id: str, minimum: Money, offered: Money) -> None:
+        self.minimum = minimum
+        self.offered = offered
+        super().__init__(auction_id, "bid", "running", f"bid {offered} is below {minimum}")
+
+
+class AlreadyLeading(RuleViolation):
+    """The bidder already leads the auction: nobody outbids themself.
+
+    Attributes:
+        bidder_id: The bidder.
+
+    """
+
+    def __init__(self, auction_id: str, bidder_id: str) -> None:
+        self.bidder_id = bidder_id
+        super().__init__(
+            auction_id, "bid", "running", f"{bidder_id!r} already leads; wait to be outbid"
+        )
+
+
+class DepositRequired(RuleViolation):
+    """Bidding needs a deposit (保证金) held first.
+
+    Attributes:
+        bidder_id: The bidder without a held deposit.
+        deposit: The deposit the auction asks for.
+
+    """
+
+    def __init__(self, auction_id: str, bidder_id: str, deposit: Money) -> None:
+        self.bidder_id = bidder_id
+        self.deposit = deposit
+        super().__init__(
+            auction_id, "bid", "running", f"{bidder_id!r} must hold a deposit of {deposit} to bid"
+        )
+
+
+class DrawInputsMissing(RuleViolation):
+    """A draw was asked for before every input it needs is known; try again later.
+
+    Attributes:
+        missing: The names of the inputs that are missing.
+
+    """
+
+    def __init__(self, round_id: str, state: str, missing: Sequence[str]) -> None:
+        self.missing = tuple(missing)
+        super().__init__(round_id, "draw", state, f"missing draw inputs: {', '.join(self.missing)}")

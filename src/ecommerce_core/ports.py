@@ -18,6 +18,7 @@ import attrs
 
 from ecommerce_core.aftersales import OrderAfterSales
 from ecommerce_core.campaigns import TimeBoxedSale
+from ecommerce_core.campaigns.lucky_draw import PublicNumber
 from ecommerce_core.delivery import DeliveryOption, Shipment
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.limits import LimitClaim
@@ -50,6 +51,8 @@ __all__ = [
     "Product",
     "PromotionCatalog",
     "PromotionLedger",
+    "PublicNumber",
+    "RandomnessSource",
     "RefundRequest",
     "ShipmentRepository",
     "StockItem",
@@ -758,5 +761,25 @@ class IdempotencyStore(Protocol):
             IdempotencyConflict: The key was remembered with another fingerprint.
             InvalidInput: An empty key or fingerprint.
 
+        """
+        ...
+
+
+class RandomnessSource(Protocol):
+    """Chance from outside the trade, published so anyone can check it (lucky draws).
+
+    The domain never draws random numbers itself: a lucky-draw round takes B, the public number
+    its winner depends on, from here, and stores it with its source so the draw can be
+    recomputed (:meth:`~ecommerce_core.campaigns.lucky_draw.DrawRound.verify`). An adapter
+    reads a public lottery result, a drand beacon round, a block hash; a test adapter replays a
+    list.
+
+    Contract: :class:`ecommerce_core.testing.contracts.RandomnessSourceContract`.
+    """
+
+    def public_number(self, after: datetime) -> PublicNumber | None:
+        """The first number published at or after ``after``, or ``None`` if none is yet.
+
+        Once a number is published the answer for ``after`` never changes.
         """
         ...

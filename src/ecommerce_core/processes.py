@@ -15,6 +15,15 @@ from ecommerce_core.aftersales import (
     REFUND_ONLY_PROCESS,
     RETURN_AND_REFUND_PROCESS,
 )
+from ecommerce_core.auctions import AUCTION_ORDER_PROCESS, AUCTION_PROCESS
+from ecommerce_core.campaigns.group_buy import (
+    GROUP_BUY_DEPOSIT_ORDER_PROCESS,
+    GROUP_BUY_ORDER_PROCESS,
+    GROUP_BUY_PROCESS,
+)
+from ecommerce_core.campaigns.lucky_draw import DRAW_ROUND_PROCESS, LUCKY_DRAW_ORDER_PROCESS
+from ecommerce_core.campaigns.rebate import REBATE_PROCESS
+from ecommerce_core.campaigns.team import TEAM_ORDER_PROCESS, TEAM_PROCESS
 from ecommerce_core.delivery import SHIPMENT_PROCESS
 from ecommerce_core.limits import PROMOTION_HOLD_PROCESS
 from ecommerce_core.orders import STANDARD_ORDER_PROCESS
@@ -37,6 +46,18 @@ PROCESSES: Final[Mapping[str, Process]] = MappingProxyType(
             REFUND_ONLY_PROCESS,
             RETURN_AND_REFUND_PROCESS,
             EXCHANGE_PROCESS,
+            # collective sales modes and auctions: each mode's own process, and the order
+            # process its orders follow
+            TEAM_PROCESS,
+            TEAM_ORDER_PROCESS,
+            GROUP_BUY_PROCESS,
+            GROUP_BUY_ORDER_PROCESS,
+            GROUP_BUY_DEPOSIT_ORDER_PROCESS,
+            DRAW_ROUND_PROCESS,
+            LUCKY_DRAW_ORDER_PROCESS,
+            REBATE_PROCESS,
+            AUCTION_PROCESS,
+            AUCTION_ORDER_PROCESS,
         )
     }
 )

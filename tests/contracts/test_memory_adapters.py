@@ -21,6 +21,7 @@ from ecommerce_core.adapters.memory import (
     InMemoryPromotionLedger,
     InMemoryShipmentRepository,
     ManualClock,
+    PublishedNumbers,
     RecordingPublisher,
     RecordingRefunds,
     ScriptedPaymentGateway,
@@ -35,6 +36,7 @@ from ecommerce_core.ports import (
     ChargeRequest,
     GatewayStatus,
     Product,
+    PublicNumber,
     RefundRequest,
     StockItem,
 )
@@ -51,6 +53,7 @@ from ecommerce_core.testing.contracts import (
     PaymentGatewayFlowContract,
     PromotionCatalogContract,
     PromotionLedgerContract,
+    RandomnessSourceContract,
     ShipmentRepositoryContract,
     make_order,
     make_shipment,
@@ -407,3 +410,48 @@ class TestInMemoryIdempotencyStore:
         store.remember("k-1", "fp", "r")
         store.remember("k-2", "fp", "r")
         assert len(store) == 2
+
+
+# --------------------------------------------------------------------------- randomness
+
+
+def lottery_history(start, count=40, every=timedelta(days=1)):
+    return [
+        PublicNumber(
+            value=(i * 7919) % 100_000, source=f"lottery:{i}", published_at=start + i * every
+        )
+        for i in range(count)
+    ]
+
+
+class TestPublishedNumbersContract(RandomnessSourceContract):
+    def make_source(self):
+        return PublishedNumbers(lottery_history(datetime(2025, 12, 20, 20, 30, tzinfo=UTC)))
+
+
+class TestPublishedNumbers:
+    START = datetime(2026, 3, 1, 20, 30, tzinfo=UTC)
+
+    def test_answers_the_first_number_published_at_or_after_the_moment(self):
+        source = PublishedNumbers(lottery_history(self.START, count=3))
+        assert source.public_number(self.START).source == "lottery:0"
+        assert source.public_number(self.START + timedelta(seconds=1)).source == "lottery:1"
+        assert source.public_number(self.START + timedelta(days=2)).source == "lottery:2"
+
+    def test_answers_none_until_a_number_is_published_then_that_number(self):
+        source = PublishedNumbers()
+        assert source.public_number(self.START) is None
+        (number,) = lottery_history(self.START + timedelta(hours=1), count=1)
+        source.publish(number)
+        assert source.public_number(self.START) == number
+
+    def test_refuses_to_publish_a_number_older_than_the_last(self):
+        first, second = lottery_history(self.START, count=2)
+        source = PublishedNumbers([second])
+        with pytest.raises(InvalidInput):
+            source.publish(first)
+        assert source.public_number(self.START) == second
+
+    def test_refuses_anything_but_a_public_number(self):
+        with pytest.raises(InvalidInput):
+            PublishedNumbers().publish(42)

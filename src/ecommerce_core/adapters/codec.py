@@ -52,7 +52,10 @@ from ecommerce_core.orders import Order
 from ecommerce_core.process import Process
 from ecommerce_core.processes import PROCESSES
 
-__all__ = ["JsonCodec", "event_types"]
+__all__ = [
+    "JsonCodec",
+    "event_types",
+]
 
 _Convert = Callable[[Any], Any]
 _NOT_STORED: Final = frozenset({"events"})  # an order's pending events go to the outbox

@@ -7,6 +7,7 @@ They are not thread-safe; use one per thread, or the SQLite adapters.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,6 +18,7 @@ import attrs
 
 from ecommerce_core.aftersales import OrderAfterSales, RefundInstruction
 from ecommerce_core.campaigns import FlashSale, RushPurchase, TimeBoxedSale
+from ecommerce_core.campaigns.lucky_draw import PublicNumber
 from ecommerce_core.delivery import DeliveryOption, Shipment
 from ecommerce_core.errors import (
     Conflict,
@@ -65,6 +67,7 @@ __all__ = [
     "InMemoryPromotionLedger",
     "InMemoryShipmentRepository",
     "ManualClock",
+    "PublishedNumbers",
     "RecordingPublisher",
     "RecordingRefunds",
     "ScriptedPaymentGateway",
@@ -1111,3 +1114,35 @@ class InMemoryIdempotencyStore:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class PublishedNumbers:
+    """A randomness source replaying numbers published at known times.
+
+    Implements :class:`~ecommerce_core.ports.RandomnessSource` over a list: a lottery's
+    history, or a test's script. :meth:`publish` adds the next draw.
+    """
+
+    def __init__(self, numbers: Sequence[PublicNumber] = ()) -> None:
+        self._numbers: list[PublicNumber] = []
+        for number in numbers:
+            self.publish(number)
+
+    def publish(self, number: PublicNumber) -> None:
+        """Publish the next number; it may not be older than the last one published.
+
+        Raises:
+            InvalidInput: Not a :class:`PublicNumber`, or published before the last one.
+
+        """
+        if not isinstance(number, PublicNumber):
+            raise InvalidInput("number", number, "must be a PublicNumber")
+        if self._numbers and number.published_at < self._numbers[-1].published_at:
+            raise InvalidInput("number", number, "published before the last number published")
+        self._numbers.append(number)
+
+    def public_number(self, after: datetime) -> PublicNumber | None:
+        """The first number published at or after ``after`` (see the port)."""
+        check_now(after)
+        at = bisect.bisect_left([n.published_at for n in self._numbers], after)
+        return self._numbers[at] if at < len(self._numbers) else None

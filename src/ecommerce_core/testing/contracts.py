@@ -90,6 +90,8 @@ from ecommerce_core.ports import (
     Product,
     PromotionCatalog,
     PromotionLedger,
+    PublicNumber,
+    RandomnessSource,
     RefundRequest,
     ShipmentRepository,
     StockItem,
@@ -112,6 +114,7 @@ __all__ = [
     "PaymentGatewayFlowContract",
     "PromotionCatalogContract",
     "PromotionLedgerContract",
+    "RandomnessSourceContract",
     "ShipmentRepositoryContract",
     "assert_same_after_sales",
     "assert_same_order",
@@ -1937,3 +1940,58 @@ class IdempotencyStoreContract:
     def test_random_requests_answer_as_a_dict_would(self) -> None:
         """Random remember and lookup calls agree with a plain dict model throughout."""
         run_idempotency_store_contract(self.make_store)
+
+
+class RandomnessSourceContract:
+    """The behaviour of :class:`~ecommerce_core.ports.RandomnessSource`.
+
+    The factory returns a source with at least one number published within 30 days of
+    :data:`CONTRACT_TIME` (for an adapter over a real lottery or beacon: its recorded history
+    around that time). The contract asks it about moments across those two months.
+    """
+
+    def make_source(self) -> RandomnessSource:
+        """A source with numbers published around :data:`CONTRACT_TIME`."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _moments() -> list[datetime]:
+        return [CONTRACT_TIME + timedelta(hours=hours) for hours in range(-24 * 30, 24 * 30, 7)]
+
+    def test_some_number_is_published_around_the_contract_time(self) -> None:
+        """The source is not silent over the sampled months (else the contract proves nothing)."""
+        source = self.make_source()
+        assert any(source.public_number(moment) is not None for moment in self._moments())
+
+    def test_a_number_is_published_at_or_after_the_moment_asked_about(self) -> None:
+        """Every answer is a PublicNumber published no earlier than ``after``, or None."""
+        source = self.make_source()
+        for moment in self._moments():
+            number = source.public_number(moment)
+            assert number is None or isinstance(number, PublicNumber)
+            if number is not None:
+                assert number.published_at >= moment
+                assert number.value >= 0
+                assert number.source
+
+    def test_the_same_question_gets_the_same_answer(self) -> None:
+        """A published number never changes: asking twice returns equal answers."""
+        source = self.make_source()
+        for moment in self._moments():
+            assert source.public_number(moment) == source.public_number(moment)
+
+    def test_a_later_moment_never_gets_an_earlier_number(self) -> None:
+        """Answers move forward in time with the moment asked about."""
+        source = self.make_source()
+        answers = [source.public_number(moment) for moment in self._moments()]
+        published = [a.published_at for a in answers if a is not None]
+        assert published == sorted(published)
+        seen_none = False
+        for answer in answers:
+            seen_none = seen_none or answer is None
+            assert not (seen_none and answer is not None), "a number after no number"
+
+    def test_a_naive_moment_raises_invalid_input(self) -> None:
+        """A time without a timezone is refused."""
+        with pytest.raises(InvalidInput):
+            self.make_source().public_number(datetime(2026, 1, 1, 9, 0))  # noqa: DTZ001

@@ -43,7 +43,11 @@ from ecommerce_core.money import Money
 from ecommerce_core.ports import Product
 from ecommerce_core.services import OrderService
 
-__all__ = ["FLASH_SALE_PRODUCT", "FlashSaleResult", "run_flash_sale"]
+__all__ = [
+    "FLASH_SALE_PRODUCT",
+    "FlashSaleResult",
+    "run_flash_sale",
+]
 
 FLASH_SALE_PRODUCT: Final = Product(
     "flash-01", "m-flash", "Limited edition teapot", Money.of("9.90", "CNY"), "teaware"

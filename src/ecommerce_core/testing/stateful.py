@@ -89,7 +89,11 @@ from ecommerce_core.ports import (
 )
 from ecommerce_core.services import OrderService
 
-__all__ = ["LIFECYCLE_PRODUCTS", "LIFECYCLE_STOCK", "OrderLifecycleMachine"]
+__all__ = [
+    "LIFECYCLE_PRODUCTS",
+    "LIFECYCLE_STOCK",
+    "OrderLifecycleMachine",
+]
 
 LIFECYCLE_STOCK: Final = 12
 """Units of each product the machine receives into a fresh inventory."""
