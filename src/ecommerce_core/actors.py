@@ -79,4 +79,4 @@ class Actor:
         return cls(ActorKind.SYSTEM, name)
 
     def __str__(self) -> str:
-        return f"{self.kind.value}:{self.id}"
+        return f"{self.kind}:{self.id}"  # a StrEnum formats as its value, without .value's lookup

@@ -748,13 +748,19 @@ def _cloner(cls: type, *, without_events: bool) -> Callable[[Any], Any]:
 
 def _clone(aggregate: _A) -> _A:
     """A shallow copy of a slotted aggregate (its fields are immutable values or tuples)."""
-    clone: _A = _cloner(type(aggregate), without_events=False)(aggregate)
+    cloner = _CLONERS.get((type(aggregate), False))  # the hot path: one dict lookup
+    if cloner is None:
+        cloner = _cloner(type(aggregate), without_events=False)
+    clone: _A = cloner(aggregate)
     return clone
 
 
 def _stored(aggregate: _A) -> _A:
     """The copy a repository stores: :func:`_clone` without the unpublished ``events``."""
-    stored: _A = _cloner(type(aggregate), without_events=True)(aggregate)
+    cloner = _CLONERS.get((type(aggregate), True))
+    if cloner is None:
+        cloner = _cloner(type(aggregate), without_events=True)
+    stored: _A = cloner(aggregate)
     return stored
 
 
