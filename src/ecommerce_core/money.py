@@ -9,7 +9,9 @@ to the whole.
 from __future__ import annotations
 
 import decimal
+import itertools
 import numbers
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -365,16 +367,20 @@ def allocate_minor(total: int, weights: Sequence[int]) -> list[int]:
         raise InvalidInput("weights", weights, "must be a sequence of ints (order matters)")
     if not weights:
         raise InvalidInput("weights", weights, "at least one weight is needed")
-    for weight in weights:
-        if type(weight) is not int or weight < 0:
-            raise InvalidInput("weights", weights, f"{weight!r} is not a non-negative int")
+    if set(map(type, weights)) != {int} or min(weights) < 0:  # checked in C; then find which
+        for weight in weights:
+            if type(weight) is not int or weight < 0:
+                raise InvalidInput("weights", weights, f"{weight!r} is not a non-negative int")
     whole = sum(weights)
     if whole == 0:
         raise InvalidInput("weights", weights, "the weights must not all be zero")
-    splits = [divmod(total * weight, whole) for weight in weights]
-    shares = [share for share, _ in splits]
+    # Iterated in C (map/zip), not a Python loop: allocation runs once per promotion per cart.
+    shares = [total * weight // whole for weight in weights]
     leftover = total - sum(shares)
-    order = sorted(range(len(weights)), key=lambda i: (-splits[i][1], -weights[i], i))
-    for index in order[:leftover]:
-        shares[index] += 1
+    if leftover:
+        remainders = map(operator.mod, map(total.__mul__, weights), itertools.repeat(whole))
+        negated = map(operator.neg, remainders), map(operator.neg, weights), itertools.count()
+        ranked = sorted(zip(*negated, strict=False))  # the count is endless
+        for _, _, index in ranked[:leftover]:
+            shares[index] += 1
     return shares

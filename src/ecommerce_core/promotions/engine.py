@@ -62,11 +62,17 @@ from ecommerce_core.promotions.values import (
     Status,
 )
 from ecommerce_core.promotions.working import (
+    _adjustment_amount,
+    _adjustment_code,
+    _adjustment_promotion,
+    _adjustment_stage,
     _amount,
     _cap,
     _index,
     _limit_reached,
     _Line,
+    _money_currency,
+    _money_minor,
     _money_short,
     _new,
     _Offer,
@@ -74,7 +80,8 @@ from ecommerce_core.promotions.working import (
     _percent_of,
     _Pool,
     _priced,
-    _set,
+    _share_amount,
+    _share_line,
     _Shares,
     _spread,
     _threshold,
@@ -468,7 +475,16 @@ class _Pricing:
         promotion, currency, code, offer_id = offer.promotion, self.currency, offer.code, offer.id
         exclusive, stage_name = promotion.exclusive, stage.value
         shares: list[LineShare] = []
-        new, put = _new, _set  # the hot loop: objects from known-valid values, no validators
+        # The hot loop: objects from known-valid values, set slot by slot, no validators.
+        new, append = _new, shares.append
+        minor, cur = _money_minor, _money_currency
+        promo, staged, amount, coded = (
+            _adjustment_promotion,
+            _adjustment_stage,
+            _adjustment_amount,
+            _adjustment_code,
+        )
+        share_line, share_amount = _share_line, _share_amount
         for line, discount, units in outcome.shares:
             if exclusive:
                 line.excl_units += units
@@ -478,18 +494,18 @@ class _Pricing:
             if discount:
                 line.remaining -= discount
                 money = new(Money)
-                put(money, "minor", discount)
-                put(money, "currency", currency)
+                minor(money, discount)
+                cur(money, currency)
                 adjustment = new(LineAdjustment)
-                put(adjustment, "promotion_id", offer_id)
-                put(adjustment, "stage", stage_name)
-                put(adjustment, "amount", money)
-                put(adjustment, "code", code)
+                promo(adjustment, offer_id)
+                staged(adjustment, stage_name)
+                amount(adjustment, money)
+                coded(adjustment, code)
                 line.adjustments.append(adjustment)
                 share = new(LineShare)
-                put(share, "line_id", line.source.line_id)
-                put(share, "amount", money)
-                shares.append(share)
+                share_line(share, line.line_id)
+                share_amount(share, money)
+                append(share)
         self.shipping_left -= outcome.shipping
         self.shipping_discount += outcome.shipping
         given = outcome.value

@@ -8,13 +8,20 @@ kept per unit across every stage.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 
 from ecommerce_core.limits import Limit, LimitClaim
 from ecommerce_core.money import Money, allocate_minor
 from ecommerce_core.orders import LineAdjustment
 from ecommerce_core.promotions.rules import Coupon, Promotion
-from ecommerce_core.promotions.values import PricedLine, PricingLine, Shortfall, Status
+from ecommerce_core.promotions.values import (
+    LineShare,
+    PricedLine,
+    PricingLine,
+    Shortfall,
+    Status,
+)
 
 
 def _percent_of(amount: int, rate: Fraction) -> int:
@@ -26,6 +33,26 @@ _new = object.__new__
 _set = object.__setattr__
 
 
+def _slot_setter(cls: type, name: str) -> Callable[[object, object], None]:
+    """The slot's own setter: sets a field of a frozen slotted class past its ``__setattr__``.
+
+    Cheaper than ``object.__setattr__(obj, name, value)`` (no attribute lookup by name); for
+    objects the engine builds from values it has already checked, on its hottest loop.
+    """
+    setter: Callable[[object, object], None] = cls.__dict__[name].__set__
+    return setter
+
+
+_money_minor = _slot_setter(Money, "minor")
+_money_currency = _slot_setter(Money, "currency")
+_adjustment_promotion = _slot_setter(LineAdjustment, "promotion_id")
+_adjustment_stage = _slot_setter(LineAdjustment, "stage")
+_adjustment_amount = _slot_setter(LineAdjustment, "amount")
+_adjustment_code = _slot_setter(LineAdjustment, "code")
+_share_line = _slot_setter(LineShare, "line_id")
+_share_amount = _slot_setter(LineShare, "amount")
+
+
 class _Line:
     """A line being priced: what is left of it and which of its units are taken."""
 
@@ -34,6 +61,7 @@ class _Line:
         "excl_discount",
         "excl_units",
         "index",
+        "line_id",
         "qty",
         "remaining",
         "shared_units",
@@ -44,6 +72,7 @@ class _Line:
     def __init__(self, source: PricingLine, index: int) -> None:
         self.source = source
         self.index = index
+        self.line_id = source.line_id
         self.unit = source.unit_price.minor
         self.qty = source.quantity
         self.remaining = self.unit * self.qty
