@@ -175,6 +175,17 @@ class Money:
     minor: int = attrs.field(validator=_check_minor)
     currency: str = attrs.field(validator=_check_currency)
 
+    def __init__(self, minor: int, currency: str) -> None:
+        # Hand-written (attrs keeps it) because Money is built on every hot path: the common
+        # case is two cheap checks; anything unusual goes through the fields' own validators,
+        # which raise exactly as the generated constructor did.
+        if type(minor) is not int or not -MAX_MINOR_UNITS <= minor <= MAX_MINOR_UNITS:
+            _check_minor(self, None, minor)
+        if type(currency) is not str or currency not in _CURRENCIES:
+            _check_currency(self, None, currency)
+        _set(self, "minor", minor)
+        _set(self, "currency", currency)
+
     @classmethod
     def zero(cls, currency: str) -> Money:
         """Return no money in ``currency``.
