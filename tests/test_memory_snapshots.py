@@ -56,11 +56,13 @@ class TestOrderCopies:
         repository = InMemoryOrderRepository()
         repository.add(placed("o-1", 2))
         loaded = repository.get("o-1")
+        version = loaded.version
         loaded.pay(BUYER, amount=loaded.total, reference="t-1", now=NOW)
         assert repository.get("o-1").state == "pending_payment"
-        repository.save(loaded, 0)
+        repository.save(loaded, version)
         stored = repository.get("o-1")
-        assert stored.state == "paid"
+        assert stored.state == loaded.state == "awaiting_shipment"
+        assert stored.version == version + 1
         assert stored.events == ()
         assert loaded.events  # the caller keeps its events to publish
 
