@@ -8,6 +8,7 @@ kept per unit across every stage.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -146,14 +147,19 @@ class _Outcome:
     @property
     def value(self) -> int:
         """Minor units given: line discounts, shipping and cashback."""
-        return sum(d for _, d, _ in self.shares) + self.shipping + self.entitlement
+        lines: int = sum(map(_discount_of, self.shares))
+        return lines + self.shipping + self.entitlement
+
+
+_discount_of = operator.itemgetter(1)  # a share's discount, read in C
+_amount_of = operator.itemgetter(2)  # a pool entry's amount
 
 
 def _spread(pool: _Pool, total: int) -> _Shares:
     """Split ``total`` over the pool by largest remainder, weighted by what each line costs."""
     if total == 0:
         return [(line, 0, units) for line, units, _ in pool]
-    shares = allocate_minor(total, [amount for _, _, amount in pool])
+    shares = allocate_minor(total, list(map(_amount_of, pool)))
     return [(line, share, units) for (line, units, _), share in zip(pool, shares, strict=True)]
 
 
@@ -171,15 +177,33 @@ def _priced(
 ) -> PricedLine:
     """A :class:`PricedLine` from a valid source line and what the engine gave it (hot path)."""
     priced: PricedLine = _new(PricedLine)
-    _set(priced, "line_id", source.line_id)
-    _set(priced, "sku", source.sku)
-    _set(priced, "quantity", source.quantity)
-    _set(priced, "unit_price", source.unit_price)
-    _set(priced, "category", source.category)
-    _set(priced, "merchant_id", source.merchant_id)
-    _set(priced, "adjustments", adjustments)
-    _set(priced, "discount", discount)
+    line_id, sku, quantity, unit_price, category, merchant_id, adjusted, discounted = (
+        _PRICED_SETTERS
+    )
+    line_id(priced, source.line_id)
+    sku(priced, source.sku)
+    quantity(priced, source.quantity)
+    unit_price(priced, source.unit_price)
+    category(priced, source.category)
+    merchant_id(priced, source.merchant_id)
+    adjusted(priced, adjustments)
+    discounted(priced, discount)
     return priced
+
+
+_PRICED_SETTERS = tuple(
+    _slot_setter(PricedLine, name)
+    for name in (
+        "line_id",
+        "sku",
+        "quantity",
+        "unit_price",
+        "category",
+        "merchant_id",
+        "adjustments",
+        "discount",
+    )
+)
 
 
 def _index(line: _Line) -> int:
