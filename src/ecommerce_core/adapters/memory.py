@@ -707,16 +707,14 @@ _CLONERS: dict[tuple[type, bool], Callable[[Any], Any]] = {}
 
 
 def _cloner(cls: type, *, without_events: bool) -> Callable[[Any], Any]:
-    """Generate (once per class) a field-by-field shallow copy of a slotted aggregate.
+    """Generate a field-by-field shallow copy of a slotted aggregate (cached per class).
 
     Much cheaper than :func:`copy.copy` (which goes through ``__reduce_ex__`` and a state
     dict). ``without_events`` sets ``events`` to ``()`` instead of copying it, for snapshots.
     A class that is not fully slotted (instances with a ``__dict__``) falls back to
     :func:`copy.copy`.
     """
-    found = _CLONERS.get((cls, without_events))
-    if found is not None:
-        return found
+    found: Callable[[Any], Any]
     if any("__dict__" in getattr(c, "__slots__", ("__dict__",)) for c in cls.__mro__[:-1]):
 
         def found(source: Any) -> Any:
