@@ -195,7 +195,7 @@ def run_checks(world: SimulatedWorld) -> list[Check]:
 
 def _sell_outside_an_order(world: SimulatedWorld) -> None:
     inventory = world.service.inventory
-    inventory.reserve("sim-break-stock", [StockItem("tea-01", 1)])
+    inventory.reserve("sim-break-stock", [StockItem("sim-break-line", "tea-01", 1)])
     inventory.commit("sim-break-stock")
 
 

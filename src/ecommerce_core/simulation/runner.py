@@ -79,8 +79,14 @@ class SimulationReport:
         out += ["", "refused commands (each refused cleanly, nothing changed):"]
         out += [f"  {name:<52} {n:>6}" for name, n in sorted(self.stats.refusals.items())]
         out += ["", "money by ledger account (CNY):"]
+        buyers = {a: m for a, m in self.balances.items() if a.startswith("buyer:")}
+        if buyers:
+            label = f"buyer:* ({len(buyers)} buyers)"
+            out.append(f"  {label:<32} {sum(buyers.values()) / 100:>14,.2f}")
         out += [
-            f"  {account:<32} {minor / 100:>14,.2f}" for account, minor in self.balances.items()
+            f"  {account:<32} {minor / 100:>14,.2f}"
+            for account, minor in self.balances.items()
+            if account not in buyers
         ]
         total = sum(self.balances.values())
         out.append(f"  {'sum (must be 0.00)':<32} {total / 100:>14,.2f}")
