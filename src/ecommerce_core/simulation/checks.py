@@ -160,7 +160,9 @@ def _no_overdue_deadline(world: SimulatedWorld, orders: list[Order]) -> Check:
 
 def _outbox_drained(world: SimulatedWorld, _: list[Order]) -> Check:
     if world.outbox is None:
-        return Check("outbox-drained", "every stored event was published", True, "no outbox")
+        return Check(
+            "outbox-drained", "every stored event was published", passed=True, detail="no outbox"
+        )
     world.outbox.relay()
     pending = world.outbox.pending()
     return Check(

@@ -8,6 +8,7 @@ report scheduled late really arrives after later events of other orders.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import random
@@ -158,7 +159,7 @@ class SimulationStats:
     seconds: float = 0.0
 
 
-_Step = tuple[datetime, int, str, Callable[[], None]]
+_Step = tuple[datetime, int, str, Callable[[], object]]
 
 
 class Simulator:
@@ -171,7 +172,7 @@ class Simulator:
 
     """
 
-    def __init__(self, world: SimulatedWorld, config: SimulationConfig, rng: random.Random):
+    def __init__(self, world: SimulatedWorld, config: SimulationConfig, rng: random.Random) -> None:
         self.world = world
         self.config = config
         self.rng = rng
@@ -224,10 +225,10 @@ class Simulator:
     def _sweep(self) -> None:
         self.stats.expired += len(self.world.service.expire_due())
 
-    def _at(self, when: datetime, name: str, action: Callable[[], None]) -> None:
+    def _at(self, when: datetime, name: str, action: Callable[[], object]) -> None:
         heapq.heappush(self._queue, (when, next(self._seq), name, action))
 
-    def _later(self, delay: timedelta, name: str, action: Callable[[], None]) -> None:
+    def _later(self, delay: timedelta, name: str, action: Callable[[], object]) -> None:
         self._at(self.world.clock.now() + delay, name, action)
 
     def _minutes(self, low: float, high: float) -> timedelta:
@@ -250,7 +251,12 @@ class Simulator:
         )[0]
         method = str(
             rng.choices(
-                (PaymentMethod.ONLINE, PaymentMethod.ESCROW, PaymentMethod.COD, PaymentMethod.CREDIT),
+                (
+                    PaymentMethod.ONLINE,
+                    PaymentMethod.ESCROW,
+                    PaymentMethod.COD,
+                    PaymentMethod.CREDIT,
+                ),
                 weights=(4, 2, 2, 2),
             )[0]
         )
@@ -265,19 +271,23 @@ class Simulator:
         else:
             method = str(PaymentMethod.ONLINE)
             campaign, sku = (
-                (FLASH_SALE_ID, "tea-01") if purchase == "flash_sale" else (RUSH_PURCHASE_ID, "cup-01")
+                (FLASH_SALE_ID, "tea-01")
+                if purchase == "flash_sale"
+                else (RUSH_PURCHASE_ID, "cup-01")
             )
             orders = [service.buy_in_campaign(buyer, campaign, sku, 1)]
         for order in orders:
             self.stats.placed[order.id] = Journey(order.id, purchase, method)
             if method == PaymentMethod.COD:
-                self._later(self._minutes(30, 600), "ship", lambda o=order.id: self._ship(o))
+                self._later(self._minutes(30, 600), "ship", functools.partial(self._ship, order.id))
             elif self._chance("abandoned payment", self.config.faults.abandon):
                 continue
             elif method == PaymentMethod.CREDIT:
-                self._later(self._minutes(1, 10), "pay", lambda o=order.id: self._pay_credit(o))
+                self._later(
+                    self._minutes(1, 10), "pay", functools.partial(self._pay_credit, order.id)
+                )
             else:
-                self._later(self._minutes(1, 10), "pay", lambda o=order.id: self._pay(o, 1))
+                self._later(self._minutes(1, 10), "pay", functools.partial(self._pay, order.id, 1))
 
     # ----------------------------------------------------------------- paying
 

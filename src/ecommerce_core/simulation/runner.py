@@ -58,9 +58,11 @@ class SimulationReport:
     def render(self) -> str:
         """The report as plain text."""
         out = [
-            f"simulation: seed {self.config.seed}, {self.stats.journeys} journeys, "
-            f"{len(self.stats.placed)} orders placed, {self.stats.steps} steps, "
-            f"{self.stats.expired} deadlines fired",
+            (
+                f"simulation: seed {self.config.seed}, {self.stats.journeys} journeys, "
+                f"{len(self.stats.placed)} orders placed, {self.stats.steps} steps, "
+                f"{self.stats.expired} deadlines fired"
+            ),
             f"storage: {self.storage}",
             "",
             "orders by final state (sales mode / payment method):",
@@ -97,8 +99,10 @@ class SimulationReport:
         ]
         out += [
             "",
-            f"throughput: {self.throughput:,.0f} orders/s "
-            f"({len(self.stats.placed)} orders in {self.stats.seconds:.2f} s)",
+            (
+                f"throughput: {self.throughput:,.0f} orders/s "
+                f"({len(self.stats.placed)} orders in {self.stats.seconds:.2f} s)"
+            ),
             "all invariant checks passed"
             if self.passed
             else f"FAILED invariant checks: {', '.join(self.failed)}",
@@ -131,9 +135,7 @@ def run_simulation(
 
     """
     config = config or SimulationConfig()
-    world = build_world(
-        buyers=config.buyers, stock=config.stock, memory=memory, db_path=db_path
-    )
+    world = build_world(buyers=config.buyers, stock=config.stock, memory=memory, db_path=db_path)
     try:
         simulator = Simulator(world, config, rng or random.Random(config.seed))  # noqa: S311  # a simulation, not crypto
         if extend is not None:

@@ -43,9 +43,9 @@ from ecommerce_core.ports import GatewayStatus, Inventory
 from ecommerce_core.services import PaymentService
 
 __all__ = [
+    "CARRIERS",
     "FLASH_SALE_ID",
     "RUSH_PURCHASE_ID",
-    "CARRIERS",
     "GatewayScript",
     "SimulatedWorld",
     "build_world",
