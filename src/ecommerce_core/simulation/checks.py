@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 #: States in which an order's goods never left, or came back to, the merchant's stock.
-_NOT_SOLD: Final = frozenset({"awaiting_payment", "cancelled", "returned"})
+_NOT_SOLD: Final = frozenset({"pending_payment", "cancelled", "returned"})
 
 
 @attrs.frozen

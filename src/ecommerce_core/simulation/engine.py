@@ -337,7 +337,7 @@ class Simulator:
         order = self.world.service.orders.get(order_id)
         if order.payment is not None:
             self._paid(order_id)
-        elif outcome.outcome == "applied" and order.state == "awaiting_payment" and attempt < 3:  # noqa: PLR2004  # three tries
+        elif outcome.outcome == "applied" and order.state == "pending_payment" and attempt < 3:  # noqa: PLR2004  # three tries
             self._later(self._minutes(1, 5), "pay", lambda: self._pay(order_id, attempt + 1))
 
     def _pay_credit(self, order_id: str) -> None:
