@@ -21,6 +21,7 @@ from typing import Final
 import attrs
 
 from ecommerce_core.actors import Actor
+from ecommerce_core.delivery import ShipmentPurpose, TrackingEvent
 from ecommerce_core.errors import EcommerceCoreError, InvalidInput, PaymentNotCompleted
 from ecommerce_core.orders import CartItem, Order
 from ecommerce_core.payments.policy import PaymentMethod
@@ -371,14 +372,14 @@ class Simulator:
         service, faults = self.world.service, self.config.faults
         order = service.orders.get(order_id)
         carrier = self.rng.choice(CARRIERS)
-        service.ship(
-            order_id,
-            Actor.merchant(order.merchant_id),
-            carrier=carrier,
-            tracking_number=f"{carrier}-{order_id}",
-        )
         courier = Actor.carrier(carrier)
         if order.payment_method == PaymentMethod.COD:
+            service.ship(
+                order_id,
+                Actor.merchant(order.merchant_id),
+                carrier=carrier,
+                tracking_number=f"{carrier}-{order_id}",
+            )
             if self._chance("refused COD", faults.refused_cod):
                 self._later(
                     timedelta(days=self.rng.uniform(1, 3)),
@@ -392,18 +393,86 @@ class Simulator:
                     lambda: self._collect(order_id, courier),
                 )
             return
-        if self._chance("lost parcel", faults.lost_parcel):
+        self.world.fulfilment.ship(
+            order_id,
+            Actor.merchant(order.merchant_id),
+            carrier=carrier,
+            tracking_number=f"{carrier}-{order_id}",
+        )
+        self._send_parcel(order_id, carrier, f"{carrier}-{order_id}", first=True)
+
+    def _send_parcel(self, order_id: str, carrier: str, tracking: str, *, first: bool) -> None:
+        """Track a parcel: handed over, in transit, then delivered, or lost and reshipped."""
+        faults = self.config.faults
+        self._track(carrier, tracking, "handed_to_carrier", self._minutes(10, 120))
+        self._track(carrier, tracking, "in_transit", timedelta(hours=self.rng.uniform(3, 12)))
+        arrives = timedelta(days=self.rng.uniform(1, 3))
+        if first and self._chance("lost parcel", faults.lost_parcel):
+            self._track(carrier, tracking, "lost", arrives)
             self._later(
-                timedelta(days=5),
-                "refund lost parcel",
-                lambda: self._refund(order_id, "lost", everything=True),
+                arrives + timedelta(days=1),
+                "reship lost parcel",
+                lambda: self._reship(order_id, carrier, tracking),
             )
             return
-        self._later(
-            timedelta(days=self.rng.uniform(1, 3)),
-            "delivered",
-            lambda: self._deliver(order_id, courier),
+        self._track(
+            carrier, tracking, "delivered", arrives, then=lambda: self._after_delivery(order_id)
         )
+        if self._chance("duplicate tracking event", faults.duplicate_tracking):
+            self._track(
+                carrier, tracking, "delivered", arrives + self._minutes(1, 120), occurred=arrives
+            )
+        if self._chance("out-of-order tracking event", faults.out_of_order_tracking):
+            self._track(
+                carrier,
+                tracking,
+                "in_transit",
+                arrives + self._minutes(1, 120),
+                occurred=arrives - timedelta(hours=1),
+                event_id=f"{tracking}:late-in-transit",
+            )
+
+    def _track(
+        self,
+        carrier: str,
+        tracking: str,
+        status: str,
+        delay: timedelta,
+        *,
+        occurred: timedelta | None = None,
+        event_id: str | None = None,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        shipped = self.world.clock.now()
+        event = TrackingEvent(
+            event_id or f"{tracking}:{status}",
+            carrier,
+            tracking,
+            status,
+            shipped + (delay if occurred is None else occurred),
+        )
+
+        def report() -> None:
+            self.world.fulfilment.record_tracking(event)
+            if then is not None:
+                then()
+
+        self._later(delay, f"tracking: {status}", report)
+
+    def _reship(self, order_id: str, carrier: str, lost_tracking: str) -> None:
+        fulfilment = self.world.fulfilment
+        order = self.world.service.orders.get(order_id)
+        lost = fulfilment.shipments.by_tracking_number(carrier, lost_tracking)
+        tracking = f"{carrier}-{order_id}-R"
+        fulfilment.ship(
+            order_id,
+            Actor.merchant(order.merchant_id),
+            carrier=carrier,
+            tracking_number=tracking,
+            purpose=ShipmentPurpose.RESHIPMENT,
+            reference=lost.id,
+        )
+        self._send_parcel(order_id, carrier, tracking, first=False)
 
     def _refuse_cod(self, order_id: str, courier: Actor) -> None:
         self.world.service.refuse_cod(order_id, courier, reason="refused at the door")
@@ -418,29 +487,6 @@ class Simulator:
         total = service.orders.get(order_id).total
         service.collect_cod(order_id, courier, amount=total, key="door")
         self._later(timedelta(days=2), "remit COD", lambda: service.remit_cod(order_id, courier))
-        self._after_delivery(order_id)
-
-    def _deliver(self, order_id: str, courier: Actor) -> None:
-        service, faults = self.world.service, self.config.faults
-        service.deliver(order_id, courier)
-        if self._chance("duplicate tracking event", faults.duplicate_tracking):
-            self._later(
-                self._minutes(1, 120),
-                "duplicate tracking event",
-                lambda: service.deliver(order_id, courier),
-            )
-        if self._chance("out-of-order tracking event", faults.out_of_order_tracking):
-            order = service.orders.get(order_id)
-            self._later(
-                self._minutes(1, 120),
-                "out-of-order tracking event",
-                lambda: service.ship(
-                    order_id,
-                    Actor.merchant(order.merchant_id),
-                    carrier=courier.id,
-                    tracking_number=f"{courier.id}-{order_id}",
-                ),
-            )
         self._after_delivery(order_id)
 
     def _after_delivery(self, order_id: str) -> None:

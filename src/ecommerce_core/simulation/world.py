@@ -2,7 +2,8 @@
 
 Orders, inventory and the event outbox live in SQLite by default (the embedded default); the
 payment ledger, payment records, credit lines and promotion ledger have in-memory adapters only
-in this release, so they stay in memory in either mode.
+in this release, and so do shipments (the fulfilment service's parcels and tracking), so they
+stay in memory in either mode.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import attrs
 
 from ecommerce_core.adapters.memory import (
     GatewayRequest,
+    InMemoryAfterSalesRepository,
     InMemoryCatalog,
     InMemoryCreditLines,
     InMemoryInventory,
@@ -25,6 +27,7 @@ from ecommerce_core.adapters.memory import (
     InMemoryPaymentRepository,
     InMemoryPromotionCatalog,
     InMemoryPromotionLedger,
+    InMemoryShipmentRepository,
     ManualClock,
     RecordingPublisher,
     ScriptedPaymentGateway,
@@ -40,7 +43,7 @@ from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchas
 from ecommerce_core.demo import DEMO_PRODUCTS
 from ecommerce_core.money import Money
 from ecommerce_core.ports import GatewayStatus, Inventory
-from ecommerce_core.services import PaymentService
+from ecommerce_core.services import FulfilmentService, PaymentService
 
 __all__ = [
     "CARRIERS",
@@ -85,6 +88,7 @@ class SimulatedWorld:
 
     Attributes:
         service: The order and payment use cases.
+        fulfilment: Shipments and carrier tracking (the orders' parcels).
         gateway: The scripted provider.
         script: What the provider answers next.
         clock: The simulated clock.
@@ -98,6 +102,7 @@ class SimulatedWorld:
     """
 
     service: PaymentService
+    fulfilment: FulfilmentService
     gateway: ScriptedPaymentGateway
     script: GatewayScript
     clock: ManualClock
@@ -181,8 +186,9 @@ def build_world(
         outbox = SqliteOutbox(database)
         publisher = outbox
         storage = (
-            f"orders, inventory and event outbox in SQLite ({path}); payment ledger, payment "
-            "records, credit lines and promotion ledger in memory (no SQLite adapter yet)"
+            f"orders, inventory and event outbox in SQLite ({path}); payment ledger, payment"
+            " records, credit lines, promotion ledger and shipments in memory"
+            " (no SQLite adapter yet)"
         )
     limit = Money.of(credit_limit, "CNY")
     service = PaymentService(
@@ -199,8 +205,28 @@ def build_world(
     )
     service.promotions = InMemoryPromotionCatalog(_campaigns(stock))
     service.promotion_ledger = InMemoryPromotionLedger()
+    fulfilment = FulfilmentService(
+        orders=orders,
+        shipments=InMemoryShipmentRepository(),
+        clock=clock,
+        ids=service.ids,
+        publisher=publisher,
+        after_sales=InMemoryAfterSalesRepository(),
+        inventory=inventory,
+        policy=service.policy,
+    )
     ledger = service.ledger
     assert isinstance(ledger, InMemoryLedger)  # noqa: S101  # built just above
     return SimulatedWorld(
-        service, gateway, script, clock, ledger, initial, storage, orders, database, outbox
+        service,
+        fulfilment,
+        gateway,
+        script,
+        clock,
+        ledger,
+        initial,
+        storage,
+        orders,
+        database,
+        outbox,
     )
