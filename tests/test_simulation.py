@@ -51,7 +51,7 @@ class TestACleanRun:
         out = capsys.readouterr().out
         assert "all invariant checks passed" in out
         assert "[FAIL]" not in out
-        assert out.count("[PASS]") == 9
+        assert out.count("[PASS]") == 11
         assert "orders/s" in out
 
     def test_the_default_stores_orders_in_the_sqlite_file_it_is_given(self, tmp_path, capsys):
@@ -101,6 +101,8 @@ class TestACleanRun:
         assert purchases == {"buy_now", "cart", "flash_sale", "rush_purchase"}
         states = {state for _, _, state in report.final_states}
         assert {"closed", "cancelled", "returned"} <= states
+        assert report.after_sales["refunded"] >= 1
+        assert set(report.after_sales) <= {"refunded", "closed", "rejected", "withdrawn"}
 
     @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(seed=st.integers(0, 10_000))

@@ -12,7 +12,13 @@ See ``docs/simulation.md`` for what it simulates, the faults it injects and the 
 
 from __future__ import annotations
 
-from ecommerce_core.simulation.checks import BREAKABLE, Check, break_invariant, run_checks
+from ecommerce_core.simulation.checks import (
+    BREAKABLE,
+    Check,
+    after_sales_states,
+    break_invariant,
+    run_checks,
+)
 from ecommerce_core.simulation.engine import (
     FaultRates,
     Journey,
@@ -22,7 +28,7 @@ from ecommerce_core.simulation.engine import (
     Simulator,
 )
 from ecommerce_core.simulation.runner import SimulationReport, run_simulation
-from ecommerce_core.simulation.world import SimulatedWorld, build_world
+from ecommerce_core.simulation.world import SimulatedWorld, build_world, payment_refunds
 
 __all__ = [
     "BREAKABLE",
@@ -35,8 +41,10 @@ __all__ = [
     "SimulationReport",
     "SimulationStats",
     "Simulator",
+    "after_sales_states",
     "break_invariant",
     "build_world",
+    "payment_refunds",
     "run_checks",
     "run_simulation",
 ]

@@ -19,6 +19,7 @@ from ecommerce_core.simulation.world import SimulatedWorld
 __all__ = [
     "BREAKABLE",
     "Check",
+    "after_sales_states",
     "break_invariant",
     "run_checks",
 ]
@@ -165,6 +166,35 @@ def _no_overdue_deadline(world: SimulatedWorld, orders: list[Order]) -> Check:
     )
 
 
+def _every_order_final(_: SimulatedWorld, orders: list[Order]) -> Check:
+    bad = [f"{o.id} ({o.state})" for o in orders if not o.is_final]
+    return Check(
+        "every-order-final",
+        "60 simulated days after the last journey every order is in a final state",
+        not bad,
+        ", ".join(bad[:5]) or f"{len(orders)} orders",
+    )
+
+
+_SETTLED: Final = frozenset({"refunded", "closed", "rejected", "withdrawn", "exchanged"})
+
+
+def after_sales_states(world: SimulatedWorld, returns: list[tuple[str, str]]) -> list[str]:
+    """The final state of each after-sales request of the run."""
+    return [world.after_sales.record(o).request(r).state for o, r in returns]
+
+
+def _after_sales_settled(world: SimulatedWorld, _: list[Order]) -> Check:
+    states = after_sales_states(world, world.returns)
+    stuck = [state for state in states if state not in _SETTLED]
+    return Check(
+        "after-sales-settled",
+        "every return request ended refunded, rejected, withdrawn or closed",
+        not stuck,
+        ", ".join(stuck[:5]) or f"{len(states)} requests",
+    )
+
+
 def _outbox_drained(world: SimulatedWorld, _: list[Order]) -> Check:
     if world.outbox is None:
         return Check(
@@ -189,6 +219,8 @@ _CHECKS: Final[Sequence[Callable[[SimulatedWorld, list[Order]], Check]]] = (
     _refunds_within_paid,
     _unkept_money_returned,
     _no_overdue_deadline,
+    _every_order_final,
+    _after_sales_settled,
     _outbox_drained,
 )
 

@@ -21,6 +21,7 @@ from typing import Final
 import attrs
 
 from ecommerce_core.actors import Actor
+from ecommerce_core.aftersales import AfterSalesItem, AfterSalesKind, AfterSalesReason
 from ecommerce_core.delivery import ShipmentPurpose, TrackingEvent
 from ecommerce_core.errors import EcommerceCoreError, InvalidInput, PaymentNotCompleted
 from ecommerce_core.orders import CartItem, Order
@@ -145,6 +146,7 @@ class SimulationStats:
         placed: Orders placed, per order id: how they were placed.
         refusals: Refused commands, per ``"step: ErrorName"``.
         faults: Injected faults, per name.
+        returns: After-sales return requests, as ``(order id, request id)``.
         steps: Steps executed.
         expired: Deadlines fired by ``expire_due``.
         seconds: Wall time of the run.
@@ -155,6 +157,7 @@ class SimulationStats:
     placed: dict[str, Journey] = attrs.field(factory=dict)
     refusals: Counter[str] = attrs.field(factory=Counter)
     faults: Counter[str] = attrs.field(factory=Counter)
+    returns: list[tuple[str, str]] = attrs.field(factory=list)
     steps: int = 0
     expired: int = 0
     seconds: float = 0.0
@@ -487,15 +490,17 @@ class Simulator:
         total = service.orders.get(order_id).total
         service.collect_cod(order_id, courier, amount=total, key="door")
         self._later(timedelta(days=2), "remit COD", lambda: service.remit_cod(order_id, courier))
-        self._after_delivery(order_id)
+        self._after_delivery(order_id, parcel=False)
 
-    def _after_delivery(self, order_id: str) -> None:
+    def _after_delivery(self, order_id: str, *, parcel: bool = True) -> None:
         faults = self.config.faults
         if self._chance("return", faults.returns):
             self._later(
                 timedelta(days=self.rng.uniform(1, 5)),
-                "return and refund",
-                lambda: self._refund(order_id, "return", everything=False),
+                "return requested",
+                functools.partial(self._return, order_id)
+                if parcel
+                else functools.partial(self._refund, order_id, "return", everything=False),
             )
         if self.rng.random() < faults.confirm:
             self._later(
@@ -503,6 +508,44 @@ class Simulator:
                 "confirm receipt",
                 lambda: self.world.service.confirm_receipt(order_id, self._buyer(order_id)),
             )
+
+    def _return(self, order_id: str) -> None:
+        """A return and refund of one unit through the after-sales service (七天无理由)."""
+        after_sales = self.world.after_sales
+        order = self.world.service.orders.get(order_id)
+        buyer, merchant = Actor.buyer(order.buyer_id), Actor.merchant(order.merchant_id)
+        line = self.rng.choice(order.lines)
+        request = after_sales.request(
+            order_id,
+            buyer,
+            kind=AfterSalesKind.RETURN_AND_REFUND,
+            reason=AfterSalesReason.NO_REASON,
+            items=[AfterSalesItem(line.line_id, 1)],
+        )
+        rid = request.request_id
+        self.stats.returns.append((order_id, rid))
+        day = timedelta(days=1)
+        self._later(
+            day, "after-sales: approve", lambda: after_sales.approve(order_id, rid, merchant)
+        )
+        carrier = self.rng.choice(CARRIERS)
+        self._later(
+            2 * day,
+            "after-sales: ship back",
+            lambda: after_sales.ship_back(
+                order_id, rid, buyer, carrier=carrier, tracking_number=f"RT-{rid}"
+            ),
+        )
+        self._later(
+            4 * day,
+            "after-sales: receive return",
+            lambda: after_sales.receive_return(order_id, rid, merchant),
+        )
+        self._later(
+            4.5 * day,
+            "after-sales: accept return",
+            lambda: after_sales.accept_return(order_id, rid, merchant, restock=False),
+        )
 
     def _refund(self, order_id: str, key: str, *, everything: bool) -> None:
         service = self.world.service

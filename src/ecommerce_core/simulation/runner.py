@@ -9,7 +9,12 @@ from collections.abc import Callable
 
 import attrs
 
-from ecommerce_core.simulation.checks import Check, break_invariant, run_checks
+from ecommerce_core.simulation.checks import (
+    Check,
+    after_sales_states,
+    break_invariant,
+    run_checks,
+)
 from ecommerce_core.simulation.engine import Progress, SimulationConfig, SimulationStats, Simulator
 from ecommerce_core.simulation.world import SimulatedWorld, build_world
 
@@ -28,6 +33,7 @@ class SimulationReport:
         storage: Where each part was stored.
         stats: Journeys, placed orders, refusals, faults, timing.
         final_states: Orders per ``(sales mode, payment method, final state)``.
+        after_sales: After-sales return requests per final state.
         balances: Ledger balance per account (``kind:owner``), in minor units of CNY.
         checks: Every invariant check, in order.
 
@@ -37,6 +43,7 @@ class SimulationReport:
     storage: str
     stats: SimulationStats
     final_states: Counter[tuple[str, str, str]]
+    after_sales: Counter[str]
     balances: dict[str, int]
     checks: list[Check]
 
@@ -76,6 +83,8 @@ class SimulationReport:
         out += ["", "purchase methods:"]
         purchases = Counter(j.purchase for j in self.stats.placed.values())
         out += [f"  {name:<14} {n:>6}" for name, n in sorted(purchases.items())]
+        out += ["", "after-sales returns by final state:"]
+        out += [f"  {state:<14} {n:>6}" for state, n in sorted(self.after_sales.items())]
         out += ["", "injected faults:"]
         out += [f"  {name:<30} {n:>6}" for name, n in sorted(self.stats.faults.items())]
         out += ["", "refused commands (each refused cleanly, nothing changed):"]
@@ -141,6 +150,7 @@ def run_simulation(
         if extend is not None:
             extend(world, simulator)
         stats = simulator.run(progress)
+        world.returns = stats.returns
         for name in break_invariants:
             break_invariant(world, name)
         checks = run_checks(world)
@@ -151,6 +161,7 @@ def run_simulation(
             f"{account.kind}:{account.owner}": money.minor
             for account, money in world.ledger.balances("CNY").items()
         }
-        return SimulationReport(config, world.storage, stats, final, balances, checks)
+        returns = Counter(after_sales_states(world, stats.returns))
+        return SimulationReport(config, world.storage, stats, final, returns, balances, checks)
     finally:
         world.close()

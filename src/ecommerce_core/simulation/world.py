@@ -16,6 +16,7 @@ from pathlib import Path
 
 import attrs
 
+from ecommerce_core.actors import Actor
 from ecommerce_core.adapters.memory import (
     GatewayRequest,
     InMemoryAfterSalesRepository,
@@ -39,11 +40,18 @@ from ecommerce_core.adapters.sqlite import (
     SqliteOrderRepository,
     SqliteOutbox,
 )
+from ecommerce_core.aftersales import AfterSalesPolicy, RefundInstruction
 from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchase, daily_sessions
 from ecommerce_core.demo import DEMO_PRODUCTS
 from ecommerce_core.money import Money
+from ecommerce_core.payments import RefundStatus
 from ecommerce_core.ports import GatewayStatus, Inventory
-from ecommerce_core.services import FulfilmentService, PaymentService
+from ecommerce_core.services import (
+    AfterSalesService,
+    FulfilmentService,
+    PaymentService,
+    RefundHandler,
+)
 
 __all__ = [
     "CARRIERS",
@@ -52,6 +60,7 @@ __all__ = [
     "GatewayScript",
     "SimulatedWorld",
     "build_world",
+    "payment_refunds",
 ]
 
 FLASH_SALE_ID = "sim-flash"
@@ -89,6 +98,7 @@ class SimulatedWorld:
     Attributes:
         service: The order and payment use cases.
         fulfilment: Shipments and carrier tracking (the orders' parcels).
+        after_sales: Returns and refunds, paid back through ``service``.
         gateway: The scripted provider.
         script: What the provider answers next.
         clock: The simulated clock.
@@ -98,11 +108,13 @@ class SimulatedWorld:
         order_store: The order repository (both adapters can list every order).
         database: The SQLite database, when orders live in SQLite.
         outbox: The SQLite outbox, when orders live in SQLite.
+        returns: After-sales return requests of the run, as ``(order id, request id)``.
 
     """
 
     service: PaymentService
     fulfilment: FulfilmentService
+    after_sales: AfterSalesService
     gateway: ScriptedPaymentGateway
     script: GatewayScript
     clock: ManualClock
@@ -112,6 +124,7 @@ class SimulatedWorld:
     order_store: InMemoryOrderRepository | SqliteOrderRepository
     database: SqliteDatabase | None = None
     outbox: SqliteOutbox | None = None
+    returns: list[tuple[str, str]] = attrs.field(factory=list)
 
     def close(self) -> None:
         """Close the database, if any."""
@@ -136,6 +149,30 @@ def _campaigns(stock: int) -> list[FlashSale | RushPurchase]:
         [RushItem("cup-01", cup, Money.of("9.90", "CNY"), max(1, stock // 10), 2)],
     )
     return [flash, rush]
+
+
+_AFTER_SALES = Actor.system("after-sales")
+
+
+def payment_refunds(service: PaymentService) -> RefundHandler:
+    """A refund handler that pays approved after-sales refunds back through the ledger.
+
+    Each instruction becomes one :meth:`PaymentService.refund` of its total, under its
+    idempotency key (a retry never refunds twice); a refund still pending at the provider
+    answers ``None`` so that ``settle_refunds`` asks again later.
+    """
+
+    def refund(instruction: RefundInstruction) -> str | None:
+        done = service.refund(
+            instruction.order_id,
+            _AFTER_SALES,
+            key=instruction.idempotency_key,
+            amount=instruction.total,
+            reason=f"after-sales {instruction.request_id}",
+        )
+        return done.id if done.status is RefundStatus.SUCCEEDED else None
+
+    return refund
 
 
 def build_world(
@@ -187,7 +224,7 @@ def build_world(
         publisher = outbox
         storage = (
             f"orders, inventory and event outbox in SQLite ({path}); payment ledger, payment"
-            " records, credit lines, promotion ledger and shipments in memory"
+            " records, credit lines, promotion ledger, shipments and after-sales in memory"
             " (no SQLite adapter yet)"
         )
     limit = Money.of(credit_limit, "CNY")
@@ -205,21 +242,35 @@ def build_world(
     )
     service.promotions = InMemoryPromotionCatalog(_campaigns(stock))
     service.promotion_ledger = InMemoryPromotionLedger()
+    shipments, records = InMemoryShipmentRepository(), InMemoryAfterSalesRepository()
     fulfilment = FulfilmentService(
         orders=orders,
-        shipments=InMemoryShipmentRepository(),
+        shipments=shipments,
         clock=clock,
         ids=service.ids,
         publisher=publisher,
-        after_sales=InMemoryAfterSalesRepository(),
+        after_sales=records,
         inventory=inventory,
         policy=service.policy,
+    )
+    after_sales = AfterSalesService(
+        orders=orders,
+        shipments=shipments,
+        after_sales=records,
+        refunds=payment_refunds(service),
+        clock=clock,
+        ids=service.ids,
+        publisher=publisher,
+        inventory=inventory,
+        policy=AfterSalesPolicy(),
+        order_policy=service.policy,
     )
     ledger = service.ledger
     assert isinstance(ledger, InMemoryLedger)  # noqa: S101  # built just above
     return SimulatedWorld(
         service,
         fulfilment,
+        after_sales,
         gateway,
         script,
         clock,
