@@ -269,9 +269,11 @@ class JsonCodec:
         return lambda value: None if value is None else inner(value)
 
     def _attrs_family(self, cls: type[Any], *, encode: bool) -> _Convert:
-        """An attrs class whose value may be an attrs subclass (a ``PausedDeadline`` where a
-        ``Deadline`` is declared): a subclass value is written with its class name under
-        ``"__class__"`` and read back as that subclass; rows without it read as ``cls``.
+        """An attrs class whose value may be an attrs subclass of it.
+
+        A subclass value (a ``PausedDeadline`` where a ``Deadline`` is declared) is written with
+        its class name under ``"__class__"`` and read back as that subclass; data without the
+        tag reads back as ``cls``, as before.
         """
         base = self._attrs_class(cls, encode=encode)
         family: dict[str, type[Any]] = {}
