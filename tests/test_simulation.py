@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ecommerce_core.actors import Actor
 from ecommerce_core.cli import main
 from ecommerce_core.errors import InvalidInput
 from ecommerce_core.simulation import (
@@ -111,6 +112,21 @@ class TestACleanRun:
             SimulationConfig(orders=25, seed=seed, faults=EVERY_FAULT), memory=True
         )
         assert report.failed == []
+
+    def test_steps_scheduled_through_the_extension_point_run_and_are_checked(self):
+        def extra(world, simulator):
+            at = world.clock.now()
+            simulator.schedule(
+                at, "extra", lambda: world.service.buy_now(Actor.buyer("b-001"), "pot-01", 1)
+            )
+            simulator.schedule(
+                at, "extra", lambda: world.service.buy_now(Actor.buyer("b-001"), "nope", 1)
+            )
+
+        report = run_simulation(SimulationConfig(orders=1, seed=5), memory=True, extend=extra)
+        assert report.stats.refusals["extra: NotFound"] == 1
+        assert report.passed
+        assert sum(report.final_states.values()) == len(report.stats.placed) + 1
 
     def test_the_extension_point_sees_the_world_before_the_run(self):
         seen = []

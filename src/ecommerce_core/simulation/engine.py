@@ -232,6 +232,14 @@ class Simulator:
     def _at(self, when: datetime, name: str, action: Callable[[], object]) -> None:
         heapq.heappush(self._queue, (when, next(self._seq), name, action))
 
+    def schedule(self, at: datetime, name: str, action: Callable[[], object]) -> None:
+        """Run ``action`` at simulated time ``at`` (the extension point for more sales modes).
+
+        A refused command (an :class:`~ecommerce_core.errors.EcommerceCoreError`) is counted
+        in :attr:`SimulationStats.refusals` under ``name``; anything else stops the run.
+        """
+        self._at(at, name, action)
+
     def _later(self, delay: timedelta, name: str, action: Callable[[], object]) -> None:
         self._at(self.world.clock.now() + delay, name, action)
 
