@@ -6,6 +6,7 @@ STAMP_RUN  := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
 STAMP_DOCS := $(VENV)/.installed-docs
+STAMP_SIM  := $(VENV)/.installed-sim
 
 .PHONY: demo test lint bench diagrams docs clean
 
@@ -21,8 +22,12 @@ $(STAMP_TEST): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@ $(STAMP_RUN)
 
-## demo: run the simulation on its embedded default
-demo: $(STAMP_RUN)
+$(STAMP_SIM): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[sim]'
+	touch $@ $(STAMP_RUN)
+
+## demo: run the simulation on its embedded default (SQLite), with a rich progress bar
+demo: $(STAMP_SIM)
 	$(VENV)/bin/ecommerce-core simulate
 
 ## test: the whole suite with branch coverage (fails below 90 %)

@@ -15,7 +15,17 @@ import ecommerce_core
 
 PACKAGE = Path(ecommerce_core.__file__).parent
 # Application and outer layers may use more; everything else is domain.
-OUTER = {"__init__", "cli", "demo", "services", "ports", "processes", "testing", "adapters"}
+OUTER = {
+    "__init__",
+    "cli",
+    "demo",
+    "services",
+    "ports",
+    "processes",
+    "testing",
+    "adapters",
+    "simulation",
+}
 DOMAIN_THIRD_PARTY = {"attrs", "transitions"}
 
 

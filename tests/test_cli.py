@@ -30,7 +30,7 @@ def test_diagram_writes_one_page_per_process(tmp_path, capsys):
 
 
 def test_simulate_walks_the_demo_and_exits_zero(capsys):
-    assert main(["simulate"]) == 0
+    assert main(["simulate", "--walkthrough"]) == 0
     out = capsys.readouterr().out
     assert "all steps behaved as expected" in out
     assert "-> closed" in out

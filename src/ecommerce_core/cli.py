@@ -1,4 +1,4 @@
-"""The ``ecommerce-core`` command: ``simulate`` (the demo) and ``diagram`` (Mermaid).
+"""The ``ecommerce-core`` command: ``simulate`` (the marketplace simulation) and ``diagram``.
 
 Run ``ecommerce-core --help`` for the options.
 """
@@ -6,8 +6,9 @@ Run ``ecommerce-core --help`` for the options.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ecommerce_core.process import Process
@@ -59,10 +60,55 @@ def _diagram(args: argparse.Namespace) -> int:
     return 0
 
 
-def _simulate(_: argparse.Namespace) -> int:
-    from ecommerce_core.demo import run_demo  # noqa: PLC0415  # keep `diagram` light
+def _simulate(args: argparse.Namespace) -> int:
+    if args.walkthrough:
+        from ecommerce_core.demo import run_demo  # noqa: PLC0415  # keep `diagram` light
 
-    return run_demo()
+        return run_demo()
+    from ecommerce_core.simulation import (  # noqa: PLC0415  # keep `diagram` light
+        SimulationConfig,
+        run_simulation,
+    )
+
+    config = SimulationConfig(orders=args.orders, seed=args.seed)
+    with _progress(enabled=not args.no_progress) as progress:
+        report = run_simulation(
+            config,
+            memory=args.memory,
+            db_path=args.db,
+            progress=progress,
+            break_invariants=tuple(args.break_invariant),
+        )
+    print(report.render())
+    return 0 if report.passed else 1
+
+
+@contextlib.contextmanager
+def _progress(*, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback: a ``rich`` bar when rich is installed, plain lines otherwise."""
+    if not enabled:
+        yield None
+        return
+    try:
+        from rich.progress import Progress  # noqa: PLC0415  # optional extra `sim`
+    except ImportError:
+        shown = [-1]
+
+        def plain(done: int, total: int) -> None:
+            percent = done * 100 // total
+            if percent // 10 > shown[0]:
+                shown[0] = percent // 10
+                print(f"simulating: {done}/{total} journeys ({percent} %)", file=sys.stderr)
+
+        yield plain
+        return
+    with Progress(transient=True) as bar:
+        task = bar.add_task("simulating", total=None)
+
+        def rich_bar(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield rich_bar
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,7 +122,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     diagram.add_argument("--write", metavar="DIR", help="write a NAME.md page per process into DIR")
     diagram.set_defaults(run=_diagram)
 
-    simulate = commands.add_parser("simulate", help="run the demo simulation")
+    simulate = commands.add_parser(
+        "simulate", help="simulate a marketplace under load and faults, then check invariants"
+    )
+    simulate.add_argument("--orders", type=int, default=1000, help="buyer journeys (1000)")
+    simulate.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    simulate.add_argument("--db", metavar="PATH", help="SQLite file (default: a temporary file)")
+    simulate.add_argument("--memory", action="store_true", help="in-memory adapters, no SQLite")
+    simulate.add_argument("--no-progress", action="store_true", help="no progress output")
+    simulate.add_argument(
+        "--walkthrough", action="store_true", help="the small step-by-step walk-through instead"
+    )
+    simulate.add_argument(  # test-only fault: break an invariant so the run must fail
+        "--break-invariant", action="append", default=[], help=argparse.SUPPRESS
+    )
     simulate.set_defaults(run=_simulate)
 
     args = parser.parse_args(argv)

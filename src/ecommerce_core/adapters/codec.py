@@ -245,7 +245,7 @@ class JsonCodec:
         if isinstance(tp, type) and issubclass(tp, enum.Enum):
             return _enum_value if encode else tp
         if isinstance(tp, type) and attrs.has(tp):
-            return self._attrs_class(tp, encode=encode)
+            return self._attrs_family(tp, encode=encode)
         origin, args = typing.get_origin(tp), typing.get_args(tp)
         if origin in (typing.Union, types.UnionType):
             return self._optional(tp, args, encode=encode)
@@ -267,6 +267,42 @@ class JsonCodec:
             raise _Unsupported(f"the union {_name(tp)}")
         inner = self._convert(present[0], encode=encode)
         return lambda value: None if value is None else inner(value)
+
+    def _attrs_family(self, cls: type[Any], *, encode: bool) -> _Convert:
+        """An attrs class whose value may be an attrs subclass of it.
+
+        A subclass value (a ``PausedDeadline`` where a ``Deadline`` is declared) is written with
+        its class name under ``"__class__"`` and read back as that subclass; data without the
+        tag reads back as ``cls``, as before.
+        """
+        base = self._attrs_class(cls, encode=encode)
+        family: dict[str, type[Any]] = {}
+        pending = list(cls.__subclasses__())
+        while pending:
+            sub = pending.pop()
+            if attrs.has(sub):
+                family[sub.__qualname__] = sub
+            pending.extend(sub.__subclasses__())
+        if not family:
+            return base
+        if encode:
+
+            def encode_any(value: Any) -> Any:
+                kind = type(value)
+                if kind is cls or kind.__qualname__ not in family:
+                    return base(value)
+                return {**self._encoder(kind)(value), "__class__": kind.__qualname__}
+
+            return encode_any
+
+        def decode_any(data: dict[str, Any]) -> Any:
+            name = data.get("__class__")
+            if name not in family:
+                return base(data)
+            fields = {key: each for key, each in data.items() if key != "__class__"}
+            return self._decoder(family[name])(fields)
+
+        return decode_any
 
     def _attrs_class(self, cls: type[Any], *, encode: bool) -> _Convert:
         hints = typing.get_type_hints(cls)

@@ -1,0 +1,283 @@
+"""The simulated marketplace's wiring: one :class:`PaymentService` over SQLite or memory.
+
+Orders, inventory and the event outbox live in SQLite by default (the embedded default); the
+payment ledger, payment records, credit lines and promotion ledger have in-memory adapters only
+in this release, and so do shipments (the fulfilment service's parcels and tracking), so they
+stay in memory in either mode.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, date, time, timedelta
+from pathlib import Path
+
+import attrs
+
+from ecommerce_core.actors import Actor
+from ecommerce_core.adapters.memory import (
+    GatewayRequest,
+    InMemoryAfterSalesRepository,
+    InMemoryCatalog,
+    InMemoryCreditLines,
+    InMemoryInventory,
+    InMemoryLedger,
+    InMemoryOrderRepository,
+    InMemoryPaymentRepository,
+    InMemoryPromotionCatalog,
+    InMemoryPromotionLedger,
+    InMemoryShipmentRepository,
+    ManualClock,
+    RecordingPublisher,
+    ScriptedPaymentGateway,
+    SequentialIds,
+)
+from ecommerce_core.adapters.sqlite import (
+    SqliteDatabase,
+    SqliteInventory,
+    SqliteOrderRepository,
+    SqliteOutbox,
+)
+from ecommerce_core.aftersales import AfterSalesPolicy, RefundInstruction
+from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchase, daily_sessions
+from ecommerce_core.demo import DEMO_PRODUCTS
+from ecommerce_core.money import Money
+from ecommerce_core.payments import RefundStatus
+from ecommerce_core.ports import GatewayStatus, Inventory
+from ecommerce_core.services import (
+    AfterSalesService,
+    FulfilmentService,
+    PaymentService,
+    RefundHandler,
+)
+
+__all__ = [
+    "CARRIERS",
+    "FLASH_SALE_ID",
+    "RUSH_PURCHASE_ID",
+    "GatewayScript",
+    "SimulatedWorld",
+    "build_world",
+    "payment_refunds",
+]
+
+FLASH_SALE_ID = "sim-flash"
+"""The simulation's flash sale: tea at 19.90 CNY, daily sessions at 10:00 and 20:00."""
+RUSH_PURCHASE_ID = "sim-rush"
+"""The simulation's rush purchase: cups at 9.90 CNY on the first day."""
+CARRIERS = ("SF", "ZTO", "YTO")
+"""The carriers that deliver the simulated parcels."""
+
+
+@attrs.define
+class GatewayScript:
+    """What the scripted provider answers next, and the requests it left pending.
+
+    Attributes:
+        answer: The status the next accepted request gets (the simulation sets it per payment).
+        pending: Idempotency keys of requests answered ``PENDING``, oldest first.
+
+    """
+
+    answer: GatewayStatus = GatewayStatus.SUCCEEDED
+    pending: list[str] = attrs.field(factory=list)
+
+    def decide(self, request: GatewayRequest) -> GatewayStatus:
+        """The provider's answer to ``request`` (recording it when pending)."""
+        if self.answer is GatewayStatus.PENDING:
+            self.pending.append(request.idempotency_key)
+        return self.answer
+
+
+@attrs.define
+class SimulatedWorld:
+    """Everything a simulation run drives and checks.
+
+    Attributes:
+        service: The order and payment use cases.
+        fulfilment: Shipments and carrier tracking (the orders' parcels).
+        after_sales: Returns and refunds, paid back through ``service``.
+        gateway: The scripted provider.
+        script: What the provider answers next.
+        clock: The simulated clock.
+        ledger: The double-entry book.
+        initial_stock: Units received per SKU before the run.
+        storage: A human description of where each part is stored.
+        order_store: The order repository (both adapters can list every order).
+        database: The SQLite database, when orders live in SQLite.
+        outbox: The SQLite outbox, when orders live in SQLite.
+        returns: After-sales return requests of the run, as ``(order id, request id)``.
+
+    """
+
+    service: PaymentService
+    fulfilment: FulfilmentService
+    after_sales: AfterSalesService
+    gateway: ScriptedPaymentGateway
+    script: GatewayScript
+    clock: ManualClock
+    ledger: InMemoryLedger
+    initial_stock: Mapping[str, int]
+    storage: str
+    order_store: InMemoryOrderRepository | SqliteOrderRepository
+    database: SqliteDatabase | None = None
+    outbox: SqliteOutbox | None = None
+    returns: list[tuple[str, str]] = attrs.field(factory=list)
+
+    def close(self) -> None:
+        """Close the database, if any."""
+        if self.database is not None:
+            self.database.close()
+
+
+def _campaigns(stock: int) -> list[FlashSale | RushPurchase]:
+    day = date(2026, 1, 1)
+    price, cup = DEMO_PRODUCTS[0].unit_price, DEMO_PRODUCTS[2].unit_price
+    flash = FlashSale(
+        FLASH_SALE_ID,
+        daily_sessions(day, (time(10), time(20)), timedelta(hours=2), UTC, days=7),
+        [FlashItem("tea-01", price, Money.of("19.90", "CNY"), max(1, stock // 10), 2)],
+        payment_timeout=timedelta(minutes=15),
+    )
+    start = ManualClock().now()
+    rush = RushPurchase(
+        RUSH_PURCHASE_ID,
+        start,
+        start + timedelta(days=7),
+        [RushItem("cup-01", cup, Money.of("9.90", "CNY"), max(1, stock // 10), 2)],
+    )
+    return [flash, rush]
+
+
+_AFTER_SALES = Actor.system("after-sales")
+
+
+def payment_refunds(service: PaymentService) -> RefundHandler:
+    """A refund handler that pays approved after-sales refunds back through the ledger.
+
+    Each instruction becomes one :meth:`PaymentService.refund` of its total, under its
+    idempotency key (a retry never refunds twice); a refund still pending at the provider
+    answers ``None`` so that ``settle_refunds`` asks again later.
+    """
+
+    def refund(instruction: RefundInstruction) -> str | None:
+        done = service.refund(
+            instruction.order_id,
+            _AFTER_SALES,
+            key=instruction.idempotency_key,
+            amount=instruction.total,
+            reason=f"after-sales {instruction.request_id}",
+        )
+        return done.id if done.status is RefundStatus.SUCCEEDED else None
+
+    return refund
+
+
+def build_world(
+    *,
+    buyers: int,
+    stock: int,
+    memory: bool = False,
+    db_path: str | os.PathLike[str] | None = None,
+    credit_limit: str = "2000.00",
+) -> SimulatedWorld:
+    """Wire a :class:`PaymentService` for the simulation.
+
+    Args:
+        buyers: How many buyers (``b-001`` ...) get a credit line.
+        stock: Units of each demo product received before the run.
+        memory: Keep orders, inventory and events in memory instead of SQLite.
+        db_path: The SQLite file (a fresh temporary file when ``None``).
+        credit_limit: Each buyer's credit line, in CNY.
+
+    """
+    clock = ManualClock()
+    script = GatewayScript()
+    gateway = ScriptedPaymentGateway(script.decide)
+    initial = {p.sku: stock for p in DEMO_PRODUCTS}
+    database: SqliteDatabase | None = None
+    outbox: SqliteOutbox | None = None
+    orders: InMemoryOrderRepository | SqliteOrderRepository
+    inventory: Inventory
+    publisher: RecordingPublisher | SqliteOutbox
+    if memory:
+        orders, inventory, publisher = (
+            InMemoryOrderRepository(),
+            InMemoryInventory(initial),
+            RecordingPublisher(),
+        )
+        storage = "everything in memory (--memory)"
+    else:
+        path = (
+            Path(tempfile.mkdtemp(prefix="ecommerce-sim-")) / "simulation.db"
+            if db_path is None
+            else Path(db_path)
+        )
+        database = SqliteDatabase(path)
+        orders, sqlite_inventory = SqliteOrderRepository(database), SqliteInventory(database)
+        for sku, units in initial.items():
+            sqlite_inventory.receive(sku, units)
+        inventory = sqlite_inventory
+        outbox = SqliteOutbox(database)
+        publisher = outbox
+        storage = (
+            f"orders, inventory and event outbox in SQLite ({path}); payment ledger, payment"
+            " records, credit lines, promotion ledger, shipments and after-sales in memory"
+            " (no SQLite adapter yet)"
+        )
+    limit = Money.of(credit_limit, "CNY")
+    service = PaymentService(
+        orders=orders,
+        inventory=inventory,
+        catalog=InMemoryCatalog(DEMO_PRODUCTS),
+        payments=gateway,
+        clock=clock,
+        ids=SequentialIds(),
+        publisher=publisher,
+        ledger=InMemoryLedger(),
+        payment_records=InMemoryPaymentRepository(),
+        credit_lines=InMemoryCreditLines({f"b-{n:03d}": limit for n in range(1, buyers + 1)}),
+    )
+    service.promotions = InMemoryPromotionCatalog(_campaigns(stock))
+    service.promotion_ledger = InMemoryPromotionLedger()
+    shipments, records = InMemoryShipmentRepository(), InMemoryAfterSalesRepository()
+    fulfilment = FulfilmentService(
+        orders=orders,
+        shipments=shipments,
+        clock=clock,
+        ids=service.ids,
+        publisher=publisher,
+        after_sales=records,
+        inventory=inventory,
+        policy=service.policy,
+    )
+    after_sales = AfterSalesService(
+        orders=orders,
+        shipments=shipments,
+        after_sales=records,
+        refunds=payment_refunds(service),
+        clock=clock,
+        ids=service.ids,
+        publisher=publisher,
+        inventory=inventory,
+        policy=AfterSalesPolicy(),
+        order_policy=service.policy,
+    )
+    ledger = service.ledger
+    assert isinstance(ledger, InMemoryLedger)  # noqa: S101  # built just above
+    return SimulatedWorld(
+        service,
+        fulfilment,
+        after_sales,
+        gateway,
+        script,
+        clock,
+        ledger,
+        initial,
+        storage,
+        orders,
+        database,
+        outbox,
+    )
