@@ -29,7 +29,7 @@ from ecommerce_core.adapters.memory import (
 )
 from ecommerce_core.aftersales import AfterSalesRequested, RefundApproved, RefundCompleted
 from ecommerce_core.demo import demo_world
-from ecommerce_core.events import AutoConfirmPaused, AutoConfirmResumed
+from ecommerce_core.events import DeadlinePaused, DeadlineResumed
 from ecommerce_core.ports import GatewayStatus, StockItem
 from ecommerce_core.services import gateway_refunds
 
@@ -190,6 +190,7 @@ class TestReturns:
         left = due - world.clock.now()
         request = ask(world, order_id, "return_and_refund", "no_reason", ("1", 1))
         assert order_of(world, order_id).auto_confirm_paused
+        assert order_of(world, order_id).holds == (f"aftersales:{request.request_id}",)
         world.clock.advance(30 * DAY)
         assert world.orders.expire_due() == []
         service = world.after_sales
@@ -203,10 +204,10 @@ class TestReturns:
         assert world.orders.inventory.on_hand("tea-01") == stock + 1
         order = order_of(world, order_id)
         assert order.deadline.at == world.clock.now() + left
-        assert [e.reason for e in published(world, AutoConfirmPaused)] == [
-            f"after-sales request {request.request_id} is open"
-        ]
-        assert len(published(world, AutoConfirmResumed)) == 1
+        hold = f"aftersales:{request.request_id}"
+        assert [e.hold for e in published(world, DeadlinePaused)] == [hold]
+        assert [e.hold for e in published(world, DeadlineResumed)] == [hold]
+        assert order.holds == ()
 
     def test_goods_unfit_to_sell_are_refunded_but_not_restocked(self, world):
         order_id = delivered(world)

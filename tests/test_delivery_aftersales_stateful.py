@@ -56,9 +56,10 @@ from ecommerce_core.adapters.memory import RecordingRefunds
 from ecommerce_core.delivery import SHIPMENT_PROCESS, SHIPMENT_PROGRESS, fulfilment_status
 from ecommerce_core.demo import DEMO_PRODUCTS, demo_world
 from ecommerce_core.events import ReceiptConfirmed
-from ecommerce_core.orders import TIMERS, PausedDeadline
+from ecommerce_core.orders import TIMERS
 from ecommerce_core.ports import StockItem
 from ecommerce_core.services import delivery_fees
+from ecommerce_core.services.fulfilment import fulfilment_holds
 
 STOCK = 200
 TEAHOUSE = Actor.merchant("m-teahouse")
@@ -602,12 +603,12 @@ class DeliveryAndAfterSales(RuleBasedStateMachine):
             timer = TIMERS.get(order.state)
             if timer is None:
                 assert order.deadline is None
+                assert order.paused is None
                 continue
-            assert order.deadline is not None
-            assert order.deadline.trigger == timer[0]
-            if order.state not in {"shipped", "delivered"}:
-                assert not order.auto_confirm_paused
-                continue
+            clock = order.deadline if order.paused is None else order.paused
+            assert clock is not None
+            assert clock.trigger == timer[0]
+            assert (order.paused is not None) == bool(order.holds), (order.id, order.holds)
             try:
                 record = self.records.get(order.id)
             except NotFound:
@@ -615,10 +616,14 @@ class DeliveryAndAfterSales(RuleBasedStateMachine):
             withdrawn = record.withdrawn if record else None
             status = fulfilment_status(order, self.shipment_repo.for_order(order.id), withdrawn)
             held = bool(record and record.open_requests) or status.delivery_problem is not None
+            assert set(order.holds) == set(fulfilment_holds(status, record)), order.id
+            if order.state not in {"shipped", "delivered"}:
+                assert not order.auto_confirm_paused
+                continue
             assert order.auto_confirm_paused == held, (order.id, order.deadline)
-            if isinstance(order.deadline, PausedDeadline):
-                assert timedelta(0) < order.deadline.remaining
-                assert order.deadline.remaining <= self.world.orders.policy.auto_confirm_after
+            if order.paused is not None:
+                assert timedelta(0) < order.paused.remaining
+                assert order.paused.remaining <= self.world.orders.policy.auto_confirm_after
             else:
                 assert order.deadline.at > self.clock.now()
 

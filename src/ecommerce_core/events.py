@@ -17,8 +17,6 @@ import attrs
 from ecommerce_core.money import Money
 
 __all__ = [
-    "AutoConfirmPaused",
-    "AutoConfirmResumed",
     "DeadlinePaused",
     "DeadlineResumed",
     "DomainEvent",
@@ -170,29 +168,3 @@ class DeadlineResumed(DomainEvent):
 
     hold: str
     deadline: datetime | None
-
-
-@attrs.frozen(kw_only=True)
-class AutoConfirmPaused(DomainEvent):
-    """The auto-confirm deadline stopped running (after-sales open, or a delivery problem).
-
-    Attributes:
-        remaining: The time it had left; it gets exactly this back when it resumes.
-        reason: Why, in words.
-
-    """
-
-    remaining: timedelta
-    reason: str
-
-
-@attrs.frozen(kw_only=True)
-class AutoConfirmResumed(DomainEvent):
-    """The paused auto-confirm deadline runs again.
-
-    Attributes:
-        due_at: When it now falls due.
-
-    """
-
-    due_at: datetime
