@@ -240,6 +240,24 @@ class TestReshipping:
         resumed = [e for e in world.orders.publisher.published if isinstance(e, DeadlineResumed)]
         assert [e.hold for e in resumed] == ["delivery:outstanding"]
 
+    def test_follow_up_lifts_only_its_own_holds_never_another_components(self, world):
+        order_id = paid(world)
+        ship(world, order_id, "SF1")
+        repo = world.orders.orders
+        order = repo.get(order_id)
+        version = order.version
+        order.pause_clock("refund:r-1", Actor.system("payments"), now=world.clock.now())
+        repo.save(order, version)
+        report(world, "SF1", "delayed")
+        assert order_of(world, order_id).holds == ("refund:r-1", "delivery:shipment-1")
+        world.clock.advance(timedelta(hours=1))
+        report(world, "SF1", "in_transit")
+        order = order_of(world, order_id)
+        assert order.holds == ("refund:r-1",)
+        assert order.auto_confirm_paused
+        world.clock.advance(timedelta(days=60))
+        assert world.orders.expire_due() == []
+
     def test_only_a_failed_parcel_of_the_order_is_sent_again(self, world):
         order_id = paid(world)
         first = ship(world, order_id, "SF1")
