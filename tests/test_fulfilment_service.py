@@ -502,3 +502,24 @@ class TestFollowingUp:
             reference=first.id,
         )
         assert service.status(order_id).outstanding == 0
+
+
+class TestExtendingReceipt:
+    def test_an_extension_through_the_service_delays_the_automatic_confirmation(self, world):
+        order_id = paid(world)
+        ship(world, order_id, "SF1")
+        due = order_of(world, order_id).deadline.at
+        world.fulfilment.extend_auto_confirm(order_id, ALICE)
+        world.clock.advance(due - world.clock.now())
+        assert world.orders.expire_due() == []
+        world.clock.advance(world.fulfilment.policy.auto_confirm_extension)
+        assert [e.trigger for e in world.orders.expire_due()] == ["auto_confirm"]
+
+    def test_a_refused_extension_through_the_service_stores_and_publishes_nothing(self, world):
+        order_id = paid(world)
+        ship(world, order_id, "SF1")
+        world.fulfilment.extend_auto_confirm(order_id, ALICE)
+        before = state(world)
+        with pytest.raises(RuleViolation):
+            world.fulfilment.extend_auto_confirm(order_id, ALICE)
+        assert state(world) == before

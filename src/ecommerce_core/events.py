@@ -17,6 +17,7 @@ import attrs
 from ecommerce_core.money import Money
 
 __all__ = [
+    "AutoConfirmExtended",
     "DeadlinePaused",
     "DeadlineResumed",
     "DomainEvent",
@@ -167,4 +168,21 @@ class DeadlineResumed(DomainEvent):
     """
 
     hold: str
+    deadline: datetime | None
+
+
+@attrs.frozen(kw_only=True)
+class AutoConfirmExtended(DomainEvent):
+    """The buyer extended the auto-confirm deadline (延长收货).
+
+    Attributes:
+        extension: How much was added.
+        used: How many extensions the order has used, this one included.
+        deadline: When receipt is now confirmed for the buyer (``None`` while the clock is
+            held: it then has ``extension`` more left when it runs again).
+
+    """
+
+    extension: timedelta
+    used: int
     deadline: datetime | None

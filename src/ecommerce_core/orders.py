@@ -36,9 +36,11 @@ from ecommerce_core.errors import (
     CurrencyMismatch,
     Forbidden,
     InvalidInput,
+    RuleViolation,
     TransitionNotAllowed,
 )
 from ecommerce_core.events import (
+    AutoConfirmExtended,
     DeadlinePaused,
     DeadlineResumed,
     DomainEvent,
@@ -363,6 +365,7 @@ class Order:
         paused: The paused deadline, while holds are open and the state has a timer.
         terms: How pricing sold it (sales mode, limit claims, stock timing, COD), if any
             promotion or campaign was involved.
+        extensions: How many times the buyer extended the auto-confirm deadline.
 
     """
 
@@ -386,6 +389,7 @@ class Order:
     holds: tuple[str, ...] = ()
     paused: PausedClock | None = None
     terms: PricingTerms | None = None
+    extensions: int = 0
 
     # ----------------------------------------------------------------- creation
 
@@ -847,6 +851,48 @@ class Order:
         that would confirm receipt for the buyer.
         """
         return self.paused is not None and self.paused.trigger == "auto_confirm"
+
+    def extend_auto_confirm(self, actor: Actor, *, now: datetime, policy: OrderPolicy) -> None:
+        """The buyer extends the auto-confirm deadline (延长收货) by the policy's fixed length.
+
+        The policy allows a fixed number of extensions (``auto_confirm_extensions`` of
+        ``auto_confirm_extension`` each). While the clock is held, the extension is added to the
+        time it has left when it runs again.
+
+        Raises:
+            Forbidden: Not the order's buyer.
+            InvalidInput: A naive time.
+            TransitionNotAllowed: The order is not shipped or delivered (no auto-confirm clock).
+            RuleViolation: Every extension is used, or the deadline has passed (receipt was
+                confirmed for the buyer when it fell due, however late the scheduler runs).
+
+        """
+        self._authorize("confirm_receipt", actor)
+        check_now(now)
+        command = "extend_auto_confirm"
+        clock = self.deadline if self.paused is None else self.paused
+        if clock is None or clock.trigger != "auto_confirm":
+            raise TransitionNotAllowed(self.id, command, self.state, ())
+        if self.extensions >= policy.auto_confirm_extensions:
+            reason = f"all {policy.auto_confirm_extensions} extensions are used"
+            raise RuleViolation(self.id, command, self.state, reason)
+        overdue = (
+            self.paused.remaining <= timedelta(0)
+            if self.paused is not None
+            else self.deadline is not None and now >= self.deadline.at
+        )
+        if overdue:
+            raise RuleViolation(self.id, command, self.state, "the deadline has passed")
+        extension = policy.auto_confirm_extension
+        if self.paused is not None:
+            self.paused = PausedClock(self.paused.trigger, self.paused.remaining + extension)
+        elif self.deadline is not None:  # pragma: no branch - one of the two is set
+            self.deadline = Deadline(self.deadline.at + extension, self.deadline.trigger)
+        self.extensions += 1
+        at = None if self.deadline is None else self.deadline.at
+        self._record(
+            AutoConfirmExtended, now, actor, extension=extension, used=self.extensions, deadline=at
+        )
 
 
 def split_by_merchant(

@@ -400,6 +400,24 @@ class FulfilmentService:
         self._receive_parcels(order_id, buyer, now)
         return order
 
+    def extend_auto_confirm(self, order_id: str, buyer: Actor) -> Order:
+        """The buyer extends the auto-confirm deadline (延长收货) by the policy's fixed length.
+
+        Raises:
+            NotFound: No such order.
+            Forbidden: Not the order's buyer.
+            TransitionNotAllowed: The order is not shipped or delivered.
+            RuleViolation: Every extension is used, or the deadline has passed.
+            VersionConflict: The order changed meanwhile (ask again).
+
+        """
+        order = self.orders.get(order_id)
+        version = order.version
+        order.extend_auto_confirm(buyer, now=self.clock.now(), policy=self.policy)
+        self.orders.save(order, version)
+        self.publisher.publish(order.collect_events())
+        return order
+
     def on_receipt_confirmed(self, event: ReceiptConfirmed) -> list[Shipment]:
         """Handle a :class:`~ecommerce_core.events.ReceiptConfirmed` published elsewhere.
 
