@@ -35,11 +35,17 @@ from ecommerce_core.aftersales import (
     AfterSalesReason,
     AfterSalesRequest,
     AfterSalesState,
+    FailedParcelRemedy,
     OrderAfterSales,
     RefundInstruction,
 )
-from ecommerce_core.delivery import FulfilmentStatus, ShipmentLine, fulfilment_status
-from ecommerce_core.errors import NotFound, RuleViolation, VersionConflict
+from ecommerce_core.delivery import (
+    FulfilmentStatus,
+    ShipmentLine,
+    ShipmentPurpose,
+    fulfilment_status,
+)
+from ecommerce_core.errors import InvalidInput, NotFound, RuleViolation, VersionConflict
 from ecommerce_core.money import Money
 from ecommerce_core.orders import Order
 from ecommerce_core.payments.base import RefundStatus
@@ -389,6 +395,80 @@ class AfterSalesService:
                 policy=self.policy,
             ),
         )
+
+    def resolve_failed_parcel(
+        self, order_id: str, shipment_id: str, actor: Actor | None = None
+    ) -> AfterSalesRequest | None:
+        """Settle a lost or damaged parcel per ``policy.failed_parcel``.
+
+        With :attr:`~ecommerce_core.aftersales.FailedParcelRemedy.RESHIP` (the default) nothing
+        happens here: the merchant sends the units again
+        (:meth:`FulfilmentService.ship <ecommerce_core.services.FulfilmentService.ship>` with
+        ``purpose="reshipment"``), and the order's clock stays held (``delivery:outstanding``)
+        until it does. With ``REFUND`` the platform refunds the parcel's units that are still
+        owed (not reshipped, not refunded yet) at once, through the refund handler, and the hold
+        is lifted. Calling it again, or after a reshipment, changes nothing.
+
+        Args:
+            order_id: The order.
+            shipment_id: The failed parcel.
+            actor: The platform or the system (the system by default).
+
+        Returns:
+            The refund request, or ``None`` when nothing was (left) to refund.
+
+        Raises:
+            NotFound: No such order or shipment.
+            InvalidInput: A shipment of another order.
+            RuleViolation: The parcel has not failed, or it is an exchange's replacement.
+            Forbidden: Not the platform or the system.
+
+        """
+        shipment = self.shipments.get(shipment_id)
+        if shipment.order_id != order_id:
+            raise InvalidInput("shipment_id", shipment_id, f"not a shipment of {order_id!r}")
+        if not shipment.has_failed or shipment.purpose is ShipmentPurpose.REPLACEMENT:
+            raise RuleViolation(
+                shipment.id, "resolve_failed_parcel", shipment.state, "not a failed parcel"
+            )
+        if self.policy.failed_parcel is FailedParcelRemedy.RESHIP:
+            return None
+        order = self.orders.get(order_id)
+        record = self._record_or_none(order_id)
+        status = fulfilment_status(
+            order, self.shipments.for_order(order_id), record.withdrawn if record else None
+        )
+        pending = record.open_requests if record else ()  # claims not refunded (withdrawn) yet
+        items = []
+        for line in shipment.lines:
+            owed = status.shippable(line.line_id) - sum(
+                r.quantity(line.line_id) for r in pending if not r.about_received_goods
+            )
+            if min(line.quantity, owed) > 0:
+                items.append(AfterSalesItem(line.line_id, min(line.quantity, owed)))
+        if not items:
+            return None
+        request_id = self.ids.next_id("after-sales")
+        who = _SYSTEM if actor is None else actor
+        return self._run(
+            order_id,
+            lambda record, order, status, now: record.refund_failed_parcel(
+                who,
+                request_id=request_id,
+                items=items,
+                order=order,
+                fulfilment=status,
+                now=now,
+                policy=self.policy,
+            ),
+            create=True,
+        )
+
+    def _record_or_none(self, order_id: str) -> OrderAfterSales | None:
+        try:
+            return self.after_sales.get(order_id)
+        except NotFound:
+            return None
 
     def settle_refunds(self, order_id: str) -> list[AfterSalesRequest]:
         """Ask the refund handler again for every approved refund not yet done.
