@@ -369,6 +369,26 @@ class DeliveryAndAfterSales(RuleBasedStateMachine):
         self.attempt(lambda: self.world.fulfilment.confirm_receipt(order_id, buyer))
         self.feed_receipts()
 
+    @rule(order_id=orders, buyer=BUYER_SIDE)
+    def the_buyer_extends_the_deadline(self, order_id, buyer):
+        before = self.repo.get(order_id)
+        extended = self.attempt(lambda: self.world.fulfilment.extend_auto_confirm(order_id, buyer))
+        if extended is not None:
+            assert extended.extensions == before.extensions + 1
+            assert extended.extensions <= self.world.orders.policy.auto_confirm_extensions
+
+    @rule(data=st.data(), remedy=st.sampled_from(["reship", "refund"]))
+    def the_platform_settles_a_failed_parcel(self, data, remedy):
+        failed = [s for s in self.shipments() if s.has_failed]
+        if not failed:
+            return
+        parcel = data.draw(st.sampled_from(failed))
+        service = self.world.after_sales
+        service.policy = attrs.evolve(service.policy, failed_parcel=remedy)
+        done = self.attempt(lambda: service.resolve_failed_parcel(parcel.order_id, parcel.id))
+        if done is not None:
+            assert (remedy, done.kind, done.reason) == ("refund", "refund_only", "not_received")
+
     @rule(minutes=st.integers(0, 60 * 24 * 4))
     def time_passes(self, minutes):
         self.clock.advance(timedelta(minutes=minutes))
@@ -623,7 +643,11 @@ class DeliveryAndAfterSales(RuleBasedStateMachine):
             assert order.auto_confirm_paused == held, (order.id, order.deadline)
             if order.paused is not None:
                 assert timedelta(0) < order.paused.remaining
-                assert order.paused.remaining <= self.world.orders.policy.auto_confirm_after
+                policy = self.world.orders.policy
+                longest = (
+                    policy.auto_confirm_after + order.extensions * policy.auto_confirm_extension
+                )
+                assert order.paused.remaining <= longest
             else:
                 assert order.deadline.at > self.clock.now()
 
