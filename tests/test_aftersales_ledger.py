@@ -9,15 +9,17 @@ from hypothesis import strategies as st
 from ecommerce_core import Actor, AfterSalesItem, CartItem, Money, ShipmentLine, TrackingEvent
 from ecommerce_core.adapters.memory import (
     InMemoryAfterSalesRepository,
+    InMemoryCarriers,
     InMemoryPromotionCatalog,
     InMemoryPromotionLedger,
     InMemoryShipmentRepository,
 )
 from ecommerce_core.aftersales import AfterSalesPolicy, RefundInstruction, RefundLine
-from ecommerce_core.demo import demo_payment_service
+from ecommerce_core.demo import DEMO_DELIVERY_OPTIONS, demo_payment_service
 from ecommerce_core.errors import InvalidInput, RuleViolation
 from ecommerce_core.limits import Limit
 from ecommerce_core.payments import RefundStatus
+from ecommerce_core.payments.ledger import ORDER_LEVEL
 from ecommerce_core.policies import PricingPolicy
 from ecommerce_core.ports import GatewayStatus
 from ecommerce_core.promotions import AmountOff, Promotion, Scope
@@ -182,6 +184,30 @@ class TestRefundsThroughTheLedger:
         money = conserved_and_capped(world, order_id)
         if left == {"1": 0, "2": 0}:
             assert money.refunded == money.paid_in
+
+
+class TestFreightThroughTheLedger:
+    def test_freight_goes_back_at_order_level_when_the_merchant_is_at_fault(self):
+        world = World()
+        world.payments.carriers = InMemoryCarriers(dict(DEMO_DELIVERY_OPTIONS))
+        (order,) = world.payments.checkout(
+            ALICE, [CartItem("tea-01", 2)], delivery={"m-teahouse": "sf-std"}
+        )
+        world.payments.pay(order.id, ALICE)
+        world.fulfilment.ship(order.id, TEAHOUSE, carrier="SF", tracking_number="SF1")
+        world.fulfilment.record_tracking(
+            TrackingEvent("e", "SF", "SF1", "delivered", world.clock.now())
+        )
+        service = world.after_sales
+        request = service.request(
+            order.id, ALICE, kind="refund_only", reason="defective", items=[AfterSalesItem("1", 2)]
+        )
+        done = service.approve(order.id, request.request_id, TEAHOUSE)
+        assert done.refund.freight == cny("12.00")
+        money = world.payments.money(order.id)
+        assert money.lines[ORDER_LEVEL].refunded == cny("12.00")
+        assert money.refunded == money.paid_in
+        assert money.balanced
 
 
 class TestTheHandler:
