@@ -12,6 +12,7 @@ from ecommerce_core import (
     CartItem,
     Conflict,
     Forbidden,
+    InvalidInput,
     Money,
     NotFound,
     OutOfStock,
@@ -27,9 +28,14 @@ from ecommerce_core.adapters.memory import (
     RecordingRefunds,
     ScriptedPaymentGateway,
 )
-from ecommerce_core.aftersales import AfterSalesRequested, RefundApproved, RefundCompleted
+from ecommerce_core.aftersales import (
+    AfterSalesPolicy,
+    AfterSalesRequested,
+    RefundApproved,
+    RefundCompleted,
+)
 from ecommerce_core.demo import demo_world
-from ecommerce_core.events import AutoConfirmPaused, AutoConfirmResumed
+from ecommerce_core.events import DeadlinePaused, DeadlineResumed
 from ecommerce_core.ports import GatewayStatus, StockItem
 from ecommerce_core.services import gateway_refunds
 
@@ -190,6 +196,7 @@ class TestReturns:
         left = due - world.clock.now()
         request = ask(world, order_id, "return_and_refund", "no_reason", ("1", 1))
         assert order_of(world, order_id).auto_confirm_paused
+        assert order_of(world, order_id).holds == (f"aftersales:{request.request_id}",)
         world.clock.advance(30 * DAY)
         assert world.orders.expire_due() == []
         service = world.after_sales
@@ -203,10 +210,10 @@ class TestReturns:
         assert world.orders.inventory.on_hand("tea-01") == stock + 1
         order = order_of(world, order_id)
         assert order.deadline.at == world.clock.now() + left
-        assert [e.reason for e in published(world, AutoConfirmPaused)] == [
-            f"after-sales request {request.request_id} is open"
-        ]
-        assert len(published(world, AutoConfirmResumed)) == 1
+        hold = f"aftersales:{request.request_id}"
+        assert [e.hold for e in published(world, DeadlinePaused)] == [hold]
+        assert [e.hold for e in published(world, DeadlineResumed)] == [hold]
+        assert order.holds == ()
 
     def test_goods_unfit_to_sell_are_refunded_but_not_restocked(self, world):
         order_id = delivered(world)
@@ -336,3 +343,61 @@ class TestConcurrency:
         with pytest.raises(Conflict):
             ask(world, order_id, "refund_only", "no_reason", ("1", 1))
         assert len(records.get(order_id).requests) == 1
+
+
+class TestFailedParcels:
+    def lost(self, world, policy):
+        world.after_sales.policy = AfterSalesPolicy(failed_parcel=policy)
+        (order,) = world.orders.checkout(ALICE, [CartItem("tea-01", 3), CartItem("pot-01", 1)])
+        world.orders.pay(order.id, ALICE)
+        world.fulfilment.ship(
+            order.id, TEAHOUSE, carrier="SF", tracking_number="SF1", lines=[ShipmentLine("1", 2)]
+        )
+        second = world.fulfilment.ship(order.id, TEAHOUSE, carrier="SF", tracking_number="SF2")
+        world.fulfilment.record_tracking(TrackingEvent("x", "SF", "SF2", "lost", world.clock.now()))
+        return order.id, second
+
+    def test_by_default_a_lost_parcel_waits_for_the_merchant_to_send_it_again(self, world, refunds):
+        order_id, parcel = self.lost(world, "reship")
+        assert world.after_sales.resolve_failed_parcel(order_id, parcel.id) is None
+        assert refunds.refunded(order_id, "CNY") == cny("0.00")
+        assert order_of(world, order_id).holds == ("delivery:outstanding",)
+
+    def test_with_the_refund_remedy_the_lost_units_are_refunded_at_once(self, world, refunds):
+        order_id, parcel = self.lost(world, "refund")
+        done = world.after_sales.resolve_failed_parcel(order_id, parcel.id)
+        assert (done.kind, done.reason, done.state) == ("refund_only", "not_received", "refunded")
+        assert [(i.line_id, i.quantity) for i in done.items] == [("1", 1), ("2", 1)]
+        order = order_of(world, order_id)
+        line_amounts = {line.line_id: line.amount for line in order.lines}
+        assert refunds.refunded_on_line(order_id, "2", "CNY") == line_amounts["2"]
+        assert order.holds == ()
+        assert world.fulfilment.status(order_id).outstanding == 0
+        assert world.after_sales.resolve_failed_parcel(order_id, parcel.id) is None  # once
+
+    def test_after_a_reshipment_there_is_nothing_left_to_refund(self, world, refunds):
+        order_id, parcel = self.lost(world, "refund")
+        world.fulfilment.ship(
+            order_id,
+            TEAHOUSE,
+            carrier="SF",
+            tracking_number="SF3",
+            purpose="reshipment",
+            reference=parcel.id,
+        )
+        assert world.after_sales.resolve_failed_parcel(order_id, parcel.id) is None
+        assert refunds.refunded(order_id, "CNY") == cny("0.00")
+
+    def test_a_parcel_that_did_not_fail_or_of_another_order_is_refused(self, world):
+        order_id, parcel = self.lost(world, "refund")
+        (first, _) = world.fulfilment.shipments_of(order_id)
+        with pytest.raises(RuleViolation, match="not a failed parcel"):
+            world.after_sales.resolve_failed_parcel(order_id, first.id)
+        with pytest.raises(InvalidInput):
+            world.after_sales.resolve_failed_parcel("order-x", parcel.id)
+
+    def test_only_the_platform_or_the_system_refunds_a_failed_parcel(self, world):
+        order_id, parcel = self.lost(world, "refund")
+        with pytest.raises(Forbidden):
+            world.after_sales.resolve_failed_parcel(order_id, parcel.id, ALICE)
+        assert order_of(world, order_id).holds == ("delivery:outstanding",)

@@ -56,9 +56,10 @@ from ecommerce_core.adapters.memory import RecordingRefunds
 from ecommerce_core.delivery import SHIPMENT_PROCESS, SHIPMENT_PROGRESS, fulfilment_status
 from ecommerce_core.demo import DEMO_PRODUCTS, demo_world
 from ecommerce_core.events import ReceiptConfirmed
-from ecommerce_core.orders import TIMERS, PausedDeadline
+from ecommerce_core.orders import TIMERS
 from ecommerce_core.ports import StockItem
 from ecommerce_core.services import delivery_fees
+from ecommerce_core.services.fulfilment import fulfilment_holds
 
 STOCK = 200
 TEAHOUSE = Actor.merchant("m-teahouse")
@@ -368,6 +369,26 @@ class DeliveryAndAfterSales(RuleBasedStateMachine):
         self.attempt(lambda: self.world.fulfilment.confirm_receipt(order_id, buyer))
         self.feed_receipts()
 
+    @rule(order_id=orders, buyer=BUYER_SIDE)
+    def the_buyer_extends_the_deadline(self, order_id, buyer):
+        before = self.repo.get(order_id)
+        extended = self.attempt(lambda: self.world.fulfilment.extend_auto_confirm(order_id, buyer))
+        if extended is not None:
+            assert extended.extensions == before.extensions + 1
+            assert extended.extensions <= self.world.orders.policy.auto_confirm_extensions
+
+    @rule(data=st.data(), remedy=st.sampled_from(["reship", "refund"]))
+    def the_platform_settles_a_failed_parcel(self, data, remedy):
+        failed = [s for s in self.shipments() if s.has_failed]
+        if not failed:
+            return
+        parcel = data.draw(st.sampled_from(failed))
+        service = self.world.after_sales
+        service.policy = attrs.evolve(service.policy, failed_parcel=remedy)
+        done = self.attempt(lambda: service.resolve_failed_parcel(parcel.order_id, parcel.id))
+        if done is not None:
+            assert (remedy, done.kind, done.reason) == ("refund", "refund_only", "not_received")
+
     @rule(minutes=st.integers(0, 60 * 24 * 4))
     def time_passes(self, minutes):
         self.clock.advance(timedelta(minutes=minutes))
@@ -602,12 +623,12 @@ class DeliveryAndAfterSales(RuleBasedStateMachine):
             timer = TIMERS.get(order.state)
             if timer is None:
                 assert order.deadline is None
+                assert order.paused is None
                 continue
-            assert order.deadline is not None
-            assert order.deadline.trigger == timer[0]
-            if order.state not in {"shipped", "delivered"}:
-                assert not order.auto_confirm_paused
-                continue
+            clock = order.deadline if order.paused is None else order.paused
+            assert clock is not None
+            assert clock.trigger == timer[0]
+            assert (order.paused is not None) == bool(order.holds), (order.id, order.holds)
             try:
                 record = self.records.get(order.id)
             except NotFound:
@@ -615,10 +636,18 @@ class DeliveryAndAfterSales(RuleBasedStateMachine):
             withdrawn = record.withdrawn if record else None
             status = fulfilment_status(order, self.shipment_repo.for_order(order.id), withdrawn)
             held = bool(record and record.open_requests) or status.delivery_problem is not None
+            assert set(order.holds) == set(fulfilment_holds(status, record)), order.id
+            if order.state not in {"shipped", "delivered"}:
+                assert not order.auto_confirm_paused
+                continue
             assert order.auto_confirm_paused == held, (order.id, order.deadline)
-            if isinstance(order.deadline, PausedDeadline):
-                assert timedelta(0) < order.deadline.remaining
-                assert order.deadline.remaining <= self.world.orders.policy.auto_confirm_after
+            if order.paused is not None:
+                assert timedelta(0) < order.paused.remaining
+                policy = self.world.orders.policy
+                longest = (
+                    policy.auto_confirm_after + order.extensions * policy.auto_confirm_extension
+                )
+                assert order.paused.remaining <= longest
             else:
                 assert order.deadline.at > self.clock.now()
 

@@ -31,8 +31,8 @@ from ecommerce_core.adapters.memory import InMemoryOrderRepository
 from ecommerce_core.delivery import ShipmentCreated, TrackingEventRecorded
 from ecommerce_core.demo import demo_world
 from ecommerce_core.events import (
-    AutoConfirmPaused,
-    AutoConfirmResumed,
+    DeadlinePaused,
+    DeadlineResumed,
     OrderDelivered,
     OrderShipped,
     ReceiptConfirmed,
@@ -223,6 +223,7 @@ class TestReshipping:
         report(world, "SF1", "lost")
         order = order_of(world, order_id)
         assert order.auto_confirm_paused
+        assert order.holds == ("delivery:outstanding",)
         assert world.fulfilment.status(order_id).outstanding == 4
         stock = world.orders.inventory.on_hand("tea-01")
         world.fulfilment.ship(
@@ -235,7 +236,27 @@ class TestReshipping:
         )
         assert world.orders.inventory.on_hand("tea-01") == stock - 3
         assert not order_of(world, order_id).auto_confirm_paused
-        assert any(isinstance(e, AutoConfirmResumed) for e in world.orders.publisher.published)
+        assert order_of(world, order_id).holds == ()
+        resumed = [e for e in world.orders.publisher.published if isinstance(e, DeadlineResumed)]
+        assert [e.hold for e in resumed] == ["delivery:outstanding"]
+
+    def test_follow_up_lifts_only_its_own_holds_never_another_components(self, world):
+        order_id = paid(world)
+        ship(world, order_id, "SF1")
+        repo = world.orders.orders
+        order = repo.get(order_id)
+        version = order.version
+        order.pause_clock("refund:r-1", Actor.system("payments"), now=world.clock.now())
+        repo.save(order, version)
+        report(world, "SF1", "delayed")
+        assert order_of(world, order_id).holds == ("refund:r-1", "delivery:shipment-1")
+        world.clock.advance(timedelta(hours=1))
+        report(world, "SF1", "in_transit")
+        order = order_of(world, order_id)
+        assert order.holds == ("refund:r-1",)
+        assert order.auto_confirm_paused
+        world.clock.advance(timedelta(days=60))
+        assert world.orders.expire_due() == []
 
     def test_only_a_failed_parcel_of_the_order_is_sent_again(self, world):
         order_id = paid(world)
@@ -353,14 +374,16 @@ class TestTracking:
         world.clock.advance(timedelta(days=2))
         report(world, "SF1", "delayed")
         order = order_of(world, order_id)
-        assert order.deadline.remaining == timedelta(days=8)
+        assert order.deadline is None
+        assert order.paused.remaining == timedelta(days=8)
         world.clock.advance(timedelta(days=30))
         assert world.orders.expire_due() == []
         report(world, "SF1", "in_transit")
         order = order_of(world, order_id)
         assert order.deadline.at == world.clock.now() + timedelta(days=8)
-        paused = [e for e in world.orders.publisher.published if isinstance(e, AutoConfirmPaused)]
-        assert [e.reason for e in paused] == ["delivery problem on shipment shipment-1"]
+        paused = [e for e in world.orders.publisher.published if isinstance(e, DeadlinePaused)]
+        assert [(e.hold, e.trigger) for e in paused] == [("delivery:shipment-1", "auto_confirm")]
+        assert order.holds == ()
 
 
 class TestReceipt:
@@ -479,3 +502,24 @@ class TestFollowingUp:
             reference=first.id,
         )
         assert service.status(order_id).outstanding == 0
+
+
+class TestExtendingReceipt:
+    def test_an_extension_through_the_service_delays_the_automatic_confirmation(self, world):
+        order_id = paid(world)
+        ship(world, order_id, "SF1")
+        due = order_of(world, order_id).deadline.at
+        world.fulfilment.extend_auto_confirm(order_id, ALICE)
+        world.clock.advance(due - world.clock.now())
+        assert world.orders.expire_due() == []
+        world.clock.advance(world.fulfilment.policy.auto_confirm_extension)
+        assert [e.trigger for e in world.orders.expire_due()] == ["auto_confirm"]
+
+    def test_a_refused_extension_through_the_service_stores_and_publishes_nothing(self, world):
+        order_id = paid(world)
+        ship(world, order_id, "SF1")
+        world.fulfilment.extend_auto_confirm(order_id, ALICE)
+        before = state(world)
+        with pytest.raises(RuleViolation):
+            world.fulfilment.extend_auto_confirm(order_id, ALICE)
+        assert state(world) == before

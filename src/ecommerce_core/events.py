@@ -17,8 +17,7 @@ import attrs
 from ecommerce_core.money import Money
 
 __all__ = [
-    "AutoConfirmPaused",
-    "AutoConfirmResumed",
+    "AutoConfirmExtended",
     "DeadlinePaused",
     "DeadlineResumed",
     "DomainEvent",
@@ -173,26 +172,17 @@ class DeadlineResumed(DomainEvent):
 
 
 @attrs.frozen(kw_only=True)
-class AutoConfirmPaused(DomainEvent):
-    """The auto-confirm deadline stopped running (after-sales open, or a delivery problem).
+class AutoConfirmExtended(DomainEvent):
+    """The buyer extended the auto-confirm deadline (延长收货).
 
     Attributes:
-        remaining: The time it had left; it gets exactly this back when it resumes.
-        reason: Why, in words.
+        extension: How much was added.
+        used: How many extensions the order has used, this one included.
+        deadline: When receipt is now confirmed for the buyer (``None`` while the clock is
+            held: it then has ``extension`` more left when it runs again).
 
     """
 
-    remaining: timedelta
-    reason: str
-
-
-@attrs.frozen(kw_only=True)
-class AutoConfirmResumed(DomainEvent):
-    """The paused auto-confirm deadline runs again.
-
-    Attributes:
-        due_at: When it now falls due.
-
-    """
-
-    due_at: datetime
+    extension: timedelta
+    used: int
+    deadline: datetime | None

@@ -25,7 +25,7 @@ the running deadline and keeps its remaining time until the last hold is lifted
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Final
 
@@ -36,11 +36,11 @@ from ecommerce_core.errors import (
     CurrencyMismatch,
     Forbidden,
     InvalidInput,
+    RuleViolation,
     TransitionNotAllowed,
 )
 from ecommerce_core.events import (
-    AutoConfirmPaused,
-    AutoConfirmResumed,
+    AutoConfirmExtended,
     DeadlinePaused,
     DeadlineResumed,
     DomainEvent,
@@ -69,7 +69,6 @@ __all__ = [
     "OrderLine",
     "OrderState",
     "PausedClock",
-    "PausedDeadline",
     "Payment",
     "PricingTerms",
     "ShipmentInfo",
@@ -366,6 +365,7 @@ class Order:
         paused: The paused deadline, while holds are open and the state has a timer.
         terms: How pricing sold it (sales mode, limit claims, stock timing, COD), if any
             promotion or campaign was involved.
+        extensions: How many times the buyer extended the auto-confirm deadline.
 
     """
 
@@ -389,6 +389,7 @@ class Order:
     holds: tuple[str, ...] = ()
     paused: PausedClock | None = None
     terms: PricingTerms | None = None
+    extensions: int = 0
 
     # ----------------------------------------------------------------- creation
 
@@ -842,92 +843,56 @@ class Order:
 
     @property
     def auto_confirm_paused(self) -> bool:
-        """Whether the auto-confirm deadline is paused (see :meth:`pause_auto_confirm`)."""
-        return isinstance(self.deadline, PausedDeadline)
+        """Whether the auto-confirm deadline is held (read-only, derived from :attr:`holds`).
 
-    def pause_auto_confirm(self, actor: Actor, *, reason: str, now: datetime) -> bool:
-        """Stop the auto-confirm clock, keeping the time it has left.
+        An open after-sales request or a delivery problem holds the clock through
+        :meth:`pause_clock` (keys ``aftersales:<request id>``, ``delivery:<shipment id>``), the
+        same keyed holds a refund in flight uses; this says whether the clock held is the one
+        that would confirm receipt for the buyer.
+        """
+        return self.paused is not None and self.paused.trigger == "auto_confirm"
 
-        An open after-sales request or a delivery problem pauses it: receipt must not be
-        confirmed for the buyer while the goods are in dispute or stuck. The paused deadline
-        is a :class:`PausedDeadline`, never due, so :meth:`expire` and a repository's ``due``
-        pass the order by; :meth:`deliver` keeps it paused, and :meth:`confirm_receipt`
-        replaces it with the after-sales clock as usual.
+    def extend_auto_confirm(self, actor: Actor, *, now: datetime, policy: OrderPolicy) -> None:
+        """The buyer extends the auto-confirm deadline (延长收货) by the policy's fixed length.
 
-        Returns:
-            ``True`` if it paused now; ``False`` (nothing changed) when no auto-confirm clock
-            is running: already paused, not shipped, or already overdue (the deadline fired
-            at its time, however late the scheduler runs).
+        The policy allows a fixed number of extensions (``auto_confirm_extensions`` of
+        ``auto_confirm_extension`` each). While the clock is held, the extension is added to the
+        time it has left when it runs again.
 
         Raises:
-            Forbidden: Not the platform or the system.
-            InvalidInput: An empty reason or a naive time.
+            Forbidden: Not the order's buyer.
+            InvalidInput: A naive time.
+            TransitionNotAllowed: The order is not shipped or delivered (no auto-confirm clock).
+            RuleViolation: Every extension is used, or the deadline has passed (receipt was
+                confirmed for the buyer when it fell due, however late the scheduler runs).
 
         """
-        self._authorize_clock(actor, "pause_auto_confirm")
+        self._authorize("confirm_receipt", actor)
         check_now(now)
-        _text("reason", reason, 500)
-        deadline = self.deadline
-        if (
-            deadline is None
-            or deadline.trigger != "auto_confirm"
-            or isinstance(deadline, PausedDeadline)
-            or deadline.at <= now
-        ):
-            return False
-        remaining = deadline.at - now
-        self.deadline = PausedDeadline(
-            at=NEVER, trigger=deadline.trigger, remaining=remaining, paused_at=now
+        command = "extend_auto_confirm"
+        clock = self.deadline if self.paused is None else self.paused
+        if clock is None or clock.trigger != "auto_confirm":
+            raise TransitionNotAllowed(self.id, command, self.state, ())
+        if self.extensions >= policy.auto_confirm_extensions:
+            reason = f"all {policy.auto_confirm_extensions} extensions are used"
+            raise RuleViolation(self.id, command, self.state, reason)
+        overdue = (
+            self.paused.remaining <= timedelta(0)
+            if self.paused is not None
+            else self.deadline is not None and now >= self.deadline.at
         )
-        self._record(AutoConfirmPaused, now, actor, remaining=remaining, reason=reason)
-        return True
-
-    def resume_auto_confirm(self, actor: Actor, *, now: datetime) -> bool:
-        """Run the paused auto-confirm clock again, with the time it had left when paused.
-
-        Returns:
-            ``True`` if it resumed now; ``False`` (nothing changed) when it was not paused.
-
-        Raises:
-            Forbidden: Not the platform or the system.
-            InvalidInput: A naive time, or one before the pause.
-
-        """
-        self._authorize_clock(actor, "resume_auto_confirm")
-        check_now(now)
-        deadline = self.deadline
-        if not isinstance(deadline, PausedDeadline):
-            return False
-        if now < deadline.paused_at:
-            raise InvalidInput("now", now, f"before the pause at {deadline.paused_at}")
-        due_at = now + deadline.remaining
-        self.deadline = Deadline(due_at, deadline.trigger)
-        self._record(AutoConfirmResumed, now, actor, due_at=due_at)
-        return True
-
-    def _authorize_clock(self, actor: Actor, command: str) -> None:
-        if not isinstance(actor, Actor):
-            raise InvalidInput("actor", actor, "must be an Actor")
-        if actor.kind not in {ActorKind.PLATFORM, ActorKind.SYSTEM}:
-            raise Forbidden(str(actor), command, self.id, f"a {actor.kind} may not {command}")
-
-
-NEVER: Final = datetime.max.replace(tzinfo=UTC)
-"""The ``at`` of a :class:`PausedDeadline`: a moment no clock reaches."""
-
-
-@attrs.frozen
-class PausedDeadline(Deadline):
-    """A stopped clock: never due until resumed, when it gets ``remaining`` back.
-
-    Attributes:
-        remaining: The time the deadline had left when it was paused.
-        paused_at: When it was paused.
-
-    """
-
-    remaining: timedelta
-    paused_at: datetime
+        if overdue:
+            raise RuleViolation(self.id, command, self.state, "the deadline has passed")
+        extension = policy.auto_confirm_extension
+        if self.paused is not None:
+            self.paused = PausedClock(self.paused.trigger, self.paused.remaining + extension)
+        elif self.deadline is not None:  # pragma: no branch - one of the two is set
+            self.deadline = Deadline(self.deadline.at + extension, self.deadline.trigger)
+        self.extensions += 1
+        at = None if self.deadline is None else self.deadline.at
+        self._record(
+            AutoConfirmExtended, now, actor, extension=extension, used=self.extensions, deadline=at
+        )
 
 
 def split_by_merchant(

@@ -33,9 +33,12 @@ class OrderPolicy:
         after_sales_window: How long after receipt the buyer may ask for after-sales.
         max_line_quantity: The most units one line may order (a guard against typos and abuse).
         max_lines: The most lines one checkout may hold.
+        auto_confirm_extensions: How many times the buyer may extend the auto-confirm deadline
+            (延长收货; Taobao offers fixed extensions of 3, 5, 7 or 10 days). 0: never.
+        auto_confirm_extension: How much one extension adds.
 
     Raises:
-        DefinitionError: A duration is not positive or a limit is below 1.
+        DefinitionError: A duration is not positive or a limit is below 1 (extensions: 0).
 
     """
 
@@ -44,6 +47,8 @@ class OrderPolicy:
     after_sales_window: timedelta = timedelta(days=7)
     max_line_quantity: int = 10_000
     max_lines: int = 500
+    auto_confirm_extensions: int = 1
+    auto_confirm_extension: timedelta = timedelta(days=5)
 
     def __attrs_post_init__(self) -> None:
         problems = [
@@ -52,9 +57,14 @@ class OrderPolicy:
                 ("payment_timeout", self.payment_timeout),
                 ("auto_confirm_after", self.auto_confirm_after),
                 ("after_sales_window", self.after_sales_window),
+                ("auto_confirm_extension", self.auto_confirm_extension),
             )
             if value <= timedelta(0)
         ]
+        if self.auto_confirm_extensions < 0:
+            problems.append(
+                f"auto_confirm_extensions must be at least 0, got {self.auto_confirm_extensions}"
+            )
         problems.extend(
             f"{name} must be at least 1, got {value}"
             for name, value in (

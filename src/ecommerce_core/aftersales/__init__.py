@@ -41,6 +41,7 @@ from ecommerce_core.aftersales.policy import (
     AfterSalesKind,
     AfterSalesPolicy,
     AfterSalesReason,
+    FailedParcelRemedy,
     FreightRefund,
 )
 from ecommerce_core.aftersales.processes import (
@@ -90,6 +91,7 @@ __all__ = [
     "AfterSalesRequested",
     "AfterSalesState",
     "Decision",
+    "FailedParcelRemedy",
     "FreightRefund",
     "OrderAfterSales",
     "RefundApproved",

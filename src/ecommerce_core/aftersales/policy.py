@@ -18,6 +18,7 @@ __all__ = [
     "AfterSalesKind",
     "AfterSalesPolicy",
     "AfterSalesReason",
+    "FailedParcelRemedy",
     "FreightRefund",
 ]
 
@@ -63,6 +64,13 @@ class FreightRefund(enum.StrEnum):
     ALWAYS = "always"
 
 
+class FailedParcelRemedy(enum.StrEnum):
+    """What happens to units a carrier lost or damaged (丢件/破损)."""
+
+    RESHIP = "reship"  # the merchant sends them again (补发); no money moves
+    REFUND = "refund"  # the platform refunds them at once (仅退款, not received)
+
+
 @attrs.frozen
 class AfterSalesPolicy:
     """The after-sales rules a platform chooses, as data.
@@ -76,6 +84,8 @@ class AfterSalesPolicy:
         no_reason_excluded_categories: Product categories (``OrderLine.category``) that may
             not be returned without a reason.
         freight_refund: When the shipping fee is refunded.
+        failed_parcel: What happens to units a carrier lost or damaged: reshipped by the
+            merchant (the default) or refunded at once by the platform.
 
     Raises:
         DefinitionError: A window that is not positive, or a blank category.
@@ -88,6 +98,9 @@ class AfterSalesPolicy:
     )
     freight_refund: FreightRefund = attrs.field(
         default=FreightRefund.MERCHANT_FAULT, converter=FreightRefund
+    )
+    failed_parcel: FailedParcelRemedy = attrs.field(
+        default=FailedParcelRemedy.RESHIP, converter=FailedParcelRemedy
     )
 
     def __attrs_post_init__(self) -> None:

@@ -71,6 +71,7 @@ _MAY: Final[Mapping[str, frozenset[ActorKind]]] = MappingProxyType(
         "rule_for_merchant": frozenset({ActorKind.PLATFORM}),
         "complete_refund": frozenset({ActorKind.PLATFORM, ActorKind.SYSTEM}),
         "complete_exchange": frozenset({ActorKind.BUYER, ActorKind.PLATFORM, ActorKind.SYSTEM}),
+        "refund_failed_parcel": frozenset({ActorKind.PLATFORM, ActorKind.SYSTEM}),
     }
 )
 
@@ -285,6 +286,82 @@ class OrderAfterSales:
 
         """
         self._authorize("request", actor)
+        return self._open_request(
+            actor,
+            request_id=request_id,
+            kind=kind,
+            reason=reason,
+            items=items,
+            order=order,
+            fulfilment=fulfilment,
+            now=now,
+            policy=policy,
+            description=description,
+        )
+
+    def refund_failed_parcel(
+        self,
+        actor: Actor,
+        *,
+        request_id: str,
+        items: Sequence[AfterSalesItem],
+        order: Order,
+        fulfilment: FulfilmentStatus,
+        now: datetime,
+        policy: AfterSalesPolicy,
+    ) -> AfterSalesRequest:
+        """The platform refunds units a carrier lost or damaged, when the policy says refund.
+
+        It opens a refund-only request for goods not received on the buyer's behalf and
+        approves it at once (the carrier's fault is the merchant's, so freight follows
+        ``policy.freight_refund`` as for any merchant fault). The same checks as a buyer's
+        request apply: no more units than are undelivered and not yet claimed or refunded.
+
+        Raises:
+            Forbidden: Not the platform or the system.
+            InvalidInput: A bad id or item.
+            RuleViolation: The order was not paid, or was cancelled.
+            QuantityExceeded: More units than are undelivered and unclaimed.
+            AlreadyRefunded: More units than remain unrefunded on a line.
+
+        """
+        self._authorize("refund_failed_parcel", actor)
+        self._open_request(
+            actor,
+            request_id=request_id,
+            kind=AfterSalesKind.REFUND_ONLY,
+            reason=AfterSalesReason.NOT_RECEIVED,
+            items=items,
+            order=order,
+            fulfilment=fulfilment,
+            now=now,
+            policy=policy,
+            description="parcel lost or damaged by the carrier",
+        )
+        return self._step(
+            "approve",
+            actor,
+            request_id,
+            now,
+            fulfilment=fulfilment,
+            policy=policy,
+            authorize_as="refund_failed_parcel",
+        )
+
+    def _open_request(
+        self,
+        actor: Actor,
+        *,
+        request_id: str,
+        kind: AfterSalesKind | str,
+        reason: AfterSalesReason | str,
+        items: Sequence[AfterSalesItem],
+        order: Order,
+        fulfilment: FulfilmentStatus,
+        now: datetime,
+        policy: AfterSalesPolicy,
+        description: str,
+    ) -> AfterSalesRequest:
         check_now(now)
         _text("request_id", request_id)
         kind, reason = self._kind_and_reason(kind, reason)
@@ -676,8 +753,9 @@ class OrderAfterSales:
         parcel: ReturnParcel | None = None,
         shipment_id: str | None = None,
         reference: str | None = None,
+        authorize_as: str | None = None,
     ) -> AfterSalesRequest:
-        self._authorize(trigger, actor)
+        self._authorize(authorize_as or trigger, actor)
         check_now(now)
         current = self.request(request_id)
         dest = current.process.fire(current.state, trigger, current, None, subject_id=request_id)

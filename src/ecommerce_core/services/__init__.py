@@ -9,7 +9,12 @@ the events the aggregate collected.
 
 from __future__ import annotations
 
-from ecommerce_core.services.aftersales import AfterSalesService, RefundHandler, gateway_refunds
+from ecommerce_core.services.aftersales import (
+    AfterSalesService,
+    RefundHandler,
+    gateway_refunds,
+    ledger_refunds,
+)
 from ecommerce_core.services.fulfilment import FulfilmentService, TrackingResult, delivery_fees
 from ecommerce_core.services.orders import Expired, OrderService
 from ecommerce_core.services.payments import NotificationOutcome, PaymentService
@@ -25,4 +30,5 @@ __all__ = [
     "TrackingResult",
     "delivery_fees",
     "gateway_refunds",
+    "ledger_refunds",
 ]

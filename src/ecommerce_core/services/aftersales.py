@@ -13,8 +13,10 @@ each save.
 line units and amounts, freight, total) that answers the payment side's reference once the
 money is on its way back, or ``None`` if it is not (yet): the request then waits in
 ``refund_approved`` and :meth:`AfterSalesService.settle_refunds` asks again. Every call for
-one refund carries the same idempotency key. :func:`gateway_refunds` adapts a
-:class:`~ecommerce_core.ports.PaymentGateway`; a ledger can take its place.
+one refund carries the same idempotency key. :func:`ledger_refunds` refunds through a
+:class:`~ecommerce_core.services.PaymentService` and its ledger (the production path: per line,
+from the lines' stored allocation, freight at order level); :func:`gateway_refunds` adapts a bare
+:class:`~ecommerce_core.ports.PaymentGateway` for hosts without a ledger.
 """
 
 from __future__ import annotations
@@ -33,12 +35,21 @@ from ecommerce_core.aftersales import (
     AfterSalesReason,
     AfterSalesRequest,
     AfterSalesState,
+    FailedParcelRemedy,
     OrderAfterSales,
     RefundInstruction,
 )
-from ecommerce_core.delivery import FulfilmentStatus, ShipmentLine, fulfilment_status
-from ecommerce_core.errors import NotFound, RuleViolation, VersionConflict
+from ecommerce_core.delivery import (
+    FulfilmentStatus,
+    ShipmentLine,
+    ShipmentPurpose,
+    fulfilment_status,
+)
+from ecommerce_core.errors import InvalidInput, NotFound, RuleViolation, VersionConflict
+from ecommerce_core.money import Money
 from ecommerce_core.orders import Order
+from ecommerce_core.payments.base import RefundStatus
+from ecommerce_core.payments.ledger import ORDER_LEVEL
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.ports import (
     AfterSalesRepository,
@@ -53,11 +64,14 @@ from ecommerce_core.ports import (
     StockItem,
 )
 from ecommerce_core.services.fulfilment import FulfilmentService
+from ecommerce_core.services.payments import PaymentService
+from ecommerce_core.services.pricing import payment_hold_id
 
 __all__ = [
     "AfterSalesService",
     "RefundHandler",
     "gateway_refunds",
+    "ledger_refunds",
 ]
 
 RefundHandler = Callable[[RefundInstruction], "str | None"]
@@ -91,6 +105,76 @@ def gateway_refunds(orders: OrderRepository, gateway: PaymentGateway) -> RefundH
         return result.transaction_id if result.succeeded else None
 
     return refund
+
+
+def ledger_refunds(payments: PaymentService) -> RefundHandler:
+    """A refund handler that refunds through the payment service and its ledger.
+
+    Each instruction becomes one :meth:`PaymentService.refund
+    <ecommerce_core.services.PaymentService.refund>` per line: every line gives back the
+    amount after-sales computed from the discount allocation stored on it (never re-prorated),
+    and the freight goes back as order-level money. The ledger refuses more than a line can
+    still refund, so a line never gives back more than was paid for it. A refund the provider
+    has not answered yet answers ``None`` (after-sales asks again with the same key); one it
+    declined is asked again under a fresh key the next time. Once everything paid for the order
+    has gone back, its promotion holds (coupon uses, budget, campaign quota) are released when
+    the :class:`~ecommerce_core.policies.PricingPolicy` says a paid order gives them back.
+
+    Args:
+        payments: The payment service that took the order's payment.
+
+    Raises:
+        RuleViolation: (when called) nothing was paid for the order.
+        InvalidInput: (when called) more than a line can still refund.
+
+    """
+
+    def refund(instruction: RefundInstruction) -> str | None:
+        lines: dict[str, Money] = {
+            line.line_id: line.amount for line in instruction.lines if line.amount.is_positive
+        }
+        if instruction.freight.is_positive:
+            lines[ORDER_LEVEL] = instruction.freight
+        if not lines:
+            return f"{instruction.idempotency_key}:nothing"
+        key = attempt = instruction.idempotency_key
+        failed = {
+            done.id.rpartition(":refund:")[2]
+            for payment in payments.payments_of(instruction.order_id)
+            for done in payment.refunds
+            if done.status is RefundStatus.FAILED
+        }
+        tries = 0
+        while attempt in failed:  # a declined refund is asked again under a fresh key
+            tries += 1
+            attempt = f"{key}#{tries}"
+        result = payments.refund(
+            instruction.order_id,
+            _SYSTEM,
+            key=attempt,
+            lines=lines,
+            reason=f"after-sales {instruction.request_id}",
+        )
+        if result.status is not RefundStatus.SUCCEEDED:
+            return None
+        _release_when_all_refunded(payments, instruction.order_id)
+        return result.id
+
+    return refund
+
+
+def _release_when_all_refunded(payments: PaymentService, order_id: str) -> None:
+    money = payments.money(order_id)
+    if not money.paid_in.is_positive or money.refunded != money.paid_in:
+        return
+    order = payments.orders.get(order_id)
+    ledger = payments.promotion_ledger
+    if order.terms is None or ledger is None:
+        return
+    if not payments.pricing_policy.release_when_paid_order_cancelled:
+        return
+    ledger.release(order.id)
+    ledger.release(payment_hold_id(order.id))
 
 
 @attrs.define
@@ -311,6 +395,80 @@ class AfterSalesService:
                 policy=self.policy,
             ),
         )
+
+    def resolve_failed_parcel(
+        self, order_id: str, shipment_id: str, actor: Actor | None = None
+    ) -> AfterSalesRequest | None:
+        """Settle a lost or damaged parcel per ``policy.failed_parcel``.
+
+        With :attr:`~ecommerce_core.aftersales.FailedParcelRemedy.RESHIP` (the default) nothing
+        happens here: the merchant sends the units again
+        (:meth:`FulfilmentService.ship <ecommerce_core.services.FulfilmentService.ship>` with
+        ``purpose="reshipment"``), and the order's clock stays held (``delivery:outstanding``)
+        until it does. With ``REFUND`` the platform refunds the parcel's units that are still
+        owed (not reshipped, not refunded yet) at once, through the refund handler, and the hold
+        is lifted. Calling it again, or after a reshipment, changes nothing.
+
+        Args:
+            order_id: The order.
+            shipment_id: The failed parcel.
+            actor: The platform or the system (the system by default).
+
+        Returns:
+            The refund request, or ``None`` when nothing was (left) to refund.
+
+        Raises:
+            NotFound: No such order or shipment.
+            InvalidInput: A shipment of another order.
+            RuleViolation: The parcel has not failed, or it is an exchange's replacement.
+            Forbidden: Not the platform or the system.
+
+        """
+        shipment = self.shipments.get(shipment_id)
+        if shipment.order_id != order_id:
+            raise InvalidInput("shipment_id", shipment_id, f"not a shipment of {order_id!r}")
+        if not shipment.has_failed or shipment.purpose is ShipmentPurpose.REPLACEMENT:
+            raise RuleViolation(
+                shipment.id, "resolve_failed_parcel", shipment.state, "not a failed parcel"
+            )
+        if self.policy.failed_parcel is FailedParcelRemedy.RESHIP:
+            return None
+        order = self.orders.get(order_id)
+        record = self._record_or_none(order_id)
+        status = fulfilment_status(
+            order, self.shipments.for_order(order_id), record.withdrawn if record else None
+        )
+        pending = record.open_requests if record else ()  # claims not refunded (withdrawn) yet
+        items = []
+        for line in shipment.lines:
+            owed = status.shippable(line.line_id) - sum(
+                r.quantity(line.line_id) for r in pending if not r.about_received_goods
+            )
+            if min(line.quantity, owed) > 0:
+                items.append(AfterSalesItem(line.line_id, min(line.quantity, owed)))
+        if not items:
+            return None
+        request_id = self.ids.next_id("after-sales")
+        who = _SYSTEM if actor is None else actor
+        return self._run(
+            order_id,
+            lambda record, order, status, now: record.refund_failed_parcel(
+                who,
+                request_id=request_id,
+                items=items,
+                order=order,
+                fulfilment=status,
+                now=now,
+                policy=self.policy,
+            ),
+            create=True,
+        )
+
+    def _record_or_none(self, order_id: str) -> OrderAfterSales | None:
+        try:
+            return self.after_sales.get(order_id)
+        except NotFound:
+            return None
 
     def settle_refunds(self, order_id: str) -> list[AfterSalesRequest]:
         """Ask the refund handler again for every approved refund not yet done.

@@ -8,9 +8,12 @@ derives what it must do:
   shipment ships the order; the order records that parcel's tracking number, every parcel
   keeps its own);
 - **deliver** it when every unit owed has been delivered;
-- **pause** its auto-confirm deadline while an after-sales request is open or a delivery
-  problem unfolds (a delayed, damaged or refused parcel, or units lost and not yet reshipped
-  or refunded), and **resume** it, with the time it had left, when none remains.
+- **hold** its clock (:meth:`Order.pause_clock <ecommerce_core.orders.Order.pause_clock>`)
+  while an after-sales request is open (``aftersales:<request id>``) or a delivery problem
+  unfolds (``delivery:<shipment id>`` for a delayed, damaged or refused parcel,
+  ``delivery:outstanding`` for units lost and not yet reshipped or refunded), and **lift**
+  each of these holds when its cause is gone; the deadline runs again, with the time it had
+  left, when the last hold on the order (its own or another component's) is lifted.
 
 ``follow_up`` is idempotent and retries on a concurrent change, so the order converges on
 what its shipments and after-sales say, whoever wrote last.
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Final
 
 import attrs
 
@@ -83,13 +87,47 @@ from ecommerce_core.ports import (
 )
 
 __all__ = [
+    "AFTERSALES_HOLD",
+    "DELIVERY_HOLD",
     "FulfilmentService",
     "TrackingResult",
     "delivery_fees",
+    "fulfilment_holds",
 ]
 
 _SYSTEM = Actor.system("fulfilment")
 _FOLLOW_UP_ATTEMPTS = 3
+AFTERSALES_HOLD: Final = "aftersales:"
+"""Prefix of the clock hold an open after-sales request keeps: ``aftersales:<request id>``."""
+DELIVERY_HOLD: Final = "delivery:"
+"""Prefix of the clock hold a delivery problem keeps: ``delivery:<shipment id>``, or
+``delivery:outstanding`` while units lost or sent back are neither reshipped nor refunded
+(units merely not packed yet, in a split shipment, hold nothing)."""
+_HOLD_PREFIXES: Final = (AFTERSALES_HOLD, DELIVERY_HOLD)
+
+
+def fulfilment_holds(
+    status: FulfilmentStatus, record: OrderAfterSales | None = None
+) -> tuple[str, ...]:
+    """The clock holds an order's shipments and after-sales call for, in a stable order.
+
+    One hold per open after-sales request (``aftersales:<request id>``), one per shipment in a
+    delivery exception (``delivery:<shipment id>``), and ``delivery:outstanding`` while units
+    lost or sent back are neither reshipped nor refunded. :meth:`FulfilmentService.follow_up`
+    opens exactly these on the order and lifts its own that are no longer called for, never
+    another component's (a refund in flight holds ``refund:<id>`` independently).
+
+    Args:
+        status: The order's fulfilment status.
+        record: Its after-sales record, if any.
+
+    """
+    holds = [f"{DELIVERY_HOLD}{shipment_id}" for shipment_id in status.exceptions]
+    if status.outstanding and any(line.failed for line in status.lines.values()):
+        holds.append(f"{DELIVERY_HOLD}outstanding")
+    if record is not None:
+        holds.extend(f"{AFTERSALES_HOLD}{r.request_id}" for r in record.open_requests)
+    return tuple(holds)
 
 
 def delivery_fees(
@@ -362,6 +400,24 @@ class FulfilmentService:
         self._receive_parcels(order_id, buyer, now)
         return order
 
+    def extend_auto_confirm(self, order_id: str, buyer: Actor) -> Order:
+        """The buyer extends the auto-confirm deadline (延长收货) by the policy's fixed length.
+
+        Raises:
+            NotFound: No such order.
+            Forbidden: Not the order's buyer.
+            TransitionNotAllowed: The order is not shipped or delivered.
+            RuleViolation: Every extension is used, or the deadline has passed.
+            VersionConflict: The order changed meanwhile (ask again).
+
+        """
+        order = self.orders.get(order_id)
+        version = order.version
+        order.extend_auto_confirm(buyer, now=self.clock.now(), policy=self.policy)
+        self.orders.save(order, version)
+        self.publisher.publish(order.collect_events())
+        return order
+
     def on_receipt_confirmed(self, event: ReceiptConfirmed) -> list[Shipment]:
         """Handle a :class:`~ecommerce_core.events.ReceiptConfirmed` published elsewhere.
 
@@ -451,13 +507,14 @@ class FulfilmentService:
         if status.fully_delivered and "deliver" in order.allowed_commands():
             deliverer = actor if actor is not None and actor.kind is ActorKind.CARRIER else None
             order.deliver(deliverer or _SYSTEM, now=now, policy=self.policy)
-        reason = status.delivery_problem
-        if record is not None and record.open_requests:
-            reason = f"after-sales request {record.open_requests[0].request_id} is open"
-        if reason is not None:
-            order.pause_auto_confirm(_SYSTEM, reason=reason, now=now)
-        else:
-            order.resume_auto_confirm(_SYSTEM, now=now)
+        if order.is_final:
+            return
+        wanted = fulfilment_holds(status, record)
+        for hold in wanted:  # open the new ones first: the clock never runs in between
+            order.pause_clock(hold, _SYSTEM, now=now)
+        for hold in order.holds:
+            if hold.startswith(_HOLD_PREFIXES) and hold not in wanted:
+                order.resume_clock(hold, _SYSTEM, now=now)
 
     def _check_ready(
         self,

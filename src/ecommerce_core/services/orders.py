@@ -20,14 +20,16 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 import attrs
 
 from ecommerce_core.actors import Actor
+from ecommerce_core.delivery import DeliveryOption
 from ecommerce_core.errors import InvalidInput, PaymentNotCompleted, VersionConflict
 from ecommerce_core.limits import StockTiming
+from ecommerce_core.money import Money
 from ecommerce_core.orders import (
     STANDARD_ORDER_PROCESS,
     CartItem,
@@ -40,6 +42,7 @@ from ecommerce_core.orders import (
 from ecommerce_core.payments.policy import PaymentMethod
 from ecommerce_core.policies import OrderPolicy, PricingPolicy
 from ecommerce_core.ports import (
+    Carriers,
     Catalog,
     ChargeRequest,
     Clock,
@@ -55,6 +58,7 @@ from ecommerce_core.ports import (
 )
 from ecommerce_core.process import Process
 from ecommerce_core.promotions import PricingContext, limit_keys, price
+from ecommerce_core.services.fulfilment import delivery_fees
 from ecommerce_core.services.pricing import (
     confirm_payment_holds,
     drop_stale_payment_holds,
@@ -103,6 +107,7 @@ class OrderService:
         promotions: The promotions, coupons and campaigns to price with (none: list prices).
         ledger: Where promotion limits are reserved (needed with ``promotions``).
         pricing_policy: How priced orders are re-checked at payment and released.
+        carriers: The delivery options merchants offer (needed for ``checkout(delivery=...)``).
 
     """
 
@@ -118,6 +123,7 @@ class OrderService:
     promotions: PromotionCatalog | None = None
     promotion_ledger: PromotionLedger | None = None
     pricing_policy: PricingPolicy = attrs.field(factory=PricingPolicy)
+    carriers: Carriers | None = None
 
     # ----------------------------------------------------------------- placing
 
@@ -147,6 +153,7 @@ class OrderService:
         *,
         coupon_codes: Sequence[str] = (),
         segments: Iterable[str] = (),
+        delivery: Mapping[str, str | DeliveryOption] | None = None,
     ) -> list[Order]:
         """Check a cart out (购物车结算): one order per merchant, sharing one checkout id.
 
@@ -164,6 +171,10 @@ class OrderService:
                 :class:`~ecommerce_core.services.payments.PaymentService`.
             coupon_codes: Codes the buyer entered.
             segments: The buyer's segments (members, new buyers...), for promotions.
+            delivery: Per merchant, the delivery option the buyer picked (its id, or the
+                option as shown); its fee becomes that order's shipping fee. The options are
+                asked for again now: one no longer offered on those terms is refused, and cash
+                on delivery needs an option that supports it. ``None``: no delivery fee.
 
         Raises:
             InvalidInput: Not a buyer, an empty cart, the same SKU twice, bad quantities, a
@@ -175,6 +186,8 @@ class OrderService:
                 cap, say).
             PromotionRefused: A coupon that applies to no order, and why.
             LimitExceeded: A limit ran out while the checkout was placed.
+            DeliveryOptionUnavailable: A delivery option not offered now, or without COD for a
+                cash-on-delivery checkout.
 
         """
         if not isinstance(buyer, Actor) or buyer.kind != "buyer":
@@ -202,6 +215,7 @@ class OrderService:
                     category=product.category,
                 )
             )
+        fees = self._delivery_fees(by_merchant, delivery, method)
         now = self.clock.now()
         terms = self._price_cart(buyer, by_merchant, coupon_codes, segments, now)
         checkout_id = self.ids.next_id("checkout")
@@ -215,6 +229,7 @@ class OrderService:
             process=process,
             payment_method=method.value,
             terms=terms,
+            shipping_fees=fees,
         )
         self._check_method(method, orders)
         reserved: list[str] = []
@@ -530,6 +545,25 @@ class OrderService:
             inventory=self.inventory,
             policy=self.pricing_policy,
         )
+
+    def _delivery_fees(
+        self,
+        by_merchant: Mapping[str, Sequence[OrderLine]],
+        delivery: Mapping[str, str | DeliveryOption] | None,
+        method: PaymentMethod,
+    ) -> dict[str, Money] | None:
+        """Each merchant's shipping fee from the buyer's delivery choice, checked now."""
+        if delivery is None:
+            return None
+        if self.carriers is None:
+            raise InvalidInput("delivery", delivery, "no carriers are configured")
+        chosen = delivery_fees(
+            self.carriers,
+            by_merchant,
+            delivery,
+            cash_on_delivery=method is PaymentMethod.COD,
+        )
+        return {merchant_id: option.fee for merchant_id, option in chosen.items()}
 
 
 def _method(value: PaymentMethod | str) -> PaymentMethod:
