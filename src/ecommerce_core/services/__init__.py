@@ -10,12 +10,14 @@ the events the aggregate collected.
 from __future__ import annotations
 
 from ecommerce_core.services.aftersales import AfterSalesService, RefundHandler, gateway_refunds
+from ecommerce_core.services.campaigns import CampaignService
 from ecommerce_core.services.fulfilment import FulfilmentService, TrackingResult, delivery_fees
 from ecommerce_core.services.orders import Expired, OrderService
 from ecommerce_core.services.payments import NotificationOutcome, PaymentService
 
 __all__ = [
     "AfterSalesService",
+    "CampaignService",
     "Expired",
     "FulfilmentService",
     "NotificationOutcome",
