@@ -31,7 +31,8 @@ aggregates are complete and say in their docstrings what a service must call.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Final
 
@@ -39,6 +40,7 @@ import attrs
 
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.campaigns.team import (
+    AWAITING_TEAM,
     TEAM_ORDER_PROCESS,
     MemberStatus,
     Team,
@@ -59,7 +61,7 @@ from ecommerce_core.payments.policy import PaymentMethod
 from ecommerce_core.ports import StockItem, TeamRepository
 from ecommerce_core.releases import Release, ReleaseKind, releases_for_order
 from ecommerce_core.services.orders import Expired
-from ecommerce_core.services.payments import PaymentService
+from ecommerce_core.services.payments import NotificationOutcome, PaymentService
 
 __all__ = [
     "CampaignService",
@@ -261,41 +263,8 @@ class CampaignService(PaymentService):
             payment_ref="check",
             now=self.clock.now(),
         )
-        paid = self.pay(order.id, buyer, key=key)
-        assert paid.payment is not None  # noqa: S101  # pay returns a paid order or raises
-        for _ in range(_RETRIES):
-            team = self.teams.get(team_id)
-            version = team.version
-            try:
-                state = team.pay(
-                    _SYSTEM,
-                    order_id=paid.id,
-                    amount=paid.payment.amount,
-                    payment_ref=paid.payment.reference,
-                    now=self.clock.now(),
-                )
-            except EcommerceCoreError as refused:
-                self._fail_members(
-                    team_id,
-                    releases_for_order(
-                        team_id,
-                        order_id=paid.id,
-                        buyer_id=paid.buyer_id,
-                        paid=paid.payment.amount,
-                        payment_ref=paid.payment.reference,
-                    ),
-                    reason=str(refused),
-                )
-                raise
-            try:
-                self.teams.save(team, version)
-            except VersionConflict:
-                continue
-            self.publisher.publish(team.collect_events())
-            if state == TeamState.FORMED:
-                self._form(team)
-            return team
-        raise VersionConflict(team_id, -1, None)  # pragma: no cover - contention beyond retries
+        self.pay(order.id, buyer, key=key)
+        return self._member_paid(order.id, team_id)
 
     def team(self, team_id: str) -> Team:
         """The team, as stored.
@@ -313,6 +282,36 @@ class CampaignService(PaymentService):
         order = super().cancel(order_id, actor, reason)
         self._release_slot(order.id)
         return order
+
+    def handle_notification(self, payload: Mapping[str, str]) -> NotificationOutcome:
+        """Apply a provider callback as before; a team order it paid then joins its team.
+
+        A joiner whose payment completes late takes their paid place (or, if the team no longer
+        takes it, is failed and refunded). A leader's payment that completes only after
+        :meth:`lead_team` gave up opened no team: that order fails and is refunded.
+        """
+        outcome = super().handle_notification(payload)
+        order = self.orders.get(self.payment_records.get(outcome.payment_id).order_id)
+        if order.state != AWAITING_TEAM or order.payment is None:
+            return outcome
+        team_id = self.teams.team_of(order.id)
+        if team_id is None:
+            self._fail_members(
+                order.id,
+                releases_for_order(
+                    order.id,
+                    order_id=order.id,
+                    buyer_id=order.buyer_id,
+                    paid=order.payment.amount,
+                    payment_ref=order.payment.reference,
+                ),
+                reason="no team was opened with this payment",
+            )
+        elif self.teams.get(team_id).member(order.id).status is MemberStatus.HELD:
+            with contextlib.suppress(EcommerceCoreError):  # refused: failed and refunded
+                self._member_paid(order.id, team_id)
+        order = self.orders.get(order.id)
+        return attrs.evolve(outcome, order_state=order.state)
 
     def expire_due(self, now: datetime | None = None) -> list[Expired]:
         """Fire due deadlines as before, then settle every team whose deadline has come.
@@ -350,11 +349,48 @@ class CampaignService(PaymentService):
             raise InvalidInput("order_id", order_id, "not a team order (order.team)")
         return order
 
+    def _member_paid(self, order_id: str, team_id: str) -> Team:
+        paid = self.orders.get(order_id)
+        assert paid.payment is not None  # noqa: S101  # called once the order is paid
+        for _ in range(_RETRIES):
+            team = self.teams.get(team_id)
+            version = team.version
+            try:
+                state = team.pay(
+                    _SYSTEM,
+                    order_id=paid.id,
+                    amount=paid.payment.amount,
+                    payment_ref=paid.payment.reference,
+                    now=self.clock.now(),
+                )
+            except EcommerceCoreError as refused:
+                self._fail_members(
+                    team_id,
+                    releases_for_order(
+                        team_id,
+                        order_id=paid.id,
+                        buyer_id=paid.buyer_id,
+                        paid=paid.payment.amount,
+                        payment_ref=paid.payment.reference,
+                    ),
+                    reason=str(refused),
+                )
+                raise
+            try:
+                self.teams.save(team, version)
+            except VersionConflict:
+                continue
+            self.publisher.publish(team.collect_events())
+            if state == TeamState.FORMED:
+                self._form(team)
+            return team
+        raise VersionConflict(team_id, -1, None)  # pragma: no cover - contention beyond retries
+
     def _form(self, team: Team) -> list[Expired]:
         moved: list[Expired] = []
         for order_id in team.paid_order_ids():
             order = self.orders.get(order_id)
-            if order.state != "awaiting_team":
+            if order.state != AWAITING_TEAM:
                 continue  # moved by an earlier, interrupted call
             version = order.version
             order.advance(
