@@ -308,3 +308,52 @@ class TestRefusedCommandsChangeNothing:
             world.service.pay_team_member(bob.id, BOB)
         assert bob.id not in world.gateway.charged
         assert world.state(bob.id) == "pending_payment"
+
+
+class TestPaymentsThatCompleteLate:
+    def _pending(self, world: World) -> dict[str, str]:
+        (key,) = [
+            k
+            for k, (_, result) in world.gateway._answers.items()
+            if result.status is GatewayStatus.PENDING
+        ]
+        return world.gateway.settle_pending(key)
+
+    def test_a_joiners_payment_confirmed_by_notification_takes_the_paid_place(self) -> None:
+        world = World()
+        team = world.lead(terms=world.terms(size=2))
+        bob = world.service.place_team_order(BOB, "tea", team_id=team.id)
+        world.outcome = GatewayStatus.PENDING
+        with pytest.raises(PaymentNotCompleted):
+            world.service.pay_team_member(bob.id, BOB)
+        outcome = world.service.handle_notification(self._pending(world))
+        assert outcome.order_state == "awaiting_shipment"
+        assert world.service.team(team.id).state == "formed"
+
+    def test_a_leaders_payment_confirmed_after_giving_up_is_refunded(self) -> None:
+        world = World()
+        order = world.service.place_team_order(ALICE, "tea")
+        world.outcome = GatewayStatus.PENDING
+        with pytest.raises(PaymentNotCompleted):
+            world.service.lead_team(order.id, ALICE, world.terms())
+        world.outcome = GatewayStatus.SUCCEEDED
+        outcome = world.service.handle_notification(self._pending(world))
+        assert outcome.order_state == "cancelled"
+        money = world.service.money(order.id)
+        assert money.refunded == money.paid_in == PRICE
+        assert world.inventory.available("tea") == 10
+
+    def test_a_joiners_payment_confirmed_after_the_team_expired_is_refunded(self) -> None:
+        world = World()
+        team = world.lead()
+        bob = world.service.place_team_order(BOB, "tea", team_id=team.id)
+        world.outcome = GatewayStatus.PENDING
+        with pytest.raises(PaymentNotCompleted):
+            world.service.pay_team_member(bob.id, BOB)
+        world.outcome = GatewayStatus.SUCCEEDED
+        world.clock.advance(timedelta(hours=25))
+        world.service.expire_due()
+        world.service.handle_notification(self._pending(world))
+        assert world.state(bob.id) == "cancelled"
+        money = world.service.money(bob.id)
+        assert money.refunded == money.paid_in
