@@ -357,3 +357,27 @@ class TestPaymentsThatCompleteLate:
         assert world.state(bob.id) == "cancelled"
         money = world.service.money(bob.id)
         assert money.refunded == money.paid_in
+
+
+class TestPlainPayOnTeamOrders:
+    def test_pay_on_a_joiners_order_takes_the_team_place(self) -> None:
+        world = World()
+        team = world.lead(terms=world.terms(size=2))
+        bob = world.service.place_team_order(BOB, "tea", team_id=team.id)
+        assert world.service.pay(bob.id, BOB).state == "awaiting_shipment"
+        assert world.service.team(team.id).state == "formed"
+
+    def test_pay_on_a_leaders_order_or_authorizing_only_is_refused_before_charging(self) -> None:
+        world = World()
+        leader = world.service.place_team_order(ALICE, "tea")
+        with pytest.raises(InvalidInput):
+            world.service.pay(leader.id, ALICE)
+        with pytest.raises(InvalidInput):
+            world.service.pay(leader.id, ALICE, capture=False)
+        assert world.gateway.charged == {}
+        assert world.state(leader.id) == "pending_payment"
+
+    def test_pay_on_an_ordinary_order_is_unchanged(self) -> None:
+        world = World()
+        plain = world.service.buy_now(ALICE, "tea", 1)
+        assert world.service.pay(plain.id, ALICE).state == "awaiting_shipment"

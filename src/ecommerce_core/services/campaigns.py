@@ -202,7 +202,7 @@ class CampaignService(PaymentService):
         now = self.clock.now()
         if now >= terms.ends_at:
             raise DeadlinePassed(terms.campaign_id, "open", "new", terms.ends_at, now)
-        paid = self.pay(order.id, buyer, key=key)
+        paid = super().pay(order.id, buyer, key=key)
         assert paid.payment is not None  # noqa: S101  # pay returns a paid order or raises
         team_id = self.ids.next_id("team")
         try:
@@ -263,7 +263,7 @@ class CampaignService(PaymentService):
             payment_ref="check",
             now=self.clock.now(),
         )
-        self.pay(order.id, buyer, key=key)
+        super().pay(order.id, buyer, key=key)
         return self._member_paid(order.id, team_id)
 
     def team(self, team_id: str) -> Team:
@@ -276,6 +276,27 @@ class CampaignService(PaymentService):
         return self.teams.get(team_id)
 
     # ----------------------------------------------------------------- overrides
+
+    def pay(
+        self, order_id: str, actor: Actor, *, key: str | None = None, capture: bool = True
+    ) -> Order:
+        """Pay as before; a joiner's team order is paid through :meth:`pay_team_member`.
+
+        Raises:
+            InvalidInput: A leader's team order (pay it with :meth:`lead_team`, which opens
+                the team), or a team order authorized only (``capture=False``): a team place is
+                taken by a completed payment.
+
+        """
+        order = self.orders.get(order_id)
+        if order.process.name != TEAM_ORDER_PROCESS.name:
+            return super().pay(order_id, actor, key=key, capture=capture)
+        if not capture:
+            raise InvalidInput("capture", capture, "a team order is paid in full at once")
+        if self.teams.team_of(order.id) is None:
+            raise InvalidInput("order_id", order_id, "a leader's team order is paid by lead_team")
+        self.pay_team_member(order.id, actor, key=key)
+        return self.orders.get(order.id)
 
     def cancel(self, order_id: str, actor: Actor, reason: str) -> Order:
         """Cancel as before; an unpaid joiner's team order also gives its place back."""
