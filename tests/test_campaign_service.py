@@ -381,3 +381,18 @@ class TestPlainPayOnTeamOrders:
         world = World()
         plain = world.service.buy_now(ALICE, "tea", 1)
         assert world.service.pay(plain.id, ALICE).state == "awaiting_shipment"
+
+
+class TestACampaignThatEndsWhileTheLeaderPays:
+    def test_the_leaders_payment_is_refunded_and_no_team_opens(self) -> None:
+        world = World()
+        terms = TeamTerms("pin-1", size=2, ends_at=world.clock.now() + timedelta(hours=1))
+        order = world.service.place_team_order(ALICE, "tea")
+        world.during_charge.append(timedelta(hours=2))
+        with pytest.raises(DeadlinePassed):
+            world.service.lead_team(order.id, ALICE, terms)
+        assert world.state(order.id) == "cancelled"
+        assert world.teams.team_of(order.id) is None
+        money = world.service.money(order.id)
+        assert money.refunded == money.paid_in == PRICE
+        assert world.inventory.available("tea") == 10

@@ -72,7 +72,7 @@ __all__ = [
 _SYSTEM: Final = Actor.system("campaigns")
 _SETTLERS: Final = frozenset({ActorKind.SYSTEM, ActorKind.PLATFORM})
 _RETRIES: Final = 5
-TEAM_SALES_MODE: Final = "team"
+_TEAM_SALES_MODE: Final = "team"
 
 
 @attrs.frozen(kw_only=True)
@@ -152,7 +152,7 @@ class CampaignService(PaymentService):
             policy=self.policy,
             process=TEAM_ORDER_PROCESS,
             payment_method=PaymentMethod.ONLINE.value,
-            terms=PricingTerms(sales_mode=TEAM_SALES_MODE, cod_allowed=False),
+            terms=PricingTerms(sales_mode=_TEAM_SALES_MODE, cod_allowed=False),
         )
         team: Team | None = None
         version = 0
