@@ -13,7 +13,7 @@ The paths, and what each does exactly once:
 - **Join.** A member places a team order naming the team: a place is held for them before
   anything is stored (a full, expired or own team refuses, nothing changes); then they pay
   (:meth:`CampaignService.pay_team_member`). The team is checked *before* the provider is
-  asked; should it formed, failed or expired meanwhile, the paid order fails and its money
+  asked; should it form, fail or expire meanwhile, the paid order fails and its money
   goes back from its own payment.
 - **Formed.** The payment that completes the ``N``-th place forms the team: every member's
   order fires ``team_formed`` and may ship.
