@@ -19,6 +19,7 @@ import attrs
 from ecommerce_core.aftersales import OrderAfterSales
 from ecommerce_core.campaigns import TimeBoxedSale
 from ecommerce_core.campaigns.lucky_draw import PublicNumber
+from ecommerce_core.campaigns.team import Team
 from ecommerce_core.delivery import DeliveryOption, Shipment
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.limits import LimitClaim
@@ -56,6 +57,7 @@ __all__ = [
     "RefundRequest",
     "ShipmentRepository",
     "StockItem",
+    "TeamRepository",
     "VoidRequest",
 ]
 
@@ -782,4 +784,44 @@ class RandomnessSource(Protocol):
 
         Once a number is published the answer for ``after`` never changes.
         """
+        ...
+
+
+class TeamRepository(Protocol):
+    """Stores team-purchase teams (拼团) with optimistic concurrency, like orders.
+
+    Contract: :class:`ecommerce_core.testing.contracts.TeamRepositoryContract`.
+    """
+
+    def add(self, team: Team) -> None:
+        """Store a new team.
+
+        Raises:
+            Conflict: A team with this id is already stored.
+
+        """
+
+    def get(self, team_id: str) -> Team:
+        """Load a team; the caller owns the returned object until :meth:`save`.
+
+        Raises:
+            NotFound: No such team.
+
+        """
+        ...
+
+    def save(self, team: Team, expected_version: int) -> None:
+        """Store ``team`` if the stored version is still ``expected_version``.
+
+        Raises:
+            VersionConflict: Someone else saved it since (or it was never added).
+
+        """
+
+    def due(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of forming teams whose deadline is at or before ``now``, earliest first."""
+        ...
+
+    def team_of(self, order_id: str) -> str | None:
+        """The id of the team a member's order took a place in, or ``None``."""
         ...

@@ -20,6 +20,7 @@ from ecommerce_core.adapters.memory import (
     InMemoryPromotionCatalog,
     InMemoryPromotionLedger,
     InMemoryShipmentRepository,
+    InMemoryTeamRepository,
     ManualClock,
     PublishedNumbers,
     RecordingPublisher,
@@ -55,6 +56,7 @@ from ecommerce_core.testing.contracts import (
     PromotionLedgerContract,
     RandomnessSourceContract,
     ShipmentRepositoryContract,
+    TeamRepositoryContract,
     make_order,
     make_shipment,
 )
@@ -455,3 +457,8 @@ class TestPublishedNumbers:
     def test_refuses_anything_but_a_public_number(self):
         with pytest.raises(InvalidInput):
             PublishedNumbers().publish(42)
+
+
+class TestInMemoryTeamRepositoryContract(TeamRepositoryContract):
+    def make_repository(self) -> InMemoryTeamRepository:
+        return InMemoryTeamRepository()

@@ -19,6 +19,7 @@ import attrs
 from ecommerce_core.aftersales import OrderAfterSales, RefundInstruction
 from ecommerce_core.campaigns import FlashSale, RushPurchase, TimeBoxedSale
 from ecommerce_core.campaigns.lucky_draw import PublicNumber
+from ecommerce_core.campaigns.team import Team
 from ecommerce_core.delivery import DeliveryOption, Shipment
 from ecommerce_core.errors import (
     Conflict,
@@ -66,6 +67,7 @@ __all__ = [
     "InMemoryPromotionCatalog",
     "InMemoryPromotionLedger",
     "InMemoryShipmentRepository",
+    "InMemoryTeamRepository",
     "ManualClock",
     "PublishedNumbers",
     "RecordingPublisher",
@@ -1194,3 +1196,57 @@ class PublishedNumbers:
         check_now(after)
         at = bisect.bisect_left([n.published_at for n in self._numbers], after)
         return self._numbers[at] if at < len(self._numbers) else None
+
+
+class InMemoryTeamRepository:
+    """Teams in a dict, with optimistic concurrency, a deadline index and an order index."""
+
+    def __init__(self) -> None:
+        self._teams: dict[str, Team] = {}
+        self._by_order: dict[str, str] = {}
+
+    def add(self, team: Team) -> None:
+        """Store a new team (see :class:`~ecommerce_core.ports.TeamRepository`)."""
+        if team.id in self._teams:
+            raise Conflict(f"a team with id {team.id!r} is already stored")
+        self._store(team)
+
+    def get(self, team_id: str) -> Team:
+        """Load a copy of a team."""
+        try:
+            stored = self._teams[team_id]
+        except (KeyError, TypeError):
+            raise NotFound("team", team_id) from None
+        return copy.deepcopy(stored)
+
+    def save(self, team: Team, expected_version: int) -> None:
+        """Store ``team`` if nobody saved it since ``expected_version``."""
+        stored = self._teams.get(team.id)
+        if stored is None or stored.version != expected_version:
+            raise VersionConflict(
+                team.id, expected_version, None if stored is None else stored.version
+            )
+        self._store(team)
+
+    def due(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of forming teams whose deadline has come, earliest first."""
+        check_now(now)
+        if type(limit) is not int or limit < 0:
+            raise InvalidInput("limit", limit, "must be a whole number, zero or more")
+        due = sorted(
+            (t.due_at, t.id)
+            for t in self._teams.values()
+            if t.due_at is not None and t.due_at <= now
+        )
+        return [team_id for _, team_id in due[:limit]]
+
+    def team_of(self, order_id: str) -> str | None:
+        """The team a member's order took a place in."""
+        return self._by_order.get(order_id)
+
+    def _store(self, team: Team) -> None:
+        stored = copy.deepcopy(team)
+        stored.events = ()  # events are published, not stored
+        self._teams[team.id] = stored
+        for member in stored.members:
+            self._by_order[member.order_id] = team.id

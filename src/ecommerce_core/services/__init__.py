@@ -15,12 +15,14 @@ from ecommerce_core.services.aftersales import (
     gateway_refunds,
     ledger_refunds,
 )
+from ecommerce_core.services.campaigns import CampaignService
 from ecommerce_core.services.fulfilment import FulfilmentService, TrackingResult, delivery_fees
 from ecommerce_core.services.orders import Expired, OrderService
 from ecommerce_core.services.payments import NotificationOutcome, PaymentService
 
 __all__ = [
     "AfterSalesService",
+    "CampaignService",
     "Expired",
     "FulfilmentService",
     "NotificationOutcome",

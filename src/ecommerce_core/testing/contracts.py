@@ -42,6 +42,7 @@ from hypothesis.stateful import (
 from ecommerce_core.actors import Actor
 from ecommerce_core.aftersales import AfterSalesItem, AfterSalesPolicy, OrderAfterSales
 from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchase, Session
+from ecommerce_core.campaigns.team import Team, TeamTerms
 from ecommerce_core.delivery import (
     DeliveryOption,
     Shipment,
@@ -95,6 +96,7 @@ from ecommerce_core.ports import (
     RefundRequest,
     ShipmentRepository,
     StockItem,
+    TeamRepository,
     VoidRequest,
 )
 from ecommerce_core.promotions import Coupon, PercentOff, Promotion, Scope
@@ -116,12 +118,14 @@ __all__ = [
     "PromotionLedgerContract",
     "RandomnessSourceContract",
     "ShipmentRepositoryContract",
+    "TeamRepositoryContract",
     "assert_same_after_sales",
     "assert_same_order",
     "assert_same_shipment",
     "make_order",
     "make_priced_order",
     "make_shipment",
+    "make_team",
     "run_idempotency_store_contract",
     "run_inventory_contract",
     "run_promotion_ledger_contract",
@@ -1995,3 +1999,129 @@ class RandomnessSourceContract:
         """A time without a timezone is refused."""
         with pytest.raises(InvalidInput):
             self.make_source().public_number(datetime(2026, 1, 1, 9, 0))  # noqa: DTZ001
+
+
+# --------------------------------------------------------------------------- teams
+
+
+def make_team(team_id: str = "t-1", *, hours: int = 24, leader: str = "alice") -> Team:
+    """A forming team of three, opened by ``leader`` at :data:`CONTRACT_TIME`."""
+    terms = TeamTerms(
+        "pin-1",
+        size=3,
+        ends_at=CONTRACT_TIME + timedelta(days=7),
+        validity=timedelta(hours=hours),
+    )
+    return Team.open(
+        Actor.buyer(leader),
+        team_id=team_id,
+        terms=terms,
+        order_id=f"{team_id}-o-{leader}",
+        amount=Money.of("9.90", "CNY"),
+        payment_ref=f"{team_id}-tx-{leader}",
+        now=CONTRACT_TIME,
+    )
+
+
+class TeamRepositoryContract:
+    """The behaviour of :class:`~ecommerce_core.ports.TeamRepository`."""
+
+    def make_repository(self) -> TeamRepository:
+        """A new, empty repository."""
+        raise NotImplementedError
+
+    def test_get_returns_an_equal_copy_of_an_added_team(self) -> None:
+        """An added team loads back equal (members, deadline, version) but not the same object."""
+        repository, team = self.make_repository(), make_team()
+        repository.add(team)
+        loaded = repository.get("t-1")
+        assert loaded is not team
+        assert (loaded.members, loaded.deadline, loaded.version, loaded.state) == (
+            team.members,
+            team.deadline,
+            team.version,
+            team.state,
+        )
+        assert loaded.events == ()
+
+    def test_get_of_an_unknown_id_raises_not_found(self) -> None:
+        """Loading an id that was never added raises NotFound."""
+        with pytest.raises(NotFound):
+            self.make_repository().get("t-missing")
+
+    def test_adding_an_id_twice_raises_conflict_and_keeps_the_first(self) -> None:
+        """A second add with a stored id raises Conflict; the first team stays."""
+        repository = self.make_repository()
+        repository.add(make_team(leader="alice"))
+        with pytest.raises(Conflict):
+            repository.add(make_team(leader="bob"))
+        assert repository.get("t-1").leader_id == "alice"
+
+    def test_changing_a_loaded_team_changes_nothing_stored_until_save(self) -> None:
+        """A join on a loaded copy is invisible until saved, then stored with its version."""
+        repository = self.make_repository()
+        repository.add(make_team())
+        loaded = repository.get("t-1")
+        version = loaded.version
+        loaded.join(Actor.buyer("bob"), order_id="o-bob", now=CONTRACT_TIME)
+        assert repository.get("t-1").held_count == 0
+        repository.save(loaded, version)
+        assert (repository.get("t-1").held_count, repository.get("t-1").version) == (
+            1,
+            version + 1,
+        )
+
+    def test_save_expecting_another_version_raises_and_the_first_writer_wins(self) -> None:
+        """Of two writers from one version the first save wins; the second gets a conflict."""
+        repository = self.make_repository()
+        repository.add(make_team())
+        first, second = repository.get("t-1"), repository.get("t-1")
+        first.join(Actor.buyer("bob"), order_id="o-bob", now=CONTRACT_TIME)
+        second.join(Actor.buyer("carol"), order_id="o-carol", now=CONTRACT_TIME)
+        repository.save(first, 1)
+        with pytest.raises(VersionConflict):
+            repository.save(second, 1)
+        assert [m.buyer_id for m in repository.get("t-1").members] == ["alice", "bob"]
+
+    def test_save_of_a_team_never_added_raises_version_conflict(self) -> None:
+        """Saving a team that was never added is a conflict, not an insert."""
+        with pytest.raises(VersionConflict):
+            self.make_repository().save(make_team(), 1)
+
+    def test_due_lists_forming_teams_whose_deadline_has_come_earliest_first(self) -> None:
+        """Teams are due from their deadline on, earliest first, at most ``limit`` of them."""
+        repository = self.make_repository()
+        repository.add(make_team("t-late", hours=5))
+        repository.add(make_team("t-early", hours=2))
+        repository.add(make_team("t-never", hours=30))
+        at = CONTRACT_TIME + timedelta(hours=5)
+        assert repository.due(at) == ["t-early", "t-late"]
+        assert repository.due(at, limit=1) == ["t-early"]
+        assert repository.due(CONTRACT_TIME + timedelta(hours=1)) == []
+
+    def test_due_forgets_a_team_once_it_failed(self) -> None:
+        """A settled team is never due again."""
+        repository = self.make_repository()
+        repository.add(make_team(hours=2))
+        team = repository.get("t-1")
+        at = CONTRACT_TIME + timedelta(hours=3)
+        team.expire(at)
+        repository.save(team, 1)
+        assert repository.due(at) == []
+
+    def test_due_with_a_naive_time_raises_invalid_input(self) -> None:
+        """A time without a timezone is refused."""
+        with pytest.raises(InvalidInput):
+            self.make_repository().due(datetime(2026, 1, 1, 9, 0))  # noqa: DTZ001
+
+    def test_team_of_finds_the_team_of_every_member_order(self) -> None:
+        """The leader's and a joiner's orders lead to their team; other orders to none."""
+        repository = self.make_repository()
+        repository.add(make_team())
+        team = repository.get("t-1")
+        team.join(Actor.buyer("bob"), order_id="o-bob", now=CONTRACT_TIME)
+        assert repository.team_of("o-bob") is None
+        repository.save(team, 1)
+        assert repository.team_of("o-bob") == "t-1"
+        assert repository.team_of("t-1-o-alice") == "t-1"
+        assert repository.team_of("o-other") is None
