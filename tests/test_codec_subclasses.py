@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from ecommerce_core.actors import Actor
 from ecommerce_core.adapters.codec import JsonCodec
-from ecommerce_core.orders import Deadline, PausedDeadline
+from ecommerce_core.orders import Deadline
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.testing import CONTRACT_TIME, make_order
 
@@ -22,16 +22,17 @@ def shipped_order():
 
 
 class TestAPausedAutoConfirm:
-    def test_a_paused_deadline_reads_back_paused_and_can_resume(self):
+    def test_a_held_deadline_reads_back_held_and_runs_again_when_released(self):
         codec = JsonCodec()
         order = shipped_order()
         later = CONTRACT_TIME + timedelta(days=1)
-        assert order.pause_auto_confirm(Actor.system("t"), reason="after-sales", now=later)
+        assert order.pause_clock("aftersales:r-1", Actor.system("t"), now=later)
         back = codec.decode_order(codec.encode_order(order))
-        assert isinstance(back.deadline, PausedDeadline)
-        assert back.deadline == order.deadline
+        assert (back.holds, back.paused, back.deadline) == (order.holds, order.paused, None)
         assert back.auto_confirm_paused
-        assert back.resume_auto_confirm(Actor.system("t"), now=later + timedelta(hours=1))
+        assert back.resume_clock(
+            "aftersales:r-1", Actor.system("t"), now=later + timedelta(hours=1)
+        )
         assert back.deadline == Deadline(
             later + timedelta(hours=1) + timedelta(days=9), "auto_confirm"
         )

@@ -68,7 +68,8 @@ class TestOrders:
     def test_orders_reach_every_state_the_commands_lead_to(self):
         seen = set()
 
-        @settings(max_examples=150, deadline=None)
+        # derandomized: a fixed sample, so this coverage check cannot flake on an unlucky seed
+        @settings(max_examples=150, deadline=None, derandomize=True, database=None)
         @given(ts.orders())
         def collect(order):
             seen.add(order.state)

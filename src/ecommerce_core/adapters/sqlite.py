@@ -47,6 +47,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -199,7 +200,7 @@ class SqliteDatabase:
         )
         try:
             with self._translating("open"):
-                self._connection.execute("PRAGMA journal_mode = WAL")
+                self._switch_to_wal()
                 self._connection.execute(f"PRAGMA synchronous = {synchronous}")
             self._migrate()
         except sqlite3.DatabaseError as error:
@@ -212,6 +213,24 @@ class SqliteDatabase:
         except BaseException:
             self._connection.close()
             raise
+
+    def _switch_to_wal(self) -> None:
+        """Set WAL mode, retrying while another connection holds the lock.
+
+        Changing the journal mode of a new file needs an exclusive lock, and SQLite does not
+        call the busy handler for it: several processes opening one new file at once would
+        otherwise fail at once with "database is locked" instead of waiting their turn.
+        """
+        give_up = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                self._connection.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() >= give_up:
+                    raise
+                time.sleep(0.005)
+            else:
+                return
 
     # ----------------------------------------------------------------- schema
 
