@@ -6,7 +6,7 @@ runs *before* a command changes anything.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -78,6 +78,41 @@ def authorize(
     if actor.kind is ActorKind.MERCHANT and merchant_id is not None and actor.id != merchant_id:
         raise Forbidden(str(actor), command, aggregate_id, "it is another merchant's")
     return actor
+
+
+def check_creation(
+    actor: object,
+    now: object,
+    *,
+    ids: Mapping[str, object],
+    merchant_id: str,
+    terms: object,
+    terms_type: type,
+) -> None:
+    """The checks every merchant-created campaign runs before it exists.
+
+    The actor is the merchant named (or the platform), ``now`` is an aware time, every id in
+    ``ids`` (``{"auction_id": ..., "merchant_id": ..., "sku": ...}``) is a non-empty string and
+    ``terms`` is a ``terms_type``.
+
+    Raises:
+        InvalidInput: A bad actor, time, id or terms.
+        Forbidden: Not a merchant or the platform, or another merchant.
+
+    """
+    first_id = next(iter(ids.values()))
+    authorize(
+        actor,
+        {ActorKind.MERCHANT, ActorKind.PLATFORM},
+        "create",
+        first_id if isinstance(first_id, str) else "",
+        merchant_id=merchant_id,
+    )
+    check_now(now)
+    for field, value in ids.items():
+        text(field, value)
+    if not isinstance(terms, terms_type):
+        raise InvalidInput("terms", terms, f"must be {terms_type.__name__}")
 
 
 def text(field: str, value: object, max_length: int = 200) -> str:

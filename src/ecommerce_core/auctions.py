@@ -58,7 +58,14 @@ from typing import Final
 
 import attrs
 
-from ecommerce_core._aggregate import EventRecorder, authorize, check_now, money, text
+from ecommerce_core._aggregate import (
+    EventRecorder,
+    authorize,
+    check_creation,
+    check_now,
+    money,
+    text,
+)
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.errors import (
     AlreadyLeading,
@@ -561,22 +568,14 @@ class Auction(EventRecorder):
             DeadlinePassed: The end is already past.
 
         """
-        authorize(
+        check_creation(
             actor,
-            {ActorKind.MERCHANT, ActorKind.PLATFORM},
-            "create",
-            auction_id,
+            now,
+            ids={"auction_id": auction_id, "merchant_id": merchant_id, "sku": sku},
             merchant_id=merchant_id,
+            terms=terms,
+            terms_type=AuctionTerms,
         )
-        check_now(now)
-        for field, value in (
-            ("auction_id", auction_id),
-            ("merchant_id", merchant_id),
-            ("sku", sku),
-        ):
-            text(field, value)
-        if not isinstance(terms, AuctionTerms):
-            raise InvalidInput("terms", terms, "must be AuctionTerms")
         if now >= terms.ends_at:
             raise DeadlinePassed(auction_id, "create", "new", terms.ends_at, now)
         auction = cls(

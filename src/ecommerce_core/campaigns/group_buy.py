@@ -51,6 +51,7 @@ import attrs
 from ecommerce_core._aggregate import (
     EventRecorder,
     authorize,
+    check_creation,
     check_now,
     money,
     positive_count,
@@ -562,22 +563,14 @@ class GroupBuy(EventRecorder):
             InvalidInput: Blank ids, or terms that are not :class:`GroupBuyTerms`.
 
         """
-        authorize(
+        check_creation(
             actor,
-            {ActorKind.MERCHANT, ActorKind.PLATFORM},
-            "create",
-            campaign_id,
+            now,
+            ids={"campaign_id": campaign_id, "merchant_id": merchant_id, "sku": sku},
             merchant_id=merchant_id,
+            terms=terms,
+            terms_type=GroupBuyTerms,
         )
-        check_now(now)
-        for field, value in (
-            ("campaign_id", campaign_id),
-            ("merchant_id", merchant_id),
-            ("sku", sku),
-        ):
-            text(field, value)
-        if not isinstance(terms, GroupBuyTerms):
-            raise InvalidInput("terms", terms, "must be GroupBuyTerms")
         campaign = cls(id=campaign_id, merchant_id=merchant_id, sku=sku, terms=terms)
         campaign._record(GroupBuyCreated, now, actor, merchant_id=merchant_id, sku=sku, terms=terms)
         return campaign

@@ -45,6 +45,7 @@ import attrs
 from ecommerce_core._aggregate import (
     EventRecorder,
     authorize,
+    check_creation,
     check_now,
     money,
     positive_count,
@@ -572,22 +573,14 @@ class DrawRound(EventRecorder):
             DeadlinePassed: The sell-by time has already passed.
 
         """
-        authorize(
+        check_creation(
             actor,
-            {ActorKind.MERCHANT, ActorKind.PLATFORM},
-            "create",
-            round_id,
+            now,
+            ids={"round_id": round_id, "merchant_id": merchant_id, "prize_sku": prize_sku},
             merchant_id=merchant_id,
+            terms=terms,
+            terms_type=DrawTerms,
         )
-        check_now(now)
-        for field, value in (
-            ("round_id", round_id),
-            ("merchant_id", merchant_id),
-            ("prize_sku", prize_sku),
-        ):
-            text(field, value)
-        if not isinstance(terms, DrawTerms):
-            raise InvalidInput("terms", terms, "must be DrawTerms")
         if now >= terms.sell_by:
             raise DeadlinePassed(round_id, "create", "new", terms.sell_by, now)
         draw_round = cls(id=round_id, merchant_id=merchant_id, prize_sku=prize_sku, terms=terms)
