@@ -24,6 +24,7 @@ from ecommerce_core.campaigns.team import Team, TeamTerms, WhenFull
 from ecommerce_core.errors import (
     AlreadyJoined,
     DeadlinePassed,
+    DefinitionError,
     InvalidInput,
     NotFound,
     OutOfStock,
@@ -396,3 +397,24 @@ class TestACampaignThatEndsWhileTheLeaderPays:
         money = world.service.money(order.id)
         assert money.refunded == money.paid_in == PRICE
         assert world.inventory.available("tea") == 10
+
+
+class TestAModeTheHostDidNotOffer:
+    def test_team_use_cases_say_the_service_was_built_without_teams(self) -> None:
+        world = World()
+        world.service.teams = None
+        with pytest.raises(DefinitionError, match="teams"):
+            world.service.place_team_order(ALICE, "tea", team_id="team-1")
+        assert world.inventory.available("tea") == 10
+        assert world.orders.all() == []
+
+    def test_other_orders_still_pay_cancel_and_expire_without_a_team_repository(self) -> None:
+        world = World()
+        world.service.teams = None
+        order = world.service.buy_now(ALICE, "tea", 2)
+        world.service.cancel(order.id, ALICE, "changed my mind")
+        assert world.state(order.id) == "cancelled"
+        assert world.inventory.available("tea") == 10
+        unpaid = world.service.buy_now(BOB, "tea", 1)
+        world.clock.advance(timedelta(days=2))
+        assert [e.order_id for e in world.service.expire_due()] == [unpaid.id]
