@@ -52,7 +52,7 @@ class TestACleanRun:
         out = capsys.readouterr().out
         assert "all invariant checks passed" in out
         assert "[FAIL]" not in out
-        assert out.count("[PASS]") == 11
+        assert out.count("[PASS]") == 12
         assert "orders/s" in out
 
     def test_the_default_stores_orders_in_the_sqlite_file_it_is_given(self, tmp_path, capsys):
@@ -99,7 +99,7 @@ class TestACleanRun:
         methods = {method for _, method, _ in report.final_states}
         assert methods == {"online", "escrow", "cod", "credit"}
         purchases = {j.purchase for j in report.stats.placed.values()}
-        assert purchases == {"buy_now", "cart", "flash_sale", "rush_purchase"}
+        assert purchases == {"buy_now", "cart", "flash_sale", "rush_purchase", "team"}
         states = {state for _, _, state in report.final_states}
         assert {"closed", "cancelled", "returned"} <= states
         assert report.after_sales["refunded"] >= 1

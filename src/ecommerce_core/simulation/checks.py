@@ -9,11 +9,19 @@ from typing import Final
 import attrs
 
 from ecommerce_core.actors import Actor
+from ecommerce_core.campaigns.team import (
+    AWAITING_TEAM,
+    TEAM_ORDER_PROCESS,
+    MemberStatus,
+    TeamState,
+    TeamTerms,
+)
 from ecommerce_core.delivery import ShipmentPurpose
 from ecommerce_core.errors import InvalidInput
 from ecommerce_core.orders import Order
 from ecommerce_core.payments.ledger import Account, Movement, Posting
 from ecommerce_core.ports import StockItem
+from ecommerce_core.simulation.collective import TEAM_SKU
 from ecommerce_core.simulation.world import SimulatedWorld
 
 __all__ = [
@@ -26,6 +34,9 @@ __all__ = [
 
 #: States in which an order's goods never left, or came back to, the merchant's stock.
 _NOT_SOLD: Final = frozenset({"pending_payment", "cancelled", "returned"})
+#: States of a team order that has not shipped (and, once final, never will).
+_DAY: Final = timedelta(days=1)
+_NEVER_SHIPPED: Final = frozenset({"pending_payment", AWAITING_TEAM, "cancelled"})
 
 
 @attrs.frozen
@@ -195,6 +206,36 @@ def _after_sales_settled(world: SimulatedWorld, _: list[Order]) -> Check:
     )
 
 
+def _teams_whole(world: SimulatedWorld, orders: list[Order]) -> Check:
+    teams = world.service.teams
+    if teams is None:
+        return Check("teams-whole", "no team purchase offered", passed=True, detail="no teams")
+    team_ids = sorted(
+        {
+            team_id
+            for o in orders
+            if o.process.name == TEAM_ORDER_PROCESS.name
+            and (team_id := teams.team_of(o.id)) is not None
+        }
+    )
+    bad: list[str] = []
+    for team_id in team_ids:
+        team = teams.get(team_id)
+        paid = [m for m in team.members if m.status is MemberStatus.PAID]
+        if len(paid) > team.size:
+            bad.append(f"{team.id}: {len(paid)} paid members, size {team.size}")
+        for member in team.members:
+            state = world.service.orders.get(member.order_id).state
+            if state not in _NEVER_SHIPPED and team.state != TeamState.FORMED:
+                bad.append(f"{member.order_id} is {state} in {team.state} team {team.id}")
+    return Check(
+        "teams-whole",
+        "no team has more paid members than its size; no order of an unformed team shipped",
+        not bad,
+        ", ".join(bad[:5]) or f"{len(team_ids)} teams",
+    )
+
+
 def _outbox_drained(world: SimulatedWorld, _: list[Order]) -> Check:
     if world.outbox is None:
         return Check(
@@ -221,6 +262,7 @@ _CHECKS: Final[Sequence[Callable[[SimulatedWorld, list[Order]], Check]]] = (
     _no_overdue_deadline,
     _every_order_final,
     _after_sales_settled,
+    _teams_whole,
     _outbox_drained,
 )
 
@@ -266,10 +308,20 @@ def _leave_overdue(world: SimulatedWorld) -> None:
     world.clock.advance(timedelta(days=1))
 
 
+def _overfill_a_team(world: SimulatedWorld) -> None:
+    service = world.service
+    buyer = Actor.buyer("b-001")
+    order = service.place_team_order(buyer, TEAM_SKU)
+    team = service.lead_team(order.id, buyer, TeamTerms("sim-break", 2, world.clock.now() + _DAY))
+    team.members.extend(team.members * team.size)  # paid places beyond the team's size
+    service.teams.save(team, team.version)  # type: ignore[union-attr]  # the world has teams
+
+
 BREAKABLE: Final = {
     "stock-matches-orders": _sell_outside_an_order,
     "refunds-within-paid": _refund_too_much,
     "no-overdue-deadline": _leave_overdue,
+    "teams-whole": _overfill_a_team,
 }
 """The invariants a test may break on purpose, by check name."""
 

@@ -27,6 +27,7 @@ from ecommerce_core.errors import EcommerceCoreError, InvalidInput, PaymentNotCo
 from ecommerce_core.orders import CartItem, Order
 from ecommerce_core.payments.policy import PaymentMethod
 from ecommerce_core.ports import GatewayStatus
+from ecommerce_core.simulation.collective import TeamJourneys
 from ecommerce_core.simulation.world import (
     CARRIERS,
     FLASH_SALE_ID,
@@ -127,7 +128,8 @@ class Journey:
 
     Attributes:
         order_id: The order.
-        purchase: ``"buy_now"``, ``"cart"``, ``"flash_sale"`` or ``"rush_purchase"``.
+        purchase: ``"buy_now"``, ``"cart"``, ``"flash_sale"``, ``"rush_purchase"`` or
+            ``"team"``.
         method: The payment method.
 
     """
@@ -185,6 +187,7 @@ class Simulator:
         self._seq = itertools.count()
         self._continued: set[str] = set()
         self._buyers = [Actor.buyer(f"b-{n:03d}") for n in range(1, config.buyers + 1)]
+        self._teams = TeamJourneys(world, world.clock.now())
 
     # ----------------------------------------------------------------- the loop
 
@@ -259,7 +262,7 @@ class Simulator:
         rng, service = self.rng, self.world.service
         buyer = rng.choice(self._buyers)
         purchase = rng.choices(
-            ("buy_now", "cart", "flash_sale", "rush_purchase"), weights=(5, 3, 1, 1)
+            ("buy_now", "cart", "flash_sale", "rush_purchase", "team"), weights=(5, 3, 1, 1, 1)
         )[0]
         method = str(
             rng.choices(
@@ -280,6 +283,9 @@ class Simulator:
             orders = service.checkout(
                 buyer, [CartItem(sku, rng.randint(1, 2)) for sku in skus], method
             )
+        elif purchase == "team":
+            method = str(PaymentMethod.ONLINE)
+            orders = [self._teams.place(buyer)]
         else:
             method = str(PaymentMethod.ONLINE)
             campaign, sku = (
@@ -312,8 +318,12 @@ class Simulator:
             script.answer = GatewayStatus.DECLINED
         elif self._chance("pending payment", faults.pending):
             script.answer = GatewayStatus.PENDING
+        buyer, key = self._buyer(order_id), f"{order_id}:{attempt}"
         try:
-            self.world.service.pay(order_id, self._buyer(order_id), key=f"{order_id}:{attempt}")
+            if self.stats.placed[order_id].purchase == "team":
+                self._teams.pay(order_id, buyer, key)
+            else:
+                self.world.service.pay(order_id, buyer, key=key)
         except PaymentNotCompleted as error:
             keys, script.pending[:] = list(script.pending), []
             if error.status == "pending":
@@ -366,6 +376,9 @@ class Simulator:
         if order_id in self._continued:
             return
         self._continued.add(order_id)
+        if self.stats.placed[order_id].purchase == "team":  # no cancelling while a team forms
+            self._later(self._minutes(30, 120), "ship", lambda: self._ship_team(order_id))
+            return
         if self._chance("cancelled after payment", self.config.faults.cancel):
             self._later(
                 self._minutes(5, 60),
@@ -376,6 +389,11 @@ class Simulator:
             )
             return
         self._later(self._minutes(30, 1440), "ship", lambda: self._ship(order_id))
+
+    def _ship_team(self, order_id: str) -> None:
+        wait = self._teams.when_shippable(order_id, lambda: self._ship(order_id))
+        if wait is not None:
+            self._later(wait, "ship", lambda: self._ship_team(order_id))
 
     # ----------------------------------------------------------------- delivering
 

@@ -29,6 +29,7 @@ from ecommerce_core.adapters.memory import (
     InMemoryPromotionCatalog,
     InMemoryPromotionLedger,
     InMemoryShipmentRepository,
+    InMemoryTeamRepository,
     ManualClock,
     RecordingPublisher,
     ScriptedPaymentGateway,
@@ -48,6 +49,7 @@ from ecommerce_core.payments import RefundStatus
 from ecommerce_core.ports import GatewayStatus, Inventory
 from ecommerce_core.services import (
     AfterSalesService,
+    CampaignService,
     FulfilmentService,
     PaymentService,
     RefundHandler,
@@ -96,7 +98,7 @@ class SimulatedWorld:
     """Everything a simulation run drives and checks.
 
     Attributes:
-        service: The order and payment use cases.
+        service: The order, payment and collective-mode use cases.
         fulfilment: Shipments and carrier tracking (the orders' parcels).
         after_sales: Returns and refunds, paid back through ``service``.
         gateway: The scripted provider.
@@ -112,7 +114,7 @@ class SimulatedWorld:
 
     """
 
-    service: PaymentService
+    service: CampaignService
     fulfilment: FulfilmentService
     after_sales: AfterSalesService
     gateway: ScriptedPaymentGateway
@@ -224,11 +226,12 @@ def build_world(
         publisher = outbox
         storage = (
             f"orders, inventory and event outbox in SQLite ({path}); payment ledger, payment"
-            " records, credit lines, promotion ledger, shipments and after-sales in memory"
+            " records, credit lines, promotion ledger, shipments, after-sales and teams in"
+            " memory"
             " (no SQLite adapter yet)"
         )
     limit = Money.of(credit_limit, "CNY")
-    service = PaymentService(
+    service = CampaignService(
         orders=orders,
         inventory=inventory,
         catalog=InMemoryCatalog(DEMO_PRODUCTS),
@@ -239,6 +242,7 @@ def build_world(
         ledger=InMemoryLedger(),
         payment_records=InMemoryPaymentRepository(),
         credit_lines=InMemoryCreditLines({f"b-{n:03d}": limit for n in range(1, buyers + 1)}),
+        teams=InMemoryTeamRepository(),
     )
     service.promotions = InMemoryPromotionCatalog(_campaigns(stock))
     service.promotion_ledger = InMemoryPromotionLedger()
