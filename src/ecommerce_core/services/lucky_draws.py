@@ -72,6 +72,7 @@ from ecommerce_core.errors import (
     EcommerceCoreError,
     InvalidInput,
     NotFound,
+    TransitionNotAllowed,
     VersionConflict,
 )
 from ecommerce_core.events import DomainEvent
@@ -363,7 +364,10 @@ class LuckyDraws(PaymentService):
         order = self._draw_share_order(order_id)
         draw_round = self._rounds.get(self._draw_round_of(order.id))
         version = draw_round.version
-        order.ensure_can("confirm_address", buyer)  # only the winning order awaits an address
+        if "confirm_address" not in order.allowed_commands():  # only the winner awaits one
+            raise TransitionNotAllowed(
+                order.id, "confirm_address", order.state, order.allowed_commands()
+            )
         draw_round.confirm_address(buyer, address=address, now=self._now())
         self._rounds.save(draw_round, version)
         self.publisher.publish(draw_round.collect_events())
