@@ -23,6 +23,7 @@ from ecommerce_core.adapters.memory import (
 )
 from ecommerce_core.campaigns.lucky_draw import DrawRound, DrawTerms, ForfeitPolicy, PublicNumber
 from ecommerce_core.errors import (
+    Conflict,
     DeadlinePassed,
     DefinitionError,
     DrawInputsMissing,
@@ -32,6 +33,7 @@ from ecommerce_core.errors import (
     OutOfStock,
     PaymentNotCompleted,
     TransitionNotAllowed,
+    VersionConflict,
 )
 from ecommerce_core.ports import GatewayStatus, Product
 from ecommerce_core.services import CampaignService
@@ -503,3 +505,83 @@ class TestAnUnsoldRound:
         assert world.service.expire_due() == []
         assert [len(world.refunds(o)) for o in (alice, bob, carol)] == [1, 1, 0]
         assert world.gateway.refunded[alice] == SHARE * 2
+
+
+class ConflictOnce(InMemoryDrawRoundRepository):
+    """A round repository where another writer saves first, once, when armed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+
+    def save(self, draw_round: DrawRound, expected_version: int) -> None:
+        if self.armed:
+            self.armed = False
+            raise VersionConflict(draw_round.id, expected_version, expected_version + 1)
+        super().save(draw_round, expected_version)
+
+
+class TestOtherOrdersAndFailures:
+    def test_an_ordinary_order_is_paid_and_cancelled_as_before(self) -> None:
+        world = World()
+        world.open()
+        order = world.service.buy_now(ALICE, "phone", 1)
+        assert world.service.pay(order.id, ALICE).state == "awaiting_shipment"
+        cancelled = world.service.cancel(order.id, ALICE, "changed my mind")
+        assert cancelled.state == "cancelled"
+        assert world.service.money(order.id).refunded == world.service.money(order.id).paid_in
+        with pytest.raises(InvalidInput):
+            world.service.pay_shares(order.id, ALICE)
+
+    def test_without_rounds_expire_due_settles_the_other_deadlines_only(self) -> None:
+        world = World(rounds=False)
+        order = world.service.buy_now(ALICE, "phone", 1)
+        world.clock.advance(timedelta(hours=1))
+        assert [e.order_id for e in world.service.expire_due()] == [order.id]
+        assert world.inventory.available("phone") == 2
+
+    def test_a_round_that_cannot_be_stored_gives_its_prize_back(self) -> None:
+        world = World()
+
+        def refuse(_: DrawRound) -> None:
+            raise Conflict("taken")
+
+        world.rounds.add = refuse  # type: ignore[method-assign]
+        with pytest.raises(Conflict):
+            world.open()
+        assert world.inventory.available("phone") == 2
+
+    def test_a_share_order_that_cannot_be_stored_gives_its_shares_back(self) -> None:
+        world = World()
+        draw_round = world.open(shares=3)
+
+        def refuse(_: object) -> None:
+            raise Conflict("taken")
+
+        world.orders.add = refuse  # type: ignore[method-assign]
+        with pytest.raises(Conflict):
+            world.service.place_share_order(ALICE, draw_round.id, 2)
+        stored = world.rounds.get(draw_round.id)
+        assert (stored.remaining, world.inventory.available(share_sku(draw_round.id))) == (3, 3)
+
+    def test_a_concurrent_writer_makes_the_service_retry_or_wait_for_the_next_call(
+        self,
+    ) -> None:
+        world = World()
+        rounds = ConflictOnce()
+        world.service.rounds = rounds
+        draw_round = world.open(shares=3)
+        alice = world.buy(draw_round, ALICE, 1, pay=False)
+        rounds.armed = True  # the numbers are given on the second try
+        world.service.pay_shares(alice, ALICE)
+        assert rounds.get(draw_round.id).purchase(alice).first == 10000001
+        world.clock.advance(timedelta(hours=5, minutes=50))
+        bob = world.buy(draw_round, BOB, 1, pay=False)
+        world.clock.advance(timedelta(minutes=10))
+        rounds.armed = True  # the unsold round is left to the next call
+        world.service.expire_due()
+        assert rounds.get(draw_round.id).state == "selling"
+        world.service.expire_due()
+        assert rounds.get(draw_round.id).state == "unsold"
+        assert {world.state(alice), world.state(bob)} == {"cancelled"}
+        assert len(world.refunds(alice)) == 1

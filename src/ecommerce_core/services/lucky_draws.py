@@ -283,11 +283,16 @@ class LuckyDraws(PaymentService):
         self.inventory.reserve(order.id, [StockItem("1", sku, quantity)])
         try:
             self._rounds.save(draw_round, version)
-            self.orders.add(order)
         except BaseException:
             self.inventory.release(order.id)
             raise
         self.publisher.publish(draw_round.collect_events())
+        try:
+            self.orders.add(order)
+        except BaseException:
+            self.inventory.release(order.id)
+            self._draw_release_shares(order.id)
+            raise
         return self._publish(order)
 
     def pay_shares(self, order_id: str, buyer: Actor, *, key: str | None = None) -> DrawRound:
