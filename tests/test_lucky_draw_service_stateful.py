@@ -386,5 +386,5 @@ class DrawRaces(RuleBasedStateMachine):
             assert self.gateway.refunded.get(order.id, Money.zero(CNY)) == refunded, order.id
 
 
-DrawRaces.TestCase.settings = settings(max_examples=30, stateful_step_count=50, deadline=None)
+DrawRaces.TestCase.settings = settings(max_examples=25, stateful_step_count=50, deadline=None)
 TestDrawRaces = DrawRaces.TestCase
