@@ -18,7 +18,7 @@ import attrs
 
 from ecommerce_core.aftersales import OrderAfterSales
 from ecommerce_core.campaigns import TimeBoxedSale
-from ecommerce_core.campaigns.lucky_draw import PublicNumber
+from ecommerce_core.campaigns.lucky_draw import DrawRound, PublicNumber
 from ecommerce_core.campaigns.team import Team
 from ecommerce_core.delivery import DeliveryOption, Shipment
 from ecommerce_core.events import DomainEvent
@@ -39,6 +39,7 @@ __all__ = [
     "ChargeRequest",
     "Clock",
     "CreditLines",
+    "DrawRoundRepository",
     "EventPublisher",
     "GatewayResult",
     "GatewayStatus",
@@ -824,4 +825,50 @@ class TeamRepository(Protocol):
 
     def team_of(self, order_id: str) -> str | None:
         """The id of the team a member's order took a place in, or ``None``."""
+        ...
+
+
+class DrawRoundRepository(Protocol):
+    """Stores lucky-draw rounds (夺宝) with optimistic concurrency, like orders.
+
+    Contract: :class:`ecommerce_core.testing.contracts.DrawRoundRepositoryContract`.
+    """
+
+    def add(self, draw_round: DrawRound) -> None:
+        """Store a new round.
+
+        Raises:
+            Conflict: A round with this id is already stored.
+
+        """
+
+    def get(self, round_id: str) -> DrawRound:
+        """Load a round; the caller owns the returned object until :meth:`save`.
+
+        Raises:
+            NotFound: No such round.
+
+        """
+        ...
+
+    def save(self, draw_round: DrawRound, expected_version: int) -> None:
+        """Store ``draw_round`` if the stored version is still ``expected_version``.
+
+        Raises:
+            VersionConflict: Someone else saved it since (or it was never added).
+
+        """
+
+    def due(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of rounds with something to do at ``now``, earliest first.
+
+        A round is due when its :attr:`~ecommerce_core.campaigns.lucky_draw.DrawRound.due_at`
+        (the sell-by while selling, the address deadline once drawn) is at or before ``now``,
+        and, from its sell-out on, while it is sold out and not drawn yet (its public number
+        may have come out since): such a round is ordered by its sell-out time.
+        """
+        ...
+
+    def round_of(self, order_id: str) -> str | None:
+        """The id of the round a share order reserved shares in, or ``None``."""
         ...

@@ -12,6 +12,7 @@ from ecommerce_core.adapters.memory import (
     InMemoryCarriers,
     InMemoryCatalog,
     InMemoryCreditLines,
+    InMemoryDrawRoundRepository,
     InMemoryIdempotencyStore,
     InMemoryInventory,
     InMemoryLedger,
@@ -46,6 +47,7 @@ from ecommerce_core.testing.contracts import (
     CarriersContract,
     CatalogContract,
     ClockContract,
+    DrawRoundRepositoryContract,
     EventPublisherContract,
     IdempotencyStoreContract,
     IdSourceContract,
@@ -462,3 +464,8 @@ class TestPublishedNumbers:
 class TestInMemoryTeamRepositoryContract(TeamRepositoryContract):
     def make_repository(self) -> InMemoryTeamRepository:
         return InMemoryTeamRepository()
+
+
+class TestInMemoryDrawRoundRepositoryContract(DrawRoundRepositoryContract):
+    def make_repository(self) -> InMemoryDrawRoundRepository:
+        return InMemoryDrawRoundRepository()

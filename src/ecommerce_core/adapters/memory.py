@@ -18,7 +18,7 @@ import attrs
 
 from ecommerce_core.aftersales import OrderAfterSales, RefundInstruction
 from ecommerce_core.campaigns import FlashSale, RushPurchase, TimeBoxedSale
-from ecommerce_core.campaigns.lucky_draw import PublicNumber
+from ecommerce_core.campaigns.lucky_draw import DrawRound, DrawRoundState, PublicNumber
 from ecommerce_core.campaigns.team import Team
 from ecommerce_core.delivery import DeliveryOption, Shipment
 from ecommerce_core.errors import (
@@ -59,6 +59,7 @@ __all__ = [
     "InMemoryCarriers",
     "InMemoryCatalog",
     "InMemoryCreditLines",
+    "InMemoryDrawRoundRepository",
     "InMemoryIdempotencyStore",
     "InMemoryInventory",
     "InMemoryLedger",
@@ -1250,3 +1251,64 @@ class InMemoryTeamRepository:
         self._teams[team.id] = stored
         for member in stored.members:
             self._by_order[member.order_id] = team.id
+
+
+class InMemoryDrawRoundRepository:
+    """Lucky-draw rounds in a dict, with optimistic concurrency, a due index and an order index."""
+
+    def __init__(self) -> None:
+        self._rounds: dict[str, DrawRound] = {}
+        self._by_order: dict[str, str] = {}
+
+    def add(self, draw_round: DrawRound) -> None:
+        """Store a new round (see :class:`~ecommerce_core.ports.DrawRoundRepository`)."""
+        if draw_round.id in self._rounds:
+            raise Conflict(f"a draw round with id {draw_round.id!r} is already stored")
+        self._store(draw_round)
+
+    def get(self, round_id: str) -> DrawRound:
+        """Load a copy of a round."""
+        try:
+            stored = self._rounds[round_id]
+        except (KeyError, TypeError):
+            raise NotFound("draw round", round_id) from None
+        return copy.deepcopy(stored)
+
+    def save(self, draw_round: DrawRound, expected_version: int) -> None:
+        """Store ``draw_round`` if nobody saved it since ``expected_version``."""
+        stored = self._rounds.get(draw_round.id)
+        if stored is None or stored.version != expected_version:
+            raise VersionConflict(
+                draw_round.id, expected_version, None if stored is None else stored.version
+            )
+        self._store(draw_round)
+
+    def due(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of rounds past their deadline, or sold out and waiting for their draw."""
+        check_now(now)
+        if type(limit) is not int or limit < 0:
+            raise InvalidInput("limit", limit, "must be a whole number, zero or more")
+        due = sorted(
+            (at, r.id)
+            for r in self._rounds.values()
+            if (at := _round_due_at(r)) is not None and at <= now
+        )
+        return [round_id for _, round_id in due[:limit]]
+
+    def round_of(self, order_id: str) -> str | None:
+        """The round a share order reserved shares in."""
+        return self._by_order.get(order_id)
+
+    def _store(self, draw_round: DrawRound) -> None:
+        stored = copy.deepcopy(draw_round)
+        stored.events = ()  # events are published, not stored
+        self._rounds[draw_round.id] = stored
+        for purchase in stored.purchases:
+            self._by_order[purchase.order_id] = draw_round.id
+
+
+def _round_due_at(draw_round: DrawRound) -> datetime | None:
+    """When a round is due: its deadline, or its sell-out while it waits for the draw."""
+    if draw_round.state == DrawRoundState.SOLD_OUT:
+        return draw_round.sold_out_at
+    return draw_round.due_at

@@ -42,6 +42,7 @@ from hypothesis.stateful import (
 from ecommerce_core.actors import Actor
 from ecommerce_core.aftersales import AfterSalesItem, AfterSalesPolicy, OrderAfterSales
 from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchase, Session
+from ecommerce_core.campaigns.lucky_draw import DrawRound, DrawTerms
 from ecommerce_core.campaigns.team import Team, TeamTerms
 from ecommerce_core.delivery import (
     DeliveryOption,
@@ -81,6 +82,7 @@ from ecommerce_core.ports import (
     Catalog,
     ChargeRequest,
     Clock,
+    DrawRoundRepository,
     EventPublisher,
     GatewayStatus,
     IdempotencyStore,
@@ -107,6 +109,7 @@ __all__ = [
     "CarriersContract",
     "CatalogContract",
     "ClockContract",
+    "DrawRoundRepositoryContract",
     "EventPublisherContract",
     "IdSourceContract",
     "IdempotencyStoreContract",
@@ -122,6 +125,7 @@ __all__ = [
     "assert_same_after_sales",
     "assert_same_order",
     "assert_same_shipment",
+    "make_draw_round",
     "make_order",
     "make_priced_order",
     "make_shipment",
@@ -2125,3 +2129,181 @@ class TeamRepositoryContract:
         assert repository.team_of("o-bob") == "t-1"
         assert repository.team_of("t-1-o-alice") == "t-1"
         assert repository.team_of("o-other") is None
+
+
+# --------------------------------------------------------------------------- lucky draws
+
+
+def make_draw_round(round_id: str = "r-1", *, hours: int = 24, share_count: int = 3) -> DrawRound:
+    """A round of ``share_count`` shares at 1.00 CNY, opened at :data:`CONTRACT_TIME`.
+
+    Its sell-by is ``hours`` later; its winner has two days to confirm an address.
+    """
+    terms = DrawTerms(
+        share_count=share_count,
+        share_price=Money.of("1.00", "CNY"),
+        sell_by=CONTRACT_TIME + timedelta(hours=hours),
+        address_window=timedelta(days=2),
+    )
+    return DrawRound.create(
+        Actor.merchant("m-1"),
+        round_id=round_id,
+        merchant_id="m-1",
+        prize_sku="phone",
+        terms=terms,
+        now=CONTRACT_TIME,
+    )
+
+
+def _buy(draw_round: DrawRound, buyer: str, quantity: int, at: datetime) -> None:
+    order_id = f"{draw_round.id}-o-{buyer}"
+    draw_round.reserve(Actor.buyer(buyer), order_id=order_id, quantity=quantity, now=at)
+    draw_round.pay(
+        Actor.system(),
+        order_id=order_id,
+        amount=draw_round.terms.share_price * quantity,
+        payment_ref=f"{order_id}-tx",
+        now=at,
+    )
+
+
+class DrawRoundRepositoryContract:
+    """The behaviour of :class:`~ecommerce_core.ports.DrawRoundRepository`."""
+
+    def make_repository(self) -> DrawRoundRepository:
+        """A new, empty repository."""
+        raise NotImplementedError
+
+    def test_get_returns_an_equal_copy_of_an_added_round(self) -> None:
+        """An added round loads back equal (purchases, counts, state, version), not the same."""
+        repository, draw_round = self.make_repository(), make_draw_round()
+        draw_round.reserve(Actor.buyer("bob"), order_id="o-bob", quantity=2, now=CONTRACT_TIME)
+        repository.add(draw_round)
+        loaded = repository.get("r-1")
+        assert loaded is not draw_round
+        assert (loaded.purchases, loaded.terms, loaded.state, loaded.version) == (
+            draw_round.purchases,
+            draw_round.terms,
+            draw_round.state,
+            draw_round.version,
+        )
+        assert (loaded.held, loaded.remaining, loaded.purchase("o-bob").quantity) == (2, 1, 2)
+        assert loaded.events == ()
+
+    def test_a_drawn_round_loads_back_with_its_record_and_still_verifies(self) -> None:
+        """The stored inputs of a draw survive the round trip: anyone can recompute it."""
+        repository, draw_round = self.make_repository(), make_draw_round()
+        _buy(draw_round, "bob", 1, CONTRACT_TIME)
+        _buy(draw_round, "carol", 2, CONTRACT_TIME + timedelta(minutes=3))
+        number = PublicNumber(40113, "lottery:1", CONTRACT_TIME + timedelta(minutes=10))
+        record = draw_round.draw(
+            Actor.system(), number=number, now=CONTRACT_TIME + timedelta(minutes=20)
+        )
+        repository.add(draw_round)
+        loaded = repository.get("r-1")
+        assert loaded.record == record
+        assert loaded.verify()
+        assert loaded.holder(record.winning_number).buyer_id == record.winner_id
+
+    def test_get_of_an_unknown_id_raises_not_found(self) -> None:
+        """Loading an id that was never added raises NotFound."""
+        with pytest.raises(NotFound):
+            self.make_repository().get("r-missing")
+
+    def test_adding_an_id_twice_raises_conflict_and_keeps_the_first(self) -> None:
+        """A second add with a stored id raises Conflict; the first round stays."""
+        repository = self.make_repository()
+        repository.add(make_draw_round(share_count=3))
+        with pytest.raises(Conflict):
+            repository.add(make_draw_round(share_count=9))
+        assert repository.get("r-1").terms.share_count == 3
+
+    def test_changing_a_loaded_round_changes_nothing_stored_until_save(self) -> None:
+        """A reservation on a loaded copy is invisible until saved, then stored with its version."""
+        repository = self.make_repository()
+        repository.add(make_draw_round())
+        loaded = repository.get("r-1")
+        version = loaded.version
+        loaded.reserve(Actor.buyer("bob"), order_id="o-bob", quantity=1, now=CONTRACT_TIME)
+        assert repository.get("r-1").held == 0
+        repository.save(loaded, version)
+        assert (repository.get("r-1").held, repository.get("r-1").version) == (1, version + 1)
+
+    def test_save_expecting_another_version_raises_and_the_first_writer_wins(self) -> None:
+        """Of two writers from one version the first save wins; the second gets a conflict."""
+        repository = self.make_repository()
+        repository.add(make_draw_round())
+        first, second = repository.get("r-1"), repository.get("r-1")
+        first.reserve(Actor.buyer("bob"), order_id="o-bob", quantity=1, now=CONTRACT_TIME)
+        second.reserve(Actor.buyer("carol"), order_id="o-carol", quantity=3, now=CONTRACT_TIME)
+        repository.save(first, 1)
+        with pytest.raises(VersionConflict):
+            repository.save(second, 1)
+        assert [p.buyer_id for p in repository.get("r-1").purchases] == ["bob"]
+
+    def test_save_of_a_round_never_added_raises_version_conflict(self) -> None:
+        """Saving a round that was never added is a conflict, not an insert."""
+        with pytest.raises(VersionConflict):
+            self.make_repository().save(make_draw_round(), 1)
+
+    def test_due_lists_selling_rounds_from_their_sell_by_earliest_first(self) -> None:
+        """Selling rounds are due from their sell-by on, earliest first, at most ``limit``."""
+        repository = self.make_repository()
+        repository.add(make_draw_round("r-late", hours=5))
+        repository.add(make_draw_round("r-early", hours=2))
+        repository.add(make_draw_round("r-never", hours=30))
+        at = CONTRACT_TIME + timedelta(hours=5)
+        assert repository.due(at) == ["r-early", "r-late"]
+        assert repository.due(at, limit=1) == ["r-early"]
+        assert repository.due(CONTRACT_TIME + timedelta(hours=1)) == []
+
+    def test_a_sold_out_round_is_due_until_it_is_drawn_then_at_its_address_deadline(
+        self,
+    ) -> None:
+        """Sold out and undrawn: due from the sell-out; drawn: due again at the address due."""
+        repository = self.make_repository()
+        draw_round = make_draw_round()
+        sold_out = CONTRACT_TIME + timedelta(minutes=5)
+        _buy(draw_round, "bob", 3, sold_out)
+        repository.add(draw_round)
+        assert repository.due(sold_out - timedelta(seconds=1)) == []
+        assert repository.due(sold_out) == ["r-1"]
+        loaded = repository.get("r-1")
+        drawn_at = sold_out + timedelta(hours=1)
+        number = PublicNumber(7, "lottery:1", drawn_at)
+        loaded.draw(Actor.system(), number=number, now=drawn_at)
+        repository.save(loaded, loaded.version - 1)
+        assert repository.due(drawn_at) == []
+        assert repository.due(drawn_at + timedelta(days=2)) == ["r-1"]
+
+    def test_due_forgets_a_round_once_it_went_unsold(self) -> None:
+        """A settled round is never due again."""
+        repository = self.make_repository()
+        repository.add(make_draw_round(hours=2))
+        draw_round = repository.get("r-1")
+        at = CONTRACT_TIME + timedelta(hours=3)
+        draw_round.expire(at)
+        repository.save(draw_round, 1)
+        assert repository.due(at) == []
+
+    def test_due_with_a_naive_time_or_a_negative_limit_raises_invalid_input(self) -> None:
+        """A time without a timezone, or a limit below zero, is refused."""
+        with pytest.raises(InvalidInput):
+            self.make_repository().due(datetime(2026, 1, 1, 9, 0))  # noqa: DTZ001
+        with pytest.raises(InvalidInput):
+            self.make_repository().due(CONTRACT_TIME, limit=-1)
+
+    def test_round_of_finds_the_round_of_every_saved_share_order(self) -> None:
+        """A share order leads to its round once saved, released or not; others to none."""
+        repository = self.make_repository()
+        repository.add(make_draw_round())
+        draw_round = repository.get("r-1")
+        draw_round.reserve(Actor.buyer("bob"), order_id="o-bob", quantity=1, now=CONTRACT_TIME)
+        assert repository.round_of("o-bob") is None
+        repository.save(draw_round, 1)
+        assert repository.round_of("o-bob") == "r-1"
+        draw_round = repository.get("r-1")
+        draw_round.release(Actor.system(), order_id="o-bob", now=CONTRACT_TIME)
+        repository.save(draw_round, 2)
+        assert repository.round_of("o-bob") == "r-1"
+        assert repository.round_of("o-other") is None
