@@ -12,6 +12,7 @@ from ecommerce_core.adapters.memory import (
     InMemoryCarriers,
     InMemoryCatalog,
     InMemoryCreditLines,
+    InMemoryGroupBuyRepository,
     InMemoryIdempotencyStore,
     InMemoryInventory,
     InMemoryLedger,
@@ -47,6 +48,7 @@ from ecommerce_core.testing.contracts import (
     CatalogContract,
     ClockContract,
     EventPublisherContract,
+    GroupBuyRepositoryContract,
     IdempotencyStoreContract,
     IdSourceContract,
     InventoryContract,
@@ -462,3 +464,8 @@ class TestPublishedNumbers:
 class TestInMemoryTeamRepositoryContract(TeamRepositoryContract):
     def make_repository(self) -> InMemoryTeamRepository:
         return InMemoryTeamRepository()
+
+
+class TestInMemoryGroupBuyRepositoryContract(GroupBuyRepositoryContract):
+    def make_repository(self) -> InMemoryGroupBuyRepository:
+        return InMemoryGroupBuyRepository()
