@@ -2134,7 +2134,9 @@ class TeamRepositoryContract:
 # --------------------------------------------------------------------------- group buys
 
 
-def make_group_buy(campaign_id: str = "gb-1", *, hours: int = 24, cap: int | None = None) -> GroupBuy:
+def make_group_buy(
+    campaign_id: str = "gb-1", *, hours: int = 24, cap: int | None = None
+) -> GroupBuy:
     """A running group buy for ``tea``: list 10.00 CNY, 9.00 from 3 units, 8.00 from 5.
 
     Its window opens at :data:`CONTRACT_TIME` and ends ``hours`` later; its minimum is 3 units.
