@@ -199,6 +199,7 @@ class GroupBuys(PaymentService):
         product = self.catalog.product(campaign.sku)
         now = self.clock.now()
         quote = campaign.quote(buyer.id, quantity)
+        unit_price = campaign.terms.unit_price_at(campaign.level_after(buyer.id, quantity))
         order_id = self.ids.next_id("order")
         campaign.join(  # on a copy, never saved: the window, state and cap, checked now
             buyer, order_id=order_id, quantity=quantity, paid=quote, payment_ref="check", now=now
@@ -212,7 +213,7 @@ class GroupBuys(PaymentService):
                     "1",
                     campaign.sku,
                     quantity,
-                    campaign.terms.unit_price_at(campaign.level_after(buyer.id, quantity)),
+                    unit_price,
                     category=product.category,
                 )
             ],
