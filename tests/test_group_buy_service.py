@@ -27,6 +27,7 @@ from ecommerce_core.campaigns.group_buy import (
     PriceTier,
 )
 from ecommerce_core.errors import (
+    Conflict,
     DeadlinePassed,
     DefinitionError,
     Forbidden,
@@ -36,6 +37,7 @@ from ecommerce_core.errors import (
     PaymentNotCompleted,
     RuleViolation,
     TransitionNotAllowed,
+    VersionConflict,
 )
 from ecommerce_core.ports import GatewayStatus, Product, RefundRequest
 from ecommerce_core.services import CampaignService
@@ -277,6 +279,18 @@ class TestPaying:
         ) == versions
         assert world.level(campaign) == 3
 
+    def test_a_pending_payment_declined_by_its_notification_never_counts(self) -> None:
+        world = World()
+        campaign = world.create()
+        order = world.service.place_group_buy_order(ALICE, campaign.id, 3)
+        world.outcome = GatewayStatus.PENDING
+        with pytest.raises(PaymentNotCompleted):
+            world.service.pay(order.id, ALICE)
+        notification = world.pending_notification(succeeded=False)
+        assert world.service.handle_notification(notification).order_state == "pending_payment"
+        assert world.level(campaign) == 0
+        assert world.service.money(order.id).paid_in.is_zero
+
     def test_a_repeated_pay_with_its_key_charges_once_and_joins_once(self) -> None:
         world = World()
         campaign = world.create()
@@ -516,3 +530,69 @@ class TestOtherOrders:
         assert world.service.pay(plain.id, ALICE).state == "awaiting_shipment"
         assert world.service.cancel(plain.id, ALICE, "changed my mind").state == "cancelled"
         assert world.net_paid(plain.id).is_zero
+
+
+class FlakyCampaigns(InMemoryGroupBuyRepository):
+    """Refuses the next ``conflicts`` saves, as if another writer had saved first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conflicts = 0
+
+    def save(self, campaign: GroupBuy, expected_version: int) -> None:
+        if self.conflicts:
+            self.conflicts -= 1
+            raise VersionConflict(campaign.id, expected_version, expected_version + 1)
+        super().save(campaign, expected_version)
+
+
+class TestInterruptedAndConcurrentWork:
+    def test_a_cancel_that_meets_a_concurrent_writer_retries_and_withdraws_once(self) -> None:
+        world = World()
+        flaky = FlakyCampaigns()
+        world.campaigns = world.service.group_buys = flaky
+        campaign = world.create()
+        order_id = world.buy(campaign, ALICE, 3)
+        flaky.conflicts = 1
+        world.service.cancel(order_id, ALICE, "changed my mind")
+        assert (world.state(order_id), world.level(campaign)) == ("cancelled", 0)
+        assert world.net_paid(order_id).is_zero
+
+    def test_a_cancel_interrupted_after_withdrawing_is_finished_by_the_next_one(self) -> None:
+        world = World()
+        campaign = world.create()
+        order_id = world.buy(campaign, ALICE, 3)
+        stored = world.campaigns.get(campaign.id)
+        stored.withdraw(Actor.system(), order_id=order_id, now=world.clock.now())
+        world.campaigns.save(stored, stored.version - 1)  # the withdrawal was saved, then a crash
+        world.service.cancel(order_id, ALICE, "changed my mind")
+        assert world.state(order_id) == "cancelled"
+        (payment,) = world.service.payments_of(order_id)
+        assert [r.id for r in payment.refunds] == [f"{campaign.id}:refund:{order_id}"]
+        assert world.inventory.available("tea") == world.stock
+
+    def test_an_order_that_could_not_be_stored_gives_its_stock_back(self) -> None:
+        world = World()
+        campaign = world.create()
+        world.orders.add = _refuse  # type: ignore[method-assign]
+        with pytest.raises(Conflict):
+            world.service.place_group_buy_order(ALICE, campaign.id, 2)
+        assert world.inventory.available("tea") == world.stock
+
+    def test_retrying_refunds_leaves_orders_that_paid_the_final_price_or_wait_alone(self) -> None:
+        world = World()
+        campaign = world.create()
+        alice = world.buy(campaign, ALICE, 1)  # paid 10.00: 2.00 back at the close
+        carol = world.buy(campaign, CAROL, 4)  # paid 8.00 each: the final price
+        world.refund_outcome = GatewayStatus.PENDING
+        world.close()
+        before = world.snapshot()
+        world.service.reconcile(carol, retry_failed=True)  # nothing owed back
+        world.service.reconcile(alice, retry_failed=True)  # its difference refund is still open
+        assert world.snapshot() == before
+        assert world.state(carol) == world.state(alice) == "awaiting_shipment"
+        assert world.net_paid(alice) == yuan("10.00")
+
+
+def _refuse(_order: object) -> None:
+    raise Conflict("an order with this id is already stored")
