@@ -18,6 +18,7 @@ import attrs
 
 from ecommerce_core.aftersales import OrderAfterSales
 from ecommerce_core.campaigns import TimeBoxedSale
+from ecommerce_core.campaigns.group_buy import GroupBuy
 from ecommerce_core.campaigns.lucky_draw import DrawRound, PublicNumber
 from ecommerce_core.campaigns.team import Team
 from ecommerce_core.delivery import DeliveryOption, Shipment
@@ -43,6 +44,7 @@ __all__ = [
     "EventPublisher",
     "GatewayResult",
     "GatewayStatus",
+    "GroupBuyRepository",
     "IdSource",
     "IdempotencyStore",
     "Inventory",
@@ -871,4 +873,40 @@ class DrawRoundRepository(Protocol):
 
     def round_of(self, order_id: str) -> str | None:
         """The id of the round a share order reserved shares in, or ``None``."""
+        ...
+
+
+class GroupBuyRepository(Protocol):
+    """Stores group-buy campaigns (团购) with optimistic concurrency, like orders.
+
+    Contract: :class:`ecommerce_core.testing.contracts.GroupBuyRepositoryContract`.
+    """
+
+    def add(self, campaign: GroupBuy) -> None:
+        """Store a new campaign.
+
+        Raises:
+            Conflict: A campaign with this id is already stored.
+
+        """
+
+    def get(self, campaign_id: str) -> GroupBuy:
+        """Load a campaign; the caller owns the returned object until :meth:`save`.
+
+        Raises:
+            NotFound: No such campaign.
+
+        """
+        ...
+
+    def save(self, campaign: GroupBuy, expected_version: int) -> None:
+        """Store ``campaign`` if the stored version is still ``expected_version``.
+
+        Raises:
+            VersionConflict: Someone else saved it since (or it was never added).
+
+        """
+
+    def due(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of running campaigns whose window ends at or before ``now``, earliest first."""
         ...

@@ -13,6 +13,7 @@ from ecommerce_core.adapters.memory import (
     InMemoryCatalog,
     InMemoryCreditLines,
     InMemoryDrawRoundRepository,
+    InMemoryGroupBuyRepository,
     InMemoryIdempotencyStore,
     InMemoryInventory,
     InMemoryLedger,
@@ -49,6 +50,7 @@ from ecommerce_core.testing.contracts import (
     ClockContract,
     DrawRoundRepositoryContract,
     EventPublisherContract,
+    GroupBuyRepositoryContract,
     IdempotencyStoreContract,
     IdSourceContract,
     InventoryContract,
@@ -469,3 +471,8 @@ class TestInMemoryTeamRepositoryContract(TeamRepositoryContract):
 class TestInMemoryDrawRoundRepositoryContract(DrawRoundRepositoryContract):
     def make_repository(self) -> InMemoryDrawRoundRepository:
         return InMemoryDrawRoundRepository()
+
+
+class TestInMemoryGroupBuyRepositoryContract(GroupBuyRepositoryContract):
+    def make_repository(self) -> InMemoryGroupBuyRepository:
+        return InMemoryGroupBuyRepository()

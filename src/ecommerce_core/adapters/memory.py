@@ -18,6 +18,7 @@ import attrs
 
 from ecommerce_core.aftersales import OrderAfterSales, RefundInstruction
 from ecommerce_core.campaigns import FlashSale, RushPurchase, TimeBoxedSale
+from ecommerce_core.campaigns.group_buy import GroupBuy
 from ecommerce_core.campaigns.lucky_draw import DrawRound, DrawRoundState, PublicNumber
 from ecommerce_core.campaigns.team import Team
 from ecommerce_core.delivery import DeliveryOption, Shipment
@@ -60,6 +61,7 @@ __all__ = [
     "InMemoryCatalog",
     "InMemoryCreditLines",
     "InMemoryDrawRoundRepository",
+    "InMemoryGroupBuyRepository",
     "InMemoryIdempotencyStore",
     "InMemoryInventory",
     "InMemoryLedger",
@@ -1312,3 +1314,50 @@ def _round_due_at(draw_round: DrawRound) -> datetime | None:
     if draw_round.state == DrawRoundState.SOLD_OUT:
         return draw_round.sold_out_at
     return draw_round.due_at
+
+
+class InMemoryGroupBuyRepository:
+    """Group-buy campaigns in a dict, with optimistic concurrency and a deadline index."""
+
+    def __init__(self) -> None:
+        self._campaigns: dict[str, GroupBuy] = {}
+
+    def add(self, campaign: GroupBuy) -> None:
+        """Store a new campaign (see :class:`~ecommerce_core.ports.GroupBuyRepository`)."""
+        if campaign.id in self._campaigns:
+            raise Conflict(f"a group buy with id {campaign.id!r} is already stored")
+        self._store(campaign)
+
+    def get(self, campaign_id: str) -> GroupBuy:
+        """Load a copy of a campaign."""
+        try:
+            stored = self._campaigns[campaign_id]
+        except (KeyError, TypeError):
+            raise NotFound("group buy", campaign_id) from None
+        return copy.deepcopy(stored)
+
+    def save(self, campaign: GroupBuy, expected_version: int) -> None:
+        """Store ``campaign`` if nobody saved it since ``expected_version``."""
+        stored = self._campaigns.get(campaign.id)
+        if stored is None or stored.version != expected_version:
+            raise VersionConflict(
+                campaign.id, expected_version, None if stored is None else stored.version
+            )
+        self._store(campaign)
+
+    def due(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of running campaigns whose window has ended, earliest first."""
+        check_now(now)
+        if type(limit) is not int or limit < 0:
+            raise InvalidInput("limit", limit, "must be a whole number, zero or more")
+        due = sorted(
+            (c.due_at, c.id)
+            for c in self._campaigns.values()
+            if c.due_at is not None and c.due_at <= now
+        )
+        return [campaign_id for _, campaign_id in due[:limit]]
+
+    def _store(self, campaign: GroupBuy) -> None:
+        stored = copy.deepcopy(campaign)
+        stored.events = ()  # events are published, not stored
+        self._campaigns[campaign.id] = stored

@@ -5,7 +5,8 @@ also runs the collective modes. Each mode is one part, in its own module, that a
 cases and passes every order of another process on unchanged:
 
 - team purchase (拼团): :class:`~ecommerce_core.services.teams.TeamPurchases`;
-- lucky draw (夺宝): :class:`~ecommerce_core.services.lucky_draws.LuckyDraws`.
+- lucky draw (夺宝): :class:`~ecommerce_core.services.lucky_draws.LuckyDraws`;
+- group buying (团购): :class:`~ecommerce_core.services.group_buys.GroupBuys`.
 
 A host offers a mode by giving its repository; a mode without one is not offered (its use
 cases raise :class:`~ecommerce_core.errors.DefinitionError`) and :meth:`expire_due` skips it.
@@ -16,7 +17,13 @@ from __future__ import annotations
 
 import attrs
 
-from ecommerce_core.ports import DrawRoundRepository, RandomnessSource, TeamRepository
+from ecommerce_core.ports import (
+    DrawRoundRepository,
+    GroupBuyRepository,
+    RandomnessSource,
+    TeamRepository,
+)
+from ecommerce_core.services.group_buys import GroupBuys
 from ecommerce_core.services.lucky_draws import LuckyDraws
 from ecommerce_core.services.teams import TeamOrderFailed, TeamOrderFormed, TeamPurchases
 
@@ -28,7 +35,7 @@ __all__ = [
 
 
 @attrs.define
-class CampaignService(LuckyDraws, TeamPurchases):
+class CampaignService(TeamPurchases, LuckyDraws, GroupBuys):
     """The payment use cases, plus every collective mode on the same orders, ledger and stock.
 
     Build it like a :class:`~ecommerce_core.services.payments.PaymentService`, plus the
@@ -38,9 +45,11 @@ class CampaignService(LuckyDraws, TeamPurchases):
         teams: Where teams are stored (``None``: team purchase is not offered).
         rounds: Where lucky-draw rounds are stored (``None``: lucky draws are not offered).
         randomness: Where a round's public number comes from (needed to open a round).
+        group_buys: Where group buys are stored (``None``: group buying is not offered).
 
     """
 
     teams: TeamRepository | None = attrs.field(default=None, kw_only=True)
     rounds: DrawRoundRepository | None = attrs.field(default=None, kw_only=True)
     randomness: RandomnessSource | None = attrs.field(default=None, kw_only=True)
+    group_buys: GroupBuyRepository | None = attrs.field(default=None, kw_only=True)

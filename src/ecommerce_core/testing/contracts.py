@@ -42,6 +42,7 @@ from hypothesis.stateful import (
 from ecommerce_core.actors import Actor
 from ecommerce_core.aftersales import AfterSalesItem, AfterSalesPolicy, OrderAfterSales
 from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchase, Session
+from ecommerce_core.campaigns.group_buy import GroupBuy, GroupBuyTerms, PriceTier
 from ecommerce_core.campaigns.lucky_draw import DrawRound, DrawTerms
 from ecommerce_core.campaigns.team import Team, TeamTerms
 from ecommerce_core.delivery import (
@@ -85,6 +86,7 @@ from ecommerce_core.ports import (
     DrawRoundRepository,
     EventPublisher,
     GatewayStatus,
+    GroupBuyRepository,
     IdempotencyStore,
     IdSource,
     Inventory,
@@ -111,6 +113,7 @@ __all__ = [
     "ClockContract",
     "DrawRoundRepositoryContract",
     "EventPublisherContract",
+    "GroupBuyRepositoryContract",
     "IdSourceContract",
     "IdempotencyStoreContract",
     "InventoryContract",
@@ -126,6 +129,7 @@ __all__ = [
     "assert_same_order",
     "assert_same_shipment",
     "make_draw_round",
+    "make_group_buy",
     "make_order",
     "make_priced_order",
     "make_shipment",
@@ -2307,3 +2311,149 @@ class DrawRoundRepositoryContract:
         repository.save(draw_round, 2)
         assert repository.round_of("o-bob") == "r-1"
         assert repository.round_of("o-other") is None
+
+
+# --------------------------------------------------------------------------- group buys
+
+
+def make_group_buy(
+    campaign_id: str = "gb-1", *, hours: int = 24, cap: int | None = None
+) -> GroupBuy:
+    """A running group buy for ``tea``: list 10.00 CNY, 9.00 from 3 units, 8.00 from 5.
+
+    Its window opens at :data:`CONTRACT_TIME` and ends ``hours`` later; its minimum is 3 units.
+    """
+    terms = GroupBuyTerms(
+        list_price=Money.of("10.00", "CNY"),
+        tiers=[PriceTier(3, Money.of("9.00", "CNY")), PriceTier(5, Money.of("8.00", "CNY"))],
+        starts_at=CONTRACT_TIME,
+        ends_at=CONTRACT_TIME + timedelta(hours=hours),
+        minimum=3,
+        cap=cap,
+    )
+    return GroupBuy.create(
+        Actor.merchant("m-1"),
+        campaign_id=campaign_id,
+        merchant_id="m-1",
+        sku="tea",
+        terms=terms,
+        now=CONTRACT_TIME,
+    )
+
+
+def _join(campaign: GroupBuy, buyer: str, quantity: int) -> None:
+    campaign.join(
+        Actor.buyer(buyer),
+        order_id=f"o-{buyer}",
+        quantity=quantity,
+        paid=campaign.quote(buyer, quantity),
+        payment_ref=f"tx-{buyer}",
+        now=CONTRACT_TIME,
+    )
+
+
+class GroupBuyRepositoryContract:
+    """The behaviour of :class:`~ecommerce_core.ports.GroupBuyRepository`."""
+
+    def make_repository(self) -> GroupBuyRepository:
+        """A new, empty repository."""
+        raise NotImplementedError
+
+    def test_get_returns_an_equal_copy_of_an_added_campaign(self) -> None:
+        """An added campaign loads back equal (terms, state, version) but not the same object."""
+        repository, campaign = self.make_repository(), make_group_buy()
+        repository.add(campaign)
+        loaded = repository.get("gb-1")
+        assert loaded is not campaign
+        assert (loaded.terms, loaded.state, loaded.version, loaded.participations) == (
+            campaign.terms,
+            campaign.state,
+            campaign.version,
+            campaign.participations,
+        )
+        assert loaded.events == ()
+
+    def test_a_loaded_campaign_counts_and_quotes_as_the_saved_one(self) -> None:
+        """What joined is kept: the level, the quote and each buyer's orders survive a reload."""
+        repository = self.make_repository()
+        repository.add(make_group_buy())
+        campaign = repository.get("gb-1")
+        _join(campaign, "alice", 2)
+        _join(campaign, "bob", 2)
+        repository.save(campaign, 1)
+        loaded = repository.get("gb-1")
+        assert loaded.level == 4
+        assert loaded.quote("carol", 1) == Money.of("8.00", "CNY")
+        loaded.withdraw(Actor.buyer("bob"), order_id="o-bob", now=CONTRACT_TIME)
+        assert loaded.level == 2
+
+    def test_get_of_an_unknown_id_raises_not_found(self) -> None:
+        """Loading an id that was never added raises NotFound."""
+        with pytest.raises(NotFound):
+            self.make_repository().get("gb-missing")
+
+    def test_adding_an_id_twice_raises_conflict_and_keeps_the_first(self) -> None:
+        """A second add with a stored id raises Conflict; the first campaign stays."""
+        repository = self.make_repository()
+        repository.add(make_group_buy(hours=24))
+        with pytest.raises(Conflict):
+            repository.add(make_group_buy(hours=48))
+        assert repository.get("gb-1").terms.ends_at == CONTRACT_TIME + timedelta(hours=24)
+
+    def test_changing_a_loaded_campaign_changes_nothing_stored_until_save(self) -> None:
+        """A join on a loaded copy is invisible until saved, then stored with its version."""
+        repository = self.make_repository()
+        repository.add(make_group_buy())
+        loaded = repository.get("gb-1")
+        version = loaded.version
+        _join(loaded, "bob", 1)
+        assert repository.get("gb-1").level == 0
+        repository.save(loaded, version)
+        stored = repository.get("gb-1")
+        assert (stored.level, stored.version) == (1, version + 1)
+
+    def test_save_expecting_another_version_raises_and_the_first_writer_wins(self) -> None:
+        """Of two writers from one version the first save wins; the second gets a conflict."""
+        repository = self.make_repository()
+        repository.add(make_group_buy())
+        first, second = repository.get("gb-1"), repository.get("gb-1")
+        _join(first, "bob", 1)
+        _join(second, "carol", 2)
+        repository.save(first, 1)
+        with pytest.raises(VersionConflict):
+            repository.save(second, 1)
+        assert [p.buyer_id for p in repository.get("gb-1").participations] == ["bob"]
+
+    def test_save_of_a_campaign_never_added_raises_version_conflict(self) -> None:
+        """Saving a campaign that was never added is a conflict, not an insert."""
+        with pytest.raises(VersionConflict):
+            self.make_repository().save(make_group_buy(), 1)
+
+    def test_due_lists_running_campaigns_whose_window_ended_earliest_first(self) -> None:
+        """Campaigns are due from the end of their window on, earliest first, up to ``limit``."""
+        repository = self.make_repository()
+        repository.add(make_group_buy("gb-late", hours=5))
+        repository.add(make_group_buy("gb-early", hours=2))
+        repository.add(make_group_buy("gb-never", hours=30))
+        at = CONTRACT_TIME + timedelta(hours=5)
+        assert repository.due(at) == ["gb-early", "gb-late"]
+        assert repository.due(at, limit=1) == ["gb-early"]
+        assert repository.due(CONTRACT_TIME + timedelta(hours=1)) == []
+
+    def test_due_forgets_a_campaign_once_it_closed(self) -> None:
+        """A campaign that succeeded or failed is never due again."""
+        repository = self.make_repository()
+        repository.add(make_group_buy(hours=2))
+        campaign = repository.get("gb-1")
+        at = CONTRACT_TIME + timedelta(hours=3)
+        campaign.expire(at)
+        repository.save(campaign, 1)
+        assert repository.due(at) == []
+
+    def test_due_with_a_naive_time_or_a_bad_limit_raises_invalid_input(self) -> None:
+        """A time without a timezone, or a negative limit, is refused."""
+        repository = self.make_repository()
+        with pytest.raises(InvalidInput):
+            repository.due(datetime(2026, 1, 1, 9, 0))  # noqa: DTZ001  # the naive time is the point
+        with pytest.raises(InvalidInput):
+            repository.due(CONTRACT_TIME, limit=-1)
