@@ -19,6 +19,7 @@ from ecommerce_core.adapters.memory import (
     InMemoryPaymentRepository,
     InMemoryPromotionCatalog,
     InMemoryPromotionLedger,
+    InMemoryRebateRepository,
     InMemoryShipmentRepository,
     InMemoryTeamRepository,
     ManualClock,
@@ -55,6 +56,7 @@ from ecommerce_core.testing.contracts import (
     PromotionCatalogContract,
     PromotionLedgerContract,
     RandomnessSourceContract,
+    RebateRepositoryContract,
     ShipmentRepositoryContract,
     TeamRepositoryContract,
     make_order,
@@ -462,3 +464,8 @@ class TestPublishedNumbers:
 class TestInMemoryTeamRepositoryContract(TeamRepositoryContract):
     def make_repository(self) -> InMemoryTeamRepository:
         return InMemoryTeamRepository()
+
+
+class TestInMemoryRebateRepositoryContract(RebateRepositoryContract):
+    def make_repository(self) -> InMemoryRebateRepository:
+        return InMemoryRebateRepository()
