@@ -1,4 +1,4 @@
-"""Rebates (返利) through CampaignService: granted, frozen, credited, reduced, clawed back, voided."""
+"""Rebates (返利) through CampaignService: granted, frozen, credited, reduced, clawed back."""
 
 from __future__ import annotations
 
@@ -226,8 +226,8 @@ class TestARebateIsCreditedOnlyWhenTheAfterSalesWindowEnds:
             world.clock.advance(timedelta(days=1))
             world.service.expire_due()
             world.service.reconcile(order_id)
-        credits = [p for p in world.ledger.all() if p.movement is Movement.REBATE_CREDIT]
-        assert len(credits) == 1
+        credit_postings = [p for p in world.ledger.all() if p.movement is Movement.REBATE_CREDIT]
+        assert len(credit_postings) == 1
         assert len(world.events(RebateCredited)) == 1
 
     def test_auto_confirmed_receipt_freezes_it_too(self) -> None:
