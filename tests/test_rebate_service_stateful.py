@@ -308,9 +308,9 @@ class RebateRaces(RuleBasedStateMachine):
     @invariant()
     def each_rebate_is_granted_credited_and_voided_at_most_once(self) -> None:
         counts: Counter[tuple[type, str]] = Counter()
-        for event in self.publisher.published:
-            if isinstance(event, RebateGranted | RebateCredited | RebateVoided):
-                counts[type(event), event.aggregate_id] += 1
+        for published in self.publisher.published:
+            if isinstance(published, RebateGranted | RebateCredited | RebateVoided):
+                counts[type(published), published.aggregate_id] += 1
         assert all(n == 1 for n in counts.values()), counts
 
     @invariant()
