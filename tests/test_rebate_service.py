@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
 
-from ecommerce_core import Actor, Money, TrackingEvent
+from ecommerce_core import Actor, CartItem, Money, TrackingEvent
 from ecommerce_core.adapters.memory import (
     GatewayRequest,
     InMemoryAfterSalesRepository,
     InMemoryCatalog,
+    InMemoryCreditLines,
     InMemoryInventory,
     InMemoryLedger,
     InMemoryOrderRepository,
@@ -25,14 +27,15 @@ from ecommerce_core.adapters.memory import (
     SequentialIds,
 )
 from ecommerce_core.aftersales import AfterSalesItem, AfterSalesPolicy
-from ecommerce_core.campaigns.rebate import RebateCredited, RebateGranted, RebateVoided
+from ecommerce_core.campaigns.rebate import Rebate, RebateCredited, RebateGranted, RebateVoided
 from ecommerce_core.errors import (
     DefinitionError,
     Forbidden,
     PaymentNotCompleted,
     TransitionNotAllowed,
+    VersionConflict,
 )
-from ecommerce_core.payments.ledger import Account, AccountKind, Movement
+from ecommerce_core.payments.ledger import Account, AccountKind, Movement, Posting
 from ecommerce_core.ports import GatewayStatus, Product
 from ecommerce_core.promotions import PercentOff, Promotion, Scope
 from ecommerce_core.promotions import Rebate as Cashback
@@ -411,3 +414,129 @@ class TestAServiceWithoutRebates:
         assert not [p for p in world.ledger.all() if p.movement is Movement.REBATE_CREDIT]
         with pytest.raises(DefinitionError):
             world.service.rebates_of(order_id)
+
+
+class _RacingRebates(InMemoryRebateRepository):
+    """A repository where another writer gets in first, once, at ``add`` or ``save``."""
+
+    def __init__(self, *, on: str) -> None:
+        super().__init__()
+        self.on = on
+
+    def add(self, rebate: Rebate) -> None:
+        if self.on == "add":
+            self.on = ""
+            super().add(rebate)  # the other writer's grant
+        super().add(rebate)
+
+    def save(self, rebate: Rebate, expected_version: int) -> None:
+        if self.on == "save":
+            self.on = ""
+            raise VersionConflict(rebate.id, expected_version, expected_version + 1)
+        super().save(rebate, expected_version)
+
+
+class _FlakyLedger(InMemoryLedger):
+    """A ledger whose next append of rebate postings is lost (a crash after the save)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lose_next_rebate_posting = False
+
+    def append(self, postings: Sequence[Posting]) -> int:
+        if self.lose_next_rebate_posting and any(
+            p.movement is Movement.REBATE_CREDIT for p in postings
+        ):
+            self.lose_next_rebate_posting = False
+            raise OSError("the process died before the ledger was written")
+        return super().append(postings)
+
+
+class TestOtherPaymentPathsAndTheirTiming:
+    def test_a_credit_payment_grants_the_rebate_too(self) -> None:
+        world = World()
+        world.service.credit_lines = InMemoryCreditLines({"alice": cny("500.00")})
+        (order,) = world.service.checkout(ALICE, [CartItem("tea", 1)], "credit")
+        world.service.pay_with_credit(order.id, ALICE, periods=3)
+        assert world.rebate(order.id).state == "pending"
+
+    def test_an_open_refund_at_the_end_of_the_window_postpones_the_credit(self) -> None:
+        world = World()
+        order_id = world.received()
+        world.clock.advance(world.service.policy.after_sales_window - timedelta(days=1))
+        world.outcome = GatewayStatus.PENDING
+        refund = world.service.refund(order_id, MERCHANT, key="slow", amount=cny("33.00"))
+        world.clock.advance(timedelta(days=3))
+        world.service.expire_due()
+        assert world.orders.get(order_id).state == "completed"  # its clock is paused
+        assert (world.rebate(order_id).state, world.payable()) == ("frozen", cny("0.00"))
+        world.service.handle_notification(world.gateway.settle_pending(refund.id))
+        world.clock.advance(timedelta(days=2))
+        world.service.expire_due()
+        assert world.orders.get(order_id).state == "closed"
+        assert world.payable() == cny("3.30")
+
+    def test_an_order_closed_before_rebates_were_offered_is_credited_on_the_next_run(
+        self,
+    ) -> None:
+        world = World(rebates=False)
+        order_id = world.received()
+        world.clock.advance(world.service.policy.after_sales_window)
+        world.service.expire_due()
+        world.service.rebates = world.repo
+        world.service.reconcile(order_id)
+        assert world.rebate(order_id).state == "frozen"
+        world.service.expire_due()
+        assert world.payable() == cny("4.95")
+
+
+class TestConcurrentWritersAndCrashes:
+    def test_a_grant_racing_another_grant_keeps_one_rebate(self) -> None:
+        world = World()
+        world.repo = _RacingRebates(on="add")
+        world.service.rebates = world.repo
+        order_id = world.paid()
+        assert len(world.service.rebates_of(order_id)) == 1
+        assert len(world.events(RebateGranted)) == 0  # the other writer published its grant
+
+    def test_a_sync_that_loses_a_race_runs_again_on_what_was_stored(self) -> None:
+        world = World()
+        order_id = world.paid()
+        racing = _RacingRebates(on="")
+        racing.add(world.rebate(order_id))
+        world.service.rebates = world.repo = racing
+        racing.on = "save"
+        world.service.refund(order_id, MERCHANT, key="r1", amount=cny("33.00"))
+        assert racing.on == ""  # the race happened
+        assert world.rebate(order_id).entitlement == cny("3.30")
+
+    def test_a_credit_that_loses_a_race_is_credited_by_the_next_run(self) -> None:
+        world = World()
+        order_id = world.received()
+        racing = _RacingRebates(on="")
+        racing.add(world.rebate(order_id))
+        world.service.rebates = world.repo = racing
+        world.clock.advance(world.service.policy.after_sales_window)
+        racing.on = "save"
+        world.service.expire_due()
+        assert (world.orders.get(order_id).state, world.rebate(order_id).state) == (
+            "closed",
+            "frozen",
+        )
+        world.service.expire_due()
+        assert (world.rebate(order_id).state, world.payable()) == ("credited", cny("4.95"))
+
+    def test_a_credit_whose_posting_was_lost_is_posted_by_the_next_sync(self) -> None:
+        world = World()
+        ledger = _FlakyLedger()
+        world.service.ledger = world.ledger = ledger
+        order_id = world.received()
+        world.clock.advance(world.service.policy.after_sales_window)
+        ledger.lose_next_rebate_posting = True
+        with pytest.raises(OSError, match="died"):
+            world.service.expire_due()
+        assert (world.rebate(order_id).state, world.payable()) == ("credited", cny("0.00"))
+        world.service.reconcile(order_id)
+        assert world.payable() == cny("4.95")
+        world.service.reconcile(order_id)
+        assert world.payable() == cny("4.95")

@@ -210,12 +210,12 @@ class Rebates(PaymentService):
                 rebate.freeze(_SYSTEM, thaw_at=thaw_at, now=now)
 
     def _credit(self, rebate_id: str, now: datetime) -> None:
-        rebate = self._rebates.get(rebate_id)
-        self._sync_rebates(rebate.order_id)  # refunds and abandonment first
-        order = self.orders.get(rebate.order_id)
+        order_id = self._rebates.get(rebate_id).order_id
+        self._sync_rebates(order_id)  # refunds and abandonment first
+        order = self.orders.get(order_id)
         rebate = self._rebates.get(rebate_id)
         if not order.is_final or rebate.due_at is None or rebate.due_at > now:
-            return
+            return  # the order's after-sales window was extended, or it was voided
         version = rebate.version
         rebate.expire(now, _SYSTEM)
         try:
@@ -223,9 +223,7 @@ class Rebates(PaymentService):
         except VersionConflict:
             return  # a concurrent writer moved it; the next call settles it
         self.publisher.publish(rebate.collect_events())
-        for each_id, entitlement in _entitlements(order):
-            if each_id == rebate_id:
-                self._post(rebate, order, entitlement)
+        self._sync_rebates(order_id)  # posts the credit
 
     def _goods_lost(self, order: Order, base: Money) -> Money:
         """The goods money the order no longer keeps: base less (paid in - refunded) on lines."""
