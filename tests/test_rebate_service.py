@@ -540,3 +540,17 @@ class TestConcurrentWritersAndCrashes:
         assert world.payable() == cny("4.95")
         world.service.reconcile(order_id)
         assert world.payable() == cny("4.95")
+
+
+class TestCashOnDelivery:
+    def test_a_cod_order_earns_its_rebate_once_the_cash_is_collected(self) -> None:
+        world = World()
+        (order,) = world.service.checkout(ALICE, [CartItem("tea", 1)], "cod")
+        world.service.ship(order.id, MERCHANT, carrier="SF", tracking_number="SF1")
+        assert world.service.rebates_of(order.id) == []
+        world.service.collect_cod(order.id, Actor.carrier("SF"), amount=order.total, key="door")
+        (rebate,) = world.service.rebates_of(order.id)
+        assert (rebate.state, rebate.amount) == ("frozen", cny("4.95"))
+        world.clock.advance(world.service.policy.after_sales_window)
+        world.service.expire_due()
+        assert world.payable() == cny("4.95")

@@ -1,10 +1,11 @@
 """Many orders earning rebates through CampaignService, with the ledger and stock checked.
 
 Buyers buy tea (5 % cashback from the platform), a pot (3.00 cashback from its merchant) or a
-cup (no cashback), online or in escrow; they pay (the provider may decline or leave a payment
-pending and answer later), cancel, and confirm receipt; merchants ship; the platform refunds
-parts or all of an order, before and after its rebate is credited (a refund may stay pending
-at the provider too); time passes and ``expire_due`` runs. After every step:
+cup (no cashback), online, in escrow or cash on delivery; they pay (the provider may decline or
+leave a payment pending and answer later), cancel, and confirm receipt; merchants ship;
+carriers collect cash at the door; the platform refunds parts or all of an order, before and
+after its rebate is credited (a refund may stay pending at the provider too); time passes and
+``expire_due`` runs. After every step:
 
 - every posting balances, all accounts sum to zero, every order's money balances, and no
   order is refunded more than it paid in;
@@ -164,6 +165,11 @@ class RebateRaces(RuleBasedStateMachine):
         )
         return self.repo.get(order_id)
 
+    def committed(self, order: Order) -> bool:
+        """Whether the order's stock was deducted: paid, or a COD order once shipped."""
+        cod_shipped = order.payment_method == "cod" and order.shipment is not None
+        return order.payment is not None or cod_shipped
+
     def goods_kept(self, order: Order) -> Money:
         money = self.service.money(order.id)
         return sum(
@@ -194,7 +200,7 @@ class RebateRaces(RuleBasedStateMachine):
         buyer=st.sampled_from(BUYERS),
         sku=st.sampled_from(SKUS),
         quantity=st.integers(1, 3),
-        method=st.sampled_from(["online", "online", "escrow"]),
+        method=st.sampled_from(["online", "online", "escrow", "cod"]),
     )
     def a_buyer_buys(self, buyer: Actor, sku: str, quantity: int, method: str) -> None:
         placed: list[str] = []
@@ -234,6 +240,15 @@ class RebateRaces(RuleBasedStateMachine):
             merchant = MERCHANTS[order.merchant_id]
             self.attempt_unchanged(
                 lambda: self.service.ship(order.id, merchant, carrier="SF", tracking_number="1")
+            )
+
+    @rule(data=st.data())
+    def the_carrier_collects_cash_on_delivery(self, data: st.DataObject) -> None:
+        order = self.pick(data, "awaiting_collection")
+        if order is not None:
+            carrier, key = Actor.carrier("SF"), f"door-{next(self.keys)}"
+            self.attempt_unchanged(
+                lambda: self.service.collect_cod(order.id, carrier, amount=order.total, key=key)
             )
 
     @rule(data=st.data())
@@ -317,7 +332,7 @@ class RebateRaces(RuleBasedStateMachine):
     def rebates_follow_their_orders(self) -> None:
         for order in self.orders():
             for rebate in self.service.rebates_of(order.id):
-                assert order.payment is not None
+                assert order.payment is not None or order.payment_method == "cod"
                 if rebate.credited.is_positive:
                     assert order.state == "closed", (order.state, rebate)
                 if order.state == "cancelled":
@@ -330,7 +345,7 @@ class RebateRaces(RuleBasedStateMachine):
         for sku in SKUS:
             alive = [o for o in self.orders() if o.state != "cancelled" and sku in o.quantities]
             held = sum(o.quantities[sku] for o in alive)
-            committed = sum(o.quantities[sku] for o in alive if o.payment is not None)
+            committed = sum(o.quantities[sku] for o in alive if self.committed(o))
             assert self.inventory.available(sku) == STOCK - held, sku
             assert self.inventory.on_hand(sku) == STOCK - committed, sku
 
@@ -349,6 +364,9 @@ class RebateRaces(RuleBasedStateMachine):
                 self.service.ship(order.id, merchant, carrier="SF", tracking_number="end")
             if self.repo.get(order.id).state == "shipped":
                 self.service.confirm_receipt(order.id, Actor.buyer(order.buyer_id))
+            if self.repo.get(order.id).state == "awaiting_collection":
+                total, carrier = order.total, Actor.carrier("SF")
+                self.service.collect_cod(order.id, carrier, amount=total, key="end")
         self.clock.advance(timedelta(days=30))
         self.service.expire_due()
         self.a_rebate_is_never_paid_on_money_that_was_refunded()
@@ -356,6 +374,7 @@ class RebateRaces(RuleBasedStateMachine):
         for order in self.orders():
             for rebate in self.service.rebates_of(order.id):
                 event(f"a rebate ends {rebate.state}")
+                event(f"a {order.payment_method} order earned a rebate")
                 if rebate.clawed_back.is_positive:
                     event("a rebate was clawed back")
                 if rebate.refunded.is_positive and rebate.credited.is_positive:
@@ -370,5 +389,5 @@ class RebateRaces(RuleBasedStateMachine):
                     assert rebate.paid_out == expected, (rebate, kept)
 
 
-RebateRaces.TestCase.settings = settings(max_examples=20, stateful_step_count=40, deadline=None)
+RebateRaces.TestCase.settings = settings(max_examples=30, stateful_step_count=50, deadline=None)
 TestRebateRaces = RebateRaces.TestCase

@@ -16,8 +16,9 @@ give-backs, a failed team's refunds). This part overrides ``reconcile`` (and
 ``pay_with_credit`` and ``expire_due``, which do not always reach it) and then *syncs* the
 order's rebates, idempotently:
 
-- **Granted** (pending) once the order is paid, never for a cancelled order. The base is what
-  was paid for the goods (the lines, freight excluded); the amount, the entitlement's.
+- **Granted** (pending) once the order is paid (a cash-on-delivery order: once the ledger
+  shows its goods collected), never for a cancelled order. The base is what was paid for the
+  goods (the lines, freight excluded); the amount, the entitlement's.
 - **Refunds.** The goods money the order no longer keeps (paid in less refunded on its lines,
   from the ledger; a refund of a duplicate payment keeps the goods paid, so it does not count)
   is handed to :meth:`Rebate.refund <ecommerce_core.campaigns.rebate.Rebate.refund>` as it
@@ -158,9 +159,11 @@ class Rebates(PaymentService):
         if not entitled:
             return
         base = _goods_base(order)
-        lost = self._goods_lost(order, base)
+        paid_in, kept = self._goods_money(order)
+        paid = order.payment is not None or (base.is_positive and paid_in >= base)
+        lost = base - min(kept, base) if paid else Money.zero(order.currency)
         for rebate_id, entitlement in entitled:
-            rebate = self._granted(order, rebate_id, entitlement, base)
+            rebate = self._granted(order, rebate_id, entitlement, base, paid=paid)
             if rebate is None:
                 continue
             version = rebate.version
@@ -171,12 +174,16 @@ class Rebates(PaymentService):
             self._post(rebate, order, entitlement)
 
     def _granted(
-        self, order: Order, rebate_id: str, entitlement: Entitlement, base: Money
+        self, order: Order, rebate_id: str, entitlement: Entitlement, base: Money, *, paid: bool
     ) -> Rebate | None:
-        """The stored rebate, or a new one granted now if the order is paid and alive."""
+        """The stored rebate, or a new one granted now if the order is paid and alive.
+
+        Paid: the order recorded its payment, or (cash on delivery, collected at the door
+        without one) the ledger shows its goods paid in.
+        """
         if rebate_id in self._rebates.for_order(order.id):
             return self._rebates.get(rebate_id)
-        if order.payment is None or order.state == OrderState.CANCELLED or not base.is_positive:
+        if not paid or order.state == OrderState.CANCELLED or not base.is_positive:
             return None
         assert entitlement.amount is not None  # noqa: S101  # filtered by _entitlements
         rebate = Rebate.grant(
@@ -225,20 +232,14 @@ class Rebates(PaymentService):
         self.publisher.publish(rebate.collect_events())
         self._sync_rebates(order_id)  # posts the credit
 
-    def _goods_lost(self, order: Order, base: Money) -> Money:
-        """The goods money the order no longer keeps: base less (paid in - refunded) on lines."""
+    def _goods_money(self, order: Order) -> tuple[Money, Money]:
+        """The goods money paid in, and kept (paid in less refunded), on the order's lines."""
         money = order_money(order.id, order.currency, self.ledger.postings(order.id))
-        kept = sum(
-            (
-                line.paid_in - line.refunded
-                for line_id, line in money.lines.items()
-                if line_id != ORDER_LEVEL
-            ),
-            Money.zero(order.currency),
-        )
-        if order.payment is None or kept >= base:
-            return Money.zero(order.currency)
-        return base - max(kept, Money.zero(order.currency))
+        zero = Money.zero(order.currency)
+        lines = [line for line_id, line in money.lines.items() if line_id != ORDER_LEVEL]
+        paid_in = sum((line.paid_in for line in lines), zero)
+        kept = sum((line.paid_in - line.refunded for line in lines), zero)
+        return paid_in, max(kept, zero)
 
     def _post(self, rebate: Rebate, order: Order, entitlement: Entitlement) -> None:
         """Append what the ledger lacks of the rebate's credit and clawbacks (by key)."""
