@@ -5,7 +5,7 @@ Every money movement is one :class:`Posting`: a positive amount of one currency 
 balances by construction: what leaves the source is exactly what reaches the target, so the
 balances of all accounts always sum to zero.
 
-Accounts fall in four groups (:class:`AccountKind`):
+Accounts fall in five groups (:class:`AccountKind`):
 
 - **payer side**: the buyer's own money (card, wallet, cash) and a credit provider who lends to
   the buyer. Money *paid in* leaves these; money *refunded* returns to them.
@@ -14,6 +14,10 @@ Accounts fall in four groups (:class:`AccountKind`):
 - **released**: the merchant's proceeds.
 - **commission**: the platform's commission and the carrier's COD fee. The COD fee is *kept*:
   a refund never takes it back.
+- **rebate** (:data:`REBATE_KINDS`): cashback credited to a buyer (``rebate_payable``) and the
+  platform's rebate budget that funds it (``rebate_expense``; a merchant-funded rebate comes
+  from the merchant's account). Rebate postings are not the order's money:
+  :func:`order_money` leaves them out.
 
 :func:`order_money` folds an order's postings into an :class:`OrderMoney`: paid in, held,
 released, commission, refunded and still refundable, per line too. For every order and every
