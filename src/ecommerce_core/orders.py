@@ -1000,6 +1000,8 @@ class Entitlement:
         amount: The cashback, for a rebate.
         points: The points, for points.
         code: The coupon code, when it came with one.
+        funded_by: Who pays a rebate: ``"platform"`` (its rebate budget) or ``"merchant"``
+            (the order's merchant, from its proceeds).
 
     """
 
@@ -1008,6 +1010,7 @@ class Entitlement:
     amount: Money | None = None
     points: int = 0
     code: str = ""
+    funded_by: str = "platform"
 
 
 @attrs.frozen

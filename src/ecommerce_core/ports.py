@@ -20,6 +20,7 @@ from ecommerce_core.aftersales import OrderAfterSales
 from ecommerce_core.campaigns import TimeBoxedSale
 from ecommerce_core.campaigns.group_buy import GroupBuy
 from ecommerce_core.campaigns.lucky_draw import DrawRound, PublicNumber
+from ecommerce_core.campaigns.rebate import Rebate
 from ecommerce_core.campaigns.team import Team
 from ecommerce_core.delivery import DeliveryOption, Shipment
 from ecommerce_core.events import DomainEvent
@@ -57,6 +58,7 @@ __all__ = [
     "PromotionLedger",
     "PublicNumber",
     "RandomnessSource",
+    "RebateRepository",
     "RefundRequest",
     "ShipmentRepository",
     "StockItem",
@@ -909,4 +911,44 @@ class GroupBuyRepository(Protocol):
 
     def due(self, now: datetime, limit: int = 1000) -> list[str]:
         """Ids of running campaigns whose window ends at or before ``now``, earliest first."""
+        ...
+
+
+class RebateRepository(Protocol):
+    """Stores rebates (返利) with optimistic concurrency, like orders.
+
+    Contract: :class:`ecommerce_core.testing.contracts.RebateRepositoryContract`.
+    """
+
+    def add(self, rebate: Rebate) -> None:
+        """Store a new rebate.
+
+        Raises:
+            Conflict: A rebate with this id is already stored.
+
+        """
+
+    def get(self, rebate_id: str) -> Rebate:
+        """Load a rebate; the caller owns the returned object until :meth:`save`.
+
+        Raises:
+            NotFound: No such rebate.
+
+        """
+        ...
+
+    def save(self, rebate: Rebate, expected_version: int) -> None:
+        """Store ``rebate`` if the stored version is still ``expected_version``.
+
+        Raises:
+            VersionConflict: Someone else saved it since (or it was never added).
+
+        """
+
+    def due(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of frozen rebates whose thaw time is at or before ``now``, earliest first."""
+        ...
+
+    def for_order(self, order_id: str) -> list[str]:
+        """The ids of the rebates granted on an order, sorted."""
         ...

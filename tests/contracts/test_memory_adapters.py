@@ -21,6 +21,7 @@ from ecommerce_core.adapters.memory import (
     InMemoryPaymentRepository,
     InMemoryPromotionCatalog,
     InMemoryPromotionLedger,
+    InMemoryRebateRepository,
     InMemoryShipmentRepository,
     InMemoryTeamRepository,
     ManualClock,
@@ -59,6 +60,7 @@ from ecommerce_core.testing.contracts import (
     PromotionCatalogContract,
     PromotionLedgerContract,
     RandomnessSourceContract,
+    RebateRepositoryContract,
     ShipmentRepositoryContract,
     TeamRepositoryContract,
     make_order,
@@ -476,3 +478,8 @@ class TestInMemoryDrawRoundRepositoryContract(DrawRoundRepositoryContract):
 class TestInMemoryGroupBuyRepositoryContract(GroupBuyRepositoryContract):
     def make_repository(self) -> InMemoryGroupBuyRepository:
         return InMemoryGroupBuyRepository()
+
+
+class TestInMemoryRebateRepositoryContract(RebateRepositoryContract):
+    def make_repository(self) -> InMemoryRebateRepository:
+        return InMemoryRebateRepository()

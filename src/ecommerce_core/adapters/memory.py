@@ -20,6 +20,7 @@ from ecommerce_core.aftersales import OrderAfterSales, RefundInstruction
 from ecommerce_core.campaigns import FlashSale, RushPurchase, TimeBoxedSale
 from ecommerce_core.campaigns.group_buy import GroupBuy
 from ecommerce_core.campaigns.lucky_draw import DrawRound, DrawRoundState, PublicNumber
+from ecommerce_core.campaigns.rebate import Rebate
 from ecommerce_core.campaigns.team import Team
 from ecommerce_core.delivery import DeliveryOption, Shipment
 from ecommerce_core.errors import (
@@ -69,6 +70,7 @@ __all__ = [
     "InMemoryPaymentRepository",
     "InMemoryPromotionCatalog",
     "InMemoryPromotionLedger",
+    "InMemoryRebateRepository",
     "InMemoryShipmentRepository",
     "InMemoryTeamRepository",
     "ManualClock",
@@ -1361,3 +1363,56 @@ class InMemoryGroupBuyRepository:
         stored = copy.deepcopy(campaign)
         stored.events = ()  # events are published, not stored
         self._campaigns[campaign.id] = stored
+
+
+class InMemoryRebateRepository:
+    """Rebates in a dict, with optimistic concurrency, a thaw-time index and an order index."""
+
+    def __init__(self) -> None:
+        self._rebates: dict[str, Rebate] = {}
+        self._by_order: dict[str, set[str]] = {}
+
+    def add(self, rebate: Rebate) -> None:
+        """Store a new rebate (see :class:`~ecommerce_core.ports.RebateRepository`)."""
+        if rebate.id in self._rebates:
+            raise Conflict(f"a rebate with id {rebate.id!r} is already stored")
+        self._store(rebate)
+
+    def get(self, rebate_id: str) -> Rebate:
+        """Load a copy of a rebate."""
+        try:
+            stored = self._rebates[rebate_id]
+        except (KeyError, TypeError):
+            raise NotFound("rebate", rebate_id) from None
+        return copy.deepcopy(stored)
+
+    def save(self, rebate: Rebate, expected_version: int) -> None:
+        """Store ``rebate`` if nobody saved it since ``expected_version``."""
+        stored = self._rebates.get(rebate.id)
+        if stored is None or stored.version != expected_version:
+            raise VersionConflict(
+                rebate.id, expected_version, None if stored is None else stored.version
+            )
+        self._store(rebate)
+
+    def due(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of frozen rebates whose thaw time has come, earliest first."""
+        check_now(now)
+        if type(limit) is not int or limit < 0:
+            raise InvalidInput("limit", limit, "must be a whole number, zero or more")
+        due = sorted(
+            (r.due_at, r.id)
+            for r in self._rebates.values()
+            if r.due_at is not None and r.due_at <= now
+        )
+        return [rebate_id for _, rebate_id in due[:limit]]
+
+    def for_order(self, order_id: str) -> list[str]:
+        """The rebates granted on an order, sorted by id."""
+        return sorted(self._by_order.get(order_id, ()))
+
+    def _store(self, rebate: Rebate) -> None:
+        stored = copy.deepcopy(rebate)
+        stored.events = ()  # events are published, not stored
+        self._rebates[rebate.id] = stored
+        self._by_order.setdefault(rebate.order_id, set()).add(rebate.id)

@@ -5,7 +5,7 @@ Every money movement is one :class:`Posting`: a positive amount of one currency 
 balances by construction: what leaves the source is exactly what reaches the target, so the
 balances of all accounts always sum to zero.
 
-Accounts fall in four groups (:class:`AccountKind`):
+Accounts fall in five groups (:class:`AccountKind`):
 
 - **payer side**: the buyer's own money (card, wallet, cash) and a credit provider who lends to
   the buyer. Money *paid in* leaves these; money *refunded* returns to them.
@@ -14,6 +14,10 @@ Accounts fall in four groups (:class:`AccountKind`):
 - **released**: the merchant's proceeds.
 - **commission**: the platform's commission and the carrier's COD fee. The COD fee is *kept*:
   a refund never takes it back.
+- **rebate** (:data:`REBATE_KINDS`): cashback credited to a buyer (``rebate_payable``) and the
+  platform's rebate budget that funds it (``rebate_expense``; a merchant-funded rebate comes
+  from the merchant's account). Rebate postings are not the order's money:
+  :func:`order_money` leaves them out.
 
 :func:`order_money` folds an order's postings into an :class:`OrderMoney`: paid in, held,
 released, commission, refunded and still refundable, per line too. For every order and every
@@ -50,6 +54,7 @@ __all__ = [
     "KEPT_KINDS",
     "ORDER_LEVEL",
     "PAYER_KINDS",
+    "REBATE_KINDS",
     "Account",
     "AccountKind",
     "LineMoney",
@@ -84,6 +89,10 @@ class AccountKind(enum.StrEnum):
     """Commission: the platform's cut (owner: the platform)."""
     COD_FEE = "cod_fee"
     """Commission, kept on refund: the carrier's fee for collecting cash (owner: the carrier)."""
+    REBATE_PAYABLE = "rebate_payable"
+    """Rebate: cashback credited to a beneficiary, owed to them (owner: the beneficiary id)."""
+    REBATE_EXPENSE = "rebate_expense"
+    """Rebate: the platform's cashback budget, which funds platform rebates (owner: platform)."""
 
 
 PAYER_KINDS: Final = frozenset({AccountKind.BUYER, AccountKind.CREDIT_PROVIDER})
@@ -94,6 +103,9 @@ COMMISSION_KINDS: Final = frozenset({AccountKind.COMMISSION, AccountKind.COD_FEE
 """Accounts whose balance for an order is commission (and fees)."""
 KEPT_KINDS: Final = frozenset({AccountKind.COD_FEE})
 """Commission a refund never takes back."""
+REBATE_KINDS: Final = frozenset({AccountKind.REBATE_PAYABLE, AccountKind.REBATE_EXPENSE})
+"""Rebate accounts: a posting touching one is cashback, not the order's paid-in money, and
+:func:`order_money` leaves it out (the ledger as a whole still sums to zero)."""
 
 PLATFORM: Final = "platform"
 
@@ -151,6 +163,16 @@ class Account:
         """A carrier's fees for collecting cash on delivery."""
         return cls(AccountKind.COD_FEE, carrier_id)
 
+    @classmethod
+    def rebate_payable(cls, beneficiary_id: str) -> Account:
+        """Cashback credited to a beneficiary (the buyer), owed to them."""
+        return cls(AccountKind.REBATE_PAYABLE, beneficiary_id)
+
+    @classmethod
+    def rebate_expense(cls) -> Account:
+        """The platform's cashback budget, which pays platform-funded rebates."""
+        return cls(AccountKind.REBATE_EXPENSE, PLATFORM)
+
     def __str__(self) -> str:
         return f"{self.kind.value}:{self.owner}"
 
@@ -174,6 +196,10 @@ class Movement(enum.StrEnum):
     """A buyer repaid a credit installment (and any penalty): buyer to provider."""
     CASHBACK = "cashback"
     """A credit provider paid back a buyer who had repaid more than a refund left owing."""
+    REBATE_CREDIT = "rebate_credit"
+    """A rebate was credited: its funder (platform budget or merchant) to the beneficiary."""
+    REBATE_CLAWBACK = "rebate_clawback"
+    """A credited rebate was clawed back after a refund: the beneficiary back to its funder."""
 
 
 def _check_text(field: str, value: object) -> None:
@@ -343,8 +369,9 @@ _FIELDS: Final = ("paid_in", "held", "released", "commission", "kept", "refunded
 def order_money(order_id: str, currency: str, postings: Iterable[Posting]) -> OrderMoney:
     """Fold an order's postings into what its money did.
 
-    Postings between two payer-side accounts (a credit repayment) are not the order's money
-    and are left out; postings of other orders are ignored.
+    Postings between two payer-side accounts (a credit repayment) and rebate postings (one
+    side in :data:`REBATE_KINDS`) are not the order's money and are left out; postings of
+    other orders are ignored.
 
     Args:
         order_id: The order.
@@ -363,6 +390,8 @@ def order_money(order_id: str, currency: str, postings: Iterable[Posting]) -> Or
             raise CurrencyMismatch(currency, posting.amount.currency, "fold")
         source, target = posting.source.kind, posting.target.kind
         if source in PAYER_KINDS and target in PAYER_KINDS:
+            continue
+        if source in REBATE_KINDS or target in REBATE_KINDS:
             continue
         row = sums.setdefault(posting.line_id, [0] * len(_FIELDS))
         minor = posting.amount.minor

@@ -351,11 +351,14 @@ class Rebate:
     """Cashback (返利) granted after the order; it does not change the total.
 
     ``percent`` of what was paid for the lines in scope, or a fixed ``amount`` (never more than
-    was paid).
+    was paid). ``funded_by`` says who pays it out: ``"platform"`` (the default) or
+    ``"merchant"``; it travels on the order's
+    :class:`~ecommerce_core.orders.Entitlement`.
     """
 
     percent: Decimal | None = attrs.field(default=None, converter=_to_optional_decimal)
     amount: Money | None = None
+    funded_by: str = "platform"
     default_stage: ClassVar[Stage] = Stage.POST_ORDER
     stages: ClassVar[frozenset[Stage]] = frozenset({Stage.POST_ORDER})
 
@@ -371,6 +374,8 @@ class Rebate:
         """What is wrong with it."""
         if (self.percent is None) == (self.amount is None):
             return ["a Rebate gives either a percent or an amount"]
+        if self.funded_by not in ("platform", "merchant"):
+            return [f"a Rebate is funded_by 'platform' or 'merchant', not {self.funded_by!r}"]
         if self.amount is not None:
             problems: list[str] = []
             check_positive_money("Rebate amount", self.amount, problems)

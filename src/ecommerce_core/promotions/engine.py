@@ -517,6 +517,9 @@ class _Pricing:
                     None if isinstance(promotion.benefit, Points) else Money(given, currency),
                     outcome.points,
                     code,
+                    promotion.benefit.funded_by
+                    if isinstance(promotion.benefit, Rebate)
+                    else "platform",
                 )
             )
             reason = (

@@ -6,7 +6,9 @@ cases and passes every order of another process on unchanged:
 
 - team purchase (拼团): :class:`~ecommerce_core.services.teams.TeamPurchases`;
 - lucky draw (夺宝): :class:`~ecommerce_core.services.lucky_draws.LuckyDraws`;
-- group buying (团购): :class:`~ecommerce_core.services.group_buys.GroupBuys`.
+- group buying (团购): :class:`~ecommerce_core.services.group_buys.GroupBuys`;
+- rebates (返利): :class:`~ecommerce_core.services.rebates.Rebates`, granted on any paid order
+  whose pricing earned one, credited through the ledger when its after-sales window ends.
 
 A host offers a mode by giving its repository; a mode without one is not offered (its use
 cases raise :class:`~ecommerce_core.errors.DefinitionError`) and :meth:`expire_due` skips it.
@@ -21,10 +23,12 @@ from ecommerce_core.ports import (
     DrawRoundRepository,
     GroupBuyRepository,
     RandomnessSource,
+    RebateRepository,
     TeamRepository,
 )
 from ecommerce_core.services.group_buys import GroupBuys
 from ecommerce_core.services.lucky_draws import LuckyDraws
+from ecommerce_core.services.rebates import Rebates
 from ecommerce_core.services.teams import TeamOrderFailed, TeamOrderFormed, TeamPurchases
 
 __all__ = [
@@ -35,7 +39,7 @@ __all__ = [
 
 
 @attrs.define
-class CampaignService(TeamPurchases, LuckyDraws, GroupBuys):
+class CampaignService(TeamPurchases, LuckyDraws, GroupBuys, Rebates):
     """The payment use cases, plus every collective mode on the same orders, ledger and stock.
 
     Build it like a :class:`~ecommerce_core.services.payments.PaymentService`, plus the
@@ -46,6 +50,7 @@ class CampaignService(TeamPurchases, LuckyDraws, GroupBuys):
         rounds: Where lucky-draw rounds are stored (``None``: lucky draws are not offered).
         randomness: Where a round's public number comes from (needed to open a round).
         group_buys: Where group buys are stored (``None``: group buying is not offered).
+        rebates: Where rebates are stored (``None``: rebates are not granted).
 
     """
 
@@ -53,3 +58,4 @@ class CampaignService(TeamPurchases, LuckyDraws, GroupBuys):
     rounds: DrawRoundRepository | None = attrs.field(default=None, kw_only=True)
     randomness: RandomnessSource | None = attrs.field(default=None, kw_only=True)
     group_buys: GroupBuyRepository | None = attrs.field(default=None, kw_only=True)
+    rebates: RebateRepository | None = attrs.field(default=None, kw_only=True)

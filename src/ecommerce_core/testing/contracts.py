@@ -44,6 +44,7 @@ from ecommerce_core.aftersales import AfterSalesItem, AfterSalesPolicy, OrderAft
 from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchase, Session
 from ecommerce_core.campaigns.group_buy import GroupBuy, GroupBuyTerms, PriceTier
 from ecommerce_core.campaigns.lucky_draw import DrawRound, DrawTerms
+from ecommerce_core.campaigns.rebate import Rebate
 from ecommerce_core.campaigns.team import Team, TeamTerms
 from ecommerce_core.delivery import (
     DeliveryOption,
@@ -97,6 +98,7 @@ from ecommerce_core.ports import (
     PromotionLedger,
     PublicNumber,
     RandomnessSource,
+    RebateRepository,
     RefundRequest,
     ShipmentRepository,
     StockItem,
@@ -123,6 +125,7 @@ __all__ = [
     "PromotionCatalogContract",
     "PromotionLedgerContract",
     "RandomnessSourceContract",
+    "RebateRepositoryContract",
     "ShipmentRepositoryContract",
     "TeamRepositoryContract",
     "assert_same_after_sales",
@@ -132,6 +135,7 @@ __all__ = [
     "make_group_buy",
     "make_order",
     "make_priced_order",
+    "make_rebate",
     "make_shipment",
     "make_team",
     "run_idempotency_store_contract",
@@ -2457,3 +2461,127 @@ class GroupBuyRepositoryContract:
             repository.due(datetime(2026, 1, 1, 9, 0))  # noqa: DTZ001  # the naive time is the point
         with pytest.raises(InvalidInput):
             repository.due(CONTRACT_TIME, limit=-1)
+
+
+def make_rebate(rebate_id: str = "rb-1", *, order_id: str = "o-1") -> Rebate:
+    """A pending rebate of 4.95 CNY on 99.00 CNY paid, granted at :data:`CONTRACT_TIME`."""
+    return Rebate.grant(
+        Actor.system(),
+        rebate_id=rebate_id,
+        order_id=order_id,
+        beneficiary_id="alice",
+        base=Money.of("99.00", "CNY"),
+        amount=Money.of("4.95", "CNY"),
+        now=CONTRACT_TIME,
+    )
+
+
+class RebateRepositoryContract:
+    """The behaviour of :class:`~ecommerce_core.ports.RebateRepository`."""
+
+    def make_repository(self) -> RebateRepository:
+        """A new, empty repository."""
+        raise NotImplementedError
+
+    def test_get_returns_an_equal_copy_of_an_added_rebate(self) -> None:
+        """An added rebate loads back equal (amounts, state, version) but not the same object."""
+        repository, rebate = self.make_repository(), make_rebate()
+        repository.add(rebate)
+        loaded = repository.get("rb-1")
+        assert loaded is not rebate
+        assert (loaded.order_id, loaded.base, loaded.amount, loaded.state, loaded.version) == (
+            rebate.order_id,
+            rebate.base,
+            rebate.amount,
+            rebate.state,
+            rebate.version,
+        )
+        assert loaded.events == ()
+
+    def test_get_of_an_unknown_id_raises_not_found(self) -> None:
+        """Loading an id that was never added raises NotFound."""
+        with pytest.raises(NotFound):
+            self.make_repository().get("rb-missing")
+
+    def test_adding_an_id_twice_raises_conflict_and_keeps_the_first(self) -> None:
+        """A second add with a stored id raises Conflict; the first rebate stays."""
+        repository = self.make_repository()
+        repository.add(make_rebate(order_id="o-first"))
+        with pytest.raises(Conflict):
+            repository.add(make_rebate(order_id="o-second"))
+        assert repository.get("rb-1").order_id == "o-first"
+
+    def test_changing_a_loaded_rebate_changes_nothing_stored_until_save(self) -> None:
+        """A refund on a loaded copy is invisible until saved, then stored with its version."""
+        repository = self.make_repository()
+        repository.add(make_rebate())
+        loaded = repository.get("rb-1")
+        version = loaded.version
+        loaded.refund(Actor.system(), amount=Money.of("33.00", "CNY"), now=CONTRACT_TIME)
+        assert repository.get("rb-1").refunded.is_zero
+        repository.save(loaded, version)
+        stored = repository.get("rb-1")
+        assert (stored.refunded, stored.entitlement, stored.version) == (
+            Money.of("33.00", "CNY"),
+            Money.of("3.30", "CNY"),
+            version + 1,
+        )
+
+    def test_save_expecting_another_version_raises_and_the_first_writer_wins(self) -> None:
+        """Of two writers from one version the first save wins; the second gets a conflict."""
+        repository = self.make_repository()
+        repository.add(make_rebate())
+        first, second = repository.get("rb-1"), repository.get("rb-1")
+        first.void(Actor.system(), reason="cancelled", now=CONTRACT_TIME)
+        second.refund(Actor.system(), amount=Money.of("1.00", "CNY"), now=CONTRACT_TIME)
+        repository.save(first, 1)
+        with pytest.raises(VersionConflict):
+            repository.save(second, 1)
+        assert repository.get("rb-1").state == "void"
+
+    def test_save_of_a_rebate_never_added_raises_version_conflict(self) -> None:
+        """Saving a rebate that was never added is a conflict, not an insert."""
+        with pytest.raises(VersionConflict):
+            self.make_repository().save(make_rebate(), 1)
+
+    def test_due_lists_frozen_rebates_whose_thaw_time_has_come_earliest_first(self) -> None:
+        """Rebates are due from their thaw time on, earliest first, at most ``limit``."""
+        repository = self.make_repository()
+        for rebate_id, days in (("rb-late", 5), ("rb-early", 2), ("rb-never", 30)):
+            rebate = make_rebate(rebate_id, order_id=f"o-{rebate_id}")
+            rebate.freeze(
+                Actor.system(), thaw_at=CONTRACT_TIME + timedelta(days=days), now=CONTRACT_TIME
+            )
+            repository.add(rebate)
+        repository.add(make_rebate("rb-pending", order_id="o-pending"))
+        at = CONTRACT_TIME + timedelta(days=5)
+        assert repository.due(at) == ["rb-early", "rb-late"]
+        assert repository.due(at, limit=1) == ["rb-early"]
+        assert repository.due(CONTRACT_TIME + timedelta(days=1)) == []
+
+    def test_due_forgets_a_rebate_once_it_was_credited(self) -> None:
+        """A credited rebate is never due again."""
+        repository = self.make_repository()
+        rebate = make_rebate()
+        thaw = CONTRACT_TIME + timedelta(days=7)
+        rebate.freeze(Actor.system(), thaw_at=thaw, now=CONTRACT_TIME)
+        repository.add(rebate)
+        loaded = repository.get("rb-1")
+        loaded.expire(thaw)
+        repository.save(loaded, rebate.version)
+        assert repository.due(thaw) == []
+
+    def test_due_with_a_naive_time_raises_invalid_input(self) -> None:
+        """A time without a timezone is refused."""
+        with pytest.raises(InvalidInput):
+            self.make_repository().due(datetime(2026, 1, 1, 9, 0))  # noqa: DTZ001
+
+    def test_for_order_lists_the_rebates_of_an_order_sorted(self) -> None:
+        """Each order leads to its own rebates, sorted by id; an unknown order to none."""
+        repository = self.make_repository()
+        repository.add(make_rebate("o-1:rebate:2"))
+        repository.add(make_rebate("o-1:rebate:1"))
+        repository.add(make_rebate("o-2:rebate:1", order_id="o-2"))
+        assert repository.for_order("o-1") == ["o-1:rebate:1", "o-1:rebate:2"]
+        assert repository.for_order("o-2") == ["o-2:rebate:1"]
+        assert repository.for_order("o-other") == []
