@@ -1,9 +1,8 @@
 """The simulated marketplace's wiring: one :class:`PaymentService` over SQLite or memory.
 
-Orders, inventory and the event outbox live in SQLite by default (the embedded default); the
-payment ledger, payment records, credit lines and promotion ledger have in-memory adapters only
-in this release, and so do shipments (the fulfilment service's parcels and tracking), so they
-stay in memory in either mode.
+By default everything the run stores lives in one SQLite file (the embedded default): orders,
+inventory, the event outbox, payment records, the ledger, credit lines, the promotion ledger,
+shipments and after-sales records. ``--memory`` keeps all of it in memory instead.
 """
 
 from __future__ import annotations
@@ -40,12 +39,30 @@ from ecommerce_core.adapters.sqlite import (
     SqliteOrderRepository,
     SqliteOutbox,
 )
+from ecommerce_core.adapters.sqlite_aggregates import (
+    SqliteAfterSalesRepository,
+    SqlitePaymentRepository,
+    SqliteShipmentRepository,
+)
+from ecommerce_core.adapters.sqlite_books import (
+    SqliteCreditLines,
+    SqliteLedger,
+    SqlitePromotionLedger,
+)
 from ecommerce_core.aftersales import AfterSalesPolicy, RefundInstruction
 from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchase, daily_sessions
 from ecommerce_core.demo import DEMO_PRODUCTS
 from ecommerce_core.money import Money
 from ecommerce_core.payments import RefundStatus
-from ecommerce_core.ports import GatewayStatus, Inventory
+from ecommerce_core.ports import (
+    AfterSalesRepository,
+    CreditLines,
+    GatewayStatus,
+    Inventory,
+    PaymentRepository,
+    PromotionLedger,
+    ShipmentRepository,
+)
 from ecommerce_core.services import (
     AfterSalesService,
     FulfilmentService,
@@ -118,7 +135,7 @@ class SimulatedWorld:
     gateway: ScriptedPaymentGateway
     script: GatewayScript
     clock: ManualClock
-    ledger: InMemoryLedger
+    ledger: InMemoryLedger | SqliteLedger
     initial_stock: Mapping[str, int]
     storage: str
     order_store: InMemoryOrderRepository | SqliteOrderRepository
@@ -202,12 +219,23 @@ def build_world(
     orders: InMemoryOrderRepository | SqliteOrderRepository
     inventory: Inventory
     publisher: RecordingPublisher | SqliteOutbox
+    ledger: InMemoryLedger | SqliteLedger
+    payment_records: PaymentRepository
+    credit_lines: CreditLines
+    promotion_ledger: PromotionLedger
+    shipments: ShipmentRepository
+    records: AfterSalesRepository
+    limit = Money.of(credit_limit, "CNY")
+    limits = {f"b-{n:03d}": limit for n in range(1, buyers + 1)}
     if memory:
         orders, inventory, publisher = (
             InMemoryOrderRepository(),
             InMemoryInventory(initial),
             RecordingPublisher(),
         )
+        ledger, payment_records = InMemoryLedger(), InMemoryPaymentRepository()
+        credit_lines, promotion_ledger = InMemoryCreditLines(limits), InMemoryPromotionLedger()
+        shipments, records = InMemoryShipmentRepository(), InMemoryAfterSalesRepository()
         storage = "everything in memory (--memory)"
     else:
         path = (
@@ -222,12 +250,15 @@ def build_world(
         inventory = sqlite_inventory
         outbox = SqliteOutbox(database)
         publisher = outbox
+        ledger, payment_records = SqliteLedger(database), SqlitePaymentRepository(database)
+        credit_lines = SqliteCreditLines(database, limits)
+        promotion_ledger = SqlitePromotionLedger(database)
+        shipments = SqliteShipmentRepository(database)
+        records = SqliteAfterSalesRepository(database)
         storage = (
-            f"orders, inventory and event outbox in SQLite ({path}); payment ledger, payment"
-            " records, credit lines, promotion ledger, shipments and after-sales in memory"
-            " (no SQLite adapter yet)"
+            f"everything in SQLite ({path}): orders, inventory, event outbox, payment records,"
+            " ledger, credit lines, promotion ledger, shipments and after-sales records"
         )
-    limit = Money.of(credit_limit, "CNY")
     service = PaymentService(
         orders=orders,
         inventory=inventory,
@@ -236,13 +267,12 @@ def build_world(
         clock=clock,
         ids=SequentialIds(),
         publisher=publisher,
-        ledger=InMemoryLedger(),
-        payment_records=InMemoryPaymentRepository(),
-        credit_lines=InMemoryCreditLines({f"b-{n:03d}": limit for n in range(1, buyers + 1)}),
+        ledger=ledger,
+        payment_records=payment_records,
+        credit_lines=credit_lines,
     )
     service.promotions = InMemoryPromotionCatalog(_campaigns(stock))
-    service.promotion_ledger = InMemoryPromotionLedger()
-    shipments, records = InMemoryShipmentRepository(), InMemoryAfterSalesRepository()
+    service.promotion_ledger = promotion_ledger
     fulfilment = FulfilmentService(
         orders=orders,
         shipments=shipments,
@@ -265,8 +295,6 @@ def build_world(
         policy=AfterSalesPolicy(),
         order_policy=service.policy,
     )
-    ledger = service.ledger
-    assert isinstance(ledger, InMemoryLedger)  # noqa: S101  # built just above
     return SimulatedWorld(
         service,
         fulfilment,
