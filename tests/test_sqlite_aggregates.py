@@ -19,7 +19,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecommerce_core import Actor, Conflict, DefinitionError, InvalidInput, NotFound
-from ecommerce_core.errors import CurrencyMismatch
 from ecommerce_core.adapters.codec import JsonCodec
 from ecommerce_core.adapters.memory import RecordingPublisher
 from ecommerce_core.adapters.sqlite import (
@@ -43,6 +42,7 @@ from ecommerce_core.adapters.sqlite_books import (
     SqlitePromotionLedger,
 )
 from ecommerce_core.auctions import Auction, AuctionTerms
+from ecommerce_core.errors import CurrencyMismatch
 from ecommerce_core.limits import LimitClaim
 from ecommerce_core.money import Money
 from ecommerce_core.payments import Account, Movement, Posting
@@ -73,6 +73,14 @@ def database(tmp_path):
 
 class Abandoned(Exception):
     pass
+
+
+def abandoned(database, *steps):
+    """Run the steps in one unit of work, then fail so that it rolls back."""
+    with database.transaction():
+        for step in steps:
+            step()
+        raise Abandoned
 
 
 # --------------------------------------------------------------------------- the upgrade
@@ -264,13 +272,10 @@ class TestEventsInTheOutbox:
         assert [(e.aggregate_id, e.version) for e in sink.published] == [("t-1", 1)]
         assert outbox.pending() == 0
 
-    def test_a_rolled_back_unit_of_work_leaves_neither_the_aggregate_nor_its_events(
-        self, database
-    ):
+    def test_a_rolled_back_unit_of_work_leaves_neither_the_aggregate_nor_its_events(self, database):
         teams = SqliteTeamRepository(database)
-        with pytest.raises(Abandoned), database.transaction():
-            teams.add(make_team())
-            raise Abandoned
+        with pytest.raises(Abandoned):
+            abandoned(database, lambda: teams.add(make_team()))
         assert len(teams) == 0
         assert SqliteOutbox(database).pending() == 0
         assert database.read("SELECT count(*) FROM aggregate_lookups") == [(0,)]
@@ -303,10 +308,12 @@ class TestEventsInTheOutbox:
 class TestTheLedgerOnSqlite:
     def test_a_payment_and_its_postings_are_stored_together_or_not_at_all(self, database):
         payments, ledger = SqlitePaymentRepository(database), SqliteLedger(database)
-        with pytest.raises(Abandoned), database.transaction():
-            payments.add(make_payment())
-            ledger.append([posting("a")])
-            raise Abandoned
+        with pytest.raises(Abandoned):
+            abandoned(
+                database,
+                lambda: payments.add(make_payment()),
+                lambda: ledger.append([posting("a")]),
+            )
         assert (len(payments), len(ledger), ledger.balances("CNY")) == (0, 0, {})
         with database.transaction():
             payments.add(make_payment())
@@ -325,7 +332,9 @@ class TestTheLedgerOnSqlite:
 
     def test_postings_and_balances_survive_reopening_the_file(self, tmp_path):
         with SqliteDatabase(tmp_path / "book.db") as database:
-            SqliteLedger(database).append([posting("a"), posting("b", 40, source=ESCROW, target=MERCHANT)])
+            SqliteLedger(database).append(
+                [posting("a"), posting("b", 40, source=ESCROW, target=MERCHANT)]
+            )
         with SqliteDatabase(tmp_path / "book.db") as database:
             ledger = SqliteLedger(database)
             assert [p.key for p in ledger.all()] == ["a", "b"]
@@ -355,8 +364,14 @@ class TestTheLedgerOnSqlite:
                     ledger.append(
                         [
                             Posting(
-                                f"k{n}", "o-1", "1", source, target, Money(minor, currency),
-                                Movement.CAPTURE, CONTRACT_TIME,
+                                f"k{n}",
+                                "o-1",
+                                "1",
+                                source,
+                                target,
+                                Money(minor, currency),
+                                Movement.CAPTURE,
+                                CONTRACT_TIME,
                             )
                         ]
                     )
@@ -396,9 +411,7 @@ class TestPromotionLimitsAndCreditOnSqlite:
             lines.draw("d-1", "alice", cny("20.00"))  # a repeat, from before the reopening
             assert lines.drawn("alice") == cny("20.00")
 
-    def test_a_grant_may_lower_a_limit_below_what_is_drawn_and_nothing_is_available(
-        self, database
-    ):
+    def test_a_grant_may_lower_a_limit_below_what_is_drawn_and_nothing_is_available(self, database):
         lines = SqliteCreditLines(database, {"alice": cny("50.00")})
         lines.draw("d-1", "alice", cny("40.00"))
         lines.grant("alice", cny("10.00"))

@@ -200,7 +200,9 @@ class FailingSink:
 class TestSchema(SqliteFiles):
     def test_a_new_file_gets_the_current_schema_version_wal_and_the_options(self):
         database = self.fresh_database(busy_timeout=2.5, synchronous="FULL")
-        assert database.schema_version == SCHEMA_VERSION == 3  # 3: aggregates, ledger, limits, credit
+        assert (
+            database.schema_version == SCHEMA_VERSION == 3
+        )  # 3: aggregates, ledger, limits, credit
         assert database.read("PRAGMA journal_mode") == [("wal",)]
         assert database.read("PRAGMA busy_timeout") == [(2500,)]
         assert database.read("PRAGMA synchronous") == [(2,)]

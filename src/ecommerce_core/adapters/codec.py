@@ -1,4 +1,4 @@
-"""A JSON codec for orders and domain events, for adapters that store them as text.
+"""A JSON codec for orders, other aggregates and domain events, for adapters storing text.
 
 Values are written so that any database, log or person can read them back:
 
@@ -8,6 +8,9 @@ Values are written so that any database, log or person can read them back:
   ``zoneinfo`` time comes back as the same instant with a fixed offset;
 - ``timedelta`` as whole microseconds, ``Decimal`` as a string, enums by value;
 - attrs value objects (order lines, deadlines, payments, ...) as objects of their fields;
+- tuples of one type as arrays, fixed-length tuples (``tuple[str, Money]``) as arrays of their
+  items, mappings with text keys as objects (a ``Mapping`` reads back read-only, a ``dict``
+  as a ``dict``);
 - an order's :class:`~ecommerce_core.process.Process` by *name*, resolved on the way back
   through a processes mapping (:data:`~ecommerce_core.processes.PROCESSES` by default);
 - an event by its type *name* plus its fields; the name is resolved through a registry built
@@ -18,6 +21,11 @@ Fields are found through attrs and their type hints, so a field added to
 module, as long as its type is one of the above (anything else is refused when the codec
 first meets the class, with a :class:`~ecommerce_core.errors.DefinitionError`). A field added
 with a default reads back as that default from rows written before it existed.
+
+Any other attrs aggregate (a payment, a shipment, a team, an auction) is stored by the same
+rules with :meth:`JsonCodec.encode_aggregate` and :meth:`JsonCodec.decode_aggregate`, which
+keep its class name so a subclass reads back as itself; :meth:`JsonCodec.encode_value` and
+:meth:`JsonCodec.decode_value` do the same for any value of a declared type.
 
 Example:
     >>> from ecommerce_core.testing import make_order
@@ -253,8 +261,10 @@ class JsonCodec:
                 raise DefinitionError(
                     "JSON codec",
                     [
-                        f"no subclass of {base.__qualname__} is named {name!r}: import the "
-                        "module defining it before reading"
+                        (
+                            f"no subclass of {base.__qualname__} is named {name!r}: import "
+                            "the module defining it before reading"
+                        )
                     ],
                 )
             decode = self._decoders["aggregate", base, name] = self._compile_class(

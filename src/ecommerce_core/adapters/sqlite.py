@@ -142,8 +142,10 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             body TEXT NOT NULL,
             PRIMARY KEY (kind, id)
         ) WITHOUT ROWID""",
-        "CREATE INDEX aggregates_due ON aggregates (kind, deadline_at, id) "
-        "WHERE deadline_at IS NOT NULL",
+        (
+            "CREATE INDEX aggregates_due ON aggregates (kind, deadline_at, id) "
+            "WHERE deadline_at IS NOT NULL"
+        ),
         """CREATE TABLE aggregate_lookups (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             kind TEXT NOT NULL,
@@ -153,8 +155,10 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             is_unique INTEGER NOT NULL CHECK (is_unique IN (0, 1)),
             UNIQUE (kind, name, value, id)
         )""",
-        "CREATE UNIQUE INDEX aggregate_lookups_unique ON aggregate_lookups (kind, name, value) "
-        "WHERE is_unique = 1",
+        (
+            "CREATE UNIQUE INDEX aggregate_lookups_unique "
+            "ON aggregate_lookups (kind, name, value) WHERE is_unique = 1"
+        ),
         "CREATE INDEX aggregate_lookups_of ON aggregate_lookups (kind, id)",
         """CREATE TABLE ledger_postings (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,

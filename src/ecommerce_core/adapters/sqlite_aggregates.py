@@ -465,11 +465,15 @@ class SqliteShipmentRepository(SqliteAggregateRepository[Shipment]):
         """Found by order, by order and sequence (unique), by carrier and number (unique)."""
         return [
             Lookup("order", aggregate.order_id),
-            Lookup("order and sequence", joined(aggregate.order_id, aggregate.sequence), True),
+            Lookup(
+                "order and sequence",
+                joined(aggregate.order_id, aggregate.sequence),
+                unique=True,
+            ),
             Lookup(
                 "carrier and tracking number",
                 joined(aggregate.carrier, aggregate.tracking_number),
-                True,
+                unique=True,
             ),
         ]
 
