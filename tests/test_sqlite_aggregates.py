@@ -453,3 +453,38 @@ class TestTheCodecOnAggregates:
     def test_anything_but_an_attrs_instance_is_refused_as_an_aggregate(self):
         with pytest.raises(InvalidInput):
             JsonCodec().encode_aggregate({"id": "x"})
+
+
+@attrs.frozen
+class Unstorable:
+    id: str
+    payload: bytes
+    version: int = 1
+
+
+class SqliteUnstorableRepository(SqliteAggregateRepository[Unstorable]):
+    kind = "unstorable"
+    aggregate_type = Unstorable
+
+
+class TestRefusals:
+    def test_an_aggregate_with_a_field_the_codec_cannot_store_is_refused_by_name(self, database):
+        with pytest.raises(DefinitionError) as caught:
+            SqliteUnstorableRepository(database).add(Unstorable("u-1", b""))
+        assert "Unstorable.payload: type bytes cannot be stored" in str(caught.value)
+        assert database.read("SELECT count(*) FROM aggregates") == [(0,)]
+
+    def test_get_of_an_id_that_is_not_text_raises_not_found(self, database):
+        with pytest.raises(NotFound):
+            SqlitePaymentRepository(database).get(42)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("limit", [-1, 1.5, True])
+    def test_due_refuses_a_limit_that_is_not_a_whole_number(self, database, limit):
+        with pytest.raises(InvalidInput):
+            SqlitePaymentRepository(database).due(CONTRACT_TIME, limit=limit)
+
+    def test_a_draw_of_something_that_is_not_money_is_refused(self, database):
+        lines = SqliteCreditLines(database, {"alice": cny("50.00")})
+        with pytest.raises(InvalidInput):
+            lines.draw("d-1", "alice", 100)  # type: ignore[arg-type]
+        assert lines.drawn("alice") == cny("0.00")

@@ -7,6 +7,7 @@ shipments and after-sales records. ``--memory`` keeps all of it in memory instea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Mapping
@@ -147,6 +148,17 @@ class SimulatedWorld:
         """Close the database, if any."""
         if self.database is not None:
             self.database.close()
+
+    def unit_of_work(self) -> contextlib.AbstractContextManager[object]:
+        """One step of the run as one transaction on SQLite (nothing in memory).
+
+        What a host does per request: the adapters' own transactions join it as savepoints (a
+        refused command undoes only its own writes), and the outbox publishes after its
+        commit.
+        """
+        if self.database is None:
+            return contextlib.nullcontext()
+        return self.database.transaction("simulation step")
 
 
 def _campaigns(stock: int) -> list[FlashSale | RushPurchase]:
