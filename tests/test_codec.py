@@ -69,7 +69,7 @@ class CodecProbeEitherOr(DomainEvent):
 
 @attrs.frozen(kw_only=True)
 class CodecProbePair(DomainEvent):
-    pair: tuple[int, str]
+    pair: tuple[int, bytes]  # a fixed-length tuple is stored; bytes inside it is not
 
 
 @attrs.frozen(kw_only=True)
@@ -334,9 +334,9 @@ class TestEvents:
             ),
             (
                 CodecProbePair(
-                    aggregate_id="o", version=1, occurred_at=NOW, actor="x", pair=(1, "")
+                    aggregate_id="o", version=1, occurred_at=NOW, actor="x", pair=(1, b"")
                 ),
-                "CodecProbePair.pair: type tuple[int, str] cannot",
+                "CodecProbePair.pair: type bytes cannot",
             ),
             (
                 CodecProbeCounts(

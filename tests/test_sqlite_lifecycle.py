@@ -6,6 +6,10 @@ test (here our SQLite repository, inventory and outbox, on a fresh file per exam
 its ``TestCase`` to pytest. Every check of the in-memory run applies; on top, after every step,
 the outbox has delivered exactly the events the service published, in order, and holds none
 pending.
+
+Then the contract suites of the other ports (payments, the ledger, credit lines, promotion
+limits, shipments, after-sales records, teams), subclassed against our SQLite adapters the same
+way.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import settings
 from hypothesis.stateful import invariant
 
@@ -22,6 +27,28 @@ from ecommerce_core.adapters.sqlite import (
     SqliteInventory,
     SqliteOrderRepository,
     SqliteOutbox,
+)
+from ecommerce_core.adapters.sqlite_aggregates import (
+    SqliteAfterSalesRepository,
+    SqlitePaymentRepository,
+    SqliteShipmentRepository,
+    SqliteTeamRepository,
+)
+from ecommerce_core.adapters.sqlite_books import (
+    SqliteCreditLines,
+    SqliteLedger,
+    SqlitePromotionLedger,
+)
+from ecommerce_core.testing.contracts import (
+    AfterSalesRepositoryContract,
+    PromotionLedgerContract,
+    ShipmentRepositoryContract,
+    TeamRepositoryContract,
+)
+from ecommerce_core.testing.payment_contracts import (
+    CreditLinesContract,
+    LedgerContract,
+    PaymentRepositoryContract,
 )
 from ecommerce_core.testing.stateful import OrderLifecycleMachine
 
@@ -59,3 +86,58 @@ SqliteOrderLifecycle.TestCase.settings = settings(
     max_examples=50, stateful_step_count=30, deadline=None
 )
 TestSqliteOrderLifecycle = SqliteOrderLifecycle.TestCase
+
+
+# --------------------------------------------------------------------------- the other ports
+#
+# The contract suites of every other port our SQLite adapters implement, subclassed as
+# docs/embedding.md tells a host to: one fresh database file per adapter, closed afterwards.
+
+
+class HostSqliteFiles:
+    @pytest.fixture(autouse=True)
+    def _folder(self, tmp_path):
+        self.folder, self.opened = tmp_path, []
+        yield
+        for database in self.opened:
+            database.close()
+
+    def database(self):
+        opened = SqliteDatabase(self.folder / f"host-{len(self.opened)}.db")
+        self.opened.append(opened)
+        return opened
+
+
+class TestHostPaymentRepository(HostSqliteFiles, PaymentRepositoryContract):
+    def make_repository(self):
+        return SqlitePaymentRepository(self.database())
+
+
+class TestHostLedger(HostSqliteFiles, LedgerContract):
+    def make_ledger(self):
+        return SqliteLedger(self.database())
+
+
+class TestHostCreditLines(HostSqliteFiles, CreditLinesContract):
+    def make_credit_lines(self, limits):
+        return SqliteCreditLines(self.database(), limits)
+
+
+class TestHostPromotionLedger(HostSqliteFiles, PromotionLedgerContract):
+    def make_ledger(self):
+        return SqlitePromotionLedger(self.database())
+
+
+class TestHostShipmentRepository(HostSqliteFiles, ShipmentRepositoryContract):
+    def make_repository(self):
+        return SqliteShipmentRepository(self.database())
+
+
+class TestHostAfterSalesRepository(HostSqliteFiles, AfterSalesRepositoryContract):
+    def make_repository(self):
+        return SqliteAfterSalesRepository(self.database())
+
+
+class TestHostTeamRepository(HostSqliteFiles, TeamRepositoryContract):
+    def make_repository(self):
+        return SqliteTeamRepository(self.database())

@@ -36,6 +36,17 @@ from ecommerce_core.adapters.sqlite import (
     SqliteOrderRepository,
     SqliteOutbox,
 )
+from ecommerce_core.adapters.sqlite_aggregates import (
+    SqliteAfterSalesRepository,
+    SqlitePaymentRepository,
+    SqliteShipmentRepository,
+    SqliteTeamRepository,
+)
+from ecommerce_core.adapters.sqlite_books import (
+    SqliteCreditLines,
+    SqliteLedger,
+    SqlitePromotionLedger,
+)
 from ecommerce_core.demo import DEMO_PRODUCTS
 from ecommerce_core.errors import (
     IdempotencyConflict,
@@ -48,12 +59,21 @@ from ecommerce_core.errors import (
 )
 from ecommerce_core.ports import StockItem
 from ecommerce_core.testing.contracts import (
+    AfterSalesRepositoryContract,
     EventPublisherContract,
     IdempotencyStoreContract,
     InventoryContract,
     OrderRepositoryContract,
+    PromotionLedgerContract,
+    ShipmentRepositoryContract,
+    TeamRepositoryContract,
     assert_same_order,
     make_order,
+)
+from ecommerce_core.testing.payment_contracts import (
+    CreditLinesContract,
+    LedgerContract,
+    PaymentRepositoryContract,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,6 +122,41 @@ class TestSqliteOutboxContract(SqliteFiles, EventPublisherContract):
         return SqliteOutbox(self.fresh_database(), RecordingPublisher())
 
 
+class TestSqlitePaymentRepositoryContract(SqliteFiles, PaymentRepositoryContract):
+    def make_repository(self):
+        return SqlitePaymentRepository(self.fresh_database())
+
+
+class TestSqliteShipmentRepositoryContract(SqliteFiles, ShipmentRepositoryContract):
+    def make_repository(self):
+        return SqliteShipmentRepository(self.fresh_database())
+
+
+class TestSqliteAfterSalesRepositoryContract(SqliteFiles, AfterSalesRepositoryContract):
+    def make_repository(self):
+        return SqliteAfterSalesRepository(self.fresh_database())
+
+
+class TestSqliteTeamRepositoryContract(SqliteFiles, TeamRepositoryContract):
+    def make_repository(self):
+        return SqliteTeamRepository(self.fresh_database())
+
+
+class TestSqliteLedgerContract(SqliteFiles, LedgerContract):
+    def make_ledger(self):
+        return SqliteLedger(self.fresh_database())
+
+
+class TestSqlitePromotionLedgerContract(SqliteFiles, PromotionLedgerContract):
+    def make_ledger(self):
+        return SqlitePromotionLedger(self.fresh_database())
+
+
+class TestSqliteCreditLinesContract(SqliteFiles, CreditLinesContract):
+    def make_credit_lines(self, limits):
+        return SqliteCreditLines(self.fresh_database(), limits)
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -145,7 +200,9 @@ class FailingSink:
 class TestSchema(SqliteFiles):
     def test_a_new_file_gets_the_current_schema_version_wal_and_the_options(self):
         database = self.fresh_database(busy_timeout=2.5, synchronous="FULL")
-        assert database.schema_version == SCHEMA_VERSION == 2  # 2: the restocks table
+        assert (
+            database.schema_version == SCHEMA_VERSION == 3
+        )  # 3: aggregates, ledger, limits, credit
         assert database.read("PRAGMA journal_mode") == [("wal",)]
         assert database.read("PRAGMA busy_timeout") == [(2500,)]
         assert database.read("PRAGMA synchronous") == [(2,)]

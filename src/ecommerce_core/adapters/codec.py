@@ -1,4 +1,4 @@
-"""A JSON codec for orders and domain events, for adapters that store them as text.
+"""A JSON codec for orders, other aggregates and domain events, for adapters storing text.
 
 Values are written so that any database, log or person can read them back:
 
@@ -8,6 +8,9 @@ Values are written so that any database, log or person can read them back:
   ``zoneinfo`` time comes back as the same instant with a fixed offset;
 - ``timedelta`` as whole microseconds, ``Decimal`` as a string, enums by value;
 - attrs value objects (order lines, deadlines, payments, ...) as objects of their fields;
+- tuples of one type as arrays, fixed-length tuples (``tuple[str, Money]``) as arrays of their
+  items, mappings with text keys as objects (a ``Mapping`` reads back read-only, a ``dict``
+  as a ``dict``);
 - an order's :class:`~ecommerce_core.process.Process` by *name*, resolved on the way back
   through a processes mapping (:data:`~ecommerce_core.processes.PROCESSES` by default);
 - an event by its type *name* plus its fields; the name is resolved through a registry built
@@ -18,6 +21,11 @@ Fields are found through attrs and their type hints, so a field added to
 module, as long as its type is one of the above (anything else is refused when the codec
 first meets the class, with a :class:`~ecommerce_core.errors.DefinitionError`). A field added
 with a default reads back as that default from rows written before it existed.
+
+Any other attrs aggregate (a payment, a shipment, a team, an auction) is stored by the same
+rules with :meth:`JsonCodec.encode_aggregate` and :meth:`JsonCodec.decode_aggregate`, which
+keep its class name so a subclass reads back as itself; :meth:`JsonCodec.encode_value` and
+:meth:`JsonCodec.decode_value` do the same for any value of a declared type.
 
 Example:
     >>> from ecommerce_core.testing import make_order
@@ -41,7 +49,8 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
 
 import attrs
 
@@ -58,6 +67,7 @@ __all__ = [
 ]
 
 _Convert = Callable[[Any], Any]
+_T = TypeVar("_T")
 _NOT_STORED: Final = frozenset({"events"})  # an order's pending events go to the outbox
 _MICROSECOND: Final = dt.timedelta(microseconds=1)
 
@@ -209,6 +219,84 @@ class JsonCodec:
         if not self._fixed_events:
             self._events = event_types()
 
+    # ----------------------------------------------------------------- aggregates and values
+
+    def encode_aggregate(self, aggregate: object) -> tuple[str, str]:
+        """The aggregate's class name and its stored fields as JSON text.
+
+        Any attrs aggregate is written by the rules above: its ``init`` fields (those set by
+        its constructor), by their type hints; its pending ``events`` are not stored, nor are
+        fields outside ``__init__`` (caches, which the class must rebuild itself when
+        constructed). The class *name* lets :meth:`decode_aggregate` read back the right
+        subclass (a :class:`~ecommerce_core.payments.CodPayment` stored as a payment).
+
+        Raises:
+            InvalidInput: Not an instance of an attrs class.
+            DefinitionError: Its class has a field of a type the codec cannot store.
+
+        """
+        cls = type(aggregate)
+        if not attrs.has(cls):
+            raise InvalidInput("aggregate", aggregate, "must be an instance of an attrs class")
+        encode = self._encoders.get(("aggregate", cls))
+        if encode is None:
+            encode = self._encoders["aggregate", cls] = self._compile_class(cls, encode=True)
+        return cls.__qualname__, self._dumps(encode(aggregate))
+
+    def decode_aggregate(self, base: type[_T], name: str, text: str) -> _T:
+        """The aggregate of class ``name`` (``base`` or an attrs subclass of it) in ``text``.
+
+        Fields missing from ``text`` (added to the class after it was written) take their
+        defaults.
+
+        Raises:
+            DefinitionError: Neither ``base`` nor any subclass of it defined so far has that
+                name.
+
+        """
+        decode = self._decoders.get(("aggregate", base, name))
+        if decode is None:
+            cls = _subclass_named(base, name)
+            if cls is None:
+                raise DefinitionError(
+                    "JSON codec",
+                    [
+                        (
+                            f"no subclass of {base.__qualname__} is named {name!r}: import "
+                            "the module defining it before reading"
+                        )
+                    ],
+                )
+            decode = self._decoders["aggregate", base, name] = self._compile_class(
+                cls, encode=False
+            )
+        aggregate: _T = decode(self._loads(text))
+        return aggregate
+
+    def encode_value(self, tp: Any, value: object) -> str:
+        """``value``, declared as type ``tp`` (``Posting``, ``tuple[LimitClaim, ...]``), as JSON.
+
+        Raises:
+            DefinitionError: ``tp`` is a type the codec cannot store.
+
+        """
+        return self._dumps(self._encoder(tp)(value))
+
+    def decode_value(self, tp: Any, text: str) -> Any:
+        """The value of type ``tp`` that :meth:`encode_value` wrote as ``text``.
+
+        Raises:
+            DefinitionError: ``tp`` is a type the codec cannot store.
+
+        """
+        return self._decoder(tp)(self._loads(text))
+
+    def _compile_class(self, cls: type[Any], *, encode: bool) -> _Convert:
+        try:
+            return self._attrs_class(cls, encode=encode)
+        except _Unsupported as problem:
+            raise DefinitionError("JSON codec", [f"{problem} cannot be stored as JSON"]) from None
+
     # ----------------------------------------------------------------- compiling
 
     def _encoder(self, tp: Any) -> _Convert:
@@ -256,10 +344,26 @@ class JsonCodec:
             if encode:
                 return lambda value: [item(each) for each in value]
             return lambda value: origin(item(each) for each in value)
+        if origin is tuple and args and Ellipsis not in args:
+            return self._fixed_tuple(args, encode=encode)
         if origin in (dict, Mapping, typing.Mapping) and args and args[0] is str:
             item = self._convert(args[1], encode=encode)
-            return lambda value: {key: item(each) for key, each in value.items()}
+            if encode:
+                return lambda value: {key: item(each) for key, each in value.items()}
+            if origin is dict:
+                return lambda value: {key: item(each) for key, each in value.items()}
+            # A read-only mapping reads back read-only, as the aggregates keep it.
+            return lambda value: MappingProxyType({key: item(each) for key, each in value.items()})
         raise _Unsupported(f"type {_name(tp)}")
+
+    def _fixed_tuple(self, args: tuple[Any, ...], *, encode: bool) -> _Convert:
+        """A tuple of fixed length (``tuple[str, Money]``), written as a JSON array."""
+        items = [self._convert(arg, encode=encode) for arg in args]
+        if encode:
+            return lambda value: [convert(each) for convert, each in zip(items, value, strict=True)]
+        return lambda value: tuple(
+            convert(each) for convert, each in zip(items, value, strict=True)
+        )
 
     def _optional(self, tp: Any, args: tuple[Any, ...], *, encode: bool) -> _Convert:
         present = [arg for arg in args if arg is not type(None)]
@@ -341,6 +445,21 @@ class JsonCodec:
                     )
                 ],
             ) from None
+
+
+def _subclass_named(base: type[Any], name: str) -> type[Any] | None:
+    """``base`` or the attrs subclass of it named ``name`` (by qualified name), if any."""
+    if base.__qualname__ == name:
+        return base
+    found: type[Any] | None = None
+    pending = list(base.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__qualname__ != name or not attrs.has(cls):
+            continue
+        found = cls if found is None else (_live(cls, found) or found)
+    return found
 
 
 def _name(tp: Any) -> str:

@@ -130,12 +130,108 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             items TEXT NOT NULL
         ) WITHOUT ROWID""",
     ),
+    # 2 -> 3: every other aggregate as a document, the ledger, limits and credit lines
+    # (the adapters in ecommerce_core.adapters.sqlite_aggregates and sqlite_books).
+    (
+        """CREATE TABLE aggregates (
+            kind TEXT NOT NULL,
+            id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            class TEXT NOT NULL,
+            deadline_at INTEGER,
+            body TEXT NOT NULL,
+            PRIMARY KEY (kind, id)
+        ) WITHOUT ROWID""",
+        (
+            "CREATE INDEX aggregates_due ON aggregates (kind, deadline_at, id) "
+            "WHERE deadline_at IS NOT NULL"
+        ),
+        """CREATE TABLE aggregate_lookups (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            id TEXT NOT NULL,
+            is_unique INTEGER NOT NULL CHECK (is_unique IN (0, 1)),
+            UNIQUE (kind, name, value, id)
+        )""",
+        (
+            "CREATE UNIQUE INDEX aggregate_lookups_unique "
+            "ON aggregate_lookups (kind, name, value) WHERE is_unique = 1"
+        ),
+        "CREATE INDEX aggregate_lookups_of ON aggregate_lookups (kind, id)",
+        """CREATE TABLE ledger_postings (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL UNIQUE,
+            order_id TEXT NOT NULL,
+            line_id TEXT NOT NULL,
+            source_kind TEXT NOT NULL,
+            source_owner TEXT NOT NULL,
+            target_kind TEXT NOT NULL,
+            target_owner TEXT NOT NULL,
+            minor INTEGER NOT NULL CHECK (minor > 0),
+            currency TEXT NOT NULL,
+            movement TEXT NOT NULL,
+            at TEXT NOT NULL
+        )""",
+        "CREATE INDEX ledger_postings_order ON ledger_postings (order_id, seq)",
+        """CREATE TRIGGER ledger_postings_no_update BEFORE UPDATE ON ledger_postings
+        BEGIN SELECT RAISE(ABORT, 'ledger postings are append-only'); END""",
+        """CREATE TRIGGER ledger_postings_no_delete BEFORE DELETE ON ledger_postings
+        BEGIN SELECT RAISE(ABORT, 'ledger postings are append-only'); END""",
+        """CREATE TABLE ledger_balances (
+            account_kind TEXT NOT NULL,
+            account_owner TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            minor INTEGER NOT NULL,
+            PRIMARY KEY (account_kind, account_owner, currency)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE promotion_counters (
+            key TEXT PRIMARY KEY,
+            held INTEGER NOT NULL CHECK (held >= 0)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE promotion_holds (
+            id TEXT PRIMARY KEY,
+            claims TEXT NOT NULL,
+            kept TEXT NOT NULL,
+            temporary TEXT NOT NULL,
+            state TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE credit_lines (
+            buyer_id TEXT PRIMARY KEY,
+            limit_minor INTEGER NOT NULL CHECK (limit_minor >= 0),
+            currency TEXT NOT NULL,
+            drawn INTEGER NOT NULL DEFAULT 0 CHECK (drawn >= 0)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE credit_keys (
+            key TEXT PRIMARY KEY,
+            what TEXT NOT NULL,
+            buyer_id TEXT NOT NULL,
+            minor INTEGER NOT NULL,
+            currency TEXT NOT NULL
+        ) WITHOUT ROWID""",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 """The schema version this library writes; older files are upgraded when opened."""
 
-_OUR_TABLES: Final = ("orders", "stock", "reservations", "idempotency_keys", "outbox")
+_OUR_TABLES: Final = (
+    "orders",
+    "stock",
+    "reservations",
+    "idempotency_keys",
+    "outbox",
+    "restocks",
+    "aggregates",
+    "aggregate_lookups",
+    "ledger_postings",
+    "ledger_balances",
+    "promotion_counters",
+    "promotion_holds",
+    "credit_lines",
+    "credit_keys",
+)
 _SYNCHRONOUS: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
 _BUSY_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

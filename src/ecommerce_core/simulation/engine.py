@@ -210,10 +210,11 @@ class Simulator:
                 self._sweep()
             self._advance_to(when)
             self.stats.steps += 1
-            try:
-                action()
-            except EcommerceCoreError as error:
-                self.stats.refusals[f"{name}: {type(error).__name__}"] += 1
+            with self.world.unit_of_work():
+                try:
+                    action()
+                except EcommerceCoreError as error:
+                    self.stats.refusals[f"{name}: {type(error).__name__}"] += 1
             if name == "arrive" and progress is not None and self.stats.journeys % tick == 0:
                 progress(self.stats.journeys, total)
         for _ in range(_SETTLE_DAYS):
@@ -230,7 +231,8 @@ class Simulator:
             self.world.clock.advance(when - now)
 
     def _sweep(self) -> None:
-        self.stats.expired += len(self.world.service.expire_due())
+        with self.world.unit_of_work():
+            self.stats.expired += len(self.world.service.expire_due())
 
     def _at(self, when: datetime, name: str, action: Callable[[], object]) -> None:
         heapq.heappush(self._queue, (when, next(self._seq), name, action))

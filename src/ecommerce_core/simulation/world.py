@@ -1,13 +1,13 @@
-"""The simulated marketplace's wiring: one :class:`PaymentService` over SQLite or memory.
+"""The simulated marketplace's wiring: one :class:`CampaignService` over SQLite or memory.
 
-Orders, inventory and the event outbox live in SQLite by default (the embedded default); the
-payment ledger, payment records, credit lines and promotion ledger have in-memory adapters only
-in this release, and so do shipments (the fulfilment service's parcels and tracking), so they
-stay in memory in either mode.
+By default everything the run stores lives in one SQLite file (the embedded default): orders,
+inventory, the event outbox, payment records, the ledger, credit lines, the promotion ledger,
+shipments and after-sales records. ``--memory`` keeps all of it in memory instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Mapping
@@ -41,12 +41,32 @@ from ecommerce_core.adapters.sqlite import (
     SqliteOrderRepository,
     SqliteOutbox,
 )
+from ecommerce_core.adapters.sqlite_aggregates import (
+    SqliteAfterSalesRepository,
+    SqlitePaymentRepository,
+    SqliteShipmentRepository,
+    SqliteTeamRepository,
+)
+from ecommerce_core.adapters.sqlite_books import (
+    SqliteCreditLines,
+    SqliteLedger,
+    SqlitePromotionLedger,
+)
 from ecommerce_core.aftersales import AfterSalesPolicy, RefundInstruction
 from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchase, daily_sessions
 from ecommerce_core.demo import DEMO_PRODUCTS
 from ecommerce_core.money import Money
 from ecommerce_core.payments import RefundStatus
-from ecommerce_core.ports import GatewayStatus, Inventory
+from ecommerce_core.ports import (
+    AfterSalesRepository,
+    CreditLines,
+    GatewayStatus,
+    Inventory,
+    PaymentRepository,
+    PromotionLedger,
+    ShipmentRepository,
+    TeamRepository,
+)
 from ecommerce_core.services import (
     AfterSalesService,
     CampaignService,
@@ -120,7 +140,7 @@ class SimulatedWorld:
     gateway: ScriptedPaymentGateway
     script: GatewayScript
     clock: ManualClock
-    ledger: InMemoryLedger
+    ledger: InMemoryLedger | SqliteLedger
     initial_stock: Mapping[str, int]
     storage: str
     order_store: InMemoryOrderRepository | SqliteOrderRepository
@@ -132,6 +152,17 @@ class SimulatedWorld:
         """Close the database, if any."""
         if self.database is not None:
             self.database.close()
+
+    def unit_of_work(self) -> contextlib.AbstractContextManager[object]:
+        """One step of the run as one transaction on SQLite (nothing in memory).
+
+        What a host does per request: the adapters' own transactions join it as savepoints (a
+        refused command undoes only its own writes), and the outbox publishes after its
+        commit.
+        """
+        if self.database is None:
+            return contextlib.nullcontext()
+        return self.database.transaction("simulation step")
 
 
 def _campaigns(stock: int) -> list[FlashSale | RushPurchase]:
@@ -185,7 +216,7 @@ def build_world(
     db_path: str | os.PathLike[str] | None = None,
     credit_limit: str = "2000.00",
 ) -> SimulatedWorld:
-    """Wire a :class:`PaymentService` for the simulation.
+    """Wire a :class:`CampaignService` for the simulation.
 
     Args:
         buyers: How many buyers (``b-001`` ...) get a credit line.
@@ -204,12 +235,25 @@ def build_world(
     orders: InMemoryOrderRepository | SqliteOrderRepository
     inventory: Inventory
     publisher: RecordingPublisher | SqliteOutbox
+    ledger: InMemoryLedger | SqliteLedger
+    payment_records: PaymentRepository
+    credit_lines: CreditLines
+    promotion_ledger: PromotionLedger
+    shipments: ShipmentRepository
+    records: AfterSalesRepository
+    teams: TeamRepository
+    limit = Money.of(credit_limit, "CNY")
+    limits = {f"b-{n:03d}": limit for n in range(1, buyers + 1)}
     if memory:
         orders, inventory, publisher = (
             InMemoryOrderRepository(),
             InMemoryInventory(initial),
             RecordingPublisher(),
         )
+        ledger, payment_records = InMemoryLedger(), InMemoryPaymentRepository()
+        credit_lines, promotion_ledger = InMemoryCreditLines(limits), InMemoryPromotionLedger()
+        shipments, records = InMemoryShipmentRepository(), InMemoryAfterSalesRepository()
+        teams = InMemoryTeamRepository()
         storage = "everything in memory (--memory)"
     else:
         path = (
@@ -224,13 +268,16 @@ def build_world(
         inventory = sqlite_inventory
         outbox = SqliteOutbox(database)
         publisher = outbox
+        ledger, payment_records = SqliteLedger(database), SqlitePaymentRepository(database)
+        credit_lines = SqliteCreditLines(database, limits)
+        promotion_ledger = SqlitePromotionLedger(database)
+        shipments = SqliteShipmentRepository(database)
+        records = SqliteAfterSalesRepository(database)
+        teams = SqliteTeamRepository(database)
         storage = (
-            f"orders, inventory and event outbox in SQLite ({path}); payment ledger, payment"
-            " records, credit lines, promotion ledger, shipments, after-sales and teams in"
-            " memory"
-            " (no SQLite adapter yet)"
+            f"everything in SQLite ({path}): orders, inventory, event outbox, payment records,"
+            " ledger, credit lines, promotion ledger, shipments, after-sales records and teams"
         )
-    limit = Money.of(credit_limit, "CNY")
     service = CampaignService(
         orders=orders,
         inventory=inventory,
@@ -239,14 +286,13 @@ def build_world(
         clock=clock,
         ids=SequentialIds(),
         publisher=publisher,
-        ledger=InMemoryLedger(),
-        payment_records=InMemoryPaymentRepository(),
-        credit_lines=InMemoryCreditLines({f"b-{n:03d}": limit for n in range(1, buyers + 1)}),
-        teams=InMemoryTeamRepository(),
+        ledger=ledger,
+        payment_records=payment_records,
+        credit_lines=credit_lines,
+        teams=teams,
     )
     service.promotions = InMemoryPromotionCatalog(_campaigns(stock))
-    service.promotion_ledger = InMemoryPromotionLedger()
-    shipments, records = InMemoryShipmentRepository(), InMemoryAfterSalesRepository()
+    service.promotion_ledger = promotion_ledger
     fulfilment = FulfilmentService(
         orders=orders,
         shipments=shipments,
@@ -269,8 +315,6 @@ def build_world(
         policy=AfterSalesPolicy(),
         order_policy=service.policy,
     )
-    ledger = service.ledger
-    assert isinstance(ledger, InMemoryLedger)  # noqa: S101  # built just above
     return SimulatedWorld(
         service,
         fulfilment,
