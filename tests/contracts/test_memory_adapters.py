@@ -9,6 +9,7 @@ import pytest
 from ecommerce_core.actors import Actor
 from ecommerce_core.adapters.memory import (
     InMemoryAfterSalesRepository,
+    InMemoryAuctionRepository,
     InMemoryCarriers,
     InMemoryCatalog,
     InMemoryCreditLines,
@@ -43,6 +44,7 @@ from ecommerce_core.ports import (
 )
 from ecommerce_core.testing.contracts import (
     AfterSalesRepositoryContract,
+    AuctionRepositoryContract,
     CarriersContract,
     CatalogContract,
     ClockContract,
@@ -462,3 +464,8 @@ class TestPublishedNumbers:
 class TestInMemoryTeamRepositoryContract(TeamRepositoryContract):
     def make_repository(self) -> InMemoryTeamRepository:
         return InMemoryTeamRepository()
+
+
+class TestInMemoryAuctionRepositoryContract(AuctionRepositoryContract):
+    def make_repository(self) -> InMemoryAuctionRepository:
+        return InMemoryAuctionRepository()

@@ -7,8 +7,8 @@ balances of all accounts always sum to zero.
 
 Accounts fall in four groups (:class:`AccountKind`):
 
-- **payer side**: the buyer's own money (card, wallet, cash) and a credit provider who lends to
-  the buyer. Money *paid in* leaves these; money *refunded* returns to them.
+- **payer side**: the buyer's own money (card, wallet, cash), a deposit held aside for them,
+  and a credit provider who lends to the buyer. Money *paid in* leaves these; money *refunded* returns to them.
 - **held**: escrow the platform holds for an order, and cash a carrier collected at the door
   but has not remitted yet.
 - **released**: the merchant's proceeds.
@@ -84,9 +84,17 @@ class AccountKind(enum.StrEnum):
     """Commission: the platform's cut (owner: the platform)."""
     COD_FEE = "cod_fee"
     """Commission, kept on refund: the carrier's fee for collecting cash (owner: the carrier)."""
+    DEPOSIT = "deposit"
+    """Payer side: a bidder's deposit (保证金) the platform holds aside (owner: the bidder id).
+
+    It is still the buyer's money, not an order's: holding and releasing it are payer-side
+    movements (left out of :func:`order_money`), while a deposit applied to the winner's order,
+    or forfeited, is paid in from it."""
 
 
-PAYER_KINDS: Final = frozenset({AccountKind.BUYER, AccountKind.CREDIT_PROVIDER})
+PAYER_KINDS: Final = frozenset(
+    {AccountKind.BUYER, AccountKind.CREDIT_PROVIDER, AccountKind.DEPOSIT}
+)
 """Where paid-in money comes from and refunded money goes back to."""
 HELD_KINDS: Final = frozenset({AccountKind.ESCROW, AccountKind.CARRIER_COD})
 """Accounts whose balance for an order is money still held."""
@@ -154,6 +162,11 @@ class Account:
     def __str__(self) -> str:
         return f"{self.kind.value}:{self.owner}"
 
+    @classmethod
+    def deposit(cls, bidder_id: str) -> Account:
+        """The deposits (保证金) the platform holds for a bidder."""
+        return cls(AccountKind.DEPOSIT, bidder_id)
+
 
 class Movement(enum.StrEnum):
     """Why money moved: the business operation behind a posting."""
@@ -174,6 +187,8 @@ class Movement(enum.StrEnum):
     """A buyer repaid a credit installment (and any penalty): buyer to provider."""
     CASHBACK = "cashback"
     """A credit provider paid back a buyer who had repaid more than a refund left owing."""
+    FORFEIT = "forfeit"
+    """A deposit kept because its owner broke the rules (an auction winner who did not pay)."""
 
 
 def _check_text(field: str, value: object) -> None:
