@@ -8,7 +8,8 @@ balances of all accounts always sum to zero.
 Accounts fall in four groups (:class:`AccountKind`):
 
 - **payer side**: the buyer's own money (card, wallet, cash), a deposit held aside for them,
-  and a credit provider who lends to the buyer. Money *paid in* leaves these; money *refunded* returns to them.
+  and a credit provider who lends to the buyer. Money *paid in* leaves these; money
+  *refunded* returns to them.
 - **held**: escrow the platform holds for an order, and cash a carrier collected at the door
   but has not remitted yet.
 - **released**: the merchant's proceeds.

@@ -4,7 +4,8 @@
 also runs the collective modes. Each mode is one part, in its own module, that adds its use
 cases and passes every order of another process on unchanged:
 
-- team purchase (拼团): :class:`~ecommerce_core.services.teams.TeamPurchases`.
+- team purchase (拼团): :class:`~ecommerce_core.services.teams.TeamPurchases`;
+- auction (竞拍): :class:`~ecommerce_core.services.auctions.Auctions`.
 
 A host offers a mode by giving its repository; a mode without one is not offered (its use
 cases raise :class:`~ecommerce_core.errors.DefinitionError`) and :meth:`expire_due` skips it.
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import attrs
 
-from ecommerce_core.ports import TeamRepository
+from ecommerce_core.ports import AuctionRepository, TeamRepository
+from ecommerce_core.services.auctions import Auctions
 from ecommerce_core.services.teams import TeamOrderFailed, TeamOrderFormed, TeamPurchases
 
 __all__ = [
@@ -26,7 +28,7 @@ __all__ = [
 
 
 @attrs.define
-class CampaignService(TeamPurchases):
+class CampaignService(Auctions, TeamPurchases):
     """The payment use cases, plus every collective mode on the same orders, ledger and stock.
 
     Build it like a :class:`~ecommerce_core.services.payments.PaymentService`, plus the
@@ -34,7 +36,9 @@ class CampaignService(TeamPurchases):
 
     Attributes:
         teams: Where teams are stored (``None``: team purchase is not offered).
+        auctions: Where auctions are stored (``None``: auctions are not offered).
 
     """
 
     teams: TeamRepository | None = attrs.field(default=None, kw_only=True)
+    auctions: AuctionRepository | None = attrs.field(default=None, kw_only=True)

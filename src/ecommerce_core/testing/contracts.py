@@ -41,8 +41,8 @@ from hypothesis.stateful import (
 
 from ecommerce_core.actors import Actor
 from ecommerce_core.aftersales import AfterSalesItem, AfterSalesPolicy, OrderAfterSales
-from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchase, Session
 from ecommerce_core.auctions import Auction, AuctionTerms
+from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchase, Session
 from ecommerce_core.campaigns.team import Team, TeamTerms
 from ecommerce_core.delivery import (
     DeliveryOption,
