@@ -59,6 +59,7 @@ from ecommerce_core.auctions import (
     DepositStatus,
 )
 from ecommerce_core.errors import (
+    Conflict,
     CurrencyMismatch,
     EcommerceCoreError,
     InvalidInput,
@@ -154,6 +155,10 @@ class Auctions(PaymentService):
         product = self.catalog.product(sku)
         if isinstance(terms, AuctionTerms) and terms.currency != product.unit_price.currency:
             raise CurrencyMismatch(product.unit_price.currency, terms.currency, "create_auction")
+        if auction_id is not None:
+            with contextlib.suppress(NotFound):
+                self._auctions.get(auction_id)
+                raise Conflict(f"an auction with id {auction_id!r} is already stored")
         auction = Auction.create(
             actor,
             auction_id=self.ids.next_id("auction") if auction_id is None else auction_id,
