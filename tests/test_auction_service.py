@@ -235,11 +235,52 @@ class TestHoldingADeposit:
             world.service.hold_deposit(auction.id, BOB, key="k1")
         assert raised.value.status == "pending"
         assert world.service.auction(auction.id).deposits == []
-        notice = world.gateway.settle_pending(f"{auction.id}:deposit:bob:k1")
-        outcome = world.service.handle_notification(notice)
-        assert "hold_deposit" in outcome.outcome
+        world.gateway.settle_pending(f"{auction.id}:deposit:bob:k1")
         world.service.hold_deposit(auction.id, BOB, key="k1")
         assert world.deposit_balance(BOB) == yuan("20.00")
+        assert world.gateway.charged[auction.id] == yuan("20.00")
+
+    def test_a_pending_charge_is_held_when_its_notification_arrives(self) -> None:
+        world = World()
+        auction = world.open()
+        world.deposit_outcome = GatewayStatus.PENDING
+        with pytest.raises(PaymentNotCompleted):
+            world.service.hold_deposit(auction.id, BOB, key="k1")
+        notice = world.gateway.settle_pending(f"{auction.id}:deposit:bob:k1")
+        assert world.service.handle_notification(notice).outcome == "applied"
+        assert world.service.handle_notification(notice).outcome == "applied"
+        assert world.deposit_balance(BOB) == yuan("20.00")
+        with pytest.raises(RuleViolation):
+            world.service.hold_deposit(auction.id, BOB, key="k1")
+        assert world.gateway.charged[auction.id] == yuan("20.00")
+
+    def test_a_charge_that_lands_after_another_deposit_was_held_is_refunded(self) -> None:
+        world = World()
+        auction = world.open()
+        world.deposit_outcome = GatewayStatus.PENDING
+        with pytest.raises(PaymentNotCompleted):
+            world.service.hold_deposit(auction.id, BOB, key="k1")
+        world.deposit_outcome = GatewayStatus.SUCCEEDED
+        world.service.hold_deposit(auction.id, BOB, key="k2")
+        notice = world.gateway.settle_pending(f"{auction.id}:deposit:bob:k1")
+        assert "refunded" in world.service.handle_notification(notice).outcome
+        assert world.gateway.charged[auction.id] == yuan("40.00")
+        assert world.gateway.refunded[auction.id] == yuan("20.00")
+        assert world.deposit_balance(BOB) == yuan("20.00")
+
+    def test_a_pending_deposit_refund_is_posted_when_the_provider_answers(self) -> None:
+        world = World()
+        auction = world.open(AMY, BOB)
+        world.service.bid(auction.id, AMY, yuan("100.00"))
+        world.service.bid(auction.id, BOB, yuan("110.00"))
+        world.outcome = GatewayStatus.PENDING
+        world.end(auction)
+        assert world.deposit_balance(AMY) == yuan("20.00")  # the provider has not refunded yet
+        assert world.deposit_postings(auction, AMY) == []
+        (key,) = [k for k, (_, r) in world.gateway._answers.items() if r.status == "pending"]
+        world.service.handle_notification(world.gateway.settle_pending(key))
+        assert world.deposit_postings(auction, AMY) == ["refund"]
+        assert world.deposit_balance(AMY).is_zero
 
     def test_a_second_deposit_is_refused_before_the_provider_is_asked(self) -> None:
         world = World()

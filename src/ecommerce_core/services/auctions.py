@@ -72,6 +72,7 @@ from ecommerce_core.events import DomainEvent
 from ecommerce_core.money import Money
 from ecommerce_core.orders import Order, OrderLine, OrderState, PricingTerms
 from ecommerce_core.payments.ledger import ORDER_LEVEL, Account, Movement, Posting
+from ecommerce_core.payments.notifications import Notification, NotificationKind
 from ecommerce_core.payments.policy import PaymentMethod
 from ecommerce_core.ports import AuctionRepository, ChargeRequest, RefundRequest, StockItem
 from ecommerce_core.releases import Release, ReleaseKind
@@ -187,7 +188,10 @@ class Auctions(PaymentService):
             bidder: The buyer.
             key: The attempt's idempotency key: a retry with the same key (a charge the
                 provider left pending, say) asks the provider again under the same key and
-                gets its final answer; after a decline, try again with a new key.
+                gets its final answer; after a decline, try again with a new key. A pending
+                charge is also recorded when the provider's notification arrives
+                (:meth:`handle_notification`); one that lands when the auction no longer
+                takes it (a deposit already held, bidding over) is refunded.
 
         Returns:
             The auction with the deposit held.
@@ -209,35 +213,14 @@ class Auctions(PaymentService):
         rehearsal.hold_deposit(
             bidder, bidder_id=bidder.id, reference="check", amount=amount, now=self.clock.now()
         )
-        charge_key = f"{auction_id}{_DEPOSIT}{bidder.id}:{key}"
-        result = self.payments.charge(ChargeRequest(auction_id, amount, charge_key, charge_key))
+        payment_id = _deposit_payment_id(auction_id, bidder.id)
+        charge_key = f"{payment_id}:{key}"
+        result = self.payments.charge(ChargeRequest(auction_id, amount, charge_key, payment_id))
         if not result.succeeded:
             raise PaymentNotCompleted(
                 auction_id, rehearsal.state, result.status.value, result.message
             )
-        for _ in range(_RETRIES):
-            auction = self._auctions.get(auction_id)
-            version = auction.version
-            try:
-                auction.hold_deposit(
-                    bidder,
-                    bidder_id=bidder.id,
-                    reference=result.transaction_id,
-                    amount=amount,
-                    now=self.clock.now(),
-                )
-            except EcommerceCoreError:
-                self._undo_charge(auction_id, result.transaction_id, amount, charge_key)
-                raise
-            try:
-                self._auctions.save(auction, version)
-            except VersionConflict:
-                continue
-            self.publisher.publish(auction.collect_events())
-            self._settle(auction)
-            return auction
-        self._undo_charge(auction_id, result.transaction_id, amount, charge_key)  # pragma: no cover
-        raise VersionConflict(auction_id, -1, None)  # pragma: no cover - contention beyond retries
+        return self._record_deposit(auction_id, bidder.id, result.transaction_id, amount)
 
     def bid(self, auction_id: str, bidder: Actor, amount: Money) -> Auction:
         """Bid ``amount`` on the lot.
@@ -360,13 +343,7 @@ class Auctions(PaymentService):
         """
         notification = self.payments.parse_notification(payload)
         if self.auctions is not None and _DEPOSIT in notification.payment_id:
-            auction_id = notification.payment_id.split(_DEPOSIT, 1)[0]
-            return NotificationOutcome(
-                notification.event_id,
-                notification.payment_id,
-                "a deposit charge: hold_deposit again with its key to apply it",
-                self._auctions.get(auction_id).state,
-            )
+            return self._deposit_notification(notification)
         outcome = super().handle_notification(payload)
         order = self.orders.get(self.payment_records.get(outcome.payment_id).order_id)
         if (
@@ -639,7 +616,13 @@ class Auctions(PaymentService):
         deposit = self._auctions.get(order.checkout_id).deposit_of(order.buyer_id)
         assert deposit is not None  # noqa: S101  # the deposit was applied to this order
         result = self.payments.refund(
-            RefundRequest(order.checkout_id, deposit.reference, deposit.amount, key)
+            RefundRequest(
+                order.checkout_id,
+                deposit.reference,
+                deposit.amount,
+                key,
+                _deposit_payment_id(order.checkout_id, order.buyer_id),
+            )
         )
         if not result.succeeded:
             return  # the provider has not given it back yet: the next cancel or call retries
@@ -659,13 +642,69 @@ class Auctions(PaymentService):
         )
 
     def _refund_deposit(self, auction: Auction, deposit: Deposit, key: str) -> bool:
+        payment_id = _deposit_payment_id(auction.id, deposit.bidder_id)
         result = self.payments.refund(
-            RefundRequest(auction.id, deposit.reference, deposit.amount, key)
+            RefundRequest(auction.id, deposit.reference, deposit.amount, key, payment_id)
         )
         return result.succeeded
 
-    def _undo_charge(self, auction_id: str, transaction_id: str, amount: Money, key: str) -> None:
-        self.payments.refund(RefundRequest(auction_id, transaction_id, amount, f"{key}:undo"))
+    def _record_deposit(
+        self, auction_id: str, bidder_id: str, reference: str, amount: Money
+    ) -> Auction:
+        """Record a deposit the provider charged; if the auction refuses it, refund it."""
+        for _ in range(_RETRIES):
+            auction = self._auctions.get(auction_id)
+            held = auction.deposit_of(bidder_id)
+            if held is not None and held.reference == reference:
+                self._settle(auction)  # a repeat (a notification after the retry, say)
+                return auction
+            version = auction.version
+            try:
+                auction.hold_deposit(
+                    Actor.buyer(bidder_id),
+                    bidder_id=bidder_id,
+                    reference=reference,
+                    amount=amount,
+                    now=self.clock.now(),
+                )
+            except EcommerceCoreError:
+                payment_id = _deposit_payment_id(auction_id, bidder_id)
+                self.payments.refund(
+                    RefundRequest(
+                        auction_id, reference, amount, f"{payment_id}:{reference}:undo", payment_id
+                    )
+                )
+                raise
+            try:
+                self._auctions.save(auction, version)
+            except VersionConflict:
+                continue
+            self.publisher.publish(auction.collect_events())
+            self._settle(auction)
+            return auction
+        raise VersionConflict(auction_id, -1, None)  # pragma: no cover - contention beyond retries
+
+    def _deposit_notification(self, notification: Notification) -> NotificationOutcome:
+        """A provider callback about a deposit: record a late charge (or refund it), settle."""
+        auction_id, bidder_id = notification.payment_id.split(_DEPOSIT, 1)
+        outcome = "applied"
+        if notification.kind is NotificationKind.CAPTURED and notification.transaction_id:
+            try:
+                self._record_deposit(
+                    auction_id, bidder_id, notification.transaction_id, notification.amount
+                )
+            except EcommerceCoreError as refused:
+                outcome = f"deposit refused and refunded: {refused}"
+        auction = self._auctions.get(auction_id)
+        self._settle(auction)  # a deposit refund the provider finished: post it now
+        return NotificationOutcome(
+            notification.event_id, notification.payment_id, outcome, auction.state
+        )
+
+
+def _deposit_payment_id(auction_id: str, bidder_id: str) -> str:
+    """The payment id deposit charges and refunds carry at the provider (echoed back)."""
+    return f"{auction_id}{_DEPOSIT}{bidder_id}"
 
 
 def _release_of(auction: Auction, deposit: Deposit) -> Release:
