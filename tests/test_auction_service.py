@@ -58,6 +58,7 @@ class World:
         self.clock = ManualClock()
         self.outcome = GatewayStatus.SUCCEEDED
         self.deposit_outcome = GatewayStatus.SUCCEEDED
+        self.during_charge: list[timedelta] = []
         self.gateway = ScriptedPaymentGateway(self._decide)
         self.inventory = InMemoryInventory({"vase": stock})
         self.ledger = InMemoryLedger()
@@ -85,6 +86,8 @@ class World:
     def _decide(self, request: GatewayRequest) -> GatewayStatus:
         if isinstance(request, ChargeRequest) and ":deposit:" in request.idempotency_key:
             return self.deposit_outcome
+        if self.during_charge and isinstance(request, ChargeRequest):
+            self.clock.advance(self.during_charge.pop())
         return self.outcome
 
     def terms(self, **kwargs: object) -> AuctionTerms:
@@ -443,6 +446,27 @@ class TestTheEnd:
         assert world.buyer_balance(BOB).is_zero
         assert world.stock() == (1, 0, 1)
 
+    def test_a_deposit_return_the_provider_left_pending_is_posted_on_reconciling(self) -> None:
+        world = World()
+        auction = world.open(BOB)
+        world.service.bid(auction.id, BOB, yuan("100.00"))
+        world.end(auction)
+        order_id = world.order_of(auction, BOB)
+        world.service.pay(order_id, BOB)
+        world.outcome = GatewayStatus.PENDING
+        world.service.cancel(order_id, BOB, "changed my mind")
+        assert world.service.money(order_id).refunded.is_zero
+        world.outcome = GatewayStatus.SUCCEEDED
+        pending = [k for k, (_, r) in world.gateway._answers.items() if r.status == "pending"]
+        assert len(pending) == 2  # the balance's refund and the deposit's return
+        for key in pending:
+            world.service.handle_notification(world.gateway.settle_pending(key))
+        world.service.reconcile_auction(auction.id)
+        world.service.reconcile_auction(auction.id)
+        money = world.service.money(order_id)
+        assert (money.paid_in, money.refunded) == (yuan("100.00"), yuan("100.00"))
+        assert world.gateway.refunded[auction.id] == yuan("20.00")
+
     def test_an_unpaid_auction_order_cannot_be_cancelled(self) -> None:
         world = World()
         auction = world.open(BOB)
@@ -499,6 +523,26 @@ class TestPayingTheOrder:
         with pytest.raises(DeadlinePassed):
             world.service.pay(order_id, BOB)
         assert world.snapshot(auction.id) == before
+
+    def test_a_payment_the_auction_refuses_after_the_charge_is_cancelled_and_refunded(
+        self,
+    ) -> None:
+        world = World()
+        auction = self.ended(world)
+        order_id = world.order_of(auction, BOB)
+        assert auction.payment_due is not None
+        world.clock.advance(auction.payment_due - world.clock.now() - timedelta(seconds=1))
+        world.during_charge.append(timedelta(seconds=5))  # the deadline passes meanwhile
+        with pytest.raises(DeadlinePassed):
+            world.service.pay(order_id, BOB)
+        money = world.service.money(order_id)
+        assert world.orders.get(order_id).state == "cancelled"
+        assert money.paid_in == money.refunded == yuan("110.00")
+        assert world.service.auction(auction.id).state == "awaiting_payment"
+        world.service.expire_due()
+        assert world.service.auction(auction.id).state == "awaiting_runner_up"
+        assert world.deposit_postings(auction, BOB) == ["forfeit"]
+        assert world.stock() == (0, 1, 1)
 
     def test_authorizing_only_is_refused(self) -> None:
         world = World()

@@ -446,6 +446,9 @@ class Auctions(PaymentService):
         if current is not None:
             self._place_order(auction, current)
         self._sync_deposits(auction)
+        if auction.state == AuctionState.SOLD and auction.winner_id is not None:
+            sold = self.orders.get(self.auction_order_id(auction.id, auction.winner_id))
+            self._return_applied_deposit(sold)  # a sold order cancelled later: deposit back
         return moved
 
     def _place_order(self, auction: Auction, bidder_id: str) -> None:
@@ -625,7 +628,7 @@ class Auctions(PaymentService):
             )
         )
         if not result.succeeded:
-            return  # the provider has not given it back yet: the next cancel or call retries
+            return  # the provider has not answered yet: reconcile_auction retries
         self.ledger.append(
             [
                 Posting(
