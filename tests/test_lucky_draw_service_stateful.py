@@ -371,8 +371,11 @@ class DrawRaces(RuleBasedStateMachine):
             assert draw_round.is_final, draw_round
             if draw_round.state == "unsold":
                 for purchase in draw_round.purchases:
-                    expected = 1 if purchase.status is ShareStatus.PAID else 0
-                    assert self.round_refunds(draw_round, purchase.order_id) == expected
+                    refunds = self.round_refunds(draw_round, purchase.order_id)
+                    if purchase.status is ShareStatus.PAID:
+                        assert refunds == 1
+                    else:  # a payment that landed after its shares were released: refunded once
+                        assert refunds <= 1
         for order in self.repo.all():
             money = self.service.money(order.id)
             if order.state == "cancelled":

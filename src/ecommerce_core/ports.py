@@ -17,6 +17,7 @@ from typing import Protocol
 import attrs
 
 from ecommerce_core.aftersales import OrderAfterSales
+from ecommerce_core.auctions import Auction
 from ecommerce_core.campaigns import TimeBoxedSale
 from ecommerce_core.campaigns.group_buy import GroupBuy
 from ecommerce_core.campaigns.lucky_draw import DrawRound, PublicNumber
@@ -34,6 +35,7 @@ from ecommerce_core.promotions import Coupon, Promotion
 
 __all__ = [
     "AfterSalesRepository",
+    "AuctionRepository",
     "AuthorizeRequest",
     "CaptureRequest",
     "Carriers",
@@ -951,4 +953,43 @@ class RebateRepository(Protocol):
 
     def for_order(self, order_id: str) -> list[str]:
         """The ids of the rebates granted on an order, sorted."""
+        ...
+
+
+class AuctionRepository(Protocol):
+    """Stores auctions (竞拍) with optimistic concurrency, like orders.
+
+    Contract: :class:`ecommerce_core.testing.contracts.AuctionRepositoryContract`.
+    """
+
+    def add(self, auction: Auction) -> None:
+        """Store a new auction.
+
+        Raises:
+            Conflict: An auction with this id is already stored.
+
+        """
+
+    def get(self, auction_id: str) -> Auction:
+        """Load an auction; the caller owns the returned object until :meth:`save`.
+
+        Raises:
+            NotFound: No such auction.
+
+        """
+        ...
+
+    def save(self, auction: Auction, expected_version: int) -> None:
+        """Store ``auction`` if the stored version is still ``expected_version``.
+
+        Raises:
+            VersionConflict: Someone else saved it since (or it was never added).
+
+        """
+
+    def due(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of auctions with a deadline (the end, or a payment deadline) at or before ``now``.
+
+        Earliest first; a finished auction (sold, unsold, unpaid) is never due.
+        """
         ...

@@ -9,6 +9,7 @@ import pytest
 from ecommerce_core.actors import Actor
 from ecommerce_core.adapters.memory import (
     InMemoryAfterSalesRepository,
+    InMemoryAuctionRepository,
     InMemoryCarriers,
     InMemoryCatalog,
     InMemoryCreditLines,
@@ -46,6 +47,7 @@ from ecommerce_core.ports import (
 )
 from ecommerce_core.testing.contracts import (
     AfterSalesRepositoryContract,
+    AuctionRepositoryContract,
     CarriersContract,
     CatalogContract,
     ClockContract,
@@ -483,3 +485,8 @@ class TestInMemoryGroupBuyRepositoryContract(GroupBuyRepositoryContract):
 class TestInMemoryRebateRepositoryContract(RebateRepositoryContract):
     def make_repository(self) -> InMemoryRebateRepository:
         return InMemoryRebateRepository()
+
+
+class TestInMemoryAuctionRepositoryContract(AuctionRepositoryContract):
+    def make_repository(self) -> InMemoryAuctionRepository:
+        return InMemoryAuctionRepository()

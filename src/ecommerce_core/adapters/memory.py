@@ -17,6 +17,7 @@ from typing import Any, Final, TypeVar
 import attrs
 
 from ecommerce_core.aftersales import OrderAfterSales, RefundInstruction
+from ecommerce_core.auctions import Auction
 from ecommerce_core.campaigns import FlashSale, RushPurchase, TimeBoxedSale
 from ecommerce_core.campaigns.group_buy import GroupBuy
 from ecommerce_core.campaigns.lucky_draw import DrawRound, DrawRoundState, PublicNumber
@@ -58,6 +59,7 @@ from ecommerce_core.promotions import Coupon, Promotion
 __all__ = [
     "GatewayRequest",
     "InMemoryAfterSalesRepository",
+    "InMemoryAuctionRepository",
     "InMemoryCarriers",
     "InMemoryCatalog",
     "InMemoryCreditLines",
@@ -1416,3 +1418,54 @@ class InMemoryRebateRepository:
         stored.events = ()  # events are published, not stored
         self._rebates[rebate.id] = stored
         self._by_order.setdefault(rebate.order_id, set()).add(rebate.id)
+
+
+class InMemoryAuctionRepository:
+    """Auctions in a dict, with optimistic concurrency and a deadline index."""
+
+    def __init__(self) -> None:
+        self._auctions: dict[str, Auction] = {}
+
+    def add(self, auction: Auction) -> None:
+        """Store a new auction (see :class:`~ecommerce_core.ports.AuctionRepository`)."""
+        if auction.id in self._auctions:
+            raise Conflict(f"an auction with id {auction.id!r} is already stored")
+        self._store(auction)
+
+    def get(self, auction_id: str) -> Auction:
+        """Load a copy of an auction."""
+        try:
+            stored = self._auctions[auction_id]
+        except (KeyError, TypeError):
+            raise NotFound("auction", auction_id) from None
+        return copy.deepcopy(stored)
+
+    def save(self, auction: Auction, expected_version: int) -> None:
+        """Store ``auction`` if nobody saved it since ``expected_version``."""
+        stored = self._auctions.get(auction.id)
+        if stored is None or stored.version != expected_version:
+            raise VersionConflict(
+                auction.id, expected_version, None if stored is None else stored.version
+            )
+        self._store(auction)
+
+    def due(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of auctions whose end or payment deadline has come, earliest first."""
+        check_now(now)
+        if type(limit) is not int or limit < 0:
+            raise InvalidInput("limit", limit, "must be a whole number, zero or more")
+        due = sorted(
+            (a.due_at, a.id)
+            for a in self._auctions.values()
+            if a.due_at is not None and a.due_at <= now
+        )
+        return [auction_id for _, auction_id in due[:limit]]
+
+    def all(self) -> list[Auction]:
+        """Copies of every stored auction (for tests and the demo)."""
+        return [copy.deepcopy(a) for a in self._auctions.values()]
+
+    def _store(self, auction: Auction) -> None:
+        stored = copy.deepcopy(auction)
+        stored.events = ()  # events are published, not stored
+        self._auctions[auction.id] = stored

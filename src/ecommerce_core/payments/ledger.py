@@ -7,8 +7,9 @@ balances of all accounts always sum to zero.
 
 Accounts fall in five groups (:class:`AccountKind`):
 
-- **payer side**: the buyer's own money (card, wallet, cash) and a credit provider who lends to
-  the buyer. Money *paid in* leaves these; money *refunded* returns to them.
+- **payer side**: the buyer's own money (card, wallet, cash), a deposit held aside for them,
+  and a credit provider who lends to the buyer. Money *paid in* leaves these; money
+  *refunded* returns to them.
 - **held**: escrow the platform holds for an order, and cash a carrier collected at the door
   but has not remitted yet.
 - **released**: the merchant's proceeds.
@@ -93,9 +94,17 @@ class AccountKind(enum.StrEnum):
     """Rebate: cashback credited to a beneficiary, owed to them (owner: the beneficiary id)."""
     REBATE_EXPENSE = "rebate_expense"
     """Rebate: the platform's cashback budget, which funds platform rebates (owner: platform)."""
+    DEPOSIT = "deposit"
+    """Payer side: a bidder's deposit (保证金) the platform holds aside (owner: the bidder id).
+
+    It is still the buyer's money, not an order's: holding and releasing it are payer-side
+    movements (left out of :func:`order_money`), while a deposit applied to the winner's order,
+    or forfeited, is paid in from it."""
 
 
-PAYER_KINDS: Final = frozenset({AccountKind.BUYER, AccountKind.CREDIT_PROVIDER})
+PAYER_KINDS: Final = frozenset(
+    {AccountKind.BUYER, AccountKind.CREDIT_PROVIDER, AccountKind.DEPOSIT}
+)
 """Where paid-in money comes from and refunded money goes back to."""
 HELD_KINDS: Final = frozenset({AccountKind.ESCROW, AccountKind.CARRIER_COD})
 """Accounts whose balance for an order is money still held."""
@@ -176,6 +185,11 @@ class Account:
     def __str__(self) -> str:
         return f"{self.kind.value}:{self.owner}"
 
+    @classmethod
+    def deposit(cls, bidder_id: str) -> Account:
+        """The deposits (保证金) the platform holds for a bidder."""
+        return cls(AccountKind.DEPOSIT, bidder_id)
+
 
 class Movement(enum.StrEnum):
     """Why money moved: the business operation behind a posting."""
@@ -200,6 +214,8 @@ class Movement(enum.StrEnum):
     """A rebate was credited: its funder (platform budget or merchant) to the beneficiary."""
     REBATE_CLAWBACK = "rebate_clawback"
     """A credited rebate was clawed back after a refund: the beneficiary back to its funder."""
+    FORFEIT = "forfeit"
+    """A deposit kept because its owner broke the rules (an auction winner who did not pay)."""
 
 
 def _check_text(field: str, value: object) -> None:

@@ -4,6 +4,8 @@
 also runs the collective modes. Each mode is one part, in its own module, that adds its use
 cases and passes every order of another process on unchanged:
 
+- auction (竞拍): :class:`~ecommerce_core.services.auctions.Auctions` (first: it answers the
+  provider's callbacks for deposits, which belong to no order);
 - team purchase (拼团): :class:`~ecommerce_core.services.teams.TeamPurchases`;
 - lucky draw (夺宝): :class:`~ecommerce_core.services.lucky_draws.LuckyDraws`;
 - group buying (团购): :class:`~ecommerce_core.services.group_buys.GroupBuys`;
@@ -20,12 +22,14 @@ from __future__ import annotations
 import attrs
 
 from ecommerce_core.ports import (
+    AuctionRepository,
     DrawRoundRepository,
     GroupBuyRepository,
     RandomnessSource,
     RebateRepository,
     TeamRepository,
 )
+from ecommerce_core.services.auctions import Auctions
 from ecommerce_core.services.group_buys import GroupBuys
 from ecommerce_core.services.lucky_draws import LuckyDraws
 from ecommerce_core.services.rebates import Rebates
@@ -39,7 +43,7 @@ __all__ = [
 
 
 @attrs.define
-class CampaignService(TeamPurchases, LuckyDraws, GroupBuys, Rebates):
+class CampaignService(Auctions, TeamPurchases, LuckyDraws, GroupBuys, Rebates):
     """The payment use cases, plus every collective mode on the same orders, ledger and stock.
 
     Build it like a :class:`~ecommerce_core.services.payments.PaymentService`, plus the
@@ -51,6 +55,7 @@ class CampaignService(TeamPurchases, LuckyDraws, GroupBuys, Rebates):
         randomness: Where a round's public number comes from (needed to open a round).
         group_buys: Where group buys are stored (``None``: group buying is not offered).
         rebates: Where rebates are stored (``None``: rebates are not granted).
+        auctions: Where auctions are stored (``None``: auctions are not offered).
 
     """
 
@@ -59,3 +64,4 @@ class CampaignService(TeamPurchases, LuckyDraws, GroupBuys, Rebates):
     randomness: RandomnessSource | None = attrs.field(default=None, kw_only=True)
     group_buys: GroupBuyRepository | None = attrs.field(default=None, kw_only=True)
     rebates: RebateRepository | None = attrs.field(default=None, kw_only=True)
+    auctions: AuctionRepository | None = attrs.field(default=None, kw_only=True)

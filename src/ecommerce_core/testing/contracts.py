@@ -41,6 +41,7 @@ from hypothesis.stateful import (
 
 from ecommerce_core.actors import Actor
 from ecommerce_core.aftersales import AfterSalesItem, AfterSalesPolicy, OrderAfterSales
+from ecommerce_core.auctions import Auction, AuctionTerms
 from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchase, Session
 from ecommerce_core.campaigns.group_buy import GroupBuy, GroupBuyTerms, PriceTier
 from ecommerce_core.campaigns.lucky_draw import DrawRound, DrawTerms
@@ -78,6 +79,7 @@ from ecommerce_core.payments.notifications import NotificationKind
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.ports import (
     AfterSalesRepository,
+    AuctionRepository,
     AuthorizeRequest,
     CaptureRequest,
     Carriers,
@@ -110,6 +112,7 @@ from ecommerce_core.promotions import Coupon, PercentOff, Promotion, Scope
 __all__ = [
     "CONTRACT_TIME",
     "AfterSalesRepositoryContract",
+    "AuctionRepositoryContract",
     "CarriersContract",
     "CatalogContract",
     "ClockContract",
@@ -131,6 +134,7 @@ __all__ = [
     "assert_same_after_sales",
     "assert_same_order",
     "assert_same_shipment",
+    "make_auction",
     "make_draw_round",
     "make_group_buy",
     "make_order",
@@ -2585,3 +2589,144 @@ class RebateRepositoryContract:
         assert repository.for_order("o-1") == ["o-1:rebate:1", "o-1:rebate:2"]
         assert repository.for_order("o-2") == ["o-2:rebate:1"]
         assert repository.for_order("o-other") == []
+
+
+def make_auction(auction_id: str = "a-1", *, hours: int = 2) -> Auction:
+    """A running auction of one vase, opened at :data:`CONTRACT_TIME`, ending ``hours`` later."""
+    terms = AuctionTerms(
+        start_price=Money.of("100.00", "CNY"),
+        increment=Money.of("10.00", "CNY"),
+        deposit=Money.of("20.00", "CNY"),
+        starts_at=CONTRACT_TIME,
+        ends_at=CONTRACT_TIME + timedelta(hours=hours),
+    )
+    return Auction.create(
+        Actor.merchant("m-1"),
+        auction_id=auction_id,
+        merchant_id="m-1",
+        sku="vase",
+        terms=terms,
+        now=CONTRACT_TIME,
+    )
+
+
+def _with_deposit(auction: Auction, bidder: str) -> None:
+    auction.hold_deposit(
+        Actor.buyer(bidder),
+        bidder_id=bidder,
+        reference=f"dep-{bidder}",
+        amount=auction.terms.deposit,
+        now=CONTRACT_TIME,
+    )
+
+
+class AuctionRepositoryContract:
+    """The behaviour of :class:`~ecommerce_core.ports.AuctionRepository`."""
+
+    def make_repository(self) -> AuctionRepository:
+        """A new, empty repository."""
+        raise NotImplementedError
+
+    def test_get_returns_an_equal_copy_of_an_added_auction(self) -> None:
+        """An added auction loads back equal (terms, bids, deposits, version) but not the same."""
+        repository, auction = self.make_repository(), make_auction()
+        _with_deposit(auction, "bob")
+        auction.bid(Actor.buyer("bob"), amount=Money.of("100.00", "CNY"), now=CONTRACT_TIME)
+        auction.collect_events()
+        repository.add(auction)
+        loaded = repository.get("a-1")
+        assert loaded is not auction
+        assert (
+            loaded.terms,
+            loaded.bids,
+            loaded.deposits,
+            loaded.ends_at,
+            loaded.version,
+            loaded.state,
+        ) == (
+            auction.terms,
+            auction.bids,
+            auction.deposits,
+            auction.ends_at,
+            auction.version,
+            auction.state,
+        )
+        assert loaded.events == ()
+
+    def test_get_of_an_unknown_id_raises_not_found(self) -> None:
+        """Loading an id that was never added raises NotFound."""
+        with pytest.raises(NotFound):
+            self.make_repository().get("a-missing")
+
+    def test_adding_an_id_twice_raises_conflict_and_keeps_the_first(self) -> None:
+        """A second add with a stored id raises Conflict; the first auction stays."""
+        repository = self.make_repository()
+        repository.add(make_auction(hours=2))
+        with pytest.raises(Conflict):
+            repository.add(make_auction(hours=5))
+        assert repository.get("a-1").ends_at == CONTRACT_TIME + timedelta(hours=2)
+
+    def test_changing_a_loaded_auction_changes_nothing_stored_until_save(self) -> None:
+        """A deposit held on a loaded copy is invisible until saved, then stored with it."""
+        repository = self.make_repository()
+        repository.add(make_auction())
+        loaded = repository.get("a-1")
+        version = loaded.version
+        _with_deposit(loaded, "bob")
+        assert repository.get("a-1").deposits == []
+        repository.save(loaded, version)
+        stored = repository.get("a-1")
+        assert ([d.bidder_id for d in stored.deposits], stored.version) == (["bob"], version + 1)
+
+    def test_save_expecting_another_version_raises_and_the_first_writer_wins(self) -> None:
+        """Of two writers from one version the first save wins; the second gets a conflict."""
+        repository = self.make_repository()
+        repository.add(make_auction())
+        first, second = repository.get("a-1"), repository.get("a-1")
+        version = first.version
+        _with_deposit(first, "bob")
+        _with_deposit(second, "carol")
+        repository.save(first, version)
+        with pytest.raises(VersionConflict):
+            repository.save(second, version)
+        assert [d.bidder_id for d in repository.get("a-1").deposits] == ["bob"]
+
+    def test_save_of_an_auction_never_added_raises_version_conflict(self) -> None:
+        """Saving an auction that was never added is a conflict, not an insert."""
+        with pytest.raises(VersionConflict):
+            self.make_repository().save(make_auction(), 1)
+
+    def test_due_lists_auctions_whose_deadline_has_come_earliest_first(self) -> None:
+        """Auctions are due from their end on, earliest first, at most ``limit`` of them."""
+        repository = self.make_repository()
+        repository.add(make_auction("a-late", hours=5))
+        repository.add(make_auction("a-early", hours=2))
+        repository.add(make_auction("a-never", hours=30))
+        at = CONTRACT_TIME + timedelta(hours=5)
+        assert repository.due(at) == ["a-early", "a-late"]
+        assert repository.due(at, limit=1) == ["a-early"]
+        assert repository.due(CONTRACT_TIME + timedelta(hours=1)) == []
+
+    def test_due_follows_the_payment_deadline_and_forgets_a_finished_auction(self) -> None:
+        """A won auction is due again at its payment deadline; an unsold one never again."""
+        repository = self.make_repository()
+        repository.add(make_auction("a-won"))
+        repository.add(make_auction("a-unsold"))
+        won = repository.get("a-won")
+        version = won.version
+        _with_deposit(won, "bob")
+        won.bid(Actor.buyer("bob"), amount=Money.of("100.00", "CNY"), now=CONTRACT_TIME)
+        end = CONTRACT_TIME + timedelta(hours=2)
+        won.expire(end)
+        repository.save(won, version)
+        unsold = repository.get("a-unsold")
+        unsold.expire(end)
+        repository.save(unsold, version)
+        assert repository.due(end) == []
+        assert won.payment_due is not None
+        assert repository.due(won.payment_due) == ["a-won"]
+
+    def test_due_with_a_naive_time_raises_invalid_input(self) -> None:
+        """A time without a timezone is refused."""
+        with pytest.raises(InvalidInput):
+            self.make_repository().due(datetime(2026, 1, 1, 9, 0))  # noqa: DTZ001
