@@ -20,9 +20,9 @@ Cost: O(N log N + Σ_p N_p log N_p) for N lines and promotions touching N_p line
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from fractions import Fraction
 from typing import Any
 
 from ecommerce_core.errors import CurrencyMismatch, InvalidInput
@@ -304,7 +304,7 @@ class _Pricing:
             return _units_short(bundle - units)
         if benefit.max_applications is not None:
             times = min(times, benefit.max_applications)
-        cheapest = sorted(pool, key=lambda e: (Fraction(e[2], e[1]), e[0].index))
+        cheapest = sorted(pool, key=_BY_UNIT_AMOUNT)
         free_left, paid_left = times * benefit.get, times * benefit.buy
         used: dict[int, list[int]] = {}  # line index -> [free units, paid units]
         for line, u, _ in cheapest:
@@ -596,6 +596,18 @@ class _Pricing:
             offer_ends_at=min(self.ends) if self.ends else None,
         )
 
+
+def _by_unit_amount(one: tuple[_Line, int, int], other: tuple[_Line, int, int]) -> int:
+    """Order pool entries by amount per unit, then line: exact, by cross-multiplying.
+
+    (A ``Fraction`` key is exact too, but building and comparing fractions cost ten times more.)
+    """
+    _, units, amount = one
+    _, other_units, other_amount = other
+    return amount * other_units - other_amount * units or one[0].index - other[0].index
+
+
+_BY_UNIT_AMOUNT = functools.cmp_to_key(_by_unit_amount)
 
 _RULES: dict[type, Callable[[_Pricing, Any, _Pool, int, int], _Outcome]] = {
     PercentOff: _Pricing.percent_off,
