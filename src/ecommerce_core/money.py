@@ -395,6 +395,14 @@ def allocate_minor(total: int, weights: Sequence[int]) -> list[int]:
     whole = sum(weights)
     if whole == 0:
         raise InvalidInput("weights", weights, "the weights must not all be zero")
+    return _allocate(total, weights, whole)
+
+
+def _allocate(total: int, weights: Sequence[int], whole: int) -> list[int]:
+    """:func:`allocate_minor` for checked input: weights non-negative ints summing to ``whole`` > 0.
+
+    For callers that built the weights themselves (the pricing engine, once per promotion).
+    """
     shares = [total * weight // whole for weight in weights]
     leftover = total - sum(shares)
     if leftover:

@@ -101,7 +101,7 @@ class _Pricing:
 
     def __init__(self, lines: Sequence[PricingLine | OrderLine], context: PricingContext) -> None:
         self.context = context
-        given = [self._line(line) for line in lines]
+        given = [line if type(line) is PricingLine else self._line(line) for line in lines]
         if not given:
             raise InvalidInput("lines", lines, "there is nothing to price")
         self.currency = given[0].unit_price.currency
@@ -117,14 +117,15 @@ class _Pricing:
             raise CurrencyMismatch(self.currency, fee.currency, "price")
         self.shipping_fee = fee
         self.shipping_left = fee.minor
-        canonical = sorted(range(len(given)), key=lambda position: given[position].line_id)
-        self.lines: list[_Line] = []
-        by_position: dict[int, _Line] = {}
+        line_ids = [source.line_id for source in given]
+        canonical = sorted(range(len(given)), key=line_ids.__getitem__)
+        self.lines: list[_Line] = [
+            _Line(given[position], index) for index, position in enumerate(canonical)
+        ]
+        rank = [0] * len(given)  # position given -> index in canonical order
         for index, position in enumerate(canonical):
-            line = _Line(given[position], index)
-            self.lines.append(line)
-            by_position[position] = line
-        self.given = [by_position[position] for position in range(len(given))]
+            rank[position] = index
+        self.given = [self.lines[index] for index in rank]
         self.indexes: dict[str, dict[str, list[_Line]]] = {}  # built when a scope needs one
         self.sales_mode = ""
         self.sales_mode_by = ""
@@ -150,7 +151,12 @@ class _Pricing:
         if index is None:
             index = self.indexes[field] = {}
             for line in self.lines:
-                index.setdefault(getattr(line.source, field), []).append(line)
+                key = getattr(line.source, field)
+                group = index.get(key)
+                if group is None:
+                    index[key] = [line]
+                else:
+                    group.append(line)
         return index
 
     def candidates(self, scope: Scope) -> Sequence[_Line]:
@@ -529,9 +535,9 @@ class _Pricing:
                 Adjustment(
                     offer.id,
                     stage,
-                    Money(given, currency),
+                    _money(given, currency),
                     tuple(shares),
-                    Money(outcome.shipping, currency) if outcome.shipping else None,
+                    _money(outcome.shipping, currency) if outcome.shipping else None,
                     code,
                 )
             )
@@ -542,7 +548,7 @@ class _Pricing:
             self.ends.append(offer.ends_at)
         self.claims.extend(outcome.claims)
         outcome.reason = reason
-        gave = Money(0 if stage is Stage.POST_ORDER else given, currency)
+        gave = _money(0 if stage is Stage.POST_ORDER else given, currency)
         self.explain(stage, offer, outcome, discount=gave)
 
     def explain(
@@ -574,14 +580,16 @@ class _Pricing:
         currency = self.currency
         zero = Money.zero(currency)
         lines = tuple(
-            _priced(
-                line.source,
-                tuple(line.adjustments),
-                _money(line.unit * line.qty - line.remaining, currency)
-                if line.adjustments
-                else zero,
-            )
-            for line in self.given
+            [
+                _priced(
+                    line.source,
+                    tuple(line.adjustments),
+                    _money(line.unit * line.qty - line.remaining, currency)
+                    if line.adjustments
+                    else zero,
+                )
+                for line in self.given
+            ]
         )
         return PricingResult(
             currency=currency,
