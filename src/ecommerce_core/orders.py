@@ -497,7 +497,7 @@ class Order:
             process.definition.name,
             payment_method,
         )
-        order = cls(
+        return cls(
             id=order_id,
             checkout_id=checkout,
             buyer_id=buyer_id,
@@ -514,7 +514,6 @@ class Order:
             payment_method=payment_method,
             terms=terms,
         )
-        return order
 
     # ----------------------------------------------------------------- reading
 
