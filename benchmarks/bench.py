@@ -945,6 +945,8 @@ def main(argv: list[str] | None = None) -> int:
     titles = None
     if args.only:
         titles = [title for title in SECTIONS if title.split(".", 1)[0] in args.only]
+        if not titles:
+            parser.error(f"no section numbered {', '.join(args.only)}")
     run(QUICK if args.quick else Sizes(), titles)
     return 0
 
