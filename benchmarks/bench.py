@@ -935,8 +935,19 @@ def run(sizes: Sizes, titles: Iterable[str] | None = None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="N",
+        help="run only the section(s) numbered N (repeatable), e.g. --only 3 --only 6",
+    )
     args = parser.parse_args(argv)
-    run(QUICK if args.quick else Sizes())
+    titles = None
+    if args.only:
+        titles = [title for title in SECTIONS if title.split(".", 1)[0] in args.only]
+        if not titles:
+            parser.error(f"no section numbered {', '.join(args.only)}")
+    run(QUICK if args.quick else Sizes(), titles)
     return 0
 
 

@@ -9,11 +9,9 @@ to the whole.
 from __future__ import annotations
 
 import decimal
-import itertools
 import numbers
-import operator
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
@@ -121,14 +119,13 @@ def _result(minor: int, currency: str) -> Money:
     """
     if -MAX_MINOR_UNITS <= minor <= MAX_MINOR_UNITS:
         money = _new(Money)
-        _set(money, "minor", minor)
-        _set(money, "currency", currency)
+        _set_minor(money, minor)
+        _set_currency(money, currency)
         return money
     raise InvalidInput("amount", minor, f"too large: at most {MAX_MINOR_UNITS} minor units")
 
 
 _new = object.__new__
-_set = object.__setattr__
 _ZEROS: dict[str, Money] = {}  # Money is immutable, so one zero per currency is shared
 
 
@@ -183,8 +180,8 @@ class Money:
             _check_minor(self, None, minor)
         if type(currency) is not str or currency not in _CURRENCIES:
             _check_currency(self, None, currency)
-        _set(self, "minor", minor)
-        _set(self, "currency", currency)
+        _set_minor(self, minor)
+        _set_currency(self, currency)
 
     @classmethod
     def zero(cls, currency: str) -> Money:
@@ -327,7 +324,13 @@ class Money:
         return NotImplemented if theirs is None else self.minor >= theirs
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.currency}"
+        # The digits of str(self.amount), from ints (pricing explains every promotion in words).
+        exponent = _CURRENCIES[self.currency].exponent
+        if not exponent:
+            return f"{self.minor} {self.currency}"
+        whole, fraction = divmod(abs(self.minor), 10**exponent)
+        sign = "-" if self.minor < 0 else ""
+        return f"{sign}{whole}.{fraction:0{exponent}d} {self.currency}"
 
     def __repr__(self) -> str:
         return f"Money({str(self.amount)!r}, {self.currency!r})"
@@ -350,6 +353,13 @@ class Money:
         if self.minor < 0:
             raise InvalidInput("amount", self, "only a non-negative amount can be allocated")
         return [_result(share, self.currency) for share in allocate_minor(self.minor, weights)]
+
+
+# The slots' own setters, past the frozen ``__setattr__``: about half the cost of
+# ``object.__setattr__(money, "minor", value)``, which looks the name up and checks the type's
+# setattr chain on every call. Only for values already checked (the constructor, _result).
+_set_minor: Callable[[Money, int], None] = Money.__dict__["minor"].__set__
+_set_currency: Callable[[Money, str], None] = Money.__dict__["currency"].__set__
 
 
 def allocate_minor(total: int, weights: Sequence[int]) -> list[int]:
@@ -385,13 +395,24 @@ def allocate_minor(total: int, weights: Sequence[int]) -> list[int]:
     whole = sum(weights)
     if whole == 0:
         raise InvalidInput("weights", weights, "the weights must not all be zero")
-    # Iterated in C (map/zip), not a Python loop: allocation runs once per promotion per cart.
+    return _allocate(total, weights, whole)
+
+
+def _allocate(total: int, weights: Sequence[int], whole: int) -> list[int]:
+    """:func:`allocate_minor` for checked input: weights non-negative ints summing to ``whole`` > 0.
+
+    For callers that built the weights themselves (the pricing engine, once per promotion).
+    """
     shares = [total * weight // whole for weight in weights]
     leftover = total - sum(shares)
     if leftover:
-        remainders = map(operator.mod, map(total.__mul__, weights), itertools.repeat(whole))
-        negated = map(operator.neg, remainders), map(operator.neg, weights), itertools.count()
-        ranked = sorted(zip(*negated, strict=False))  # the count is endless
-        for _, _, index in ranked[:leftover]:
+        # Rank by remainder, then weight, both largest first, as one int key per share
+        # (remainder * (largest weight + 1) + weight); a stable sort keeps lower indexes
+        # first among equal keys, even reversed. Sorting ints is several times cheaper than
+        # sorting (remainder, weight, index) tuples, and allocation runs once per promotion.
+        scale = max(weights) + 1
+        keys = [total * weight % whole * scale + weight for weight in weights]
+        ranked = sorted(range(len(keys)), key=keys.__getitem__, reverse=True)
+        for index in ranked[:leftover]:
             shares[index] += 1
     return shares

@@ -31,6 +31,7 @@ from typing import Final
 
 import attrs
 
+from ecommerce_core._slots import new, slot_setter
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.errors import (
     CurrencyMismatch,
@@ -54,6 +55,7 @@ from ecommerce_core.events import (
 )
 from ecommerce_core.limits import LimitClaim, StockTiming
 from ecommerce_core.money import Money
+from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.process import Process, ProcessDefinition, State, Transition
 
@@ -259,7 +261,7 @@ class CartItem:
         _text("sku", self.sku)
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # one per order at rest: no room for weak references
 class Deadline:
     """A stored timeout: when ``at`` is reached, ``trigger`` fires.
 
@@ -335,7 +337,7 @@ class Cancellation:
     at: datetime
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, weakref_slot=False)  # nothing holds orders weakly; 8 bytes each
 class Order:
     """The order aggregate.
 
@@ -433,38 +435,40 @@ class Order:
 
         """
         check_now(now)
-        for field, value in (
-            ("order_id", order_id),
-            ("buyer_id", buyer_id),
-            ("merchant_id", merchant_id),
-            ("payment_method", payment_method),
-        ):
-            _text(field, value)
+        _text("order_id", order_id)
+        _text("buyer_id", buyer_id)
+        _text("merchant_id", merchant_id)
+        _text("payment_method", payment_method)
         lines = tuple(lines)
         if not lines:
             raise InvalidInput("lines", lines, "an order needs at least one line")
         if len(lines) > policy.max_lines:
             raise InvalidInput("lines", len(lines), f"more than {policy.max_lines} lines")
         currency = lines[0].unit_price.currency
+        max_quantity = policy.max_line_quantity
         skus: set[str] = set()
         line_ids: set[str] = set()
         total_minor = 0
         for line in lines:
             if line.__class__ is not OrderLine:
                 raise InvalidInput("lines", line, "each line must be an OrderLine")
-            if line.sku in skus:
-                raise InvalidInput("lines", line.sku, "the same SKU appears on two lines")
-            if line.line_id in line_ids:
-                raise InvalidInput("lines", line.line_id, "line ids must be unique")
-            skus.add(line.sku)
-            line_ids.add(line.line_id)
-            if line.quantity > policy.max_line_quantity:
-                raise InvalidInput(
-                    "quantity", line.quantity, f"more than {policy.max_line_quantity} units"
-                )
-            if line.unit_price.currency != currency:
-                raise CurrencyMismatch(currency, line.unit_price.currency)
-            total_minor += line.unit_price.minor * line.quantity - line.discount.minor  # type: ignore[union-attr]  # set in OrderLine.__attrs_post_init__
+            sku, line_id, quantity, unit_price = (
+                line.sku,
+                line.line_id,
+                line.quantity,
+                line.unit_price,
+            )
+            if sku in skus:
+                raise InvalidInput("lines", sku, "the same SKU appears on two lines")
+            if line_id in line_ids:
+                raise InvalidInput("lines", line_id, "line ids must be unique")
+            skus.add(sku)
+            line_ids.add(line_id)
+            if quantity > max_quantity:
+                raise InvalidInput("quantity", quantity, f"more than {max_quantity} units")
+            if unit_price.currency != currency:
+                raise CurrencyMismatch(currency, unit_price.currency)
+            total_minor += unit_price.minor * quantity - line.discount.minor  # type: ignore[union-attr]  # set in OrderLine.__attrs_post_init__
         if shipping_fee is None:
             fee = Money.zero(currency)
         elif not isinstance(shipping_fee, Money) or shipping_fee.is_negative:
@@ -475,34 +479,41 @@ class Order:
             fee = shipping_fee
         if terms is not None and not isinstance(terms, PricingTerms):
             raise InvalidInput("terms", terms, "must be PricingTerms or None")
-        total = Money(total_minor + fee.minor, currency)
-        order = cls(
+        total = _money(total_minor + fee.minor, currency)  # the currency is a line's: valid
+        checkout = order_id if checkout_id is None else _text("checkout_id", checkout_id)
+        initial = process.definition.initial
+        timer = TIMERS.get(initial)  # a new order has no holds: its clock starts running
+        deadline = None if timer is None else _deadline(now + getattr(policy, timer[1]), timer[0])
+        # The first event is built here rather than through _record: the order starts at
+        # version 1 with it, which is what _record would leave.
+        placed = _order_placed(
+            order_id,
+            now,
+            f"buyer:{buyer_id}",
+            checkout,
+            buyer_id,
+            merchant_id,
+            total,
+            process.definition.name,
+            payment_method,
+        )
+        return cls(
             id=order_id,
-            checkout_id=order_id if checkout_id is None else _text("checkout_id", checkout_id),
+            checkout_id=checkout,
             buyer_id=buyer_id,
             merchant_id=merchant_id,
             lines=lines,
             shipping_fee=fee,
             total=total,
             process=process,
-            state=process.initial,
+            state=initial,
             placed_at=now,
+            version=1,
+            events=(placed,),
+            deadline=deadline,
             payment_method=payment_method,
             terms=terms,
         )
-        order._set_timer(process.initial, now, policy)
-        order._record(
-            OrderPlaced,
-            now,
-            f"buyer:{buyer_id}",
-            checkout_id=order.checkout_id,
-            buyer_id=buyer_id,
-            merchant_id=merchant_id,
-            total=total,
-            process=process.name,
-            payment_method=payment_method,
-        )
-        return order
 
     # ----------------------------------------------------------------- reading
 
@@ -824,7 +835,7 @@ class Order:
             msg = f"entering {state!r} needs a policy to start its clock"
             raise AssertionError(msg)
         duration: timedelta = getattr(policy, duration_name)
-        self.deadline = Deadline(now + duration, trigger)
+        self.deadline = _deadline(now + duration, trigger)
 
     def _record(
         self, event_type: type[DomainEvent], now: datetime, actor: Actor | str, **fields: object
@@ -893,6 +904,64 @@ class Order:
         self._record(
             AutoConfirmExtended, now, actor, extension=extension, used=self.extensions, deadline=at
         )
+
+
+# Placing an order and moving it on build a deadline and an event each time, from values the
+# command has checked: slot by slot (see ecommerce_core._slots), equal to calling the class.
+_DEADLINE_SETTERS: Final = (slot_setter(Deadline, "at"), slot_setter(Deadline, "trigger"))
+_PLACED_SETTERS: Final = tuple(
+    slot_setter(OrderPlaced, name)
+    for name in (
+        "aggregate_id",
+        "version",
+        "occurred_at",
+        "actor",
+        "checkout_id",
+        "buyer_id",
+        "merchant_id",
+        "total",
+        "process",
+        "payment_method",
+    )
+)
+
+
+def _deadline(at: datetime, trigger: str) -> Deadline:
+    """``Deadline(at, trigger)``."""
+    deadline: Deadline = new(Deadline)
+    set_at, set_trigger = _DEADLINE_SETTERS
+    set_at(deadline, at)
+    set_trigger(deadline, trigger)
+    return deadline
+
+
+def _order_placed(  # noqa: PLR0917  # one parameter per field of the event
+    order_id: str,
+    now: datetime,
+    actor: str,
+    checkout_id: str,
+    buyer_id: str,
+    merchant_id: str,
+    total: Money,
+    process: str,
+    payment_method: str,
+) -> OrderPlaced:
+    """The :class:`OrderPlaced` event of an order placed at version 1."""
+    event: OrderPlaced = new(OrderPlaced)
+    aggregate, version, occurred, by, checkout, buyer, merchant, amount, named, method = (
+        _PLACED_SETTERS
+    )
+    aggregate(event, order_id)
+    version(event, 1)
+    occurred(event, now)
+    by(event, actor)
+    checkout(event, checkout_id)
+    buyer(event, buyer_id)
+    merchant(event, merchant_id)
+    amount(event, total)
+    named(event, process)
+    method(event, payment_method)
+    return event
 
 
 def split_by_merchant(

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import enum
+import functools
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, ClassVar, Final, cast
@@ -74,6 +75,18 @@ def _rate(value: object) -> Fraction | str:
     return Fraction(percent) / 100
 
 
+@functools.lru_cache(maxsize=1024)
+def _decimal_rate(percent: Decimal) -> Fraction | str:
+    return _rate(percent)
+
+
+def _rate_of(percent: object) -> Fraction | str:
+    """:func:`_rate`, remembered for finite decimals: pricing asks every promotion's rate."""
+    if type(percent) is Decimal and percent.is_finite():
+        return _decimal_rate(percent)
+    return _rate(percent)
+
+
 def _to_decimal(value: Any) -> Any:
     """A percentage as a Decimal when it parses exactly; anything else is left for the checks."""
     if isinstance(value, (int, str)) and not isinstance(value, bool):
@@ -120,7 +133,7 @@ class PercentOff:
     @property
     def rate(self) -> Fraction:
         """The rate as a fraction of one (``Fraction(3, 20)`` for 15 %)."""
-        rate = _rate(self.percent)
+        rate = _rate_of(self.percent)
         if isinstance(rate, str):  # pragma: no cover - refused when the promotion is built
             raise DefinitionError("PercentOff", [rate])
         return rate
@@ -196,7 +209,7 @@ class BuyXGetY:
     @property
     def rate(self) -> Fraction:
         """The rate off the free units as a fraction of one."""
-        rate = _rate(self.percent)
+        rate = _rate_of(self.percent)
         if isinstance(rate, str):  # pragma: no cover - refused when the promotion is built
             raise DefinitionError("BuyXGetY", [rate])
         return rate
@@ -365,7 +378,7 @@ class Rebate:
     @property
     def rate(self) -> Fraction:
         """The cashback rate as a fraction of one (for a percentage rebate)."""
-        rate = _rate(self.percent)
+        rate = _rate_of(self.percent)
         if isinstance(rate, str):  # pragma: no cover - refused when the promotion is built
             raise DefinitionError("Rebate", [rate])
         return rate

@@ -20,9 +20,9 @@ Cost: O(N log N + Σ_p N_p log N_p) for N lines and promotions touching N_p line
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from fractions import Fraction
 from typing import Any
 
 from ecommerce_core.errors import CurrencyMismatch, InvalidInput
@@ -101,7 +101,7 @@ class _Pricing:
 
     def __init__(self, lines: Sequence[PricingLine | OrderLine], context: PricingContext) -> None:
         self.context = context
-        given = [self._line(line) for line in lines]
+        given = [line if type(line) is PricingLine else self._line(line) for line in lines]
         if not given:
             raise InvalidInput("lines", lines, "there is nothing to price")
         self.currency = given[0].unit_price.currency
@@ -117,14 +117,15 @@ class _Pricing:
             raise CurrencyMismatch(self.currency, fee.currency, "price")
         self.shipping_fee = fee
         self.shipping_left = fee.minor
-        canonical = sorted(range(len(given)), key=lambda position: given[position].line_id)
-        self.lines: list[_Line] = []
-        by_position: dict[int, _Line] = {}
+        line_ids = [source.line_id for source in given]
+        canonical = sorted(range(len(given)), key=line_ids.__getitem__)
+        self.lines: list[_Line] = [
+            _Line(given[position], index) for index, position in enumerate(canonical)
+        ]
+        rank = [0] * len(given)  # position given -> index in canonical order
         for index, position in enumerate(canonical):
-            line = _Line(given[position], index)
-            self.lines.append(line)
-            by_position[position] = line
-        self.given = [by_position[position] for position in range(len(given))]
+            rank[position] = index
+        self.given = [self.lines[index] for index in rank]
         self.indexes: dict[str, dict[str, list[_Line]]] = {}  # built when a scope needs one
         self.sales_mode = ""
         self.sales_mode_by = ""
@@ -150,7 +151,12 @@ class _Pricing:
         if index is None:
             index = self.indexes[field] = {}
             for line in self.lines:
-                index.setdefault(getattr(line.source, field), []).append(line)
+                key = getattr(line.source, field)
+                group = index.get(key)
+                if group is None:
+                    index[key] = [line]
+                else:
+                    group.append(line)
         return index
 
     def candidates(self, scope: Scope) -> Sequence[_Line]:
@@ -304,7 +310,7 @@ class _Pricing:
             return _units_short(bundle - units)
         if benefit.max_applications is not None:
             times = min(times, benefit.max_applications)
-        cheapest = sorted(pool, key=lambda e: (Fraction(e[2], e[1]), e[0].index))
+        cheapest = sorted(pool, key=_BY_UNIT_AMOUNT)
         free_left, paid_left = times * benefit.get, times * benefit.buy
         used: dict[int, list[int]] = {}  # line index -> [free units, paid units]
         for line, u, _ in cheapest:
@@ -532,9 +538,9 @@ class _Pricing:
                 Adjustment(
                     offer.id,
                     stage,
-                    Money(given, currency),
+                    _money(given, currency),
                     tuple(shares),
-                    Money(outcome.shipping, currency) if outcome.shipping else None,
+                    _money(outcome.shipping, currency) if outcome.shipping else None,
                     code,
                 )
             )
@@ -545,7 +551,7 @@ class _Pricing:
             self.ends.append(offer.ends_at)
         self.claims.extend(outcome.claims)
         outcome.reason = reason
-        gave = Money(0 if stage is Stage.POST_ORDER else given, currency)
+        gave = _money(0 if stage is Stage.POST_ORDER else given, currency)
         self.explain(stage, offer, outcome, discount=gave)
 
     def explain(
@@ -577,14 +583,16 @@ class _Pricing:
         currency = self.currency
         zero = Money.zero(currency)
         lines = tuple(
-            _priced(
-                line.source,
-                tuple(line.adjustments),
-                _money(line.unit * line.qty - line.remaining, currency)
-                if line.adjustments
-                else zero,
-            )
-            for line in self.given
+            [
+                _priced(
+                    line.source,
+                    tuple(line.adjustments),
+                    _money(line.unit * line.qty - line.remaining, currency)
+                    if line.adjustments
+                    else zero,
+                )
+                for line in self.given
+            ]
         )
         return PricingResult(
             currency=currency,
@@ -599,6 +607,18 @@ class _Pricing:
             offer_ends_at=min(self.ends) if self.ends else None,
         )
 
+
+def _by_unit_amount(one: tuple[_Line, int, int], other: tuple[_Line, int, int]) -> int:
+    """Order pool entries by amount per unit, then line: exact, by cross-multiplying.
+
+    (A ``Fraction`` key is exact too, but building and comparing fractions cost ten times more.)
+    """
+    _, units, amount = one
+    _, other_units, other_amount = other
+    return amount * other_units - other_amount * units or one[0].index - other[0].index
+
+
+_BY_UNIT_AMOUNT = functools.cmp_to_key(_by_unit_amount)
 
 _RULES: dict[type, Callable[[_Pricing, Any, _Pool, int, int], _Outcome]] = {
     PercentOff: _Pricing.percent_off,

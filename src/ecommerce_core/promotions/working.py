@@ -13,7 +13,7 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from ecommerce_core.limits import Limit, LimitClaim
-from ecommerce_core.money import Money, allocate_minor
+from ecommerce_core.money import Money, _allocate, allocate_minor
 from ecommerce_core.orders import LineAdjustment
 from ecommerce_core.promotions.rules import Coupon, Promotion
 from ecommerce_core.promotions.values import (
@@ -159,7 +159,12 @@ def _spread(pool: _Pool, total: int) -> _Shares:
     """Split ``total`` over the pool by largest remainder, weighted by what each line costs."""
     if total == 0:
         return [(line, 0, units) for line, units, _ in pool]
-    shares = allocate_minor(total, list(map(_amount_of, pool)))
+    weights = list(map(_amount_of, pool))
+    whole = sum(weights)
+    if whole > 0 and min(weights) >= 0:  # ints the engine computed: skip allocate_minor's checks
+        shares = _allocate(total, weights, whole)
+    else:
+        shares = allocate_minor(total, weights)
     return [(line, share, units) for (line, units, _), share in zip(pool, shares, strict=True)]
 
 

@@ -1,0 +1,160 @@
+"""The fast paths build exactly what the plain paths build.
+
+Placing an order, pricing a cart and rendering money take shortcuts for speed (slot setters
+past the frozen ``__setattr__``, int formatting, one-int sort keys); each is checked here
+against the slow, obvious way of doing the same thing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from datetime import UTC, datetime
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ecommerce_core import _slots
+from ecommerce_core.events import OrderPlaced
+from ecommerce_core.money import CURRENCIES, MAX_MINOR_UNITS, Money, allocate_minor
+from ecommerce_core.orders import Deadline, Order, OrderLine, _deadline, _order_placed
+from ecommerce_core.policies import OrderPolicy
+from ecommerce_core.process import Process, ProcessDefinition, State, Transition
+
+NOW = datetime(2024, 11, 11, 20, 0, tzinfo=UTC)
+codes = st.sampled_from(sorted(CURRENCIES))
+texts = st.text(min_size=1, max_size=8)
+
+
+def reference_allocation(total: int, weights: list[int]) -> list[int]:
+    """Largest remainder with (remainder, weight, index) tuples sorted: the obvious way."""
+    whole = sum(weights)
+    shares = [total * weight // whole for weight in weights]
+    remainders = [total * weight % whole for weight in weights]
+    ranked = sorted(
+        zip(map(operator.neg, remainders), map(operator.neg, weights), itertools.count())
+    )
+    for _, _, index in ranked[: total - sum(shares)]:
+        shares[index] += 1
+    return shares
+
+
+class TestSlotSetters:
+    def test_an_event_built_slot_by_slot_equals_the_one_its_class_builds(self):
+        fields = {
+            "checkout_id": "c-1",
+            "buyer_id": "b-1",
+            "merchant_id": "m-1",
+            "total": Money(1234, "CNY"),
+            "process": "order.standard",
+            "payment_method": "cod",
+        }
+        built = _order_placed("o-1", NOW, "buyer:b-1", *fields.values())
+        expected = OrderPlaced(
+            aggregate_id="o-1", version=1, occurred_at=NOW, actor="buyer:b-1", **fields
+        )
+        assert built == expected
+        assert attrs.asdict(built, recurse=False) == attrs.asdict(expected, recurse=False)
+
+    def test_a_deadline_built_slot_by_slot_equals_the_one_its_class_builds(self):
+        assert _deadline(NOW, "expire_payment") == Deadline(NOW, "expire_payment")
+
+    def test_values_built_slot_by_slot_stay_frozen(self):
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            _deadline(NOW, "close").trigger = "other"  # type: ignore[misc]
+
+    def test_a_name_that_is_not_a_slot_is_refused(self):
+        with pytest.raises(TypeError, match="no slot 'nope'"):
+            _slots.slot_setter(Deadline, "nope")
+
+    def test_a_property_hiding_a_base_slot_is_refused(self):
+        class Base:
+            __slots__ = ("value",)
+
+        class Derived(Base):
+            __slots__ = ()
+
+            @property
+            def value(self) -> int:  # type: ignore[override]
+                return 1
+
+        with pytest.raises(TypeError, match="no slot 'value'"):
+            _slots.slot_setter(Derived, "value")
+
+    def test_a_slot_declared_on_a_base_class_is_found(self):
+        event = _slots.new(OrderPlaced)
+        _slots.slot_setter(OrderPlaced, "aggregate_id")(event, "o-9")
+        assert event.aggregate_id == "o-9"
+
+
+class TestPlacing:
+    def test_a_placed_order_starts_its_clock_and_records_its_event_as_the_slow_path_did(self):
+        policy = OrderPolicy()
+        lines = (OrderLine("1", "tea-01", 2, Money(3800, "CNY")),)
+        order = Order.place(
+            order_id="o-1", buyer_id="b-1", merchant_id="m-1", lines=lines, now=NOW, policy=policy
+        )
+        assert order.deadline == Deadline(NOW + policy.payment_timeout, "expire_payment")
+        assert order.paused is None
+        assert order.version == 1
+        (event,) = order.events
+        assert event == OrderPlaced(
+            aggregate_id="o-1",
+            version=1,
+            occurred_at=NOW,
+            actor="buyer:b-1",
+            checkout_id="o-1",
+            buyer_id="b-1",
+            merchant_id="m-1",
+            total=Money(7600, "CNY"),
+            process="order.standard",
+            payment_method="online",
+        )
+
+    def test_an_order_whose_first_state_has_no_clock_is_placed_with_no_deadline(self):
+        untimed = Process(
+            ProcessDefinition(
+                name="order.untimed",
+                initial="open",
+                states=(State("open"), State("done", final=True)),
+                transitions=(Transition("finish", "open", "done"),),
+            )
+        )
+        lines = (OrderLine("1", "tea-01", 1, Money(100, "CNY")),)
+        order = Order.place(
+            order_id="o-2",
+            buyer_id="b-1",
+            merchant_id="m-1",
+            lines=lines,
+            now=NOW,
+            policy=OrderPolicy(),
+            process=untimed,
+        )
+        assert order.deadline is None
+        assert order.state == "open"
+
+
+class TestMoneyRendering:
+    @given(st.integers(-MAX_MINOR_UNITS, MAX_MINOR_UNITS), codes)
+    def test_str_renders_the_exact_decimal_amount(self, minor, code):
+        money = Money(minor, code)
+        assert str(money) == f"{money.amount} {code}"
+
+
+class TestAllocation:
+    @given(
+        st.integers(0, 10**12),
+        st.lists(st.integers(0, 50) | st.integers(0, 10**9), min_size=1, max_size=30).filter(any),
+    )
+    def test_shares_are_those_of_the_tuple_ranking(self, total, weights):
+        assert allocate_minor(total, weights) == reference_allocation(total, weights)
+
+    def test_equal_remainders_go_to_the_larger_weight(self):
+        # 5 over 1, 3, 6 (sum 10): floors 0, 1, 3; remainders 5, 5, 0; one unit left.
+        assert allocate_minor(5, [1, 3, 6]) == [0, 2, 3]
+
+    def test_equal_remainders_and_weights_go_to_the_earlier_share(self):
+        assert allocate_minor(1, [1, 1]) == [1, 0]
+        assert allocate_minor(1, [2, 1, 2]) == [1, 0, 0]
