@@ -104,6 +104,23 @@ class Refund:
         return self.status is RefundStatus.PENDING
 
 
+class _Memo:
+    """Figures a payment derives from its postings and refunds, kept while those stay the same.
+
+    Keyed by the identity of the (immutable) tuples they were computed from, so copies of a
+    payment may share one memo: a copy that appended a posting or changed a refund holds
+    other tuples and computes its own figures.
+    """
+
+    __slots__ = ("money", "postings", "refundable", "refunds")
+
+    def __init__(self) -> None:
+        self.postings: tuple[Posting, ...] | None = None
+        self.money: OrderMoney | None = None
+        self.refunds: tuple[Refund, ...] | None = None
+        self.refundable: tuple[dict[str, Money], Money] | None = None
+
+
 def _fingerprint(amounts: Mapping[str, Money]) -> str:
     return "refund " + ", ".join(f"{line}={amount}" for line, amount in sorted(amounts.items()))
 
@@ -150,9 +167,7 @@ class PaymentRecord:
     keys: Mapping[str, str] = attrs.field(factory=lambda: MappingProxyType({}), repr=False)
     deadline: datetime | None = None
     events: tuple[DomainEvent, ...] = attrs.field(default=(), repr=False)
-    _view: tuple[int, OrderMoney] | None = attrs.field(
-        default=None, init=False, repr=False, eq=False, alias="_view"
-    )
+    _memo: _Memo = attrs.field(factory=_Memo, init=False, repr=False, eq=False)
 
     # ----------------------------------------------------------------- reading
 
@@ -168,10 +183,14 @@ class PaymentRecord:
 
     def money(self) -> OrderMoney:
         """What this payment's money did, per line (its own postings only)."""
-        count = len(self.postings)  # postings are only ever appended: the count versions it
-        if self._view is None or self._view[0] != count:
-            self._view = (count, order_money(self.order_id, self.currency, self.postings))
-        return self._view[1]
+        memo, postings = self._memo, self.postings
+        if memo.postings is not postings or memo.money is None:
+            memo.postings, memo.money = (
+                postings,
+                order_money(self.order_id, self.currency, postings),
+            )
+            memo.refunds = memo.refundable = None
+        return memo.money
 
     @property
     def open_refunds(self) -> tuple[Refund, ...]:
@@ -180,17 +199,35 @@ class PaymentRecord:
 
     def refundable_by_line(self) -> dict[str, Money]:
         """What each line can still refund: its refundable money less open refunds on it."""
-        out = {line_id: line.refundable for line_id, line in self.money().lines.items()}
-        zero = Money.zero(self.currency)
-        for refund in self.open_refunds:
-            for line_id, amount in refund.amounts:
-                out[line_id] = out.get(line_id, zero) - amount
-        return {line_id: amount for line_id, amount in out.items() if amount.is_positive}
+        return dict(self._refundable()[0])
 
     @property
     def refundable(self) -> Money:
         """What can still be refunded in total, open refunds deducted."""
-        return sum(self.refundable_by_line().values(), Money.zero(self.currency))
+        return self._refundable()[1]
+
+    def _refundable(self) -> tuple[dict[str, Money], Money]:
+        """Refundable money per line and in total, computed once per postings and refunds."""
+        money = self.money()
+        memo, refunds = self._memo, self.refunds
+        if memo.refunds is not refunds or memo.refundable is None:
+            currency = self.currency
+            left = {
+                line_id: line.paid_in.minor - line.refunded.minor - line.kept.minor
+                for line_id, line in money.lines.items()
+            }
+            for refund in refunds:
+                if refund.is_open:
+                    for line_id, amount in refund.amounts:
+                        if amount.currency != currency:
+                            raise CurrencyMismatch(currency, amount.currency, "subtract")
+                        left[line_id] = left.get(line_id, 0) - amount.minor
+            by_line = {
+                line_id: Money(minor, currency) for line_id, minor in left.items() if minor > 0
+            }
+            total = Money(sum(m.minor for m in by_line.values()), currency)
+            memo.refunds, memo.refundable = refunds, (by_line, total)
+        return memo.refundable
 
     def refund(self, refund_id: str) -> Refund:
         """The refund with this id.

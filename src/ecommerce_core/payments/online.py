@@ -281,7 +281,8 @@ class GatewayPayment(PaymentRecord):
             raise InvalidInput("amount", amount, "must be Money")
         if amount.currency != self.currency:
             raise CurrencyMismatch(self.currency, amount.currency, "capture")
-        if self._seen(key, f"capture {amount}"):
+        fingerprint = f"capture {amount}"
+        if self._seen(key, fingerprint):
             found = self.capture_record(key)
             assert found is not None  # noqa: S101  # a capture key is remembered with its record
             return found
@@ -300,7 +301,7 @@ class GatewayPayment(PaymentRecord):
             )
         capture = Capture(key, amount, now)
         self.captures = (*self.captures, capture)
-        self._remember(key, f"capture {amount}")
+        self._remember(key, fingerprint)
         self._record(CaptureRequested, now, actor, capture_key=key, amount=amount)
         return capture
 

@@ -66,26 +66,67 @@ def split(amount: Money, weights: Sequence[tuple[str, int]]) -> list[tuple[str, 
 
 
 class _Book:
-    """Postings of one operation, keyed ``{key}/1``, ``{key}/2``, ..."""
+    """Postings of one operation, keyed ``{key}/1``, ``{key}/2``, ...
+
+    The first posting goes through :class:`Posting`'s constructor, which checks what every
+    posting of the book shares (key, order id, movement, time); the next ones are built
+    checking only what differs between them (line id, accounts, amount), the same way.
+    """
 
     def __init__(self, key: str, order_id: str, movement: Movement, at: datetime) -> None:
         self.key, self.order_id, self.movement, self.at = key, order_id, movement, at
         self.postings: list[Posting] = []
 
     def move(self, line_id: str, source: Account, target: Account, amount: Money) -> None:
-        if amount.is_positive:
-            self.postings.append(
-                Posting(
-                    f"{self.key}/{len(self.postings) + 1}",
-                    self.order_id,
-                    line_id,
-                    source,
-                    target,
-                    amount,
-                    self.movement,
-                    self.at,
-                )
+        if not amount.is_positive:
+            return
+        number = len(self.postings) + 1
+        if number == 1:
+            first = Posting(
+                f"{self.key}/1",
+                self.order_id,
+                line_id,
+                source,
+                target,
+                amount,
+                self.movement,
+                self.at,
             )
+            self.movement = first.movement  # converted once
+            self.postings.append(first)
+            return
+        if (
+            type(line_id) is not str
+            or type(source) is not Account
+            or type(target) is not Account
+            or type(amount) is not Money
+            or source == target
+        ):  # let the constructor raise exactly what it raises
+            posting = Posting(
+                f"{self.key}/{number}",
+                self.order_id,
+                line_id,
+                source,
+                target,
+                amount,
+                self.movement,
+                self.at,
+            )
+        else:
+            posting = _new(Posting)
+            _set(posting, "key", f"{self.key}/{number}")
+            _set(posting, "order_id", self.order_id)
+            _set(posting, "line_id", line_id)
+            _set(posting, "source", source)
+            _set(posting, "target", target)
+            _set(posting, "amount", amount)
+            _set(posting, "movement", self.movement)
+            _set(posting, "at", self.at)
+        self.postings.append(posting)
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 def _paid_in_by_line(postings: Iterable[Posting]) -> dict[str, int]:
