@@ -584,34 +584,56 @@ class RecordingPublisher:
 
 
 class InMemoryLedger:
-    """Postings in a list, indexed by key and by order, with running balances."""
+    """Postings in a list, indexed by key and by order, with running balances.
+
+    Balances are folded from the postings appended since the last question about them, each
+    posting once: appending stays a few dict writes.
+    """
 
     def __init__(self) -> None:
         self._by_key: dict[str, Posting] = {}
         self._by_order: dict[str, list[Posting]] = {}
         self._balances: dict[tuple[Account, str], int] = {}
+        self._unfolded: list[Posting] = []  # appended, not yet in the balances
 
     def append(self, postings: Sequence[Posting]) -> int:
         """Append every posting or none; known keys with the same posting are skipped."""
+        by_key = self._by_key
         fresh: dict[str, Posting] = {}
         for posting in postings:
-            if not isinstance(posting, Posting):
+            if type(posting) is not Posting and not isinstance(posting, Posting):
                 raise InvalidInput("postings", posting, "the ledger takes Postings only")
-            known = self._by_key.get(posting.key) or fresh.get(posting.key)
+            key = posting.key
+            known = by_key.get(key) or fresh.get(key)
             if known is None:
-                fresh[posting.key] = posting
-            elif known != posting:
-                if posting.key in fresh:
-                    raise InvalidInput("postings", posting.key, "one key twice in the batch")
-                raise IdempotencyConflict(posting.key, "another posting is stored under it")
-        for posting in fresh.values():
-            self._by_key[posting.key] = posting
-            self._by_order.setdefault(posting.order_id, []).append(posting)
-            currency = posting.amount.currency
-            for account, sign in ((posting.source, -1), (posting.target, 1)):
-                slot = (account, currency)
-                self._balances[slot] = self._balances.get(slot, 0) + sign * posting.amount.minor
+                fresh[key] = posting
+            elif known is not posting and known != posting:
+                if key in fresh:
+                    raise InvalidInput("postings", key, "one key twice in the batch")
+                raise IdempotencyConflict(key, "another posting is stored under it")
+        if not fresh:
+            return 0
+        by_order = self._by_order
+        for key, posting in fresh.items():
+            by_key[key] = posting
+            listed = by_order.get(posting.order_id)
+            if listed is None:
+                by_order[posting.order_id] = [posting]
+            else:
+                listed.append(posting)
+        self._unfolded.extend(fresh.values())
         return len(fresh)
+
+    def _fold(self) -> dict[tuple[Account, str], int]:
+        """The running balances, with the postings appended since the last call folded in."""
+        balances = self._balances
+        for posting in self._unfolded:
+            currency, minor = posting.amount.currency, posting.amount.minor
+            source, target = (posting.source, currency), (posting.target, currency)
+            balances[source] = balances.get(source, 0) - minor
+            balances[target] = balances.get(target, 0) + minor
+        self._unfolded.clear()
+        return balances
 
     def postings(self, order_id: str) -> list[Posting]:
         """An order's postings, in append order."""
@@ -619,13 +641,13 @@ class InMemoryLedger:
 
     def balance(self, account: Account, currency: str) -> Money:
         """The account's balance in ``currency``."""
-        return Money(self._balances.get((account, currency), 0), currency)
+        return Money(self._fold().get((account, currency), 0), currency)
 
     def balances(self, currency: str) -> dict[Account, Money]:
         """Every account that moved money in ``currency``, with its balance."""
         return {
             account: Money(minor, currency)
-            for (account, code), minor in sorted(self._balances.items())
+            for (account, code), minor in sorted(self._fold().items())
             if code == currency
         }
 

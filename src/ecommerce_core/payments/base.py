@@ -35,7 +35,14 @@ from ecommerce_core.events import DomainEvent
 from ecommerce_core.money import Money
 from ecommerce_core.orders import Order, check_now
 from ecommerce_core.payments.events import RefundFailed, RefundRequested, RefundSucceeded
-from ecommerce_core.payments.ledger import ORDER_LEVEL, Account, OrderMoney, Posting, order_money
+from ecommerce_core.payments.ledger import (
+    ORDER_LEVEL,
+    Account,
+    OrderMoney,
+    Posting,
+    fold_rows,
+    money_of_rows,
+)
 from ecommerce_core.payments.policy import PaymentMethod
 from ecommerce_core.payments.settlement import Allocation, refund_postings, split
 from ecommerce_core.process import Process
@@ -112,10 +119,12 @@ class _Memo:
     other tuples and computes its own figures.
     """
 
-    __slots__ = ("money", "postings", "refundable", "refunds")
+    __slots__ = ("merchant", "money", "postings", "refundable", "refunds", "rows")
 
     def __init__(self) -> None:
+        self.merchant: Account | None = None
         self.postings: tuple[Posting, ...] | None = None
+        self.rows: dict[str, list[int]] | None = None
         self.money: OrderMoney | None = None
         self.refunds: tuple[Refund, ...] | None = None
         self.refundable: tuple[dict[str, Money], Money] | None = None
@@ -179,18 +188,33 @@ class PaymentRecord:
     @property
     def merchant(self) -> Account:
         """The merchant's account."""
-        return Account.merchant(self.merchant_id)
+        memo = self._memo
+        account = memo.merchant
+        if account is None or account.owner is not self.merchant_id:
+            account = memo.merchant = Account.merchant(self.merchant_id)
+        return account
 
     def money(self) -> OrderMoney:
         """What this payment's money did, per line (its own postings only)."""
-        memo, postings = self._memo, self.postings
-        if memo.postings is not postings or memo.money is None:
-            memo.postings, memo.money = (
-                postings,
-                order_money(self.order_id, self.currency, postings),
-            )
-            memo.refunds = memo.refundable = None
+        memo = self._memo
+        rows = self._rows()
+        if memo.money is None:
+            memo.money = money_of_rows(self.order_id, self.currency, rows)
         return memo.money
+
+    @property
+    def paid_in(self) -> Money:
+        """Money paid in through this payment (``money().paid_in``)."""
+        return Money(sum(row[0] for row in self._rows().values()), self.currency)
+
+    def _rows(self) -> dict[str, list[int]]:
+        """The payment's postings folded per line (see :func:`.ledger.fold_rows`), memoised."""
+        memo, postings = self._memo, self.postings
+        if memo.postings is not postings or memo.rows is None:
+            memo.rows = fold_rows(self.order_id, self.currency, postings)
+            memo.postings = postings
+            memo.money = memo.refunds = memo.refundable = None
+        return memo.rows
 
     @property
     def open_refunds(self) -> tuple[Refund, ...]:
@@ -208,13 +232,12 @@ class PaymentRecord:
 
     def _refundable(self) -> tuple[dict[str, Money], Money]:
         """Refundable money per line and in total, computed once per postings and refunds."""
-        money = self.money()
+        rows = self._rows()
         memo, refunds = self._memo, self.refunds
         if memo.refunds is not refunds or memo.refundable is None:
             currency = self.currency
-            left = {
-                line_id: line.paid_in.minor - line.refunded.minor - line.kept.minor
-                for line_id, line in money.lines.items()
+            left = {  # paid in, less refunded and kept, by line id as money() lists them
+                line_id: row[0] - row[5] - row[4] for line_id, row in sorted(rows.items())
             }
             for refund in refunds:
                 if refund.is_open:

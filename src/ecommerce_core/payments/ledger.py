@@ -377,6 +377,16 @@ def order_money(order_id: str, currency: str, postings: Iterable[Posting]) -> Or
         CurrencyMismatch: A posting of this order in another currency.
 
     """
+    return money_of_rows(order_id, currency, fold_rows(order_id, currency, postings))
+
+
+def fold_rows(order_id: str, currency: str, postings: Iterable[Posting]) -> dict[str, list[int]]:
+    """What :func:`order_money` folds: per line id, minor units in the order of ``_FIELDS``.
+
+    Raises:
+        CurrencyMismatch: A posting of this order in another currency.
+
+    """
     sums: dict[str, list[int]] = {}
     for posting in postings:
         if posting.order_id != order_id:
@@ -397,6 +407,11 @@ def order_money(order_id: str, currency: str, postings: Iterable[Posting]) -> Or
                 row[column] += signed
                 if column == _KEPT:  # the COD fee: commission a refund never takes back
                     row[3] += signed
+    return sums
+
+
+def money_of_rows(order_id: str, currency: str, sums: Mapping[str, list[int]]) -> OrderMoney:
+    """The :class:`OrderMoney` of rows folded by :func:`fold_rows`."""
     lines: dict[str, LineMoney] = {}
     if sums:
         zero = Money.zero(currency)  # shared: most of a line's figures are zero

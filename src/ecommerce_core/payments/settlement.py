@@ -145,7 +145,11 @@ def _fill(
     lacking = [(line_id, max(cost.minor - paid.get(line_id, 0), 0)) for line_id, cost in allocation]
     room = sum(weight for _, weight in lacking)
     fitting = min(amount.minor, room)
-    shares = dict(split(Money(fitting, amount.currency), lacking) if fitting else [])
+    if fitting == room:  # every line gets exactly what it lacks (what split would give)
+        currency = amount.currency
+        shares = {line_id: Money(weight, currency) for line_id, weight in lacking if weight}
+    else:
+        shares = dict(split(Money(fitting, amount.currency), lacking) if fitting else [])
     if amount.minor > fitting:
         excess = Money(amount.minor - fitting, amount.currency)
         shares[ORDER_LEVEL] = shares.get(ORDER_LEVEL, Money.zero(amount.currency)) + excess
