@@ -478,7 +478,8 @@ class ScriptedPaymentGateway:
         result = GatewayResult(status, transaction_id, amount, refusal or status.value)
         if isinstance(request, (ChargeRequest, AuthorizeRequest)):
             key = request.payment_id or transaction_id or request.idempotency_key
-            self._books.setdefault(key, _ProviderPayment(request.order_id, currency))
+            if key not in self._books:
+                self._books[key] = _ProviderPayment(request.order_id, currency)
         if not result.succeeded:
             return result
         if isinstance(request, (ChargeRequest, AuthorizeRequest)):

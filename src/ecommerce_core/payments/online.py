@@ -231,8 +231,10 @@ class GatewayPayment(PaymentRecord):
     # ----------------------------------------------------------------- reading
 
     def _sum(self, status: CaptureStatus) -> Money:
-        amounts = [c.amount for c in self.captures if c.status is status]
-        return sum(amounts, Money.zero(self.currency))
+        # every capture is in the payment's currency (checked when asked or reported)
+        return Money(
+            sum(c.amount.minor for c in self.captures if c.status is status), self.currency
+        )
 
     @property
     def captured(self) -> Money:
@@ -397,11 +399,12 @@ class GatewayPayment(PaymentRecord):
             *self.captures,
             Capture(key, amount, requested_at or now, CaptureStatus.SUCCEEDED, transaction_id),
         )
-        if self.state == G.CREATED or self.authorized < self.captured:
-            self.authorized = max(self.captured, self.authorized)
+        captured = self.captured  # the captures do not change below
+        if self.state == G.CREATED or self.authorized < captured:
+            self.authorized = max(captured, self.authorized)
         self.transaction_id = self.transaction_id or transaction_id
         self.state = dest
-        if self.captured + self.capturing >= self.authorized:
+        if captured + self.capturing >= self.authorized:
             self.deadline = None
         self._record(
             PaymentCaptured,

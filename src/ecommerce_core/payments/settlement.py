@@ -178,14 +178,20 @@ def _settle(
             settled_before += posting.amount.minor
             if posting.target.kind is AccountKind.COMMISSION:
                 charged_before += posting.amount.minor
-    now = sum(amount.minor for _, amount in shares)
+    minors = [amount.minor for _, amount in shares]
+    now = sum(minors)
     due = policy.commission_total(Money(settled_before + now, currency)).minor - charged_before
-    commission = dict(split(Money(max(due, 0), currency), [(k, a.minor) for k, a in shares]))
+    cuts = (
+        dict(zip((k for k, _ in shares), allocate_minor(due, minors), strict=True))
+        if due > 0
+        else {}
+    )
     platform = Account.commission()
     for line_id, amount in shares:
-        cut = commission.get(line_id, Money.zero(currency))
-        book.move(line_id, source, merchant, amount - cut)
-        book.move(line_id, source, platform, cut)
+        cut = cuts.get(line_id, 0)  # what split() gives: zero shares are dropped, and moved not
+        book.move(line_id, source, merchant, Money(amount.minor - cut, currency) if cut else amount)
+        if cut:
+            book.move(line_id, source, platform, Money(cut, currency))
 
 
 def payer_postings(

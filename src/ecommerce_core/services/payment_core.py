@@ -268,8 +268,11 @@ class PaymentCore(OrderService):
             for r in payment.refunds
             if r.automatic and (r.status != "failed" or not retry_failed)
         ]
-        excess = payment.paid_in - keeps - sum(automatic, Money.zero(order.currency))
-        excess = min(excess, payment.refundable)
+        excess = payment.paid_in - keeps
+        if automatic:
+            excess -= sum(automatic, Money.zero(order.currency))
+        if excess.is_positive:  # what is left to give back is at most what is refundable
+            excess = min(excess, payment.refundable)
         if excess.is_positive:
             reason = (
                 "order cancelled"
