@@ -40,6 +40,7 @@ from ecommerce_core.payments.ledger import (
     Account,
     OrderMoney,
     Posting,
+    balances_by_line,
     fold_rows,
     money_of_rows,
 )
@@ -119,9 +120,20 @@ class _Memo:
     other tuples and computes its own figures.
     """
 
-    __slots__ = ("merchant", "money", "postings", "refundable", "refunds", "rows")
+    __slots__ = (
+        "balance_postings",
+        "balances",
+        "merchant",
+        "money",
+        "postings",
+        "refundable",
+        "refunds",
+        "rows",
+    )
 
     def __init__(self) -> None:
+        self.balance_postings: tuple[Posting, ...] | None = None
+        self.balances: list[tuple[tuple[str, Account], int]] | None = None
         self.merchant: Account | None = None
         self.postings: tuple[Posting, ...] | None = None
         self.rows: dict[str, list[int]] | None = None
@@ -215,6 +227,14 @@ class PaymentRecord:
             memo.postings = postings
             memo.money = memo.refunds = memo.refundable = None
         return memo.rows
+
+    def _line_balances(self) -> list[tuple[tuple[str, Account], int]]:
+        """``balances_by_line`` of the postings, sorted, memoised like the rows."""
+        memo, postings = self._memo, self.postings
+        if memo.balance_postings is not postings or memo.balances is None:
+            memo.balances = sorted(balances_by_line(postings).items())
+            memo.balance_postings = postings
+        return memo.balances
 
     @property
     def open_refunds(self) -> tuple[Refund, ...]:

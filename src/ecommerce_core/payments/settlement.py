@@ -253,11 +253,15 @@ def collect_postings(
 
 
 def _held(done: Iterable[Posting], kind: AccountKind) -> list[tuple[str, Account, Money]]:
-    return [
-        (line_id, account, Money(minor, _currency(done)))
+    held = [
+        (line_id, account, minor)
         for (line_id, account), minor in sorted(balances_by_line(done).items())
         if account.kind is kind and minor > 0
     ]
+    if not held:
+        return []
+    currency = _currency(done)
+    return [(line_id, account, Money(minor, currency)) for line_id, account, minor in held]
 
 
 def _currency(done: Iterable[Posting]) -> str:
