@@ -87,7 +87,7 @@ class InMemoryOrderRepository:
         """Store a new order (see :class:`~ecommerce_core.ports.OrderRepository`)."""
         if order.id in self._orders:
             raise Conflict(f"an order with id {order.id!r} is already stored")
-        self._orders[order.id] = self._snapshot(order)
+        self._orders[order.id] = (_STORERS.get(type(order)) or _storer(type(order)))(order)
 
     def get(self, order_id: str) -> Order:
         """Load a copy of an order."""
@@ -95,7 +95,8 @@ class InMemoryOrderRepository:
             stored = self._orders[order_id]
         except (KeyError, TypeError):
             raise NotFound("order", order_id) from None
-        return _clone(stored)
+        copy_of: Callable[[Order], Order] = _COPIERS.get(type(stored)) or _copier(type(stored))
+        return copy_of(stored)
 
     def save(self, order: Order, expected_version: int) -> None:
         """Store ``order`` if nobody saved it since ``expected_version``."""
@@ -104,7 +105,8 @@ class InMemoryOrderRepository:
             raise VersionConflict(
                 order.id, expected_version, None if stored is None else stored.version
             )
-        self._orders[order.id] = self._snapshot(order)
+        # the stored copy, without the events (they are published, not stored)
+        self._orders[order.id] = (_STORERS.get(type(order)) or _storer(type(order)))(order)
 
     def due(self, now: datetime, limit: int = 1000) -> list[str]:
         """Ids of orders whose deadline has come, earliest first."""
@@ -124,10 +126,6 @@ class InMemoryOrderRepository:
 
     def __len__(self) -> int:
         return len(self._orders)
-
-    @staticmethod
-    def _snapshot(order: Order) -> Order:
-        return _stored(order)  # events are published, not stored
 
 
 @attrs.define
@@ -671,7 +669,9 @@ class InMemoryPaymentRepository:
         """Store a new payment."""
         if payment.id in self._payments:
             raise Conflict(f"a payment with id {payment.id!r} is already stored")
-        self._payments[payment.id] = self._snapshot(payment)
+        self._payments[payment.id] = (_STORERS.get(type(payment)) or _storer(type(payment)))(
+            payment
+        )
         self._by_order.setdefault(payment.order_id, []).append(payment.id)
 
     def get(self, payment_id: str) -> PaymentRecord:
@@ -680,7 +680,10 @@ class InMemoryPaymentRepository:
             stored = self._payments[payment_id]
         except (KeyError, TypeError):
             raise NotFound("payment", payment_id) from None
-        return _clone(stored)
+        copy_of: Callable[[PaymentRecord], PaymentRecord] = _COPIERS.get(type(stored)) or _copier(
+            type(stored)
+        )
+        return copy_of(stored)
 
     def save(self, payment: PaymentRecord, expected_version: int) -> None:
         """Store ``payment`` if nobody saved it since ``expected_version``."""
@@ -689,7 +692,9 @@ class InMemoryPaymentRepository:
             raise VersionConflict(
                 payment.id, expected_version, None if stored is None else stored.version
             )
-        self._payments[payment.id] = self._snapshot(payment)
+        self._payments[payment.id] = (_STORERS.get(type(payment)) or _storer(type(payment)))(
+            payment
+        )
 
     def for_order(self, order_id: str) -> list[str]:
         """Ids of an order's payments, oldest first."""
@@ -710,10 +715,6 @@ class InMemoryPaymentRepository:
     def all(self) -> list[PaymentRecord]:
         """Copies of every payment, by id."""
         return [_clone(self._payments[k]) for k in sorted(self._payments)]
-
-    @staticmethod
-    def _snapshot(payment: PaymentRecord) -> PaymentRecord:
-        return _stored(payment)
 
 
 _SLOTS: dict[type, tuple[str, ...]] = {}
@@ -766,24 +767,33 @@ def _cloner(cls: type, *, without_events: bool) -> Callable[[Any], Any]:
         exec("\n".join(lines), namespace)  # noqa: S102  # generated from the class's own slot names
         found = namespace["clone"]
     _CLONERS[cls, without_events] = found
+    (_STORERS if without_events else _COPIERS)[cls] = found
     return found
+
+
+_COPIERS: dict[type, Callable[[Any], Any]] = {}  # per class: _clone's cloner, one lookup
+_STORERS: dict[type, Callable[[Any], Any]] = {}  # per class: _stored's cloner
+
+
+def _copier(cls: type) -> Callable[[Any], Any]:
+    """The cloner :func:`_clone` uses for ``cls`` (repositories call it inline)."""
+    return _COPIERS.get(cls) or _cloner(cls, without_events=False)
+
+
+def _storer(cls: type) -> Callable[[Any], Any]:
+    """The cloner :func:`_stored` uses for ``cls`` (repositories call it inline)."""
+    return _STORERS.get(cls) or _cloner(cls, without_events=True)
 
 
 def _clone(aggregate: _A) -> _A:
     """A shallow copy of a slotted aggregate (its fields are immutable values or tuples)."""
-    cloner = _CLONERS.get((type(aggregate), False))  # the hot path: one dict lookup
-    if cloner is None:
-        cloner = _cloner(type(aggregate), without_events=False)
-    clone: _A = cloner(aggregate)
+    clone: _A = _copier(type(aggregate))(aggregate)
     return clone
 
 
 def _stored(aggregate: _A) -> _A:
     """The copy a repository stores: :func:`_clone` without the unpublished ``events``."""
-    cloner = _CLONERS.get((type(aggregate), True))
-    if cloner is None:
-        cloner = _cloner(type(aggregate), without_events=True)
-    stored: _A = cloner(aggregate)
+    stored: _A = _storer(type(aggregate))(aggregate)
     return stored
 
 
