@@ -523,6 +523,7 @@ def payment_service(*, ledger: bool) -> Any:
     """A service on in-memory adapters with stock enough for any run (built untimed)."""
     from ecommerce_core.adapters.memory import (  # noqa: PLC0415  # only this section needs them
         InMemoryCatalog,
+        InMemoryCreditLines,
         InMemoryInventory,
         InMemoryLedger,
         InMemoryOrderRepository,
@@ -553,7 +554,10 @@ def payment_service(*, ledger: bool) -> Any:
     if not ledger:
         return OrderService(**ports)
     return PaymentService(
-        **ports, ledger=InMemoryLedger(), payment_records=InMemoryPaymentRepository()
+        **ports,
+        ledger=InMemoryLedger(),
+        payment_records=InMemoryPaymentRepository(),
+        credit_lines=InMemoryCreditLines({BUYER.id: Money(10**15, "CNY")}),  # never runs out
     )
 
 
@@ -563,6 +567,33 @@ def service_lifecycle(service: Any, method: str) -> None:
 
     (order,) = service.checkout(BUYER, [CartItem("tea-01", 2), CartItem("cup-01", 4)], method)
     service.pay(order.id, BUYER)
+    service.ship(order.id, MERCHANT, carrier="SF", tracking_number="SF1001")
+    service.deliver(order.id, CARRIER)
+    service.confirm_receipt(order.id, BUYER)
+
+
+def method_lifecycle(service: Any, method: str) -> None:
+    """One order's whole life through a PaymentService, the way its payment method goes.
+
+    online, escrow: checkout (2 lines) -> pay (sale through the provider) -> ship -> deliver ->
+    confirm_receipt (escrow: the release to the merchant, through reconcile); cod: checkout ->
+    ship (collection starts) -> collect_cod (the order completes) -> remit_cod (cash to the
+    merchant less the carrier's fee); credit: checkout -> pay_with_credit (3 periods; the
+    provider pays the merchant) -> ship -> deliver -> confirm_receipt (no repayments).
+    Every money movement is posted to the ledger.
+    """
+    from ecommerce_core.orders import CartItem  # noqa: PLC0415
+
+    (order,) = service.checkout(BUYER, [CartItem("tea-01", 2), CartItem("cup-01", 4)], method)
+    if method == "cod":
+        service.ship(order.id, MERCHANT, carrier="SF", tracking_number="SF1001")
+        service.collect_cod(order.id, CARRIER, amount=order.total, key="door")
+        service.remit_cod(order.id, CARRIER)
+        return
+    if method == "credit":
+        service.pay_with_credit(order.id, BUYER, periods=3)
+    else:
+        service.pay(order.id, BUYER)
     service.ship(order.id, MERCHANT, carrier="SF", tracking_number="SF1001")
     service.deliver(order.id, CARRIER)
     service.confirm_receipt(order.id, BUYER)
@@ -891,7 +922,9 @@ def targets(sizes: Sizes) -> Section:
     out = Section(
         "9. Performance targets: lifecycles per second and pricing a big cart (CPU time)",
         "  values are CPU time (time.process_time), wall time beside them; lifecycle ratios are"
-        "\n  speed / the dict-table baseline's, pricing ratios are time / the first pricing run's",
+        "\n  speed / the dict-table baseline's, pricing ratios are time / the first pricing run's."
+        "\n  Per payment method, one PaymentService on the in-memory adapters, every money"
+        "\n  movement posted to the ledger and reconciled, events published (method_lifecycle).",
         value_header="CPU (wall)",
     )
     number = max(sizes.command // 2, 10)
@@ -917,6 +950,18 @@ def targets(sizes: Sizes) -> Section:
         "PaymentService checkout -> ... -> confirm_receipt + ledger",
         *cpu_and_wall(lambda: service_lifecycle(ledger, "online"), max(number // 4, 10)),
     )
+    for method, label, target in (
+        ("online", "  online: checkout, pay (sale), ship, deliver, confirm", 20_000),
+        ("escrow", "  escrow: the same, then the release from escrow", None),
+        ("cod", "  COD: checkout, ship, collect_cod, remit_cod", None),
+        ("credit", "  credit: checkout, pay_with_credit, ship, deliver, confirm", None),
+    ):
+        each = payment_service(ledger=True)  # a fresh service per method: no shared history
+        rate(
+            label,
+            *cpu_and_wall(lambda s=each, m=method: method_lifecycle(s, m), max(number // 4, 10)),
+            target=target,
+        )
     quick = sizes.place < Sizes().place
     lines, promotions, runs = (100, 10, 2) if quick else (1_000, 100, 5)
     context = PricingContext(NOW, "b-1", shipping_fee=Money.of("8.00", "CNY"))

@@ -94,7 +94,7 @@ class InMemoryOrderRepository:
         """Store a new order (see :class:`~ecommerce_core.ports.OrderRepository`)."""
         if order.id in self._orders:
             raise Conflict(f"an order with id {order.id!r} is already stored")
-        self._orders[order.id] = self._snapshot(order)
+        self._orders[order.id] = (_STORERS.get(type(order)) or _storer(type(order)))(order)
 
     def get(self, order_id: str) -> Order:
         """Load a copy of an order."""
@@ -102,7 +102,8 @@ class InMemoryOrderRepository:
             stored = self._orders[order_id]
         except (KeyError, TypeError):
             raise NotFound("order", order_id) from None
-        return _clone(stored)
+        copy_of: Callable[[Order], Order] = _COPIERS.get(type(stored)) or _copier(type(stored))
+        return copy_of(stored)
 
     def save(self, order: Order, expected_version: int) -> None:
         """Store ``order`` if nobody saved it since ``expected_version``."""
@@ -111,7 +112,8 @@ class InMemoryOrderRepository:
             raise VersionConflict(
                 order.id, expected_version, None if stored is None else stored.version
             )
-        self._orders[order.id] = self._snapshot(order)
+        # the stored copy, without the events (they are published, not stored)
+        self._orders[order.id] = (_STORERS.get(type(order)) or _storer(type(order)))(order)
 
     def due(self, now: datetime, limit: int = 1000) -> list[str]:
         """Ids of orders whose deadline has come, earliest first."""
@@ -131,10 +133,6 @@ class InMemoryOrderRepository:
 
     def __len__(self) -> int:
         return len(self._orders)
-
-    @staticmethod
-    def _snapshot(order: Order) -> Order:
-        return _stored(order)  # events are published, not stored
 
 
 @attrs.define
@@ -485,7 +483,8 @@ class ScriptedPaymentGateway:
         result = GatewayResult(status, transaction_id, amount, refusal or status.value)
         if isinstance(request, (ChargeRequest, AuthorizeRequest)):
             key = request.payment_id or transaction_id or request.idempotency_key
-            self._books.setdefault(key, _ProviderPayment(request.order_id, currency))
+            if key not in self._books:
+                self._books[key] = _ProviderPayment(request.order_id, currency)
         if not result.succeeded:
             return result
         if isinstance(request, (ChargeRequest, AuthorizeRequest)):
@@ -591,34 +590,56 @@ class RecordingPublisher:
 
 
 class InMemoryLedger:
-    """Postings in a list, indexed by key and by order, with running balances."""
+    """Postings in a list, indexed by key and by order, with running balances.
+
+    Balances are folded from the postings appended since the last question about them, each
+    posting once: appending stays a few dict writes.
+    """
 
     def __init__(self) -> None:
         self._by_key: dict[str, Posting] = {}
         self._by_order: dict[str, list[Posting]] = {}
         self._balances: dict[tuple[Account, str], int] = {}
+        self._unfolded: list[Posting] = []  # appended, not yet in the balances
 
     def append(self, postings: Sequence[Posting]) -> int:
         """Append every posting or none; known keys with the same posting are skipped."""
+        by_key = self._by_key
         fresh: dict[str, Posting] = {}
         for posting in postings:
-            if not isinstance(posting, Posting):
+            if type(posting) is not Posting and not isinstance(posting, Posting):
                 raise InvalidInput("postings", posting, "the ledger takes Postings only")
-            known = self._by_key.get(posting.key) or fresh.get(posting.key)
+            key = posting.key
+            known = by_key.get(key) or fresh.get(key)
             if known is None:
-                fresh[posting.key] = posting
-            elif known != posting:
-                if posting.key in fresh:
-                    raise InvalidInput("postings", posting.key, "one key twice in the batch")
-                raise IdempotencyConflict(posting.key, "another posting is stored under it")
-        for posting in fresh.values():
-            self._by_key[posting.key] = posting
-            self._by_order.setdefault(posting.order_id, []).append(posting)
-            currency = posting.amount.currency
-            for account, sign in ((posting.source, -1), (posting.target, 1)):
-                slot = (account, currency)
-                self._balances[slot] = self._balances.get(slot, 0) + sign * posting.amount.minor
+                fresh[key] = posting
+            elif known is not posting and known != posting:
+                if key in fresh:
+                    raise InvalidInput("postings", key, "one key twice in the batch")
+                raise IdempotencyConflict(key, "another posting is stored under it")
+        if not fresh:
+            return 0
+        by_order = self._by_order
+        for key, posting in fresh.items():
+            by_key[key] = posting
+            listed = by_order.get(posting.order_id)
+            if listed is None:
+                by_order[posting.order_id] = [posting]
+            else:
+                listed.append(posting)
+        self._unfolded.extend(fresh.values())
         return len(fresh)
+
+    def _fold(self) -> dict[tuple[Account, str], int]:
+        """The running balances, with the postings appended since the last call folded in."""
+        balances = self._balances
+        for posting in self._unfolded:
+            currency, minor = posting.amount.currency, posting.amount.minor
+            source, target = (posting.source, currency), (posting.target, currency)
+            balances[source] = balances.get(source, 0) - minor
+            balances[target] = balances.get(target, 0) + minor
+        self._unfolded.clear()
+        return balances
 
     def postings(self, order_id: str) -> list[Posting]:
         """An order's postings, in append order."""
@@ -626,13 +647,13 @@ class InMemoryLedger:
 
     def balance(self, account: Account, currency: str) -> Money:
         """The account's balance in ``currency``."""
-        return Money(self._balances.get((account, currency), 0), currency)
+        return Money(self._fold().get((account, currency), 0), currency)
 
     def balances(self, currency: str) -> dict[Account, Money]:
         """Every account that moved money in ``currency``, with its balance."""
         return {
             account: Money(minor, currency)
-            for (account, code), minor in sorted(self._balances.items())
+            for (account, code), minor in sorted(self._fold().items())
             if code == currency
         }
 
@@ -655,7 +676,9 @@ class InMemoryPaymentRepository:
         """Store a new payment."""
         if payment.id in self._payments:
             raise Conflict(f"a payment with id {payment.id!r} is already stored")
-        self._payments[payment.id] = self._snapshot(payment)
+        self._payments[payment.id] = (_STORERS.get(type(payment)) or _storer(type(payment)))(
+            payment
+        )
         self._by_order.setdefault(payment.order_id, []).append(payment.id)
 
     def get(self, payment_id: str) -> PaymentRecord:
@@ -664,7 +687,10 @@ class InMemoryPaymentRepository:
             stored = self._payments[payment_id]
         except (KeyError, TypeError):
             raise NotFound("payment", payment_id) from None
-        return _clone(stored)
+        copy_of: Callable[[PaymentRecord], PaymentRecord] = _COPIERS.get(type(stored)) or _copier(
+            type(stored)
+        )
+        return copy_of(stored)
 
     def save(self, payment: PaymentRecord, expected_version: int) -> None:
         """Store ``payment`` if nobody saved it since ``expected_version``."""
@@ -673,7 +699,9 @@ class InMemoryPaymentRepository:
             raise VersionConflict(
                 payment.id, expected_version, None if stored is None else stored.version
             )
-        self._payments[payment.id] = self._snapshot(payment)
+        self._payments[payment.id] = (_STORERS.get(type(payment)) or _storer(type(payment)))(
+            payment
+        )
 
     def for_order(self, order_id: str) -> list[str]:
         """Ids of an order's payments, oldest first."""
@@ -694,10 +722,6 @@ class InMemoryPaymentRepository:
     def all(self) -> list[PaymentRecord]:
         """Copies of every payment, by id."""
         return [_clone(self._payments[k]) for k in sorted(self._payments)]
-
-    @staticmethod
-    def _snapshot(payment: PaymentRecord) -> PaymentRecord:
-        return _stored(payment)
 
 
 _SLOTS: dict[type, tuple[str, ...]] = {}
@@ -750,24 +774,33 @@ def _cloner(cls: type, *, without_events: bool) -> Callable[[Any], Any]:
         exec("\n".join(lines), namespace)  # noqa: S102  # generated from the class's own slot names
         found = namespace["clone"]
     _CLONERS[cls, without_events] = found
+    (_STORERS if without_events else _COPIERS)[cls] = found
     return found
+
+
+_COPIERS: dict[type, Callable[[Any], Any]] = {}  # per class: _clone's cloner, one lookup
+_STORERS: dict[type, Callable[[Any], Any]] = {}  # per class: _stored's cloner
+
+
+def _copier(cls: type) -> Callable[[Any], Any]:
+    """The cloner :func:`_clone` uses for ``cls`` (repositories call it inline)."""
+    return _COPIERS.get(cls) or _cloner(cls, without_events=False)
+
+
+def _storer(cls: type) -> Callable[[Any], Any]:
+    """The cloner :func:`_stored` uses for ``cls`` (repositories call it inline)."""
+    return _STORERS.get(cls) or _cloner(cls, without_events=True)
 
 
 def _clone(aggregate: _A) -> _A:
     """A shallow copy of a slotted aggregate (its fields are immutable values or tuples)."""
-    cloner = _CLONERS.get((type(aggregate), False))  # the hot path: one dict lookup
-    if cloner is None:
-        cloner = _cloner(type(aggregate), without_events=False)
-    clone: _A = cloner(aggregate)
+    clone: _A = _copier(type(aggregate))(aggregate)
     return clone
 
 
 def _stored(aggregate: _A) -> _A:
     """The copy a repository stores: :func:`_clone` without the unpublished ``events``."""
-    cloner = _CLONERS.get((type(aggregate), True))
-    if cloner is None:
-        cloner = _cloner(type(aggregate), without_events=True)
-    stored: _A = cloner(aggregate)
+    stored: _A = _storer(type(aggregate))(aggregate)
     return stored
 
 

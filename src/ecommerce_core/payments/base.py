@@ -35,7 +35,15 @@ from ecommerce_core.events import DomainEvent
 from ecommerce_core.money import Money
 from ecommerce_core.orders import Order, check_now
 from ecommerce_core.payments.events import RefundFailed, RefundRequested, RefundSucceeded
-from ecommerce_core.payments.ledger import ORDER_LEVEL, Account, OrderMoney, Posting, order_money
+from ecommerce_core.payments.ledger import (
+    ORDER_LEVEL,
+    Account,
+    OrderMoney,
+    Posting,
+    balances_by_line,
+    fold_rows,
+    money_of_rows,
+)
 from ecommerce_core.payments.policy import PaymentMethod
 from ecommerce_core.payments.settlement import Allocation, refund_postings, split
 from ecommerce_core.process import Process
@@ -104,6 +112,36 @@ class Refund:
         return self.status is RefundStatus.PENDING
 
 
+class _Memo:
+    """Figures a payment derives from its postings and refunds, kept while those stay the same.
+
+    Keyed by the identity of the (immutable) tuples they were computed from, so copies of a
+    payment may share one memo: a copy that appended a posting or changed a refund holds
+    other tuples and computes its own figures.
+    """
+
+    __slots__ = (
+        "balance_postings",
+        "balances",
+        "merchant",
+        "money",
+        "postings",
+        "refundable",
+        "refunds",
+        "rows",
+    )
+
+    def __init__(self) -> None:
+        self.balance_postings: tuple[Posting, ...] | None = None
+        self.balances: list[tuple[tuple[str, Account], int]] | None = None
+        self.merchant: Account | None = None
+        self.postings: tuple[Posting, ...] | None = None
+        self.rows: dict[str, list[int]] | None = None
+        self.money: OrderMoney | None = None
+        self.refunds: tuple[Refund, ...] | None = None
+        self.refundable: tuple[dict[str, Money], Money] | None = None
+
+
 def _fingerprint(amounts: Mapping[str, Money]) -> str:
     return "refund " + ", ".join(f"{line}={amount}" for line, amount in sorted(amounts.items()))
 
@@ -150,9 +188,7 @@ class PaymentRecord:
     keys: Mapping[str, str] = attrs.field(factory=lambda: MappingProxyType({}), repr=False)
     deadline: datetime | None = None
     events: tuple[DomainEvent, ...] = attrs.field(default=(), repr=False)
-    _view: tuple[int, OrderMoney] | None = attrs.field(
-        default=None, init=False, repr=False, eq=False, alias="_view"
-    )
+    _memo: _Memo = attrs.field(factory=_Memo, init=False, repr=False, eq=False)
 
     # ----------------------------------------------------------------- reading
 
@@ -164,14 +200,41 @@ class PaymentRecord:
     @property
     def merchant(self) -> Account:
         """The merchant's account."""
-        return Account.merchant(self.merchant_id)
+        memo = self._memo
+        account = memo.merchant
+        if account is None or account.owner is not self.merchant_id:
+            account = memo.merchant = Account.merchant(self.merchant_id)
+        return account
 
     def money(self) -> OrderMoney:
         """What this payment's money did, per line (its own postings only)."""
-        count = len(self.postings)  # postings are only ever appended: the count versions it
-        if self._view is None or self._view[0] != count:
-            self._view = (count, order_money(self.order_id, self.currency, self.postings))
-        return self._view[1]
+        memo = self._memo
+        rows = self._rows()
+        if memo.money is None:
+            memo.money = money_of_rows(self.order_id, self.currency, rows)
+        return memo.money
+
+    @property
+    def paid_in(self) -> Money:
+        """Money paid in through this payment (``money().paid_in``)."""
+        return Money(sum(row[0] for row in self._rows().values()), self.currency)
+
+    def _rows(self) -> dict[str, list[int]]:
+        """The payment's postings folded per line (see :func:`.ledger.fold_rows`), memoised."""
+        memo, postings = self._memo, self.postings
+        if memo.postings is not postings or memo.rows is None:
+            memo.rows = fold_rows(self.order_id, self.currency, postings)
+            memo.postings = postings
+            memo.money = memo.refunds = memo.refundable = None
+        return memo.rows
+
+    def _line_balances(self) -> list[tuple[tuple[str, Account], int]]:
+        """``balances_by_line`` of the postings, sorted, memoised like the rows."""
+        memo, postings = self._memo, self.postings
+        if memo.balance_postings is not postings or memo.balances is None:
+            memo.balances = sorted(balances_by_line(postings).items())
+            memo.balance_postings = postings
+        return memo.balances
 
     @property
     def open_refunds(self) -> tuple[Refund, ...]:
@@ -180,17 +243,34 @@ class PaymentRecord:
 
     def refundable_by_line(self) -> dict[str, Money]:
         """What each line can still refund: its refundable money less open refunds on it."""
-        out = {line_id: line.refundable for line_id, line in self.money().lines.items()}
-        zero = Money.zero(self.currency)
-        for refund in self.open_refunds:
-            for line_id, amount in refund.amounts:
-                out[line_id] = out.get(line_id, zero) - amount
-        return {line_id: amount for line_id, amount in out.items() if amount.is_positive}
+        return dict(self._refundable()[0])
 
     @property
     def refundable(self) -> Money:
         """What can still be refunded in total, open refunds deducted."""
-        return sum(self.refundable_by_line().values(), Money.zero(self.currency))
+        return self._refundable()[1]
+
+    def _refundable(self) -> tuple[dict[str, Money], Money]:
+        """Refundable money per line and in total, computed once per postings and refunds."""
+        rows = self._rows()
+        memo, refunds = self._memo, self.refunds
+        if memo.refunds is not refunds or memo.refundable is None:
+            currency = self.currency
+            left = {  # paid in, less refunded and kept, by line id as money() lists them
+                line_id: row[0] - row[5] - row[4] for line_id, row in sorted(rows.items())
+            }
+            for refund in refunds:
+                if refund.is_open:
+                    for line_id, amount in refund.amounts:
+                        if amount.currency != currency:
+                            raise CurrencyMismatch(currency, amount.currency, "subtract")
+                        left[line_id] = left.get(line_id, 0) - amount.minor
+            by_line = {
+                line_id: Money(minor, currency) for line_id, minor in left.items() if minor > 0
+            }
+            total = Money(sum(m.minor for m in by_line.values()), currency)
+            memo.refunds, memo.refundable = refunds, (by_line, total)
+        return memo.refundable
 
     def refund(self, refund_id: str) -> Refund:
         """The refund with this id.

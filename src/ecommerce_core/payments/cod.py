@@ -207,7 +207,8 @@ class CodPayment(PaymentRecord):
             raise InvalidInput("amount", amount, "must be Money")
         if amount.currency != self.currency:
             raise CurrencyMismatch(self.currency, amount.currency, "collect")
-        if self._seen(key, f"collect {amount}"):
+        fingerprint = f"collect {amount}"
+        if self._seen(key, fingerprint):
             return False
         dest = self.process.fire(self.state, "collect", subject_id=self.id)
         if amount != self.total:
@@ -224,7 +225,7 @@ class CodPayment(PaymentRecord):
             )
         )
         self.state = dest
-        self._remember(key, f"collect {amount}")
+        self._remember(key, fingerprint)
         self._record(CashCollected, now, actor, amount=amount, carrier=self.carrier_id)
         return True
 

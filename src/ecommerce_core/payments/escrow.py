@@ -24,7 +24,7 @@ from ecommerce_core.events import DomainEvent
 from ecommerce_core.money import Money
 from ecommerce_core.orders import ORDER_GUARDS, STANDARD_ORDER, Order, OrderState, check_now
 from ecommerce_core.payments.events import EscrowReleased, OrderSettled
-from ecommerce_core.payments.ledger import AccountKind, Movement, balances_by_line
+from ecommerce_core.payments.ledger import AccountKind, Movement
 from ecommerce_core.payments.online import GatewayPayment
 from ecommerce_core.payments.policy import PaymentMethod, PaymentPolicy
 from ecommerce_core.payments.settlement import release_postings
@@ -96,15 +96,15 @@ class EscrowPayment(GatewayPayment):
 
     @property
     def held(self) -> Money:
-        """What escrow still holds for the order."""
-        return self.money().held
+        """What escrow still holds for the order (``money().held``)."""
+        return Money(sum(row[1] for row in self._rows().values()), self.currency)
 
     def releasable_lines(self) -> tuple[str, ...]:
         """Lines with money in escrow and no open refund on them."""
         blocked = {line for refund in self.open_refunds for line, _ in refund.amounts}
         return tuple(
             line_id
-            for (line_id, account), minor in sorted(balances_by_line(self.postings).items())
+            for (line_id, account), minor in self._line_balances()
             if account.kind is AccountKind.ESCROW and minor > 0 and line_id not in blocked
         )
 

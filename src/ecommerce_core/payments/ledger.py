@@ -124,7 +124,7 @@ def _check_owner(_: object, __: object, value: Any) -> None:
         raise InvalidInput("owner", value, "an account needs a non-empty owner id")
 
 
-@attrs.frozen(order=True)
+@attrs.frozen(order=True, cache_hash=True)  # hashed on every ledger write; its kind's hash is slow
 class Account:
     """An account: a kind and whose it is.
 
@@ -150,6 +150,8 @@ class Account:
     @classmethod
     def escrow(cls) -> Account:
         """The platform's escrow."""
+        if cls is Account:
+            return _ESCROW
         return cls(AccountKind.ESCROW, PLATFORM)
 
     @classmethod
@@ -165,6 +167,8 @@ class Account:
     @classmethod
     def commission(cls) -> Account:
         """The platform's commission."""
+        if cls is Account:
+            return _COMMISSION
         return cls(AccountKind.COMMISSION, PLATFORM)
 
     @classmethod
@@ -189,6 +193,10 @@ class Account:
     def deposit(cls, bidder_id: str) -> Account:
         """The deposits (保证金) the platform holds for a bidder."""
         return cls(AccountKind.DEPOSIT, bidder_id)
+
+
+_ESCROW: Final = Account(AccountKind.ESCROW, PLATFORM)
+_COMMISSION: Final = Account(AccountKind.COMMISSION, PLATFORM)
 
 
 class Movement(enum.StrEnum):
@@ -316,8 +324,14 @@ class OrderMoney:
     order_id: str
     currency: str
     lines: Mapping[str, LineMoney]
+    _totals: dict[str, int] | None = attrs.field(
+        default=None, init=False, repr=False, eq=False, alias="_totals"
+    )
 
     def _sum(self, field: str) -> Money:
+        totals = self._totals  # set by order_money, which folded them already
+        if totals is not None:
+            return Money(totals[field], self.currency)
         return sum(
             (getattr(line, field) for line in self.lines.values()), Money.zero(self.currency)
         )
@@ -380,6 +394,16 @@ def balances_by_line(postings: Iterable[Posting]) -> dict[tuple[str, Account], i
 
 
 _FIELDS: Final = ("paid_in", "held", "released", "commission", "kept", "refunded")
+_PAYER: Final = -1
+_KEPT: Final = 4
+_REBATE: Final = -2
+_COLUMN: Final[dict[AccountKind, int]] = {  # the column of _FIELDS an account's balance adds to
+    **dict.fromkeys(PAYER_KINDS, _PAYER),
+    **dict.fromkeys(HELD_KINDS, 1),
+    AccountKind.MERCHANT: 2,
+    **{kind: _KEPT if kind in KEPT_KINDS else 3 for kind in COMMISSION_KINDS},
+    **dict.fromkeys(REBATE_KINDS, _REBATE),
+}
 
 
 def order_money(order_id: str, currency: str, postings: Iterable[Posting]) -> OrderMoney:
@@ -398,32 +422,51 @@ def order_money(order_id: str, currency: str, postings: Iterable[Posting]) -> Or
         CurrencyMismatch: A posting of this order in another currency.
 
     """
+    return money_of_rows(order_id, currency, fold_rows(order_id, currency, postings))
+
+
+def fold_rows(order_id: str, currency: str, postings: Iterable[Posting]) -> dict[str, list[int]]:
+    """What :func:`order_money` folds: per line id, minor units in the order of ``_FIELDS``.
+
+    Raises:
+        CurrencyMismatch: A posting of this order in another currency.
+
+    """
     sums: dict[str, list[int]] = {}
     for posting in postings:
         if posting.order_id != order_id:
             continue
         if posting.amount.currency != currency:
             raise CurrencyMismatch(currency, posting.amount.currency, "fold")
-        source, target = posting.source.kind, posting.target.kind
-        if source in PAYER_KINDS and target in PAYER_KINDS:
-            continue
-        if source in REBATE_KINDS or target in REBATE_KINDS:
-            continue
-        row = sums.setdefault(posting.line_id, [0] * len(_FIELDS))
+        source, target = _COLUMN[posting.source.kind], _COLUMN[posting.target.kind]
+        if source == target == _PAYER or _REBATE in (source, target):
+            continue  # a credit repayment, or a rebate: the buyer's cashback, not the order's
+        row = sums.get(posting.line_id)
+        if row is None:
+            row = sums[posting.line_id] = [0] * len(_FIELDS)
         minor = posting.amount.minor
-        for kind, sign in ((source, -1), (target, 1)):
-            if kind in PAYER_KINDS:
-                row[0 if sign < 0 else 5] += minor  # paid in / refunded
-            elif kind in HELD_KINDS:
-                row[1] += sign * minor
-            elif kind is AccountKind.MERCHANT:
-                row[2] += sign * minor
+        for column, signed in ((source, -minor), (target, minor)):
+            if column == _PAYER:
+                row[0 if signed < 0 else 5] += minor  # paid in / refunded
             else:
-                row[3] += sign * minor
-                if kind in KEPT_KINDS:
-                    row[4] += sign * minor
-    lines = {
-        line_id: LineMoney(line_id, *(Money(v, currency) for v in values))
-        for line_id, values in sorted(sums.items())
-    }
-    return OrderMoney(order_id, currency, MappingProxyType(lines))
+                row[column] += signed
+                if column == _KEPT:  # the COD fee: commission a refund never takes back
+                    row[3] += signed
+    return sums
+
+
+def money_of_rows(order_id: str, currency: str, sums: Mapping[str, list[int]]) -> OrderMoney:
+    """The :class:`OrderMoney` of rows folded by :func:`fold_rows`."""
+    lines: dict[str, LineMoney] = {}
+    if sums:
+        zero = Money.zero(currency)  # shared: most of a line's figures are zero
+        for line_id, values in sorted(sums.items()):
+            lines[line_id] = LineMoney(
+                line_id, *(Money(v, currency) if v else zero for v in values)
+            )
+    view = OrderMoney(order_id, currency, MappingProxyType(lines))
+    columns = zip(*sums.values(), strict=True) if sums else ([0] for _ in _FIELDS)
+    totals = dict(zip(_FIELDS, map(sum, columns), strict=True))
+    totals["refundable"] = totals["paid_in"] - totals["refunded"] - totals["kept"]
+    object.__setattr__(view, "_totals", totals)  # a cache on a frozen view of private lines
+    return view

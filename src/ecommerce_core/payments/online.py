@@ -231,8 +231,10 @@ class GatewayPayment(PaymentRecord):
     # ----------------------------------------------------------------- reading
 
     def _sum(self, status: CaptureStatus) -> Money:
-        amounts = [c.amount for c in self.captures if c.status is status]
-        return sum(amounts, Money.zero(self.currency))
+        # every capture is in the payment's currency (checked when asked or reported)
+        return Money(
+            sum(c.amount.minor for c in self.captures if c.status is status), self.currency
+        )
 
     @property
     def captured(self) -> Money:
@@ -281,7 +283,8 @@ class GatewayPayment(PaymentRecord):
             raise InvalidInput("amount", amount, "must be Money")
         if amount.currency != self.currency:
             raise CurrencyMismatch(self.currency, amount.currency, "capture")
-        if self._seen(key, f"capture {amount}"):
+        fingerprint = f"capture {amount}"
+        if self._seen(key, fingerprint):
             found = self.capture_record(key)
             assert found is not None  # noqa: S101  # a capture key is remembered with its record
             return found
@@ -300,7 +303,7 @@ class GatewayPayment(PaymentRecord):
             )
         capture = Capture(key, amount, now)
         self.captures = (*self.captures, capture)
-        self._remember(key, f"capture {amount}")
+        self._remember(key, fingerprint)
         self._record(CaptureRequested, now, actor, capture_key=key, amount=amount)
         return capture
 
@@ -396,11 +399,12 @@ class GatewayPayment(PaymentRecord):
             *self.captures,
             Capture(key, amount, requested_at or now, CaptureStatus.SUCCEEDED, transaction_id),
         )
-        if self.state == G.CREATED or self.authorized < self.captured:
-            self.authorized = max(self.captured, self.authorized)
+        captured = self.captured  # the captures do not change below
+        if self.state == G.CREATED or self.authorized < captured:
+            self.authorized = max(captured, self.authorized)
         self.transaction_id = self.transaction_id or transaction_id
         self.state = dest
-        if self.captured + self.capturing >= self.authorized:
+        if captured + self.capturing >= self.authorized:
             self.deadline = None
         self._record(
             PaymentCaptured,

@@ -66,26 +66,67 @@ def split(amount: Money, weights: Sequence[tuple[str, int]]) -> list[tuple[str, 
 
 
 class _Book:
-    """Postings of one operation, keyed ``{key}/1``, ``{key}/2``, ..."""
+    """Postings of one operation, keyed ``{key}/1``, ``{key}/2``, ...
+
+    The first posting goes through :class:`Posting`'s constructor, which checks what every
+    posting of the book shares (key, order id, movement, time); the next ones are built
+    checking only what differs between them (line id, accounts, amount), the same way.
+    """
 
     def __init__(self, key: str, order_id: str, movement: Movement, at: datetime) -> None:
         self.key, self.order_id, self.movement, self.at = key, order_id, movement, at
         self.postings: list[Posting] = []
 
     def move(self, line_id: str, source: Account, target: Account, amount: Money) -> None:
-        if amount.is_positive:
-            self.postings.append(
-                Posting(
-                    f"{self.key}/{len(self.postings) + 1}",
-                    self.order_id,
-                    line_id,
-                    source,
-                    target,
-                    amount,
-                    self.movement,
-                    self.at,
-                )
+        if not amount.is_positive:
+            return
+        number = len(self.postings) + 1
+        if number == 1:
+            first = Posting(
+                f"{self.key}/1",
+                self.order_id,
+                line_id,
+                source,
+                target,
+                amount,
+                self.movement,
+                self.at,
             )
+            self.movement = first.movement  # converted once
+            self.postings.append(first)
+            return
+        if (
+            type(line_id) is not str
+            or type(source) is not Account
+            or type(target) is not Account
+            or type(amount) is not Money
+            or source == target
+        ):  # let the constructor raise exactly what it raises
+            posting = Posting(
+                f"{self.key}/{number}",
+                self.order_id,
+                line_id,
+                source,
+                target,
+                amount,
+                self.movement,
+                self.at,
+            )
+        else:
+            posting = _new(Posting)
+            _set(posting, "key", f"{self.key}/{number}")
+            _set(posting, "order_id", self.order_id)
+            _set(posting, "line_id", line_id)
+            _set(posting, "source", source)
+            _set(posting, "target", target)
+            _set(posting, "amount", amount)
+            _set(posting, "movement", self.movement)
+            _set(posting, "at", self.at)
+        self.postings.append(posting)
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 def _paid_in_by_line(postings: Iterable[Posting]) -> dict[str, int]:
@@ -104,7 +145,11 @@ def _fill(
     lacking = [(line_id, max(cost.minor - paid.get(line_id, 0), 0)) for line_id, cost in allocation]
     room = sum(weight for _, weight in lacking)
     fitting = min(amount.minor, room)
-    shares = dict(split(Money(fitting, amount.currency), lacking) if fitting else [])
+    if fitting == room:  # every line gets exactly what it lacks (what split would give)
+        currency = amount.currency
+        shares = {line_id: Money(weight, currency) for line_id, weight in lacking if weight}
+    else:
+        shares = dict(split(Money(fitting, amount.currency), lacking) if fitting else [])
     if amount.minor > fitting:
         excess = Money(amount.minor - fitting, amount.currency)
         shares[ORDER_LEVEL] = shares.get(ORDER_LEVEL, Money.zero(amount.currency)) + excess
@@ -133,14 +178,20 @@ def _settle(
             settled_before += posting.amount.minor
             if posting.target.kind is AccountKind.COMMISSION:
                 charged_before += posting.amount.minor
-    now = sum(amount.minor for _, amount in shares)
+    minors = [amount.minor for _, amount in shares]
+    now = sum(minors)
     due = policy.commission_total(Money(settled_before + now, currency)).minor - charged_before
-    commission = dict(split(Money(max(due, 0), currency), [(k, a.minor) for k, a in shares]))
+    cuts = (
+        dict(zip((k for k, _ in shares), allocate_minor(due, minors), strict=True))
+        if due > 0
+        else {}
+    )
     platform = Account.commission()
     for line_id, amount in shares:
-        cut = commission.get(line_id, Money.zero(currency))
-        book.move(line_id, source, merchant, amount - cut)
-        book.move(line_id, source, platform, cut)
+        cut = cuts.get(line_id, 0)  # what split() gives: zero shares are dropped, and moved not
+        book.move(line_id, source, merchant, Money(amount.minor - cut, currency) if cut else amount)
+        if cut:
+            book.move(line_id, source, platform, Money(cut, currency))
 
 
 def payer_postings(
@@ -202,11 +253,15 @@ def collect_postings(
 
 
 def _held(done: Iterable[Posting], kind: AccountKind) -> list[tuple[str, Account, Money]]:
-    return [
-        (line_id, account, Money(minor, _currency(done)))
+    held = [
+        (line_id, account, minor)
         for (line_id, account), minor in sorted(balances_by_line(done).items())
         if account.kind is kind and minor > 0
     ]
+    if not held:
+        return []
+    currency = _currency(done)
+    return [(line_id, account, Money(minor, currency)) for line_id, account, minor in held]
 
 
 def _currency(done: Iterable[Posting]) -> str:

@@ -567,6 +567,8 @@ class OrderService:
 
 
 def _method(value: PaymentMethod | str) -> PaymentMethod:
+    if type(value) is PaymentMethod:  # the default: no lookup
+        return value
     try:
         return PaymentMethod(value)
     except ValueError:

@@ -253,7 +253,7 @@ class PaymentCore(OrderService):
         """How much of ``payment`` the order keeps; the rest goes back to the payer."""
         zero = Money.zero(order.currency)
         if isinstance(payment, CodPayment) or order.state == OrderState.CANCELLED:
-            return payment.money().paid_in if isinstance(payment, CodPayment) else zero
+            return payment.paid_in if isinstance(payment, CodPayment) else zero
         if order.payment is not None:
             return order.total if order.payment.reference == payment.id else zero
         if isinstance(payment, GatewayPayment) and can_still_complete(payment):
@@ -268,8 +268,11 @@ class PaymentCore(OrderService):
             for r in payment.refunds
             if r.automatic and (r.status != "failed" or not retry_failed)
         ]
-        excess = payment.money().paid_in - keeps - sum(automatic, Money.zero(order.currency))
-        excess = min(excess, payment.refundable)
+        excess = payment.paid_in - keeps
+        if automatic:
+            excess -= sum(automatic, Money.zero(order.currency))
+        if excess.is_positive:  # what is left to give back is at most what is refundable
+            excess = min(excess, payment.refundable)
         if excess.is_positive:
             reason = (
                 "order cancelled"
@@ -496,9 +499,7 @@ class PaymentCore(OrderService):
         if order.payment is not None:
             return self.payment_records.get(order.payment.reference)
         ids = self.payment_records.for_order(order.id)
-        with_money = [
-            p for p in map(self.payment_records.get, ids) if p.money().paid_in.is_positive
-        ]
+        with_money = [p for p in map(self.payment_records.get, ids) if p.paid_in.is_positive]
         if not with_money:
             raise RuleViolation(order.id, "refund", order.state, "nothing was paid for this order")
         return with_money[-1]
