@@ -293,7 +293,7 @@ def auction_queries(auction: Auction) -> list[tuple[str, Any]]:
     reserve=None,
     buyout=None,
     steps=[(0, 0, 1, 0), (0, 1, 1, 0), (2, 0, 1, 1), (2, 1, 1, 1), (6, 0, 1, 20)]
-    + [(5, 0, 1, 0), (6, 0, 1, 20), (5, 0, 1, 0), (4, 0, 1, 1)],
+    + [(5, 0, 1, 0), (5, 0, 1, 0), (4, 0, 1, 1)],
 )
 @given(
     second_chance=st.sampled_from(SecondChance),
