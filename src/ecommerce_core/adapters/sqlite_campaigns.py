@@ -99,9 +99,7 @@ class SqliteDrawRoundRepository(SqliteAggregateRepository[DrawRound]):
 
     def lookups(self, aggregate: DrawRound) -> list[Lookup]:
         """Found by each share order (unique)."""
-        return [
-            Lookup("order", purchase.order_id, unique=True) for purchase in aggregate.purchases
-        ]
+        return [Lookup("order", purchase.order_id, unique=True) for purchase in aggregate.purchases]
 
     def due(self, now: datetime, limit: int = 1000) -> list[str]:
         """Ids of rounds with something to do at ``now``, earliest first.
