@@ -8,7 +8,8 @@ the outbox has delivered exactly the events the service published, in order, and
 pending.
 
 Then the contract suites of the other ports (payments, the ledger, credit lines, promotion
-limits, shipments, after-sales records, teams), subclassed against our SQLite adapters the same
+limits, shipments, after-sales records, teams, auctions, lucky-draw
+rounds, group buys, rebates), subclassed against our SQLite adapters the same
 way.
 """
 
@@ -39,9 +40,19 @@ from ecommerce_core.adapters.sqlite_books import (
     SqliteLedger,
     SqlitePromotionLedger,
 )
+from ecommerce_core.adapters.sqlite_campaigns import (
+    SqliteAuctionRepository,
+    SqliteDrawRoundRepository,
+    SqliteGroupBuyRepository,
+    SqliteRebateRepository,
+)
 from ecommerce_core.testing.contracts import (
     AfterSalesRepositoryContract,
+    AuctionRepositoryContract,
+    DrawRoundRepositoryContract,
+    GroupBuyRepositoryContract,
     PromotionLedgerContract,
+    RebateRepositoryContract,
     ShipmentRepositoryContract,
     TeamRepositoryContract,
 )
@@ -141,3 +152,23 @@ class TestHostAfterSalesRepository(HostSqliteFiles, AfterSalesRepositoryContract
 class TestHostTeamRepository(HostSqliteFiles, TeamRepositoryContract):
     def make_repository(self):
         return SqliteTeamRepository(self.database())
+
+
+class TestHostAuctionRepository(HostSqliteFiles, AuctionRepositoryContract):
+    def make_repository(self):
+        return SqliteAuctionRepository(self.database())
+
+
+class TestHostDrawRoundRepository(HostSqliteFiles, DrawRoundRepositoryContract):
+    def make_repository(self):
+        return SqliteDrawRoundRepository(self.database())
+
+
+class TestHostGroupBuyRepository(HostSqliteFiles, GroupBuyRepositoryContract):
+    def make_repository(self):
+        return SqliteGroupBuyRepository(self.database())
+
+
+class TestHostRebateRepository(HostSqliteFiles, RebateRepositoryContract):
+    def make_repository(self):
+        return SqliteRebateRepository(self.database())

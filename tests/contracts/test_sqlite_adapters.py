@@ -47,6 +47,12 @@ from ecommerce_core.adapters.sqlite_books import (
     SqliteLedger,
     SqlitePromotionLedger,
 )
+from ecommerce_core.adapters.sqlite_campaigns import (
+    SqliteAuctionRepository,
+    SqliteDrawRoundRepository,
+    SqliteGroupBuyRepository,
+    SqliteRebateRepository,
+)
 from ecommerce_core.demo import DEMO_PRODUCTS
 from ecommerce_core.errors import (
     IdempotencyConflict,
@@ -60,11 +66,15 @@ from ecommerce_core.errors import (
 from ecommerce_core.ports import StockItem
 from ecommerce_core.testing.contracts import (
     AfterSalesRepositoryContract,
+    AuctionRepositoryContract,
+    DrawRoundRepositoryContract,
     EventPublisherContract,
+    GroupBuyRepositoryContract,
     IdempotencyStoreContract,
     InventoryContract,
     OrderRepositoryContract,
     PromotionLedgerContract,
+    RebateRepositoryContract,
     ShipmentRepositoryContract,
     TeamRepositoryContract,
     assert_same_order,
@@ -155,6 +165,26 @@ class TestSqlitePromotionLedgerContract(SqliteFiles, PromotionLedgerContract):
 class TestSqliteCreditLinesContract(SqliteFiles, CreditLinesContract):
     def make_credit_lines(self, limits):
         return SqliteCreditLines(self.fresh_database(), limits)
+
+
+class TestSqliteAuctionRepositoryContract(SqliteFiles, AuctionRepositoryContract):
+    def make_repository(self):
+        return SqliteAuctionRepository(self.fresh_database())
+
+
+class TestSqliteDrawRoundRepositoryContract(SqliteFiles, DrawRoundRepositoryContract):
+    def make_repository(self):
+        return SqliteDrawRoundRepository(self.fresh_database())
+
+
+class TestSqliteGroupBuyRepositoryContract(SqliteFiles, GroupBuyRepositoryContract):
+    def make_repository(self):
+        return SqliteGroupBuyRepository(self.fresh_database())
+
+
+class TestSqliteRebateRepositoryContract(SqliteFiles, RebateRepositoryContract):
+    def make_repository(self):
+        return SqliteRebateRepository(self.fresh_database())
 
 
 # --------------------------------------------------------------------------- helpers

@@ -26,9 +26,10 @@ pending events to the outbox in that transaction, exactly as
 write joins the caller's :meth:`~ecommerce_core.adapters.sqlite.SqliteDatabase.transaction`
 when one is open.
 
-Adding a repository for a new aggregate (an auction, a lucky-draw round, a group buy, a rebate)
-needs no schema change: subclass :class:`SqliteAggregateRepository`, name its ``kind``, its
-class and its noun, and say what is indexed::
+Adding a repository for a new aggregate needs no schema change (the collective modes' four, in
+:mod:`~ecommerce_core.adapters.sqlite_campaigns`, are built this way): subclass
+:class:`SqliteAggregateRepository`, name its ``kind``, its class and its noun, and say what is
+indexed (a sketch; the real auction repository needs no look-up)::
 
     class SqliteAuctionRepository(SqliteAggregateRepository[Auction]):
         kind = "auction"

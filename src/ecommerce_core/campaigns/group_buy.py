@@ -545,6 +545,13 @@ class GroupBuy(EventRecorder):
     _orders_per_buyer: dict[str, int] = attrs.field(factory=dict, init=False, repr=False)
     _index: dict[str, int] = attrs.field(factory=dict, init=False, repr=False)
 
+    def __attrs_post_init__(self) -> None:
+        """Rebuild the counters from the stored participations (a campaign read back)."""
+        for index, participation in enumerate(self.participations):
+            self._index[participation.order_id] = index
+            if participation.status is ParticipationStatus.ACTIVE:
+                self._count(participation, 1)
+
     @classmethod
     def create(
         cls,

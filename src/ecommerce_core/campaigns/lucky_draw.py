@@ -554,6 +554,22 @@ class DrawRound(EventRecorder):
     _paid: list[int] = attrs.field(factory=list, init=False, repr=False)
     _held_shares: int = attrs.field(default=0, init=False, repr=False)  # kept in step: O(1)
 
+    def __attrs_post_init__(self) -> None:
+        """Rebuild the order index, the payment order and the held count (a round read back).
+
+        Paid purchases are numbered consecutively in payment order, so sorting them by their
+        first number restores the order they were paid in.
+        """
+        paid: list[tuple[int, int]] = []
+        for index, purchase in enumerate(self.purchases):
+            self._index[purchase.order_id] = index
+            if purchase.status is ShareStatus.HELD:
+                self._held_shares += purchase.quantity
+            elif purchase.status is ShareStatus.PAID:
+                assert purchase.first is not None  # noqa: S101  # numbered when paid
+                paid.append((purchase.first, index))
+        self._paid = [index for _, index in sorted(paid)]
+
     @classmethod
     def create(
         cls,
