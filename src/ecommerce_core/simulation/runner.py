@@ -144,7 +144,13 @@ def run_simulation(
 
     """
     config = config or SimulationConfig()
-    world = build_world(buyers=config.buyers, stock=config.stock, memory=memory, db_path=db_path)
+    world = build_world(
+        buyers=config.buyers,
+        stock=config.stock,
+        memory=memory,
+        db_path=db_path,
+        seed=config.seed,
+    )
     try:
         simulator = Simulator(world, config, rng or random.Random(config.seed))  # noqa: S311  # a simulation, not crypto
         if extend is not None:
