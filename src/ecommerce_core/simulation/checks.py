@@ -11,7 +11,7 @@ import attrs
 from ecommerce_core.actors import Actor
 from ecommerce_core.auctions import AuctionState, DepositStatus
 from ecommerce_core.campaigns.group_buy import GroupBuyState, ParticipationStatus
-from ecommerce_core.campaigns.lucky_draw import DrawRoundState
+from ecommerce_core.campaigns.lucky_draw import DrawRoundState, DrawTerms
 from ecommerce_core.campaigns.team import (
     AWAITING_TEAM,
     TEAM_ORDER_PROCESS,
@@ -22,10 +22,10 @@ from ecommerce_core.campaigns.team import (
 from ecommerce_core.delivery import ShipmentPurpose
 from ecommerce_core.errors import InvalidInput
 from ecommerce_core.orders import Order
-from ecommerce_core.payments.ledger import Account, Movement, Posting
+from ecommerce_core.payments.ledger import ORDER_LEVEL, Account, Movement, Posting
 from ecommerce_core.ports import StockItem
 from ecommerce_core.money import Money
-from ecommerce_core.simulation.collective import TEAM_SKU
+from ecommerce_core.simulation.collective import PRIZE_SKU, TEAM_SKU
 from ecommerce_core.simulation.world import SimulatedWorld
 
 __all__ = [
@@ -167,9 +167,9 @@ def _unkept_money_returned(world: SimulatedWorld, orders: list[Order]) -> Check:
                 bad.append(order.id)
     return Check(
         "unsold-orders-keep-no-money",
-        "a cancelled or returned order released nothing to its merchant and holds nothing",
+        "a cancelled, defaulted or returned order released nothing to its merchant and holds nothing",
         not bad,
-        ", ".join(bad[:5]) or "every cancelled or returned order",
+        ", ".join(bad[:5]) or "every cancelled, defaulted or returned order",
     )
 
 
@@ -469,11 +469,84 @@ def _overfill_a_team(world: SimulatedWorld) -> None:
     service.teams.save(team, team.version)  # type: ignore[union-attr]  # the world has teams
 
 
+def _draw_a_wrong_winner(world: SimulatedWorld) -> None:
+    service, buyer = world.service, Actor.buyer("b-001")
+    merchant = Actor.merchant(service.catalog.product(PRIZE_SKU).merchant_id)
+    terms = DrawTerms(1, Money.of("2.00", "CNY"), world.clock.now() + _DAY)
+    draw_round = service.open_round(merchant, PRIZE_SKU, terms)
+    world.collective.setdefault("lucky_draw", []).append(draw_round.id)
+    order = service.place_share_order(buyer, draw_round.id, 1)
+    service.pay_shares(order.id, buyer)
+    world.clock.advance(timedelta(hours=1))  # the next public number is out
+    service.draw(draw_round.id, Actor.platform())
+    draw_round = service.draw_round(draw_round.id)
+    record = draw_round.record
+    assert record is not None  # noqa: S101  # drawn just above
+    draw_round.record = attrs.evolve(record, winning_number=record.recompute() + 1)
+    service.rounds.save(draw_round, draw_round.version)  # type: ignore[union-attr]  # offered
+
+
+def _keep_a_difference(world: SimulatedWorld) -> None:
+    service = world.service
+    for campaign_id in world.collective.get("group_buy", []):
+        campaign = service.group_buy(campaign_id)
+        for part in campaign.participations:
+            order = service.orders.get(part.order_id)
+            world.ledger.append(
+                [
+                    Posting(
+                        "sim-break-group-buy",
+                        order.id,
+                        order.lines[0].line_id,
+                        Account.buyer(order.buyer_id),
+                        Account.merchant(order.merchant_id),
+                        order.lines[0].unit_price * part.quantity,
+                        Movement.CAPTURE,
+                        world.clock.now(),
+                    )
+                ]
+            )
+            return
+
+
+def _forfeit_a_deposit_twice(world: SimulatedWorld) -> None:
+    service = world.service
+    for auction_id in world.collective.get("auction", []):
+        auction = service.auction(auction_id)
+        for deposit in auction.deposits:
+            world.ledger.append(
+                [
+                    Posting(
+                        "sim-break-deposit",
+                        auction_id,
+                        ORDER_LEVEL,
+                        Account.deposit(deposit.bidder_id),
+                        Account.merchant(auction.merchant_id),
+                        deposit.amount,
+                        Movement.FORFEIT,
+                        world.clock.now(),
+                    )
+                ]
+            )
+            return
+
+
+def _credit_a_rebate_twice(world: SimulatedWorld) -> None:
+    for posting in world.ledger.all():
+        if posting.movement is Movement.REBATE_CREDIT:
+            world.ledger.append([attrs.evolve(posting, key="sim-break-rebate")])
+            return
+
+
 BREAKABLE: Final = {
     "stock-matches-orders": _sell_outside_an_order,
     "refunds-within-paid": _refund_too_much,
     "no-overdue-deadline": _leave_overdue,
     "teams-whole": _overfill_a_team,
+    "draws-verifiable": _draw_a_wrong_winner,
+    "group-buys-settled": _keep_a_difference,
+    "auctions-settled": _forfeit_a_deposit_twice,
+    "rebates-earned": _credit_a_rebate_twice,
 }
 """The invariants a test may break on purpose, by check name."""
 
