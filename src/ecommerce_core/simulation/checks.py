@@ -21,10 +21,10 @@ from ecommerce_core.campaigns.team import (
 )
 from ecommerce_core.delivery import ShipmentPurpose
 from ecommerce_core.errors import InvalidInput
+from ecommerce_core.money import Money
 from ecommerce_core.orders import Order
 from ecommerce_core.payments.ledger import ORDER_LEVEL, Account, Movement, Posting
 from ecommerce_core.ports import StockItem
-from ecommerce_core.money import Money
 from ecommerce_core.simulation.collective import PRIZE_SKU, TEAM_SKU
 from ecommerce_core.simulation.world import SimulatedWorld
 
@@ -167,7 +167,8 @@ def _unkept_money_returned(world: SimulatedWorld, orders: list[Order]) -> Check:
                 bad.append(order.id)
     return Check(
         "unsold-orders-keep-no-money",
-        "a cancelled, defaulted or returned order released nothing to its merchant and holds nothing",
+        "a cancelled, defaulted or returned order released nothing to its merchant and holds"
+        " nothing",
         not bad,
         ", ".join(bad[:5]) or "every cancelled, defaulted or returned order",
     )
@@ -293,7 +294,10 @@ def _group_buys_settled(world: SimulatedWorld, _: list[Order]) -> Check:
             continue
         for part in campaign.participations:
             kept = _kept(world, part.order_id)
-            if campaign.state == GroupBuyState.FAILED or part.status is ParticipationStatus.WITHDRAWN:
+            if (
+                campaign.state == GroupBuyState.FAILED
+                or part.status is ParticipationStatus.WITHDRAWN
+            ):
                 if not kept.is_zero:
                     bad.append(f"{part.order_id} kept {kept} of a {campaign.state} campaign")
             elif campaign.settlement is not None:
@@ -333,9 +337,9 @@ def _auctions_settled(world: SimulatedWorld, _: list[Order]) -> Check:
                 bad.append(f"{auction_id}/{bidder}: {deposit.status}, settled {movements}")
         if auction.state == AuctionState.SOLD and auction.winner_id is not None:
             top = max(b.amount for b in auction.bids if b.bidder_id == auction.winner_id)
-            higher = {
-                b.bidder_id for b in auction.bids if b.amount > top
-            } - {d.bidder_id for d in auction.deposits if d.status is DepositStatus.FORFEITED}
+            higher = {b.bidder_id for b in auction.bids if b.amount > top} - {
+                d.bidder_id for d in auction.deposits if d.status is DepositStatus.FORFEITED
+            }
             order_id = service.auction_order_id(auction_id, auction.winner_id)
             paid = service.money(order_id).paid_in
             if auction.hammer != top or paid != top or higher:
@@ -354,11 +358,11 @@ def _rebates_earned(world: SimulatedWorld, orders: list[Order]) -> Check:
     if service.rebates is None:
         return Check("rebates-earned", "no rebates granted", passed=True, detail="no rebates")
     paid_out: dict[str, int] = {}
-    credits: dict[str, int] = {}
+    credit_postings: dict[str, int] = {}
     for posting in world.ledger.all():
         if posting.movement is Movement.REBATE_CREDIT:
             paid_out[posting.order_id] = paid_out.get(posting.order_id, 0) + posting.amount.minor
-            credits[posting.key] = credits.get(posting.key, 0) + 1
+            credit_postings[posting.key] = credit_postings.get(posting.key, 0) + 1
         elif posting.movement is Movement.REBATE_CLAWBACK:
             paid_out[posting.order_id] = paid_out.get(posting.order_id, 0) - posting.amount.minor
     granted = 0
@@ -374,7 +378,7 @@ def _rebates_earned(world: SimulatedWorld, orders: list[Order]) -> Check:
         net = paid_out.get(order.id, 0)
         if net > allowed or net != sum(r.paid_out.minor for r in rebates):
             bad.append(f"{order.id}: paid out {net}, earned {allowed} on {kept} kept")
-    bad += [f"{key} credited {n} times" for key, n in credits.items() if n > 1]
+    bad += [f"{key} credited {n} times" for key, n in credit_postings.items() if n > 1]
     return Check(
         "rebates-earned",
         "no rebate paid on refunded money (credited - clawed back <= rate x kept), each"

@@ -45,16 +45,16 @@ __all__ = [
     "AUCTION_SKU",
     "GROUP_BUY_SKU",
     "PRIZE_SKU",
+    "TEAM_CAMPAIGN_ID",
+    "TEAM_SIZE",
+    "TEAM_SKU",
     "AuctionJourneys",
     "Chance",
     "GroupBuyJourneys",
     "LuckyDrawJourneys",
     "Schedule",
-    "collective_outcomes",
-    "TEAM_CAMPAIGN_ID",
-    "TEAM_SIZE",
-    "TEAM_SKU",
     "TeamJourneys",
+    "collective_outcomes",
 ]
 
 TEAM_CAMPAIGN_ID: Final = "sim-team"
@@ -328,7 +328,11 @@ class AuctionJourneys:
         auction = service.create_auction(merchant, AUCTION_SKU, terms)
         self._running = auction.id
         self.world.collective.setdefault("auction", []).append(auction.id)
-        self.schedule(terms.ends_at + timedelta(minutes=5), "auction: settle", lambda: self._settle(auction.id))
+        self.schedule(
+            terms.ends_at + timedelta(minutes=5),
+            "auction: settle",
+            lambda: self._settle(auction.id),
+        )
         return auction
 
     def _settle(self, auction_id: str) -> None:

@@ -433,7 +433,9 @@ class Simulator:
         if purchase in _WAITING:  # no cancelling while a team forms, a round or campaign runs
             self._later(self._minutes(30, 120), "ship", lambda: self._ship_team(order_id))
             return
-        if purchase != "auction" and self._chance("cancelled after payment", self.config.faults.cancel):
+        if purchase != "auction" and self._chance(
+            "cancelled after payment", self.config.faults.cancel
+        ):
             self._later(
                 self._minutes(5, 60),
                 "cancel",
@@ -491,7 +493,11 @@ class Simulator:
         self._track(carrier, tracking, "handed_to_carrier", self._minutes(10, 120))
         self._track(carrier, tracking, "in_transit", timedelta(hours=self.rng.uniform(3, 12)))
         arrives = timedelta(days=self.rng.uniform(1, 3))
-        if first and order_id not in self._plain and self._chance("lost parcel", faults.lost_parcel):
+        if (
+            first
+            and order_id not in self._plain
+            and self._chance("lost parcel", faults.lost_parcel)
+        ):
             self._track(carrier, tracking, "lost", arrives)
             self._later(
                 arrives + timedelta(days=1),

@@ -63,8 +63,6 @@ from ecommerce_core.campaigns.lucky_draw import PublicNumber
 from ecommerce_core.demo import DEMO_PRODUCTS
 from ecommerce_core.money import Money
 from ecommerce_core.payments import RefundStatus
-from ecommerce_core.promotions import Promotion, Scope
-from ecommerce_core.promotions import Rebate as Cashback
 from ecommerce_core.ports import (
     AfterSalesRepository,
     AuctionRepository,
@@ -79,6 +77,8 @@ from ecommerce_core.ports import (
     ShipmentRepository,
     TeamRepository,
 )
+from ecommerce_core.promotions import Promotion, Scope
+from ecommerce_core.promotions import Rebate as Cashback
 from ecommerce_core.services import (
     AfterSalesService,
     CampaignService,
@@ -264,7 +264,7 @@ def payment_refunds(service: PaymentService) -> RefundHandler:
     return refund
 
 
-def build_world(
+def build_world(  # noqa: PLR0915  # one wiring per storage branch, read top to bottom
     *,
     buyers: int,
     stock: int,
