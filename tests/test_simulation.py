@@ -34,6 +34,8 @@ EVERY_FAULT = FaultRates(
     out_of_order_tracking=0.5,
     returns=0.4,
     confirm=0.5,
+    unpaid_winner=0.5,
+    unclaimed_prize=0.5,
 )
 
 
@@ -52,7 +54,7 @@ class TestACleanRun:
         out = capsys.readouterr().out
         assert "all invariant checks passed" in out
         assert "[FAIL]" not in out
-        assert out.count("[PASS]") == 12
+        assert out.count("[PASS]") == 16
         assert "orders/s" in out
 
     def test_the_default_stores_orders_in_the_sqlite_file_it_is_given(self, tmp_path, capsys):
@@ -79,7 +81,7 @@ class TestACleanRun:
 
     def test_every_fault_is_injected_and_every_check_still_passes(self):
         report = run_simulation(
-            SimulationConfig(orders=120, seed=11, faults=EVERY_FAULT), memory=True
+            SimulationConfig(orders=200, seed=11, faults=EVERY_FAULT), memory=True
         )
         assert report.passed, report.render()
         assert set(report.stats.faults) == {
@@ -95,11 +97,22 @@ class TestACleanRun:
             "pending payment",
             "refused COD",
             "return",
+            "unclaimed prize",
+            "unpaid auction winner",
         }
         methods = {method for _, method, _ in report.final_states}
         assert methods == {"online", "escrow", "cod", "credit"}
         purchases = {j.purchase for j in report.stats.placed.values()}
-        assert purchases == {"buy_now", "cart", "flash_sale", "rush_purchase", "team"}
+        assert purchases == {
+            "buy_now",
+            "cart",
+            "flash_sale",
+            "rush_purchase",
+            "team",
+            "lucky_draw",
+            "group_buy",
+            "auction",
+        }
         states = {state for _, _, state in report.final_states}
         assert {"closed", "cancelled", "returned"} <= states
         assert report.after_sales["refunded"] >= 1
@@ -137,6 +150,76 @@ class TestACleanRun:
         )
         assert len(seen) == 1
         assert seen[0][1] is report.stats
+
+
+@pytest.fixture(scope="module")
+def default_run():
+    """One default-size run (1000 journeys, seed 7), in memory, shared by the mode tests."""
+    return run_simulation(SimulationConfig(), memory=True)
+
+
+class TestEveryCollectiveModeHappensInADefaultRun:
+    def test_the_default_run_passes_every_check(self, default_run):
+        assert default_run.passed, default_run.failed
+
+    def test_teams_formed_and_failed(self, default_run):
+        teams = default_run.collective["team"]
+        assert teams["formed"] >= 1
+        assert teams["failed"] >= 1
+
+    def test_lucky_draw_rounds_were_drawn_and_some_went_unsold(self, default_run):
+        rounds = default_run.collective["lucky_draw"]
+        assert rounds["drawn"] >= 1
+        assert rounds["fulfilled"] >= 1
+        assert rounds["unsold"] >= 1
+        assert rounds["drawn"] == rounds["fulfilled"] + rounds["forfeited"]
+
+    def test_lucky_draw_winners_and_losers_end_where_the_draw_put_them(self, default_run):
+        states = {s for mode, _, s in default_run.final_states if mode == "lucky_draw"}
+        assert {"lost", "closed"} <= states
+
+    def test_group_buys_succeeded(self, default_run):
+        assert default_run.collective["group_buy"]["succeeded"] >= 1
+
+    def test_auctions_sold(self, default_run):
+        auctions = default_run.collective["auction"]
+        assert auctions["sold"] >= 1
+        closed = default_run.final_states[("auction", "online", "closed")]
+        returned = default_run.final_states[("auction", "online", "returned")]
+        assert closed + returned >= auctions["sold"] - 1  # a sold lot's order may still be lost
+
+    def test_rebates_were_credited(self, default_run):
+        assert default_run.collective["rebate"]["credited"] >= 1
+
+    def test_the_report_lists_each_mode_with_its_outcomes(self, default_run):
+        text = default_run.render()
+        section = text.split("collective sales modes (campaigns by outcome):")[1].split("\n\n")[0]
+        for mode in ("auction", "group_buy", "lucky_draw", "rebate", "team"):
+            assert f"  {mode} " in section
+        assert "drawn" in section
+        assert "succeeded" in section
+        assert "credited" in section
+
+
+class TestFaultsOfTheCollectiveModes:
+    def test_unpaid_winners_forfeit_their_deposits(self):
+        faults = FaultRates(unpaid_winner=1.0)
+        report = run_simulation(SimulationConfig(orders=300, seed=2, faults=faults), memory=True)
+        assert report.passed, report.failed
+        auctions = report.collective["auction"]
+        unpaid = report.stats.faults["unpaid auction winner"]
+        assert report.final_states[("auction", "online", "defaulted")] == unpaid >= 1
+        # One forfeit per auction awarded; a runner-up's second-chance offer binds nobody.
+        assert auctions["winner defaulted"] == auctions["unpaid"] >= 1
+        assert auctions["sold"] == 0
+
+    def test_unclaimed_prizes_are_forfeited(self):
+        faults = FaultRates(unclaimed_prize=1.0)
+        report = run_simulation(SimulationConfig(orders=300, seed=2, faults=faults), memory=True)
+        assert report.passed, report.failed
+        rounds = report.collective["lucky_draw"]
+        assert rounds["forfeited"] == report.stats.faults["unclaimed prize"] >= 1
+        assert rounds["fulfilled"] == 0
 
 
 class TestABrokenInvariant:

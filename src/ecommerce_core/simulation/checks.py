@@ -9,6 +9,9 @@ from typing import Final
 import attrs
 
 from ecommerce_core.actors import Actor
+from ecommerce_core.auctions import AuctionState, DepositStatus
+from ecommerce_core.campaigns.group_buy import GroupBuyState, ParticipationStatus
+from ecommerce_core.campaigns.lucky_draw import DrawRoundState, DrawTerms
 from ecommerce_core.campaigns.team import (
     AWAITING_TEAM,
     TEAM_ORDER_PROCESS,
@@ -18,10 +21,11 @@ from ecommerce_core.campaigns.team import (
 )
 from ecommerce_core.delivery import ShipmentPurpose
 from ecommerce_core.errors import InvalidInput
+from ecommerce_core.money import Money
 from ecommerce_core.orders import Order
-from ecommerce_core.payments.ledger import Account, Movement, Posting
+from ecommerce_core.payments.ledger import ORDER_LEVEL, Account, Movement, Posting
 from ecommerce_core.ports import StockItem
-from ecommerce_core.simulation.collective import TEAM_SKU
+from ecommerce_core.simulation.collective import PRIZE_SKU, TEAM_SKU
 from ecommerce_core.simulation.world import SimulatedWorld
 
 __all__ = [
@@ -33,7 +37,7 @@ __all__ = [
 ]
 
 #: States in which an order's goods never left, or came back to, the merchant's stock.
-_NOT_SOLD: Final = frozenset({"pending_payment", "cancelled", "returned"})
+_NOT_SOLD: Final = frozenset({"pending_payment", "cancelled", "returned", "defaulted"})
 #: States of a team order that has not shipped (and, once final, never will).
 _DAY: Final = timedelta(days=1)
 _NEVER_SHIPPED: Final = frozenset({"pending_payment", AWAITING_TEAM, "cancelled"})
@@ -81,11 +85,19 @@ def _stock_matches_orders(world: SimulatedWorld, orders: list[Order]) -> Check:
         skus = {line.line_id: line.sku for line in order.lines}
         if order.state not in _NOT_SOLD:
             for line in order.lines:
-                sold[line.sku] += line.quantity
+                if line.sku in sold:  # a lucky draw's shares are no stock of the catalogue
+                    sold[line.sku] += line.quantity
         for shipment in world.fulfilment.shipments_of(order.id):
             if shipment.purpose is ShipmentPurpose.RESHIPMENT:
                 for parcel in shipment.lines:
-                    sold[skus[parcel.line_id]] += parcel.quantity
+                    if skus[parcel.line_id] in sold:
+                        sold[skus[parcel.line_id]] += parcel.quantity
+    for round_id in world.collective.get("lucky_draw", []):
+        draw_round = world.service.draw_round(round_id)
+        if draw_round.state == DrawRoundState.FULFILLED and draw_round.record is not None:
+            winner = world.service.orders.get(draw_round.record.winner_order_id)
+            if winner.state not in _NOT_SOLD:
+                sold[draw_round.prize_sku] += 1  # the prize went to its winner
     bad = [
         f"{sku}: on hand {inventory.on_hand(sku)}, expected {units - sold[sku]}"
         for sku, units in world.initial_stock.items()
@@ -93,8 +105,8 @@ def _stock_matches_orders(world: SimulatedWorld, orders: list[Order]) -> Check:
     ]
     return Check(
         "stock-matches-orders",
-        "on hand == received - units of orders not cancelled or returned - units reshipped;"
-        " nothing reserved",
+        "on hand == received - units of orders not cancelled, defaulted or returned - units"
+        " reshipped - prizes won; nothing reserved",
         not bad,
         "; ".join(bad) or f"{sum(sold.values())} units sold",
     )
@@ -155,9 +167,10 @@ def _unkept_money_returned(world: SimulatedWorld, orders: list[Order]) -> Check:
                 bad.append(order.id)
     return Check(
         "unsold-orders-keep-no-money",
-        "a cancelled or returned order released nothing to its merchant and holds nothing",
+        "a cancelled, defaulted or returned order released nothing to its merchant and holds"
+        " nothing",
         not bad,
-        ", ".join(bad[:5]) or "every cancelled or returned order",
+        ", ".join(bad[:5]) or "every cancelled, defaulted or returned order",
     )
 
 
@@ -236,6 +249,145 @@ def _teams_whole(world: SimulatedWorld, orders: list[Order]) -> Check:
     )
 
 
+def _draws_verifiable(world: SimulatedWorld, _: list[Order]) -> Check:
+    service, bad = world.service, []
+    round_ids = world.collective.get("lucky_draw", [])
+    drawn = 0
+    for round_id in round_ids:
+        draw_round = service.draw_round(round_id)
+        if draw_round.sold > draw_round.terms.share_count:
+            bad.append(f"{round_id}: {draw_round.sold} of {draw_round.terms.share_count} sold")
+        if draw_round.record is None:
+            continue
+        drawn += 1
+        if not draw_round.verify():
+            bad.append(f"{round_id}: the stored inputs do not give its winner")
+        paid = {p.order_id for p in draw_round.paid_purchases()}
+        winners = sorted(o for o in paid if service.orders.get(o).state != "lost")
+        if winners != [draw_round.record.winner_order_id]:
+            bad.append(f"{round_id}: winners {winners}, drawn {draw_round.record.winner_order_id}")
+    return Check(
+        "draws-verifiable",
+        "no round sold more than its shares; each drawn round has exactly one winner,"
+        " recomputable from its stored inputs",
+        not bad,
+        ", ".join(bad[:5]) or f"{len(round_ids)} rounds, {drawn} drawn",
+    )
+
+
+def _kept(world: SimulatedWorld, order_id: str) -> Money:
+    """What an order keeps of the goods money: paid in less refunded, over its lines."""
+    lines = world.service.money(order_id).lines.values()
+    kept = Money.zero("CNY")
+    for line in lines:
+        kept += line.paid_in - line.refunded
+    return kept
+
+
+def _group_buys_settled(world: SimulatedWorld, _: list[Order]) -> Check:
+    service, bad = world.service, []
+    campaign_ids = world.collective.get("group_buy", [])
+    for campaign_id in campaign_ids:
+        campaign = service.group_buy(campaign_id)
+        if campaign.state == GroupBuyState.RUNNING:
+            bad.append(f"{campaign_id} still running")
+            continue
+        for part in campaign.participations:
+            kept = _kept(world, part.order_id)
+            if (
+                campaign.state == GroupBuyState.FAILED
+                or part.status is ParticipationStatus.WITHDRAWN
+            ):
+                if not kept.is_zero:
+                    bad.append(f"{part.order_id} kept {kept} of a {campaign.state} campaign")
+            elif campaign.settlement is not None:
+                cap = campaign.settlement.unit_price * part.quantity
+                if kept > cap:
+                    bad.append(f"{part.order_id} kept {kept} > {cap}")
+    return Check(
+        "group-buys-settled",
+        "every buyer of a succeeded group buy kept at most the final tier price x quantity;"
+        " a failed one (or a buyer who left it) kept nothing",
+        not bad,
+        ", ".join(bad[:5]) or f"{len(campaign_ids)} campaigns",
+    )
+
+
+def _auctions_settled(world: SimulatedWorld, _: list[Order]) -> Check:
+    service, bad = world.service, []
+    auction_ids = world.collective.get("auction", [])
+    out_of_deposit: dict[tuple[str, str], list[Posting]] = {}
+    for posting in world.ledger.all():
+        if posting.source.kind == "deposit":
+            out_of_deposit.setdefault((posting.order_id, posting.source.owner), []).append(posting)
+    fates = {
+        DepositStatus.RELEASED: Movement.REFUND,
+        DepositStatus.FORFEITED: Movement.FORFEIT,
+        DepositStatus.APPLIED: Movement.CAPTURE,
+    }
+    for auction_id in auction_ids:
+        auction = service.auction(auction_id)
+        for deposit in auction.deposits:
+            bidder = deposit.bidder_id
+            settled = out_of_deposit.get((auction_id, bidder), []) + out_of_deposit.get(
+                (service.auction_order_id(auction_id, bidder), bidder), []
+            )
+            movements = [p.movement for p in settled]
+            if deposit.status is DepositStatus.HELD or movements != [fates[deposit.status]]:
+                bad.append(f"{auction_id}/{bidder}: {deposit.status}, settled {movements}")
+        if auction.state == AuctionState.SOLD and auction.winner_id is not None:
+            top = max(b.amount for b in auction.bids if b.bidder_id == auction.winner_id)
+            higher = {b.bidder_id for b in auction.bids if b.amount > top} - {
+                d.bidder_id for d in auction.deposits if d.status is DepositStatus.FORFEITED
+            }
+            order_id = service.auction_order_id(auction_id, auction.winner_id)
+            paid = service.money(order_id).paid_in
+            if auction.hammer != top or paid != top or higher:
+                bad.append(f"{auction_id}: hammer {auction.hammer}, paid {paid}, top bid {top}")
+    return Check(
+        "auctions-settled",
+        "a sold auction's order paid the highest valid bid; every deposit was released,"
+        " applied or forfeited exactly once in the ledger",
+        not bad,
+        ", ".join(bad[:5]) or f"{len(auction_ids)} auctions",
+    )
+
+
+def _rebates_earned(world: SimulatedWorld, orders: list[Order]) -> Check:
+    service, bad = world.service, []
+    if service.rebates is None:
+        return Check("rebates-earned", "no rebates granted", passed=True, detail="no rebates")
+    paid_out: dict[str, int] = {}
+    credit_postings: dict[str, int] = {}
+    for posting in world.ledger.all():
+        if posting.movement is Movement.REBATE_CREDIT:
+            paid_out[posting.order_id] = paid_out.get(posting.order_id, 0) + posting.amount.minor
+            credit_postings[posting.key] = credit_postings.get(posting.key, 0) + 1
+        elif posting.movement is Movement.REBATE_CLAWBACK:
+            paid_out[posting.order_id] = paid_out.get(posting.order_id, 0) - posting.amount.minor
+    granted = 0
+    for order in orders:
+        rebates = service.rebates_of(order.id)
+        if not rebates:
+            if paid_out.get(order.id, 0):
+                bad.append(f"{order.id}: {paid_out[order.id]} paid out with no rebate")
+            continue
+        granted += len(rebates)
+        kept = _kept(world, order.id).minor
+        allowed = sum(r.amount.minor * kept // r.base.minor for r in rebates)
+        net = paid_out.get(order.id, 0)
+        if net > allowed or net != sum(r.paid_out.minor for r in rebates):
+            bad.append(f"{order.id}: paid out {net}, earned {allowed} on {kept} kept")
+    bad += [f"{key} credited {n} times" for key, n in credit_postings.items() if n > 1]
+    return Check(
+        "rebates-earned",
+        "no rebate paid on refunded money (credited - clawed back <= rate x kept), each"
+        " credited at most once",
+        not bad,
+        ", ".join(bad[:5]) or f"{granted} rebates",
+    )
+
+
 def _outbox_drained(world: SimulatedWorld, _: list[Order]) -> Check:
     if world.outbox is None:
         return Check(
@@ -263,6 +415,10 @@ _CHECKS: Final[Sequence[Callable[[SimulatedWorld, list[Order]], Check]]] = (
     _every_order_final,
     _after_sales_settled,
     _teams_whole,
+    _draws_verifiable,
+    _group_buys_settled,
+    _auctions_settled,
+    _rebates_earned,
     _outbox_drained,
 )
 
@@ -317,11 +473,84 @@ def _overfill_a_team(world: SimulatedWorld) -> None:
     service.teams.save(team, team.version)  # type: ignore[union-attr]  # the world has teams
 
 
+def _draw_a_wrong_winner(world: SimulatedWorld) -> None:
+    service, buyer = world.service, Actor.buyer("b-001")
+    merchant = Actor.merchant(service.catalog.product(PRIZE_SKU).merchant_id)
+    terms = DrawTerms(1, Money.of("2.00", "CNY"), world.clock.now() + _DAY)
+    draw_round = service.open_round(merchant, PRIZE_SKU, terms)
+    world.collective.setdefault("lucky_draw", []).append(draw_round.id)
+    order = service.place_share_order(buyer, draw_round.id, 1)
+    service.pay_shares(order.id, buyer)
+    world.clock.advance(timedelta(hours=1))  # the next public number is out
+    service.draw(draw_round.id, Actor.platform())
+    draw_round = service.draw_round(draw_round.id)
+    record = draw_round.record
+    assert record is not None  # noqa: S101  # drawn just above
+    draw_round.record = attrs.evolve(record, winning_number=record.recompute() + 1)
+    service.rounds.save(draw_round, draw_round.version)  # type: ignore[union-attr]  # offered
+
+
+def _keep_a_difference(world: SimulatedWorld) -> None:
+    service = world.service
+    for campaign_id in world.collective.get("group_buy", []):
+        campaign = service.group_buy(campaign_id)
+        for part in campaign.participations:
+            order = service.orders.get(part.order_id)
+            world.ledger.append(
+                [
+                    Posting(
+                        "sim-break-group-buy",
+                        order.id,
+                        order.lines[0].line_id,
+                        Account.buyer(order.buyer_id),
+                        Account.merchant(order.merchant_id),
+                        order.lines[0].unit_price * part.quantity,
+                        Movement.CAPTURE,
+                        world.clock.now(),
+                    )
+                ]
+            )
+            return
+
+
+def _forfeit_a_deposit_twice(world: SimulatedWorld) -> None:
+    service = world.service
+    for auction_id in world.collective.get("auction", []):
+        auction = service.auction(auction_id)
+        for deposit in auction.deposits:
+            world.ledger.append(
+                [
+                    Posting(
+                        "sim-break-deposit",
+                        auction_id,
+                        ORDER_LEVEL,
+                        Account.deposit(deposit.bidder_id),
+                        Account.merchant(auction.merchant_id),
+                        deposit.amount,
+                        Movement.FORFEIT,
+                        world.clock.now(),
+                    )
+                ]
+            )
+            return
+
+
+def _credit_a_rebate_twice(world: SimulatedWorld) -> None:
+    for posting in world.ledger.all():
+        if posting.movement is Movement.REBATE_CREDIT:
+            world.ledger.append([attrs.evolve(posting, key="sim-break-rebate")])
+            return
+
+
 BREAKABLE: Final = {
     "stock-matches-orders": _sell_outside_an_order,
     "refunds-within-paid": _refund_too_much,
     "no-overdue-deadline": _leave_overdue,
     "teams-whole": _overfill_a_team,
+    "draws-verifiable": _draw_a_wrong_winner,
+    "group-buys-settled": _keep_a_difference,
+    "auctions-settled": _forfeit_a_deposit_twice,
+    "rebates-earned": _credit_a_rebate_twice,
 }
 """The invariants a test may break on purpose, by check name."""
 

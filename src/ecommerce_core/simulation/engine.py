@@ -27,7 +27,12 @@ from ecommerce_core.errors import EcommerceCoreError, InvalidInput, PaymentNotCo
 from ecommerce_core.orders import CartItem, Order
 from ecommerce_core.payments.policy import PaymentMethod
 from ecommerce_core.ports import GatewayStatus
-from ecommerce_core.simulation.collective import TeamJourneys
+from ecommerce_core.simulation.collective import (
+    AuctionJourneys,
+    GroupBuyJourneys,
+    LuckyDrawJourneys,
+    TeamJourneys,
+)
 from ecommerce_core.simulation.world import (
     CARRIERS,
     FLASH_SALE_ID,
@@ -50,6 +55,19 @@ Progress = Callable[[int, int], None]
 _SKUS: Final = ("tea-01", "pot-01", "cup-01")
 _SWEEP: Final = timedelta(hours=1)
 _SETTLE_DAYS: Final = 60
+_PURCHASES: Final = (
+    "buy_now",
+    "cart",
+    "flash_sale",
+    "rush_purchase",
+    "team",
+    "lucky_draw",
+    "group_buy",
+    "auction",
+)
+_WEIGHTS: Final = (5, 3, 1, 1, 1, 1, 1, 1)
+#: Purchases whose paid orders wait for their campaign (a team, a draw, a close) to ship.
+_WAITING: Final = frozenset({"team", "lucky_draw", "group_buy"})
 
 
 def _rate(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -76,6 +94,8 @@ class FaultRates:
         out_of_order_tracking: A stale "shipped" report arriving after delivery.
         returns: A delivered order returned for a refund.
         confirm: A buyer who confirms receipt (the others are auto-confirmed).
+        unpaid_winner: An auction winner who never pays (the deposit is forfeited).
+        unclaimed_prize: A lucky-draw winner who never confirms an address (forfeit).
 
     """
 
@@ -92,6 +112,8 @@ class FaultRates:
     out_of_order_tracking: float = attrs.field(default=0.05, validator=_rate)
     returns: float = attrs.field(default=0.06, validator=_rate)
     confirm: float = attrs.field(default=0.6, validator=_rate)
+    unpaid_winner: float = attrs.field(default=0.25, validator=_rate)
+    unclaimed_prize: float = attrs.field(default=0.15, validator=_rate)
 
 
 def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -128,8 +150,8 @@ class Journey:
 
     Attributes:
         order_id: The order.
-        purchase: ``"buy_now"``, ``"cart"``, ``"flash_sale"``, ``"rush_purchase"`` or
-            ``"team"``.
+        purchase: ``"buy_now"``, ``"cart"``, ``"flash_sale"``, ``"rush_purchase"``,
+            ``"team"``, ``"lucky_draw"``, ``"group_buy"`` or ``"auction"`` (a winner's order).
         method: The payment method.
 
     """
@@ -188,6 +210,20 @@ class Simulator:
         self._continued: set[str] = set()
         self._buyers = [Actor.buyer(f"b-{n:03d}") for n in range(1, config.buyers + 1)]
         self._teams = TeamJourneys(world, world.clock.now())
+        faults = config.faults
+        self._draws = LuckyDrawJourneys(world, rng, self._chance, faults.unclaimed_prize)
+        self._group_buys = GroupBuyJourneys(world, rng)
+        self._auctions = AuctionJourneys(world, rng, self.schedule, self._auction_won)
+        self._waiting: dict[str, TeamJourneys | LuckyDrawJourneys | GroupBuyJourneys] = {
+            "team": self._teams,
+            "lucky_draw": self._draws,
+            "group_buy": self._group_buys,
+        }
+        self._plain: set[str] = set()  # prizes: shares are no goods to lose or return
+        # Group-buy orders are not returned: the after-sales refund plan asks for the line's
+        # price as ordered, more than is left once the close refunded the tier difference,
+        # so the refund is refused and the request stays ``refund_approved`` (a known gap).
+        self._no_returns: set[str] = set()
 
     # ----------------------------------------------------------------- the loop
 
@@ -263,9 +299,7 @@ class Simulator:
         self.stats.journeys += 1
         rng, service = self.rng, self.world.service
         buyer = rng.choice(self._buyers)
-        purchase = rng.choices(
-            ("buy_now", "cart", "flash_sale", "rush_purchase", "team"), weights=(5, 3, 1, 1, 1)
-        )[0]
+        purchase = rng.choices(_PURCHASES, weights=_WEIGHTS)[0]
         method = str(
             rng.choices(
                 (
@@ -288,6 +322,17 @@ class Simulator:
         elif purchase == "team":
             method = str(PaymentMethod.ONLINE)
             orders = [self._teams.place(buyer)]
+        elif purchase == "lucky_draw":
+            method = str(PaymentMethod.ONLINE)
+            orders = [self._draws.place(buyer)]
+            self._plain.add(orders[0].id)
+        elif purchase == "group_buy":
+            method = str(PaymentMethod.ONLINE)
+            orders = [self._group_buys.place(buyer)]
+            self._no_returns.add(orders[0].id)
+        elif purchase == "auction":
+            self._auctions.bid(buyer)
+            return
         else:
             method = str(PaymentMethod.ONLINE)
             campaign, sku = (
@@ -308,6 +353,12 @@ class Simulator:
                 )
             else:
                 self._later(self._minutes(1, 10), "pay", functools.partial(self._pay, order.id, 1))
+
+    def _auction_won(self, order_id: str) -> None:
+        """An auction winner's order appeared: the winner pays it, or never does."""
+        self.stats.placed[order_id] = Journey(order_id, "auction", str(PaymentMethod.ONLINE))
+        if not self._chance("unpaid auction winner", self.config.faults.unpaid_winner):
+            self._later(self._minutes(1, 60), "pay", functools.partial(self._pay, order_id, 1))
 
     # ----------------------------------------------------------------- paying
 
@@ -378,10 +429,13 @@ class Simulator:
         if order_id in self._continued:
             return
         self._continued.add(order_id)
-        if self.stats.placed[order_id].purchase == "team":  # no cancelling while a team forms
+        purchase = self.stats.placed[order_id].purchase
+        if purchase in _WAITING:  # no cancelling while a team forms, a round or campaign runs
             self._later(self._minutes(30, 120), "ship", lambda: self._ship_team(order_id))
             return
-        if self._chance("cancelled after payment", self.config.faults.cancel):
+        if purchase != "auction" and self._chance(
+            "cancelled after payment", self.config.faults.cancel
+        ):
             self._later(
                 self._minutes(5, 60),
                 "cancel",
@@ -393,7 +447,8 @@ class Simulator:
         self._later(self._minutes(30, 1440), "ship", lambda: self._ship(order_id))
 
     def _ship_team(self, order_id: str) -> None:
-        wait = self._teams.when_shippable(order_id, lambda: self._ship(order_id))
+        journeys = self._waiting[self.stats.placed[order_id].purchase]
+        wait = journeys.when_shippable(order_id, lambda: self._ship(order_id))
         if wait is not None:
             self._later(wait, "ship", lambda: self._ship_team(order_id))
 
@@ -438,7 +493,11 @@ class Simulator:
         self._track(carrier, tracking, "handed_to_carrier", self._minutes(10, 120))
         self._track(carrier, tracking, "in_transit", timedelta(hours=self.rng.uniform(3, 12)))
         arrives = timedelta(days=self.rng.uniform(1, 3))
-        if first and self._chance("lost parcel", faults.lost_parcel):
+        if (
+            first
+            and order_id not in self._plain
+            and self._chance("lost parcel", faults.lost_parcel)
+        ):
             self._track(carrier, tracking, "lost", arrives)
             self._later(
                 arrives + timedelta(days=1),
@@ -522,7 +581,8 @@ class Simulator:
 
     def _after_delivery(self, order_id: str, *, parcel: bool = True) -> None:
         faults = self.config.faults
-        if self._chance("return", faults.returns):
+        returnable = order_id not in self._plain and order_id not in self._no_returns
+        if returnable and self._chance("return", faults.returns):
             self._later(
                 timedelta(days=self.rng.uniform(1, 5)),
                 "return requested",

@@ -15,6 +15,7 @@ from ecommerce_core.simulation.checks import (
     break_invariant,
     run_checks,
 )
+from ecommerce_core.simulation.collective import collective_outcomes
 from ecommerce_core.simulation.engine import Progress, SimulationConfig, SimulationStats, Simulator
 from ecommerce_core.simulation.world import SimulatedWorld, build_world
 
@@ -36,6 +37,10 @@ class SimulationReport:
         after_sales: After-sales return requests per final state.
         balances: Ledger balance per account (``kind:owner``), in minor units of CNY.
         checks: Every invariant check, in order.
+        collective: What happened to each collective mode's campaigns, per mode: teams formed
+            or failed, rounds drawn or unsold, group buys succeeded or failed, auctions sold,
+            unsold or unpaid, rebates credited, voided or clawed back (see
+            :func:`~ecommerce_core.simulation.collective.collective_outcomes`).
 
     """
 
@@ -46,6 +51,7 @@ class SimulationReport:
     after_sales: Counter[str]
     balances: dict[str, int]
     checks: list[Check]
+    collective: dict[str, Counter[str]] = attrs.field(factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -83,6 +89,11 @@ class SimulationReport:
         out += ["", "purchase methods:"]
         purchases = Counter(j.purchase for j in self.stats.placed.values())
         out += [f"  {name:<14} {n:>6}" for name, n in sorted(purchases.items())]
+        out += ["", "collective sales modes (campaigns by outcome):"]
+        out += [
+            f"  {mode:<14} " + ", ".join(f"{state} {n}" for state, n in sorted(states.items()))
+            for mode, states in sorted(self.collective.items())
+        ]
         out += ["", "after-sales returns by final state:"]
         out += [f"  {state:<14} {n:>6}" for state, n in sorted(self.after_sales.items())]
         out += ["", "injected faults:"]
@@ -90,14 +101,17 @@ class SimulationReport:
         out += ["", "refused commands (each refused cleanly, nothing changed):"]
         out += [f"  {name:<52} {n:>6}" for name, n in sorted(self.stats.refusals.items())]
         out += ["", "money by ledger account (CNY):"]
-        buyers = {a: m for a, m in self.balances.items() if a.startswith("buyer:")}
-        if buyers:
-            label = f"buyer:* ({len(buyers)} buyers)"
-            out.append(f"  {label:<32} {sum(buyers.values()) / 100:>14,.2f}")
+        summed: set[str] = set()
+        for kind in ("buyer", "deposit", "rebate_payable"):  # one line per kind, all buyers
+            owners = {a: m for a, m in self.balances.items() if a.startswith(f"{kind}:")}
+            if owners:
+                summed |= owners.keys()
+                label = f"{kind}:* ({len(owners)} buyers)"
+                out.append(f"  {label:<32} {sum(owners.values()) / 100:>14,.2f}")
         out += [
             f"  {account:<32} {minor / 100:>14,.2f}"
             for account, minor in self.balances.items()
-            if account not in buyers
+            if account not in summed
         ]
         total = sum(self.balances.values())
         out.append(f"  {'sum (must be 0.00)':<32} {total / 100:>14,.2f}")
@@ -144,7 +158,13 @@ def run_simulation(
 
     """
     config = config or SimulationConfig()
-    world = build_world(buyers=config.buyers, stock=config.stock, memory=memory, db_path=db_path)
+    world = build_world(
+        buyers=config.buyers,
+        stock=config.stock,
+        memory=memory,
+        db_path=db_path,
+        seed=config.seed,
+    )
     try:
         simulator = Simulator(world, config, rng or random.Random(config.seed))  # noqa: S311  # a simulation, not crypto
         if extend is not None:
@@ -162,6 +182,9 @@ def run_simulation(
             for account, money in world.ledger.balances("CNY").items()
         }
         returns = Counter(after_sales_states(world, stats.returns))
-        return SimulationReport(config, world.storage, stats, final, returns, balances, checks)
+        collective = collective_outcomes(world, world.order_store.all())
+        return SimulationReport(
+            config, world.storage, stats, final, returns, balances, checks, collective
+        )
     finally:
         world.close()

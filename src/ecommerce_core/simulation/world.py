@@ -8,10 +8,11 @@ shipments and after-sales records. ``--memory`` keeps all of it in memory instea
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Mapping
-from datetime import UTC, date, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import attrs
@@ -20,14 +21,18 @@ from ecommerce_core.actors import Actor
 from ecommerce_core.adapters.memory import (
     GatewayRequest,
     InMemoryAfterSalesRepository,
+    InMemoryAuctionRepository,
     InMemoryCatalog,
     InMemoryCreditLines,
+    InMemoryDrawRoundRepository,
+    InMemoryGroupBuyRepository,
     InMemoryInventory,
     InMemoryLedger,
     InMemoryOrderRepository,
     InMemoryPaymentRepository,
     InMemoryPromotionCatalog,
     InMemoryPromotionLedger,
+    InMemoryRebateRepository,
     InMemoryShipmentRepository,
     InMemoryTeamRepository,
     ManualClock,
@@ -54,19 +59,26 @@ from ecommerce_core.adapters.sqlite_books import (
 )
 from ecommerce_core.aftersales import AfterSalesPolicy, RefundInstruction
 from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchase, daily_sessions
+from ecommerce_core.campaigns.lucky_draw import PublicNumber
 from ecommerce_core.demo import DEMO_PRODUCTS
 from ecommerce_core.money import Money
 from ecommerce_core.payments import RefundStatus
 from ecommerce_core.ports import (
     AfterSalesRepository,
+    AuctionRepository,
     CreditLines,
+    DrawRoundRepository,
     GatewayStatus,
+    GroupBuyRepository,
     Inventory,
     PaymentRepository,
     PromotionLedger,
+    RebateRepository,
     ShipmentRepository,
     TeamRepository,
 )
+from ecommerce_core.promotions import Promotion, Scope
+from ecommerce_core.promotions import Rebate as Cashback
 from ecommerce_core.services import (
     AfterSalesService,
     CampaignService,
@@ -78,8 +90,11 @@ from ecommerce_core.services import (
 __all__ = [
     "CARRIERS",
     "FLASH_SALE_ID",
+    "REBATE_PROMOTION_ID",
+    "REBATE_SKUS",
     "RUSH_PURCHASE_ID",
     "GatewayScript",
+    "SeededLottery",
     "SimulatedWorld",
     "build_world",
     "payment_refunds",
@@ -91,6 +106,41 @@ RUSH_PURCHASE_ID = "sim-rush"
 """The simulation's rush purchase: cups at 9.90 CNY on the first day."""
 CARRIERS = ("SF", "ZTO", "YTO")
 """The carriers that deliver the simulated parcels."""
+REBATE_PROMOTION_ID = "sim-rebate"
+"""The simulation's cashback (返利): 3 % of what was paid for teapots and cups."""
+REBATE_SKUS = frozenset({"pot-01", "cup-01"})
+"""The products that earn the cashback."""
+
+
+class SeededLottery:
+    """A public number every 20 simulated minutes, derived from the run's seed (a test lottery).
+
+    Implements :class:`~ecommerce_core.ports.RandomnessSource` without drawing from the run's
+    random numbers: draw ``n`` is published at ``epoch + n * every`` and its value is the first
+    bytes of ``sha256("<seed>:<n>")``, so the same seed publishes the same numbers on SQLite
+    and in memory, and a number, once published, never changes.
+
+    Args:
+        seed: The run's seed.
+        clock: Nothing is published after its now.
+        every: The time between two draws.
+
+    """
+
+    def __init__(
+        self, seed: int, clock: ManualClock, every: timedelta = timedelta(minutes=20)
+    ) -> None:
+        self.seed, self.clock, self.every = seed, clock, every
+        self.epoch = clock.now()
+
+    def public_number(self, after: datetime) -> PublicNumber | None:
+        """The first number published at or after ``after``, once the clock reached it."""
+        draw = max(0, -((self.epoch - after) // self.every))  # ceil((after - epoch) / every)
+        at = self.epoch + draw * self.every
+        if at > self.clock.now():
+            return None
+        digest = hashlib.sha256(f"{self.seed}:{draw}".encode()).digest()
+        return PublicNumber(int.from_bytes(digest[:4]) % 100_000, f"sim-lottery:{draw}", at)
 
 
 @attrs.define
@@ -131,6 +181,8 @@ class SimulatedWorld:
         database: The SQLite database, when orders live in SQLite.
         outbox: The SQLite outbox, when orders live in SQLite.
         returns: After-sales return requests of the run, as ``(order id, request id)``.
+        collective: Ids of the campaigns the run opened, per mode (``"lucky_draw"``,
+            ``"group_buy"``, ``"auction"``).
 
     """
 
@@ -147,6 +199,7 @@ class SimulatedWorld:
     database: SqliteDatabase | None = None
     outbox: SqliteOutbox | None = None
     returns: list[tuple[str, str]] = attrs.field(factory=list)
+    collective: dict[str, list[str]] = attrs.field(factory=dict)
 
     def close(self) -> None:
         """Close the database, if any."""
@@ -165,7 +218,7 @@ class SimulatedWorld:
         return self.database.transaction("simulation step")
 
 
-def _campaigns(stock: int) -> list[FlashSale | RushPurchase]:
+def _campaigns(stock: int) -> list[FlashSale | RushPurchase | Promotion]:
     day = date(2026, 1, 1)
     price, cup = DEMO_PRODUCTS[0].unit_price, DEMO_PRODUCTS[2].unit_price
     flash = FlashSale(
@@ -181,7 +234,10 @@ def _campaigns(stock: int) -> list[FlashSale | RushPurchase]:
         start + timedelta(days=7),
         [RushItem("cup-01", cup, Money.of("9.90", "CNY"), max(1, stock // 10), 2)],
     )
-    return [flash, rush]
+    cashback = Promotion(
+        REBATE_PROMOTION_ID, Cashback(percent=3), name="3 % cashback", scope=Scope(skus=REBATE_SKUS)
+    )
+    return [flash, rush, cashback]
 
 
 _AFTER_SALES = Actor.system("after-sales")
@@ -208,13 +264,14 @@ def payment_refunds(service: PaymentService) -> RefundHandler:
     return refund
 
 
-def build_world(
+def build_world(  # noqa: PLR0915  # one wiring per storage branch, read top to bottom
     *,
     buyers: int,
     stock: int,
     memory: bool = False,
     db_path: str | os.PathLike[str] | None = None,
     credit_limit: str = "2000.00",
+    seed: int = 0,
 ) -> SimulatedWorld:
     """Wire a :class:`CampaignService` for the simulation.
 
@@ -224,6 +281,7 @@ def build_world(
         memory: Keep orders, inventory and events in memory instead of SQLite.
         db_path: The SQLite file (a fresh temporary file when ``None``).
         credit_limit: Each buyer's credit line, in CNY.
+        seed: The seed of the lucky draws' public numbers (:class:`SeededLottery`).
 
     """
     clock = ManualClock()
@@ -242,6 +300,10 @@ def build_world(
     shipments: ShipmentRepository
     records: AfterSalesRepository
     teams: TeamRepository
+    rounds: DrawRoundRepository
+    group_buys: GroupBuyRepository
+    rebates: RebateRepository
+    auctions: AuctionRepository
     limit = Money.of(credit_limit, "CNY")
     limits = {f"b-{n:03d}": limit for n in range(1, buyers + 1)}
     if memory:
@@ -254,6 +316,8 @@ def build_world(
         credit_lines, promotion_ledger = InMemoryCreditLines(limits), InMemoryPromotionLedger()
         shipments, records = InMemoryShipmentRepository(), InMemoryAfterSalesRepository()
         teams = InMemoryTeamRepository()
+        rounds, group_buys = InMemoryDrawRoundRepository(), InMemoryGroupBuyRepository()
+        rebates, auctions = InMemoryRebateRepository(), InMemoryAuctionRepository()
         storage = "everything in memory (--memory)"
     else:
         path = (
@@ -274,9 +338,13 @@ def build_world(
         shipments = SqliteShipmentRepository(database)
         records = SqliteAfterSalesRepository(database)
         teams = SqliteTeamRepository(database)
+        # In memory for now: SQLite repositories for these are being written.
+        rounds, group_buys = InMemoryDrawRoundRepository(), InMemoryGroupBuyRepository()
+        rebates, auctions = InMemoryRebateRepository(), InMemoryAuctionRepository()
         storage = (
             f"everything in SQLite ({path}): orders, inventory, event outbox, payment records,"
             " ledger, credit lines, promotion ledger, shipments, after-sales records and teams"
+            " (lucky-draw rounds, group buys, auctions and rebates in memory for now)"
         )
     service = CampaignService(
         orders=orders,
@@ -290,6 +358,11 @@ def build_world(
         payment_records=payment_records,
         credit_lines=credit_lines,
         teams=teams,
+        rounds=rounds,
+        randomness=SeededLottery(seed, clock),
+        group_buys=group_buys,
+        rebates=rebates,
+        auctions=auctions,
     )
     service.promotions = InMemoryPromotionCatalog(_campaigns(stock))
     service.promotion_ledger = promotion_ledger
