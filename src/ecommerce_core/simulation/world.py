@@ -2,7 +2,8 @@
 
 By default everything the run stores lives in one SQLite file (the embedded default): orders,
 inventory, the event outbox, payment records, the ledger, credit lines, the promotion ledger,
-shipments and after-sales records. ``--memory`` keeps all of it in memory instead.
+shipments, after-sales records, teams, lucky-draw rounds, group buys, auctions and rebates.
+``--memory`` keeps all of it in memory instead.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ from ecommerce_core.adapters.sqlite_books import (
     SqliteCreditLines,
     SqliteLedger,
     SqlitePromotionLedger,
+)
+from ecommerce_core.adapters.sqlite_campaigns import (
+    SqliteAuctionRepository,
+    SqliteDrawRoundRepository,
+    SqliteGroupBuyRepository,
+    SqliteRebateRepository,
 )
 from ecommerce_core.aftersales import AfterSalesPolicy, RefundInstruction
 from ecommerce_core.campaigns import FlashItem, FlashSale, RushItem, RushPurchase, daily_sessions
@@ -338,13 +345,12 @@ def build_world(  # noqa: PLR0915  # one wiring per storage branch, read top to 
         shipments = SqliteShipmentRepository(database)
         records = SqliteAfterSalesRepository(database)
         teams = SqliteTeamRepository(database)
-        # In memory for now: SQLite repositories for these are being written.
-        rounds, group_buys = InMemoryDrawRoundRepository(), InMemoryGroupBuyRepository()
-        rebates, auctions = InMemoryRebateRepository(), InMemoryAuctionRepository()
+        rounds, group_buys = SqliteDrawRoundRepository(database), SqliteGroupBuyRepository(database)
+        rebates, auctions = SqliteRebateRepository(database), SqliteAuctionRepository(database)
         storage = (
             f"everything in SQLite ({path}): orders, inventory, event outbox, payment records,"
-            " ledger, credit lines, promotion ledger, shipments, after-sales records and teams"
-            " (lucky-draw rounds, group buys, auctions and rebates in memory for now)"
+            " ledger, credit lines, promotion ledger, shipments, after-sales records, teams,"
+            " lucky-draw rounds, group buys, auctions and rebates"
         )
     service = CampaignService(
         orders=orders,
