@@ -463,7 +463,11 @@ class GroupBuys(PaymentService):
             if _DEPOSIT in notification.payment_id or _BALANCE in notification.payment_id:
                 return self._gbd_notification(notification)
         outcome = super().handle_notification(payload)
-        order = self.orders.get(self.payment_records.get(outcome.payment_id).order_id)
+        try:
+            record = self.payment_records.get(outcome.payment_id)
+        except NotFound:  # a callback that belongs to no order (an auction deposit)
+            return outcome
+        order = self.orders.get(record.order_id)
         if (
             order.process.name != GROUP_BUY_ORDER_PROCESS.name
             or order.state != AWAITING_GROUP
