@@ -99,6 +99,8 @@ _DEPOSIT: Final = ":gbdep:"  # not ":deposit:": the auction part answers those c
 _BALANCE: Final = ":gbbal:"
 _PAYERS: Final = frozenset({ActorKind.BUYER, ActorKind.PLATFORM, ActorKind.SYSTEM})
 _DEPOSIT_PROCESS: Final = GROUP_BUY_DEPOSIT_ORDER_PROCESS.name
+_RETRY: Final = ":retry-"
+_REFUNDS: Final = frozenset({"release", "refund", "return"})
 _MODES: Final = frozenset({GROUP_BUY_ORDER_PROCESS.name, _DEPOSIT_PROCESS})
 
 
@@ -996,13 +998,19 @@ class GroupBuys(PaymentService):
         source: Account,
         *,
         what: str,
+        attempt: str = "",
     ) -> None:
-        """Refund one charge through the provider (keyed); post it once the provider did."""
+        """Refund one charge through the provider (keyed); post it once the provider did.
+
+        The ledger key is ``<payment id>:<transaction>:<what>``; a retry after the provider
+        declined asks again under that key plus ``:retry-<attempt>``.
+        """
         key = f"{payment_id}:{transaction_id}:{what}"
         if self._gbd_posted(order.id, key):
             return
+        request_key = f"{key}{_RETRY}{attempt}" if attempt else key
         result = self.payments.refund(
-            RefundRequest(order.id, transaction_id, amount, key, payment_id)
+            RefundRequest(order.id, transaction_id, amount, request_key, payment_id)
         )
         if result.succeeded:  # else pending: posted when the provider's callback comes
             self._gbd_post(
@@ -1022,14 +1030,24 @@ class GroupBuys(PaymentService):
                 record(order.id, notification.transaction_id, notification.amount)
             except EcommerceCoreError as refused:
                 outcome = f"refused and refunded: {refused}"
+        elif notification.kind is NotificationKind.FAILED and notification.request_key:
+            key = notification.request_key.split(_RETRY, 1)[0]
+            transaction_id, _, what = key[len(payment_id) + 1 :].rpartition(":")
+            if key.startswith(f"{payment_id}:") and what in _REFUNDS and transaction_id:
+                self._gbd_refund(  # the provider declined a refund: ask again, once per decline
+                    order,
+                    payment_id,
+                    transaction_id,
+                    notification.amount,
+                    _refund_source(order, what),
+                    what=what,
+                    attempt=notification.event_id,
+                )
+                outcome = "refund declined: asked again"
         elif notification.kind is NotificationKind.REFUNDED and notification.request_key:
-            key = notification.request_key
-            source = (
-                Account.deposit(order.buyer_id)
-                if key.endswith(":release")
-                else Account.merchant(order.merchant_id)
-            )
-            if key.startswith(payment_id) and not self._gbd_posted(order.id, key):
+            key = notification.request_key.split(_RETRY, 1)[0]
+            source = _refund_source(order, key.rpartition(":")[2])
+            if key.startswith(f"{payment_id}:") and not self._gbd_posted(order.id, key):
                 self._gbd_post(
                     key,
                     order,
@@ -1112,3 +1130,10 @@ def _balance_line(campaign: GroupBuy, order_id: str) -> tuple[SettlementLine, da
     if line is None or settlement is None or settlement.balance_due_at is None:
         raise NotFound("group-buy balance", order_id)  # pragma: no cover - awaiting_balance has one
     return line, settlement.balance_due_at
+
+
+def _refund_source(order: Order, what: str) -> Account:
+    """Where a deposit order's refund comes from: the deposit account, or the merchant."""
+    if what == "release":
+        return Account.deposit(order.buyer_id)
+    return Account.merchant(order.merchant_id)
