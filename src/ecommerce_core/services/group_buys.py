@@ -5,8 +5,9 @@
 :class:`~ecommerce_core.campaigns.group_buy.GroupBuy` aggregate decides, this code loads and
 saves it, moves its buyers' orders (``order.group_buy`` process) and acts on what it gives
 back. Buyers pay the current tier's price (:attr:`GroupBuyPayment.CURRENT_TIER
-<ecommerce_core.campaigns.group_buy.GroupBuyPayment.CURRENT_TIER>`); the deposit policy is
-not offered through the service yet (:meth:`GroupBuys.create_group_buy` refuses it).
+<ecommerce_core.campaigns.group_buy.GroupBuyPayment.CURRENT_TIER>`), or a deposit
+(:attr:`GroupBuyPayment.DEPOSIT <ecommerce_core.campaigns.group_buy.GroupBuyPayment.DEPOSIT>`,
+``order.group_buy_deposit``: see **Deposit** below).
 
 The paths, and what each does exactly once:
 
@@ -35,6 +36,21 @@ The paths, and what each does exactly once:
 - **Late.** An unpaid order of a closed campaign cannot be paid any more (refused before
   charging); it times out as usual. A refund the provider declined is tried again by
   ``reconcile(order_id, retry_failed=True)``.
+- **Deposit.** Under the deposit policy :meth:`GroupBuys.pay` charges the deposit through
+  the provider (payment id ``<campaign>:gbdep:<order>``; no payment record): the ledger holds
+  it in the buyer's deposit account (payer side), the order fires ``pay_deposit`` and joins.
+  At a successful close each order fires ``group_succeeded`` into ``awaiting_balance``; the
+  settlement stores its balance and the deadline. ``pay`` then charges the balance
+  (``<campaign>:gbbal:<order>``) to the merchant and applies the deposit (deposit account →
+  merchant), so the order's money shows the full final price; it fires ``pay_balance`` and
+  may ship. At the deadline :meth:`GroupBuys.expire_due` fires ``expire_balance`` on each
+  unpaid order: its deposit is forfeited (ledger ``forfeit``) or refunded per
+  :attr:`GroupBuyTerms.unpaid_balance`, its stock released, once. A failed campaign or a
+  cancel before the close refunds the deposit from its own charge; a cancel after the
+  balance refunds both. Late or duplicate charges are refunded; ledger keys
+  (``<payment id>:<charge>:hold|release|apply|forfeit|capture|refund|return``) make every
+  movement happen once, and the provider's callbacks post refunds it answered later (one it
+  declined is asked again).
 """
 
 from __future__ import annotations
