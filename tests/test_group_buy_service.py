@@ -148,13 +148,11 @@ class TestCreatingAGroupBuy:
         stored = world.service.group_buy(campaign.id)
         assert (stored.state, stored.sku, stored.merchant_id) == ("running", "tea", "m-1")
 
-    def test_deposit_terms_are_refused_and_nothing_is_stored(self) -> None:
+    def test_deposit_terms_are_offered_and_stored(self) -> None:
         world = World()
         terms = world.terms(payment=GroupBuyPayment.DEPOSIT, deposit=yuan("2.00"))
-        with pytest.raises(InvalidInput, match="deposit"):
-            world.service.create_group_buy(MERCHANT, "tea", terms, campaign_id="gb-x")
-        with pytest.raises(NotFound):
-            world.service.group_buy("gb-x")
+        world.service.create_group_buy(MERCHANT, "tea", terms, campaign_id="gb-x")
+        assert world.service.group_buy("gb-x").terms.payment is GroupBuyPayment.DEPOSIT
 
     def test_terms_of_another_kind_an_unknown_sku_or_another_merchant_are_refused(self) -> None:
         world = World()

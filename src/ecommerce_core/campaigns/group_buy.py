@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Final
 
@@ -79,6 +79,7 @@ __all__ = [
     "GROUP_BUY_ORDER",
     "GROUP_BUY_ORDER_PROCESS",
     "GROUP_BUY_PROCESS",
+    "BalancesClosed",
     "GroupBuy",
     "GroupBuyCancelled",
     "GroupBuyCreated",
@@ -95,6 +96,7 @@ __all__ = [
     "Settlement",
     "SettlementLine",
     "TierMeasure",
+    "UnpaidBalance",
 ]
 
 
@@ -114,6 +116,22 @@ class GroupBuyPayment(enum.StrEnum):
     """The price of the tier met with their purchase; any difference is refunded at close."""
     DEPOSIT = "deposit"
     """A deposit per unit; the balance to the final price is due at close."""
+
+
+class UnpaidBalance(enum.StrEnum):
+    """What happens to a deposit whose balance is not paid by its deadline.
+
+    The default is :attr:`REFUND` (a refundable 订金): keeping the buyer's money is a rule the
+    merchant must state, so it is never the default.
+    """
+
+    REFUND = "refund"
+    """The deposit goes back to the buyer (订金)."""
+    FORFEIT = "forfeit"
+    """The deposit is kept by the merchant (定金, ECShop/Tmall presale style)."""
+
+
+_DEFAULT_BALANCE_WINDOW: Final = timedelta(hours=48)
 
 
 @attrs.frozen
@@ -160,6 +178,10 @@ class GroupBuyTerms:
         payment: What a buyer pays when joining.
         deposit: The deposit per unit, with :attr:`GroupBuyPayment.DEPOSIT` only; at most the
             lowest unit price, so the balance is never negative.
+        balance_window: With the deposit policy: how long after a successful close the balance
+            may be paid (default 48 hours); the deadline is stored on the :class:`Settlement`.
+        unpaid_balance: With the deposit policy: what happens to the deposit of an order
+            whose balance is not paid in time (default :attr:`UnpaidBalance.REFUND`).
 
     Raises:
         DefinitionError: Every problem with the terms, listed.
@@ -177,9 +199,17 @@ class GroupBuyTerms:
         default=GroupBuyPayment.CURRENT_TIER, converter=GroupBuyPayment
     )
     deposit: Money | None = None
+    balance_window: timedelta = _DEFAULT_BALANCE_WINDOW
+    unpaid_balance: UnpaidBalance = attrs.field(
+        default=UnpaidBalance.REFUND, converter=UnpaidBalance
+    )
 
     def __attrs_post_init__(self) -> None:
         problems: list[str] = []
+        if not isinstance(self.balance_window, timedelta) or self.balance_window <= timedelta(0):
+            problems.append(
+                f"balance_window must be a positive timedelta, got {self.balance_window!r}"
+            )
         if not isinstance(self.list_price, Money) or not self.list_price.is_positive:
             raise DefinitionError("GroupBuyTerms", ["list_price must be positive Money"])
         currency = self.list_price.currency
@@ -313,6 +343,8 @@ class Settlement:
         tier: The final tier, or ``None`` if none was met (the list price applies).
         unit_price: The final unit price.
         lines: One line per active order, in the order they joined.
+        balance_due_at: With the deposit policy: the deadline for paying the balances
+            (the close plus :attr:`GroupBuyTerms.balance_window`); ``None`` otherwise.
 
     """
 
@@ -320,6 +352,7 @@ class Settlement:
     tier: PriceTier | None
     unit_price: Money
     lines: tuple[SettlementLine, ...]
+    balance_due_at: datetime | None = None
 
     def total(self, field: str) -> Money:
         """The sum of one money column (``"paid"``, ``"refund"``, ...) over the lines."""
@@ -479,6 +512,18 @@ class GroupBuySucceeded(DomainEvent):
 
 
 @attrs.frozen(kw_only=True)
+class BalancesClosed(DomainEvent):
+    """The balance deadline of a deposit group buy passed: unpaid balances are over.
+
+    Attributes:
+        balance_due_at: The deadline.
+
+    """
+
+    balance_due_at: datetime
+
+
+@attrs.frozen(kw_only=True)
 class GroupBuyFailed(DomainEvent):
     """The group buy missed its minimum: every order is refunded.
 
@@ -527,6 +572,8 @@ class GroupBuy(EventRecorder):
         releases: What its failure produced, once failed.
         version: Raised by one per event.
         events: Events since the last :meth:`collect_events`.
+        balances_closed: With the deposit policy: the balance deadline has been acted on
+            (:meth:`close_balances`).
 
     """
 
@@ -540,6 +587,7 @@ class GroupBuy(EventRecorder):
     releases: tuple[Release, ...] = ()
     version: int = 0
     events: tuple[DomainEvent, ...] = ()
+    balances_closed: bool = False
     # Kept in step with the active participations, so a join costs O(1), not O(orders).
     _units: int = attrs.field(default=0, init=False, repr=False)
     _orders_per_buyer: dict[str, int] = attrs.field(factory=dict, init=False, repr=False)
@@ -607,8 +655,17 @@ class GroupBuy(EventRecorder):
 
     @property
     def due_at(self) -> datetime | None:
-        """When :meth:`expire` next has something to do (``None`` once closed)."""
-        return self.terms.ends_at if self.state == _G.RUNNING else None
+        """When :meth:`expire` (or :meth:`close_balances`) next has something to do.
+
+        The end of the window while running; with the deposit policy, after a success, the
+        balance deadline until :meth:`close_balances`; otherwise ``None``.
+        """
+        if self.state == _G.RUNNING:
+            return self.terms.ends_at
+        settlement = self.settlement
+        if settlement is not None and not self.balances_closed:
+            return settlement.balance_due_at
+        return None
 
     def level_after(self, buyer_id: str, quantity: int) -> int:
         """The measure if ``buyer_id`` joined now with ``quantity`` units."""
@@ -784,6 +841,32 @@ class GroupBuy(EventRecorder):
         self._record(GroupBuyCancelled, now, actor, reason=reason, releases=releases)
         return releases
 
+    def close_balances(self, now: datetime, actor: Actor | None = None) -> bool:
+        """Mark the balance deadline of a succeeded deposit campaign as acted on.
+
+        The service calls it once it has expired every order whose balance is unpaid (their
+        deposits forfeited or refunded per :attr:`GroupBuyTerms.unpaid_balance`).
+        Idempotent: before the deadline, once closed, or without a deadline, nothing happens.
+
+        Returns:
+            Whether it closed now.
+
+        Raises:
+            Forbidden: The actor is not the system or the platform.
+
+        """
+        actor = Actor.system() if actor is None else actor
+        authorize(actor, _SYSTEM, "close_balances", self.id)
+        check_now(now)
+        settlement = self.settlement
+        if self.balances_closed or settlement is None or settlement.balance_due_at is None:
+            return False
+        if now < settlement.balance_due_at:
+            return False
+        self.balances_closed = True
+        self._record(BalancesClosed, now, actor, balance_due_at=settlement.balance_due_at)
+        return True
+
     # ----------------------------------------------------------------- internals
 
     def _count(self, participation: Participation, sign: int) -> None:
@@ -843,5 +926,12 @@ class GroupBuy(EventRecorder):
             lines.append(
                 SettlementLine(p.order_id, p.buyer_id, p.quantity, p.paid, final, refund, due)
             )
-        self.settlement = Settlement(level, self.terms.tier_at(level), unit_price, tuple(lines))
+        due_at = (
+            now + self.terms.balance_window
+            if self.terms.payment is GroupBuyPayment.DEPOSIT
+            else None
+        )
+        self.settlement = Settlement(
+            level, self.terms.tier_at(level), unit_price, tuple(lines), due_at
+        )
         self._record(GroupBuySucceeded, now, actor, settlement=self.settlement)

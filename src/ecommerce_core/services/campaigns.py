@@ -4,11 +4,13 @@
 also runs the collective modes. Each mode is one part, in its own module, that adds its use
 cases and passes every order of another process on unchanged:
 
-- auction (竞拍): :class:`~ecommerce_core.services.auctions.Auctions` (first: it answers the
+- group buying (团购): :class:`~ecommerce_core.services.group_buys.GroupBuys` (first: it
+  answers the provider's callbacks for group-buy deposits and balances, which have no payment
+  record, before the parts that look a callback's payment record up);
+- auction (竞拍): :class:`~ecommerce_core.services.auctions.Auctions` (next: it answers the
   provider's callbacks for deposits, which belong to no order);
 - team purchase (拼团): :class:`~ecommerce_core.services.teams.TeamPurchases`;
 - lucky draw (夺宝): :class:`~ecommerce_core.services.lucky_draws.LuckyDraws`;
-- group buying (团购): :class:`~ecommerce_core.services.group_buys.GroupBuys`;
 - rebates (返利): :class:`~ecommerce_core.services.rebates.Rebates`, granted on any paid order
   whose pricing earned one, credited through the ledger when its after-sales window ends.
 
@@ -43,7 +45,7 @@ __all__ = [
 
 
 @attrs.define
-class CampaignService(Auctions, TeamPurchases, LuckyDraws, GroupBuys, Rebates):
+class CampaignService(GroupBuys, Auctions, TeamPurchases, LuckyDraws, Rebates):
     """The payment use cases, plus every collective mode on the same orders, ledger and stock.
 
     Build it like a :class:`~ecommerce_core.services.payments.PaymentService`, plus the

@@ -5,8 +5,9 @@
 :class:`~ecommerce_core.campaigns.group_buy.GroupBuy` aggregate decides, this code loads and
 saves it, moves its buyers' orders (``order.group_buy`` process) and acts on what it gives
 back. Buyers pay the current tier's price (:attr:`GroupBuyPayment.CURRENT_TIER
-<ecommerce_core.campaigns.group_buy.GroupBuyPayment.CURRENT_TIER>`); the deposit policy is
-not offered through the service yet (:meth:`GroupBuys.create_group_buy` refuses it).
+<ecommerce_core.campaigns.group_buy.GroupBuyPayment.CURRENT_TIER>`), or a deposit
+(:attr:`GroupBuyPayment.DEPOSIT <ecommerce_core.campaigns.group_buy.GroupBuyPayment.DEPOSIT>`,
+``order.group_buy_deposit``: see **Deposit** below).
 
 The paths, and what each does exactly once:
 
@@ -35,6 +36,21 @@ The paths, and what each does exactly once:
 - **Late.** An unpaid order of a closed campaign cannot be paid any more (refused before
   charging); it times out as usual. A refund the provider declined is tried again by
   ``reconcile(order_id, retry_failed=True)``.
+- **Deposit.** Under the deposit policy :meth:`GroupBuys.pay` charges the deposit through
+  the provider (payment id ``<campaign>:gbdep:<order>``; no payment record): the ledger holds
+  it in the buyer's deposit account (payer side), the order fires ``pay_deposit`` and joins.
+  At a successful close each order fires ``group_succeeded`` into ``awaiting_balance``; the
+  settlement stores its balance and the deadline. ``pay`` then charges the balance
+  (``<campaign>:gbbal:<order>``) to the merchant and applies the deposit (deposit account →
+  merchant), so the order's money shows the full final price; it fires ``pay_balance`` and
+  may ship. At the deadline :meth:`GroupBuys.expire_due` fires ``expire_balance`` on each
+  unpaid order: its deposit is forfeited (ledger ``forfeit``) or refunded per
+  :attr:`GroupBuyTerms.unpaid_balance`, its stock released, once. A failed campaign or a
+  cancel before the close refunds the deposit from its own charge; a cancel after the
+  balance refunds both. Late or duplicate charges are refunded; ledger keys
+  (``<payment id>:<charge>:hold|release|apply|forfeit|capture|refund|return``) make every
+  movement happen once, and the provider's callbacks post refunds it answered later (one it
+  declined is asked again).
 """
 
 from __future__ import annotations
@@ -48,7 +64,9 @@ import attrs
 
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.campaigns.group_buy import (
+    AWAITING_BALANCE,
     AWAITING_GROUP,
+    GROUP_BUY_DEPOSIT_ORDER_PROCESS,
     GROUP_BUY_ORDER_PROCESS,
     GroupBuy,
     GroupBuyPayment,
@@ -56,19 +74,34 @@ from ecommerce_core.campaigns.group_buy import (
     GroupBuyTerms,
     Participation,
     ParticipationStatus,
+    SettlementLine,
+    UnpaidBalance,
 )
-from ecommerce_core.errors import EcommerceCoreError, InvalidInput, VersionConflict
+from ecommerce_core.errors import (
+    DeadlinePassed,
+    EcommerceCoreError,
+    InvalidInput,
+    NotFound,
+    PaymentNotCompleted,
+    VersionConflict,
+)
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.money import Money
 from ecommerce_core.orders import Order, OrderLine, OrderState, PricingTerms
+from ecommerce_core.payments.ledger import Account, Movement, Posting
+from ecommerce_core.payments.notifications import Notification, NotificationKind
 from ecommerce_core.payments.policy import PaymentMethod
-from ecommerce_core.ports import GroupBuyRepository, StockItem
+from ecommerce_core.ports import ChargeRequest, GroupBuyRepository, RefundRequest, StockItem
 from ecommerce_core.releases import Release, ReleaseKind, releases_for_order
 from ecommerce_core.services._parts import required
 from ecommerce_core.services.orders import Expired
 from ecommerce_core.services.payments import NotificationOutcome, PaymentService
 
 __all__ = [
+    "GroupBuyBalanceDue",
+    "GroupBuyBalanceExpired",
+    "GroupBuyBalancePaid",
+    "GroupBuyDepositPaid",
     "GroupBuyOrderFailed",
     "GroupBuyOrderSucceeded",
     "GroupBuys",
@@ -78,6 +111,13 @@ _SYSTEM: Final = Actor.system("campaigns")
 _SETTLERS: Final = frozenset({ActorKind.SYSTEM, ActorKind.PLATFORM})
 _RETRIES: Final = 5
 _SALES_MODE: Final = "group_buy"
+_DEPOSIT: Final = ":gbdep:"  # not ":deposit:": the auction part answers those callbacks
+_BALANCE: Final = ":gbbal:"
+_PAYERS: Final = frozenset({ActorKind.BUYER, ActorKind.PLATFORM, ActorKind.SYSTEM})
+_DEPOSIT_PROCESS: Final = GROUP_BUY_DEPOSIT_ORDER_PROCESS.name
+_RETRY: Final = ":retry-"
+_REFUNDS: Final = frozenset({"release", "refund", "return"})
+_MODES: Final = frozenset({GROUP_BUY_ORDER_PROCESS.name, _DEPOSIT_PROCESS})
 
 
 @attrs.frozen(kw_only=True)
@@ -108,6 +148,70 @@ class GroupBuyOrderFailed(DomainEvent):
 
     campaign_id: str
     reason: str
+
+
+@attrs.frozen(kw_only=True)
+class GroupBuyDepositPaid(DomainEvent):
+    """A deposit order's deposit was paid and counts toward the tiers (``pay_deposit``).
+
+    Attributes:
+        campaign_id: The group buy.
+        amount: The deposit.
+        transaction_id: The provider's id of the charge.
+
+    """
+
+    campaign_id: str
+    amount: Money
+    transaction_id: str
+
+
+@attrs.frozen(kw_only=True)
+class GroupBuyBalanceDue(DomainEvent):
+    """The group buy succeeded: a deposit order owes its balance (``group_succeeded``).
+
+    Attributes:
+        campaign_id: The group buy.
+        unit_price: The final unit price.
+        balance_due: Final price times quantity, less the deposit.
+        due_at: The deadline for paying it.
+
+    """
+
+    campaign_id: str
+    unit_price: Money
+    balance_due: Money
+    due_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class GroupBuyBalancePaid(DomainEvent):
+    """A deposit order's balance was paid; the deposit is applied; it may ship (``pay_balance``).
+
+    Attributes:
+        campaign_id: The group buy.
+        amount: The balance paid.
+        transaction_id: The provider's id of the charge.
+
+    """
+
+    campaign_id: str
+    amount: Money
+    transaction_id: str
+
+
+@attrs.frozen(kw_only=True)
+class GroupBuyBalanceExpired(DomainEvent):
+    """A deposit order's balance was not paid in time (``expire_balance``): it is cancelled.
+
+    Attributes:
+        campaign_id: The group buy.
+        deposit: What became of the deposit: ``"forfeit"`` or ``"refund"``.
+
+    """
+
+    campaign_id: str
+    deposit: str
 
 
 class GroupBuys(PaymentService):
@@ -141,20 +245,13 @@ class GroupBuys(PaymentService):
 
         Raises:
             NotFound: An unknown SKU.
-            InvalidInput: Terms that are not :class:`GroupBuyTerms`, or that take a deposit
-                (not offered through the service yet).
+            InvalidInput: Terms that are not :class:`GroupBuyTerms`.
             Forbidden: Another merchant, a buyer, a carrier or the system.
             Conflict: ``campaign_id`` is taken.
 
         """
         if not isinstance(terms, GroupBuyTerms):
             raise InvalidInput("terms", terms, "must be GroupBuyTerms")
-        if terms.payment is not GroupBuyPayment.CURRENT_TIER:
-            raise InvalidInput(
-                "terms.payment",
-                terms.payment.value,
-                "only current_tier is offered through the service (the deposit policy is not)",
-            )
         product = self.catalog.product(sku)
         repository = self._group_buys
         campaign = GroupBuy.create(
@@ -179,10 +276,13 @@ class GroupBuys(PaymentService):
         return self._group_buys.get(campaign_id)
 
     def place_group_buy_order(self, buyer: Actor, campaign_id: str, quantity: int = 1) -> Order:
-        """Place a group-buy order (``order.group_buy``) at the current tier, stock reserved.
+        """Place a group-buy order at the current tier (or for a deposit), stock reserved.
 
-        The order's unit price is the tier reached with the buyer's own units now; it counts
-        toward the tiers once paid (:meth:`pay`). Nothing is reserved or stored if refused.
+        At the tier price (``order.group_buy``) the order's unit price is the tier reached
+        with the buyer's own units now. Under the deposit policy (``order.group_buy_deposit``)
+        the line is at the list price (the most it can cost): :meth:`pay` charges the deposit,
+        and once the campaign succeeds, the balance to the final price. It counts toward the
+        tiers once paid (:meth:`pay`). Nothing is reserved or stored if refused.
 
         Raises:
             InvalidInput: Not a buyer, a bad quantity.
@@ -199,7 +299,12 @@ class GroupBuys(PaymentService):
         product = self.catalog.product(campaign.sku)
         now = self.clock.now()
         quote = campaign.quote(buyer.id, quantity)
-        unit_price = campaign.terms.unit_price_at(campaign.level_after(buyer.id, quantity))
+        deposit = campaign.terms.payment is GroupBuyPayment.DEPOSIT
+        unit_price = (
+            campaign.terms.list_price
+            if deposit
+            else campaign.terms.unit_price_at(campaign.level_after(buyer.id, quantity))
+        )
         order_id = self.ids.next_id("order")
         campaign.join(  # on a copy, never saved: the window, state and cap, checked now
             buyer, order_id=order_id, quantity=quantity, paid=quote, payment_ref="check", now=now
@@ -219,7 +324,7 @@ class GroupBuys(PaymentService):
             ],
             now=now,
             policy=self.policy,
-            process=GROUP_BUY_ORDER_PROCESS,
+            process=GROUP_BUY_DEPOSIT_ORDER_PROCESS if deposit else GROUP_BUY_ORDER_PROCESS,
             payment_method=PaymentMethod.ONLINE.value,
             terms=PricingTerms(
                 sales_mode=_SALES_MODE, cod_allowed=False, promotion_ids=(campaign.id,)
@@ -268,10 +373,15 @@ class GroupBuys(PaymentService):
         afterwards (it closed or filled up in between), the order fails with ``group_failed``,
         is refunded from its own payment, and the refusal is raised.
 
+        A deposit order (``order.group_buy_deposit``) pays its deposit while pending payment
+        and its balance once the campaign succeeded; ``key`` is then the attempt's
+        idempotency key at the provider (default ``"1"``: after a decline, try a new key).
+
         Raises:
             InvalidInput: A group-buy order authorized only (``capture=False``): only a
                 completed payment counts; or its price is below the current quote (others
                 withdrew since it was placed: cancel it and order again).
+            TransitionNotAllowed: A deposit order waiting for its campaign to close.
             DeadlinePassed, TransitionNotAllowed, RuleViolation: The campaign no longer takes
                 the payment (checked before charging, or after: then refunded).
             OutOfStock: Joining would pass the campaign's cap.
@@ -279,6 +389,10 @@ class GroupBuys(PaymentService):
 
         """
         order = self.orders.get(order_id)
+        if order.process.name == _DEPOSIT_PROCESS:
+            if not capture:
+                raise InvalidInput("capture", capture, "a deposit or balance is paid at once")
+            return self._gbd_pay(order, actor, key or "1")
         if order.process.name != GROUP_BUY_ORDER_PROCESS.name:
             return super().pay(order_id, actor, key=key, capture=capture)
         if not capture:
@@ -303,12 +417,21 @@ class GroupBuys(PaymentService):
         Its units stop counting, it is refunded from its own payment (keyed by its
         :class:`~ecommerce_core.releases.Release`) and its stock goes back, once.
 
+        A deposit order waiting for its campaign gets its deposit back the same way; one whose
+        balance was paid gets the balance and the applied deposit back. One awaiting its
+        balance cannot be cancelled: its deadline settles it.
+
         Raises:
             DeadlinePassed: The window has closed (the final tier is being fixed).
+            TransitionNotAllowed: A deposit order awaiting its balance.
 
         """
         order = self.orders.get(order_id)
-        if order.process.name != GROUP_BUY_ORDER_PROCESS.name or order.state != AWAITING_GROUP:
+        if order.process.name == _DEPOSIT_PROCESS and order.state == OrderState.AWAITING_SHIPMENT:
+            cancelled = super().cancel(order_id, actor, reason)
+            self._gbd_return_paid(cancelled)
+            return self.orders.get(order_id)
+        if order.process.name not in _MODES or order.state != AWAITING_GROUP:
             return super().cancel(order_id, actor, reason)
         now = self.clock.now()
         order.cancel(actor, reason=reason, now=now)  # on the loaded copy: refused here, or fine
@@ -347,9 +470,22 @@ class GroupBuys(PaymentService):
 
         A repeat finds the order already joined and changes nothing. If the campaign no longer
         takes the payment, the order fails and is refunded from that payment.
+
+        A callback for a deposit order's deposit or balance (its payment id carries
+        ``:gbdep:`` or ``:gbbal:``) is answered here: a late charge is recorded (or refunded if
+        the order no longer takes it), a refund the provider finished is posted; a repeat
+        changes nothing.
         """
+        if self.group_buys is not None:
+            notification = self.payments.parse_notification(payload)
+            if _DEPOSIT in notification.payment_id or _BALANCE in notification.payment_id:
+                return self._gbd_notification(notification)
         outcome = super().handle_notification(payload)
-        order = self.orders.get(self.payment_records.get(outcome.payment_id).order_id)
+        try:
+            record = self.payment_records.get(outcome.payment_id)
+        except NotFound:  # a callback that belongs to no order (an auction deposit)
+            return outcome
+        order = self.orders.get(record.order_id)
         if (
             order.process.name != GROUP_BUY_ORDER_PROCESS.name
             or order.state != AWAITING_GROUP
@@ -379,7 +515,9 @@ class GroupBuys(PaymentService):
         Idempotent. A campaign that met its minimum succeeds: each order is refunded the
         difference to the final tier and fires ``group_succeeded``; one that missed it fails:
         each order fires ``group_failed`` and gives back what it holds, once. The orders a
-        campaign moved are reported too.
+        campaign moved are reported too. At a deposit campaign's balance deadline every order
+        whose balance is unpaid fires ``expire_balance``: its deposit is forfeited or refunded
+        per :attr:`GroupBuyTerms.unpaid_balance` and its stock goes back, once.
         """
         fired = super().expire_due(now)
         if self.group_buys is None:
@@ -388,6 +526,9 @@ class GroupBuys(PaymentService):
         for campaign_id in self._group_buys.due(moment):
             campaign = self._group_buys.get(campaign_id)
             version = campaign.version
+            if campaign.state == GroupBuyState.SUCCEEDED:
+                fired.extend(self._gbd_close_balances(campaign, moment))
+                continue
             releases = campaign.expire(moment, _SYSTEM)
             if releases is None:
                 continue  # pragma: no cover - due() lists only running campaigns past their end
@@ -457,6 +598,9 @@ class GroupBuys(PaymentService):
         moved: list[Expired] = []
         for line in settlement.lines:
             order = self.orders.get(line.order_id)
+            if order.process.name == _DEPOSIT_PROCESS:
+                moved.extend(self._gbd_balance_due(campaign, order, line))
+                continue
             if order.state != AWAITING_GROUP or order.payment is None:
                 continue  # pragma: no cover - moved by an earlier, interrupted call
             if line.refund.is_positive:
@@ -523,6 +667,11 @@ class GroupBuys(PaymentService):
         return moved
 
     def _gb_refund(self, item: Release, *, reason: str) -> None:
+        order = self.orders.get(item.reference)
+        if order.process.name == _DEPOSIT_PROCESS:
+            if item.payment_ref:
+                self._gbd_release(order, item.payment_ref)
+            return
         if item.payment_ref and item.amount is not None and item.amount.is_positive:
             self._refund(
                 item.payment_ref,
@@ -561,6 +710,401 @@ class GroupBuys(PaymentService):
                 automatic=True,
             )
 
+    # ----------------------------------------------------------------- deposit orders
+
+    def _gbd_pay(self, order: Order, actor: Actor, key: str) -> Order:
+        """Pay a deposit order's deposit (pending payment) or balance (awaiting it)."""
+        if not isinstance(key, str) or not key.strip():
+            raise InvalidInput("key", key, "must be a non-empty string")
+        if order.state == AWAITING_BALANCE:
+            return self._gbd_pay_balance(order, actor, key)
+        self._gbd_check(order, "pay_deposit", actor)  # the actor, and pending payment
+        campaign = self._group_buys.get(_campaign_of(order))
+        amount = campaign.quote(order.buyer_id, _quantity(order))
+        campaign.join(  # on a copy, never saved: the window, state and cap, checked now
+            Actor.buyer(order.buyer_id),
+            order_id=order.id,
+            quantity=_quantity(order),
+            paid=amount,
+            payment_ref="check",
+            now=self.clock.now(),
+        )
+        payment_id = _deposit_id(campaign.id, order.id)
+        result = self.payments.charge(
+            ChargeRequest(order.id, amount, f"{payment_id}:{key}", payment_id)
+        )
+        if not result.succeeded:
+            raise PaymentNotCompleted(order.id, order.state, result.status.value, result.message)
+        self._gbd_record_deposit(order.id, result.transaction_id, amount)
+        return self.orders.get(order.id)
+
+    def _gbd_pay_balance(self, order: Order, actor: Actor, key: str) -> Order:
+        self._gbd_check(order, "pay_balance", actor)
+        campaign = self._group_buys.get(_campaign_of(order))
+        line, due_at = _balance_line(campaign, order.id)
+        now = self.clock.now()
+        if now >= due_at:
+            raise DeadlinePassed(order.id, "pay_balance", order.state, due_at, now)
+        payment_id = _balance_id(campaign.id, order.id)
+        if line.balance_due.is_zero:  # the deposit covers the final price: nothing to charge
+            self._gbd_record_balance(order.id, "none", line.balance_due)
+            return self.orders.get(order.id)
+        result = self.payments.charge(
+            ChargeRequest(order.id, line.balance_due, f"{payment_id}:{key}", payment_id)
+        )
+        if not result.succeeded:
+            raise PaymentNotCompleted(order.id, order.state, result.status.value, result.message)
+        self._gbd_record_balance(order.id, result.transaction_id, line.balance_due)
+        return self.orders.get(order.id)
+
+    def _gbd_check(self, order: Order, trigger: str, actor: Actor) -> None:
+        """Raise what firing ``trigger`` by ``actor`` would raise (on a copy, never saved)."""
+        rehearsal = self.orders.get(order.id)
+        rehearsal.advance(
+            trigger,
+            actor,
+            allowed=_PAYERS,
+            now=self.clock.now(),
+            policy=self.policy,
+            event=GroupBuyDepositPaid,
+            campaign_id="check",
+            amount=order.total,
+            transaction_id="check",
+        )
+
+    def _gbd_record_deposit(self, order_id: str, transaction_id: str, amount: Money) -> None:
+        """A deposit charge completed: hold it, then join; late or refused: give it back."""
+        order = self.orders.get(order_id)
+        campaign_id = _campaign_of(order)
+        hold = f"{_deposit_id(campaign_id, order.id)}:{transaction_id}:hold"
+        if self._gbd_posted(order.id, hold):
+            return  # a repeat (a notification after the answer, say)
+        buyer = Account.buyer(order.buyer_id)
+        self._gbd_post(
+            hold, order, buyer, Account.deposit(order.buyer_id), amount, movement=Movement.CAPTURE
+        )
+        campaign = self._group_buys.get(campaign_id)
+        expected = campaign.quote(order.buyer_id, _quantity(order))
+        if order.state != OrderState.PENDING_PAYMENT or amount != expected:
+            self._gbd_release(order, transaction_id)  # late, duplicate or odd: refunded
+            return
+        now = self.clock.now()
+        version = order.version
+        order.advance(
+            "pay_deposit",
+            _SYSTEM,
+            allowed=_SETTLERS,
+            now=now,
+            policy=self.policy,
+            event=GroupBuyDepositPaid,
+            campaign_id=campaign_id,
+            amount=amount,
+            transaction_id=transaction_id,
+        )
+        self.orders.save(order, version)
+        self._publish(order)
+        for _ in range(_RETRIES):
+            campaign = self._group_buys.get(campaign_id)
+            version = campaign.version
+            try:
+                state = campaign.join(
+                    Actor.buyer(order.buyer_id),
+                    order_id=order.id,
+                    quantity=_quantity(order),
+                    paid=amount,
+                    payment_ref=transaction_id,
+                    now=now,
+                )
+            except EcommerceCoreError as refused:
+                self._gb_fail(
+                    campaign_id,
+                    releases_for_order(
+                        campaign_id,
+                        order_id=order.id,
+                        buyer_id=order.buyer_id,
+                        paid=amount,
+                        payment_ref=transaction_id,
+                    ),
+                    reason=f"the group buy refused the deposit: {refused}",
+                )
+                raise
+            try:
+                self._group_buys.save(campaign, version)
+            except VersionConflict:  # pragma: no cover - needs a concurrent writer
+                continue
+            self.publisher.publish(campaign.collect_events())
+            if state == GroupBuyState.SUCCEEDED:
+                self._gb_settle(campaign)
+            return
+        raise VersionConflict(campaign_id, -1, None)  # pragma: no cover - beyond retries
+
+    def _gbd_record_balance(self, order_id: str, transaction_id: str, amount: Money) -> None:
+        """A balance charge completed: apply the deposit and let it ship; late: refund it."""
+        order = self.orders.get(order_id)
+        campaign = self._group_buys.get(_campaign_of(order))
+        payment_id = _balance_id(campaign.id, order.id)
+        capture = f"{payment_id}:{transaction_id}:capture"
+        if self._gbd_posted(order.id, capture):
+            return  # a repeat
+        merchant = Account.merchant(order.merchant_id)
+        if amount.is_positive:
+            self._gbd_post(
+                capture,
+                order,
+                Account.buyer(order.buyer_id),
+                merchant,
+                amount,
+                movement=Movement.CAPTURE,
+            )
+        now = self.clock.now()
+        joined = _participation(campaign, order.id)
+        line = _settlement_line(campaign, order.id)
+        due_at = None if campaign.settlement is None else campaign.settlement.balance_due_at
+        if (
+            order.state != AWAITING_BALANCE
+            or joined is None
+            or line is None
+            or due_at is None
+            or now >= due_at
+            or amount != line.balance_due
+        ):
+            if amount.is_positive:  # late, duplicate or odd: refunded from that charge
+                self._gbd_refund(order, payment_id, transaction_id, amount, merchant, what="refund")
+            return
+        version = order.version
+        order.advance(
+            "pay_balance",
+            _SYSTEM,
+            allowed=_SETTLERS,
+            now=now,
+            policy=self.policy,
+            event=GroupBuyBalancePaid,
+            campaign_id=campaign.id,
+            amount=amount,
+            transaction_id=transaction_id,
+        )
+        self.orders.save(order, version)
+        self._publish(order)
+        apply = f"{_deposit_id(campaign.id, order.id)}:{joined.payment_ref}:apply"
+        self._gbd_post(
+            apply,
+            order,
+            Account.deposit(order.buyer_id),
+            merchant,
+            joined.paid,
+            movement=Movement.CAPTURE,
+        )
+
+    def _gbd_balance_due(
+        self, campaign: GroupBuy, order: Order, line: SettlementLine
+    ) -> list[Expired]:
+        """The campaign succeeded: a deposit order now owes its balance, by the deadline."""
+        settlement = campaign.settlement
+        assert settlement is not None  # noqa: S101  # called once the campaign succeeded
+        assert settlement.balance_due_at is not None  # noqa: S101  # set under the deposit policy
+        if order.state != AWAITING_GROUP:
+            return []  # pragma: no cover - moved by an earlier, interrupted call
+        version = order.version
+        order.advance(
+            "group_succeeded",
+            _SYSTEM,
+            allowed=_SETTLERS,
+            now=self.clock.now(),
+            policy=self.policy,
+            event=GroupBuyBalanceDue,
+            campaign_id=campaign.id,
+            unit_price=settlement.unit_price,
+            balance_due=line.balance_due,
+            due_at=settlement.balance_due_at,
+        )
+        self.orders.save(order, version)
+        self._publish(order)
+        return [Expired(order.id, "group_succeeded", order.state)]
+
+    def _gbd_close_balances(self, campaign: GroupBuy, moment: datetime) -> list[Expired]:
+        """At the balance deadline: every unpaid order is cancelled, its deposit settled."""
+        settlement = campaign.settlement
+        if settlement is None or settlement.balance_due_at is None:
+            return []  # pragma: no cover - due() lists a succeeded campaign only for this
+        if moment < settlement.balance_due_at:
+            return []  # pragma: no cover - due() lists it only once the deadline has come
+        policy = campaign.terms.unpaid_balance
+        moved: list[Expired] = []
+        for line in settlement.lines:
+            order = self.orders.get(line.order_id)
+            joined = _participation(campaign, order.id)
+            if order.state != AWAITING_BALANCE or joined is None:
+                continue
+            version = order.version
+            order.advance(
+                "expire_balance",
+                _SYSTEM,
+                allowed=_SETTLERS,
+                now=moment,
+                policy=self.policy,
+                event=GroupBuyBalanceExpired,
+                campaign_id=campaign.id,
+                deposit=policy.value,
+            )
+            try:
+                self.orders.save(order, version)
+            except VersionConflict:  # pragma: no cover - a concurrent writer; the next call
+                continue
+            self._publish(order)
+            if policy is UnpaidBalance.FORFEIT:
+                key = f"{_deposit_id(campaign.id, order.id)}:{joined.payment_ref}:forfeit"
+                self._gbd_post(
+                    key,
+                    order,
+                    Account.deposit(order.buyer_id),
+                    Account.merchant(order.merchant_id),
+                    joined.paid,
+                    movement=Movement.FORFEIT,
+                )
+            else:
+                self._gbd_release(order, joined.payment_ref)
+            self._release_holds(order)
+            moved.append(Expired(order.id, "expire_balance", order.state))
+        version = campaign.version
+        if campaign.close_balances(moment, _SYSTEM):
+            with contextlib.suppress(VersionConflict):  # a concurrent writer: the next call
+                self._group_buys.save(campaign, version)
+                self.publisher.publish(campaign.collect_events())
+        return moved
+
+    def _gbd_release(self, order: Order, transaction_id: str) -> None:
+        """Give a held deposit back through the provider, once (unless applied or forfeited)."""
+        payment_id = _deposit_id(_campaign_of(order), order.id)
+        base = f"{payment_id}:{transaction_id}"
+        postings = {p.key: p for p in self.ledger.postings(order.id)}
+        hold = postings.get(f"{base}:hold")
+        if hold is None or any(f"{base}:{end}" in postings for end in ("apply", "forfeit")):
+            return
+        self._gbd_refund(
+            order,
+            payment_id,
+            transaction_id,
+            hold.amount,
+            Account.deposit(order.buyer_id),
+            what="release",
+        )
+
+    def _gbd_return_paid(self, order: Order) -> None:
+        """A deposit order cancelled after its balance was paid: both charges go back."""
+        campaign_id = _campaign_of(order)
+        merchant = Account.merchant(order.merchant_id)
+        for posting in self.ledger.postings(order.id):
+            for payment_id, end in (
+                (_balance_id(campaign_id, order.id), ":capture"),
+                (_deposit_id(campaign_id, order.id), ":apply"),
+            ):
+                prefix = f"{payment_id}:"
+                if posting.key.startswith(prefix) and posting.key.endswith(end):
+                    transaction_id = posting.key[len(prefix) : -len(end)]
+                    self._gbd_refund(
+                        order, payment_id, transaction_id, posting.amount, merchant, what="return"
+                    )
+
+    def _gbd_refund(
+        self,
+        order: Order,
+        payment_id: str,
+        transaction_id: str,
+        amount: Money,
+        source: Account,
+        *,
+        what: str,
+        attempt: str = "",
+    ) -> None:
+        """Refund one charge through the provider (keyed); post it once the provider did.
+
+        The ledger key is ``<payment id>:<transaction>:<what>``; a retry after the provider
+        declined asks again under that key plus ``:retry-<attempt>``.
+        """
+        key = f"{payment_id}:{transaction_id}:{what}"
+        if self._gbd_posted(order.id, key):
+            return
+        request_key = f"{key}{_RETRY}{attempt}" if attempt else key
+        result = self.payments.refund(
+            RefundRequest(order.id, transaction_id, amount, request_key, payment_id)
+        )
+        if result.succeeded:  # else pending: posted when the provider's callback comes
+            self._gbd_post(
+                key, order, source, Account.buyer(order.buyer_id), amount, movement=Movement.REFUND
+            )
+
+    def _gbd_notification(self, notification: Notification) -> NotificationOutcome:
+        """A callback for a deposit or a balance: record the charge, or post the refund."""
+        payment_id = notification.payment_id
+        marker = _DEPOSIT if _DEPOSIT in payment_id else _BALANCE
+        order = self.orders.get(payment_id.split(marker, 1)[1])
+        outcome = "ignored"
+        if notification.kind is NotificationKind.CAPTURED and notification.transaction_id:
+            outcome = "applied"
+            record = self._gbd_record_deposit if marker == _DEPOSIT else self._gbd_record_balance
+            try:
+                record(order.id, notification.transaction_id, notification.amount)
+            except EcommerceCoreError as refused:
+                outcome = f"refused and refunded: {refused}"
+        elif notification.kind is NotificationKind.FAILED and notification.request_key:
+            key = notification.request_key.split(_RETRY, 1)[0]
+            transaction_id, _, what = key[len(payment_id) + 1 :].rpartition(":")
+            if key.startswith(f"{payment_id}:") and what in _REFUNDS and transaction_id:
+                self._gbd_refund(  # the provider declined a refund: ask again, once per decline
+                    order,
+                    payment_id,
+                    transaction_id,
+                    notification.amount,
+                    _refund_source(order, what),
+                    what=what,
+                    attempt=notification.event_id,
+                )
+                outcome = "refund declined: asked again"
+        elif notification.kind is NotificationKind.REFUNDED and notification.request_key:
+            key = notification.request_key.split(_RETRY, 1)[0]
+            source = _refund_source(order, key.rpartition(":")[2])
+            if key.startswith(f"{payment_id}:") and not self._gbd_posted(order.id, key):
+                self._gbd_post(
+                    key,
+                    order,
+                    source,
+                    Account.buyer(order.buyer_id),
+                    notification.amount,
+                    movement=Movement.REFUND,
+                )
+            outcome = "applied"
+        return NotificationOutcome(
+            notification.event_id, payment_id, outcome, self.orders.get(order.id).state
+        )
+
+    def _gbd_posted(self, order_id: str, key: str) -> bool:
+        return any(p.key == key for p in self.ledger.postings(order_id))
+
+    def _gbd_post(
+        self,
+        key: str,
+        order: Order,
+        source: Account,
+        target: Account,
+        amount: Money,
+        *,
+        movement: Movement,
+    ) -> None:
+        self.ledger.append(
+            [
+                Posting(
+                    key,
+                    order.id,
+                    order.lines[0].line_id,
+                    source,
+                    target,
+                    amount,
+                    movement,
+                    self.clock.now(),
+                )
+            ]
+        )
+
 
 def _campaign_of(order: Order) -> str:
     """The group buy a group-buy order belongs to (recorded in its pricing terms)."""
@@ -578,3 +1122,34 @@ def _participation(campaign: GroupBuy, order_id: str) -> Participation | None:
 
 def _difference_key(campaign_id: str, order_id: str) -> str:
     return f"{campaign_id}:difference:{order_id}"
+
+
+def _deposit_id(campaign_id: str, order_id: str) -> str:
+    """The payment id a deposit order's deposit charges carry at the provider (echoed back)."""
+    return f"{campaign_id}{_DEPOSIT}{order_id}"
+
+
+def _balance_id(campaign_id: str, order_id: str) -> str:
+    """The payment id a deposit order's balance charges carry at the provider."""
+    return f"{campaign_id}{_BALANCE}{order_id}"
+
+
+def _settlement_line(campaign: GroupBuy, order_id: str) -> SettlementLine | None:
+    if campaign.settlement is None:
+        return None
+    return next((ln for ln in campaign.settlement.lines if ln.order_id == order_id), None)
+
+
+def _balance_line(campaign: GroupBuy, order_id: str) -> tuple[SettlementLine, datetime]:
+    line = _settlement_line(campaign, order_id)
+    settlement = campaign.settlement
+    if line is None or settlement is None or settlement.balance_due_at is None:
+        raise NotFound("group-buy balance", order_id)  # pragma: no cover - awaiting_balance has one
+    return line, settlement.balance_due_at
+
+
+def _refund_source(order: Order, what: str) -> Account:
+    """Where a deposit order's refund comes from: the deposit account, or the merchant."""
+    if what == "release":
+        return Account.deposit(order.buyer_id)
+    return Account.merchant(order.merchant_id)
