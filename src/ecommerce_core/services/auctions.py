@@ -76,7 +76,7 @@ from ecommerce_core.payments.notifications import Notification, NotificationKind
 from ecommerce_core.payments.policy import PaymentMethod
 from ecommerce_core.ports import AuctionRepository, ChargeRequest, RefundRequest, StockItem
 from ecommerce_core.releases import Release, ReleaseKind
-from ecommerce_core.services._parts import required
+from ecommerce_core.services._parts import required, settle
 from ecommerce_core.services.orders import Expired
 from ecommerce_core.services.payments import NotificationOutcome, PaymentService
 
@@ -90,7 +90,6 @@ AUCTION_SALES_MODE: Final = "auction"
 """The sales mode stored on an auction order's pricing terms."""
 
 _SYSTEM: Final = Actor.system("auctions")
-_SETTLERS: Final = frozenset({ActorKind.SYSTEM, ActorKind.PLATFORM})
 _RETRIES: Final = 5
 _LAST_MOMENT: Final = timedelta(seconds=1)
 _LINE: Final = "1"
@@ -508,20 +507,17 @@ class Auctions(PaymentService):
             return []
         moved: list[Expired] = []
         if order.state == OrderState.PENDING_PAYMENT:
-            version = order.version
-            order.advance(
-                "expire_payment",
-                _SYSTEM,
-                allowed=_SETTLERS,
-                now=self.clock.now(),
-                policy=self.policy,
-                event=AuctionOrderDefaulted,
-                auction_id=auction.id,
-                reason=reason,
+            moved.append(
+                settle(
+                    self,
+                    order,
+                    "expire_payment",
+                    _SYSTEM,
+                    AuctionOrderDefaulted,
+                    auction_id=auction.id,
+                    reason=reason,
+                )
             )
-            self.orders.save(order, version)
-            self._publish(order)
-            moved.append(Expired(order.id, "expire_payment", order.state))
         if order.payment is None and order.is_final:
             self._release_holds(order)
             self.reconcile(order.id)

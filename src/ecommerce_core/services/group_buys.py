@@ -93,7 +93,7 @@ from ecommerce_core.payments.notifications import Notification, NotificationKind
 from ecommerce_core.payments.policy import PaymentMethod
 from ecommerce_core.ports import ChargeRequest, GroupBuyRepository, RefundRequest, StockItem
 from ecommerce_core.releases import Release, ReleaseKind, releases_for_order
-from ecommerce_core.services._parts import required
+from ecommerce_core.services._parts import SETTLERS, required, settle
 from ecommerce_core.services.orders import Expired
 from ecommerce_core.services.payments import NotificationOutcome, PaymentService
 
@@ -108,7 +108,6 @@ __all__ = [
 ]
 
 _SYSTEM: Final = Actor.system("campaigns")
-_SETTLERS: Final = frozenset({ActorKind.SYSTEM, ActorKind.PLATFORM})
 _RETRIES: Final = 5
 _SALES_MODE: Final = "group_buy"
 _DEPOSIT: Final = ":gbdep:"  # not ":deposit:": the auction part answers those callbacks
@@ -613,22 +612,19 @@ class GroupBuys(PaymentService):
                     automatic=True,
                 )
             order = self.orders.get(order.id)
-            version = order.version
-            order.advance(
-                "group_succeeded",
-                _SYSTEM,
-                allowed=_SETTLERS,
-                now=self.clock.now(),
-                policy=self.policy,
-                event=GroupBuyOrderSucceeded,
-                campaign_id=campaign.id,
-                unit_price=settlement.unit_price,
-                refund=line.refund,
+            moved.append(
+                settle(
+                    self,
+                    order,
+                    "group_succeeded",
+                    _SYSTEM,
+                    GroupBuyOrderSucceeded,
+                    campaign_id=campaign.id,
+                    unit_price=settlement.unit_price,
+                    refund=line.refund,
+                )
             )
-            self.orders.save(order, version)
-            self._publish(order)
             self.reconcile(order.id)
-            moved.append(Expired(order.id, "group_succeeded", order.state))
         return moved
 
     def _gb_fail(
@@ -642,20 +638,17 @@ class GroupBuys(PaymentService):
         for order_id, items in by_order.items():
             order = self.orders.get(order_id)
             if not order.is_final:
-                version = order.version
-                order.advance(
-                    "group_failed",
-                    _SYSTEM,
-                    allowed=_SETTLERS,
-                    now=self.clock.now(),
-                    policy=self.policy,
-                    event=GroupBuyOrderFailed,
-                    campaign_id=campaign_id,
-                    reason=reason,
+                moved.append(
+                    settle(
+                        self,
+                        order,
+                        "group_failed",
+                        _SYSTEM,
+                        GroupBuyOrderFailed,
+                        campaign_id=campaign_id,
+                        reason=reason,
+                    )
                 )
-                self.orders.save(order, version)
-                self._publish(order)
-                moved.append(Expired(order.id, "group_failed", order.state))
             for item in items:
                 if item.kind is ReleaseKind.STOCK:
                     self._release_holds(order)  # stock, quota and coupon uses, each once
@@ -789,20 +782,17 @@ class GroupBuys(PaymentService):
             self._gbd_release(order, transaction_id)  # late, duplicate or odd: refunded
             return
         now = self.clock.now()
-        version = order.version
-        order.advance(
+        settle(
+            self,
+            order,
             "pay_deposit",
             _SYSTEM,
-            allowed=_SETTLERS,
+            GroupBuyDepositPaid,
             now=now,
-            policy=self.policy,
-            event=GroupBuyDepositPaid,
             campaign_id=campaign_id,
             amount=amount,
             transaction_id=transaction_id,
         )
-        self.orders.save(order, version)
-        self._publish(order)
         for _ in range(_RETRIES):
             campaign = self._group_buys.get(campaign_id)
             version = campaign.version
@@ -871,20 +861,17 @@ class GroupBuys(PaymentService):
             if amount.is_positive:  # late, duplicate or odd: refunded from that charge
                 self._gbd_refund(order, payment_id, transaction_id, amount, merchant, what="refund")
             return
-        version = order.version
-        order.advance(
+        settle(
+            self,
+            order,
             "pay_balance",
             _SYSTEM,
-            allowed=_SETTLERS,
+            GroupBuyBalancePaid,
             now=now,
-            policy=self.policy,
-            event=GroupBuyBalancePaid,
             campaign_id=campaign.id,
             amount=amount,
             transaction_id=transaction_id,
         )
-        self.orders.save(order, version)
-        self._publish(order)
         apply = f"{_deposit_id(campaign.id, order.id)}:{joined.payment_ref}:apply"
         self._gbd_post(
             apply,
@@ -904,22 +891,19 @@ class GroupBuys(PaymentService):
         assert settlement.balance_due_at is not None  # noqa: S101  # set under the deposit policy
         if order.state != AWAITING_GROUP:
             return []  # pragma: no cover - moved by an earlier, interrupted call
-        version = order.version
-        order.advance(
-            "group_succeeded",
-            _SYSTEM,
-            allowed=_SETTLERS,
-            now=self.clock.now(),
-            policy=self.policy,
-            event=GroupBuyBalanceDue,
-            campaign_id=campaign.id,
-            unit_price=settlement.unit_price,
-            balance_due=line.balance_due,
-            due_at=settlement.balance_due_at,
-        )
-        self.orders.save(order, version)
-        self._publish(order)
-        return [Expired(order.id, "group_succeeded", order.state)]
+        return [
+            settle(
+                self,
+                order,
+                "group_succeeded",
+                _SYSTEM,
+                GroupBuyBalanceDue,
+                campaign_id=campaign.id,
+                unit_price=settlement.unit_price,
+                balance_due=line.balance_due,
+                due_at=settlement.balance_due_at,
+            )
+        ]
 
     def _gbd_close_balances(self, campaign: GroupBuy, moment: datetime) -> list[Expired]:
         """At the balance deadline: every unpaid order is cancelled, its deposit settled."""
@@ -939,7 +923,7 @@ class GroupBuys(PaymentService):
             order.advance(
                 "expire_balance",
                 _SYSTEM,
-                allowed=_SETTLERS,
+                allowed=SETTLERS,
                 now=moment,
                 policy=self.policy,
                 event=GroupBuyBalanceExpired,

@@ -80,7 +80,7 @@ from ecommerce_core.orders import Order, OrderLine, OrderState, PricingTerms
 from ecommerce_core.payments.policy import PaymentMethod
 from ecommerce_core.ports import DrawRoundRepository, RandomnessSource, StockItem
 from ecommerce_core.releases import Release, ReleaseKind, releases_for_order
-from ecommerce_core.services._parts import required
+from ecommerce_core.services._parts import SETTLERS, required
 from ecommerce_core.services.orders import Expired
 from ecommerce_core.services.payments import NotificationOutcome, PaymentService
 
@@ -99,7 +99,6 @@ PRIZE_LINE: Final = "prize"
 """The line id under which a round reserves its prize's unit (reservation id: the round id)."""
 
 _SYSTEM: Final = Actor.system("lucky-draws")
-_SETTLERS: Final = frozenset({ActorKind.SYSTEM, ActorKind.PLATFORM})
 _BUYERS: Final = frozenset({ActorKind.BUYER})
 _RETRIES: Final = 5
 _SALES_MODE: Final = "lucky_draw"
@@ -577,7 +576,7 @@ class LuckyDraws(PaymentService):
                 purchase.order_id,
                 "draw_won" if won else "draw_lost",
                 _SYSTEM,
-                allowed=_SETTLERS,
+                allowed=SETTLERS,
                 event=ShareOrderWon if won else ShareOrderLost,
                 round_id=round_id,
                 winning_number=record.winning_number,
@@ -594,7 +593,7 @@ class LuckyDraws(PaymentService):
             winner,
             "forfeit",
             _SYSTEM,
-            allowed=_SETTLERS,
+            allowed=SETTLERS,
             event=ShareOrderForfeited,
             round_id=draw_round.id,
             refunded=any(item.kind is ReleaseKind.REFUND for item in items),
@@ -613,7 +612,7 @@ class LuckyDraws(PaymentService):
                 order_id,
                 "round_unsold",
                 _SYSTEM,
-                allowed=_SETTLERS,
+                allowed=SETTLERS,
                 event=ShareOrderCancelled,
                 round_id=round_id,
                 reason=reason,

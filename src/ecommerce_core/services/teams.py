@@ -57,7 +57,7 @@ from ecommerce_core.orders import Order, OrderLine, OrderState, PricingTerms
 from ecommerce_core.payments.policy import PaymentMethod
 from ecommerce_core.ports import StockItem, TeamRepository
 from ecommerce_core.releases import Release, ReleaseKind, releases_for_order
-from ecommerce_core.services._parts import required
+from ecommerce_core.services._parts import required, settle
 from ecommerce_core.services.orders import Expired
 from ecommerce_core.services.payments import NotificationOutcome, PaymentService
 
@@ -68,7 +68,6 @@ __all__ = [
 ]
 
 _SYSTEM: Final = Actor.system("campaigns")
-_SETTLERS: Final = frozenset({ActorKind.SYSTEM, ActorKind.PLATFORM})
 _RETRIES: Final = 5
 _TEAM_SALES_MODE: Final = "team"
 
@@ -421,19 +420,9 @@ class TeamPurchases(PaymentService):
             order = self.orders.get(order_id)
             if order.state != AWAITING_TEAM:
                 continue  # moved by an earlier, interrupted call
-            version = order.version
-            order.advance(
-                "team_formed",
-                _SYSTEM,
-                allowed=_SETTLERS,
-                now=self.clock.now(),
-                policy=self.policy,
-                event=TeamOrderFormed,
-                team_id=team.id,
+            moved.append(
+                settle(self, order, "team_formed", _SYSTEM, TeamOrderFormed, team_id=team.id)
             )
-            self.orders.save(order, version)
-            self._publish(order)
-            moved.append(_expired(order, "team_formed"))
         return moved
 
     def _fail_members(
@@ -447,20 +436,17 @@ class TeamPurchases(PaymentService):
         for order_id, items in by_order.items():
             order = self.orders.get(order_id)
             if not order.is_final:
-                version = order.version
-                order.advance(
-                    "team_failed",
-                    _SYSTEM,
-                    allowed=_SETTLERS,
-                    now=self.clock.now(),
-                    policy=self.policy,
-                    event=TeamOrderFailed,
-                    team_id=team_id,
-                    reason=reason,
+                moved.append(
+                    settle(
+                        self,
+                        order,
+                        "team_failed",
+                        _SYSTEM,
+                        TeamOrderFailed,
+                        team_id=team_id,
+                        reason=reason,
+                    )
                 )
-                self.orders.save(order, version)
-                self._publish(order)
-                moved.append(_expired(order, "team_failed"))
             self._act_on(order, items)
         return moved
 
@@ -500,7 +486,3 @@ class TeamPurchases(PaymentService):
                 continue
             self.publisher.publish(team.collect_events())
             return
-
-
-def _expired(order: Order, trigger: str) -> Expired:
-    return Expired(order.id, trigger, order.state)
