@@ -107,27 +107,21 @@ class _Pricing:
         if not given:
             raise InvalidInput("lines", lines, "there is nothing to price")
         self.currency = given[0].unit_price.currency
-        ids: set[str] = set()
-        for source in given:
-            if source.unit_price.currency != self.currency:
-                raise CurrencyMismatch(self.currency, source.unit_price.currency, "price")
-            if source.line_id in ids:
-                raise InvalidInput("lines", source.line_id, "line ids must be unique")
-            ids.add(source.line_id)
+        line_ids = [source.line_id for source in given]
+        if len(set(line_ids)) != len(line_ids) or any(
+            source.unit_price.currency != self.currency for source in given
+        ):
+            self._refuse(given)
         fee = context.shipping_fee or Money.zero(self.currency)
         if fee.currency != self.currency:
             raise CurrencyMismatch(self.currency, fee.currency, "price")
         self.shipping_fee = fee
         self.shipping_left = fee.minor
-        line_ids = [source.line_id for source in given]
+        self.given = [_Line(source) for source in given]
         canonical = sorted(range(len(given)), key=line_ids.__getitem__)
-        self.lines: list[_Line] = [
-            _Line(given[position], index) for index, position in enumerate(canonical)
-        ]
-        rank = [0] * len(given)  # position given -> index in canonical order
-        for index, position in enumerate(canonical):
-            rank[position] = index
-        self.given = [self.lines[index] for index in rank]
+        self.lines: list[_Line] = [self.given[position] for position in canonical]
+        for index, line in enumerate(self.lines):
+            line.index = index
         self.sources = [line.source for line in self.lines]  # canonical order
         self.indexes: dict[str, dict[str, list[_Line]]] = {}  # built when a scope needs one
         self.sales_mode = ""
@@ -138,6 +132,16 @@ class _Pricing:
         self.claims: list[LimitClaim] = []
         self.shipping_discount = 0
         self.ends: list[datetime] = []
+
+    def _refuse(self, given: list[PricingLine]) -> None:
+        """Raise for the first line of another currency or with an id seen before."""
+        ids: set[str] = set()
+        for source in given:
+            if source.unit_price.currency != self.currency:
+                raise CurrencyMismatch(self.currency, source.unit_price.currency, "price")
+            if source.line_id in ids:
+                raise InvalidInput("lines", source.line_id, "line ids must be unique")
+            ids.add(source.line_id)
 
     def _line(self, line: PricingLine | OrderLine) -> PricingLine:
         if isinstance(line, PricingLine):
@@ -611,7 +615,10 @@ class _Pricing:
             merchant_id(priced, source.merchant_id)
             if line.adjustments:
                 adjusted(priced, tuple(line.adjustments))
-                discounted(priced, _money(line.unit * line.qty - line.remaining, currency))
+                discount = new(Money)  # between zero and the line's list amount: valid
+                _money_minor(discount, line.unit * line.qty - line.remaining)
+                _money_currency(discount, currency)
+                discounted(priced, discount)
             else:
                 adjusted(priced, ())
                 discounted(priced, zero)

@@ -70,9 +70,9 @@ class _Line:
         "unit",
     )
 
-    def __init__(self, source: PricingLine, index: int) -> None:
+    def __init__(self, source: PricingLine) -> None:
         self.source = source
-        self.index = index
+        self.index = 0  # its place in the canonical order, set once the lines are sorted
         self.line_id = source.line_id
         self.unit = source.unit_price.minor
         self.qty = source.quantity
