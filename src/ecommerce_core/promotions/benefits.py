@@ -460,7 +460,26 @@ def benefit_currencies(benefit: Benefit) -> set[str]:
             if isinstance(tier.benefit, AmountOff):
                 found |= _currencies(tier.benefit.amount)
         return found
-    return _currencies(*(getattr(benefit, name, None) for name in _MONEY_FIELDS))
+    return {
+        value.currency
+        for name in _money_fields(type(benefit))
+        if isinstance(value := getattr(benefit, name), Money)
+    }
 
 
 _MONEY_FIELDS: Final = ("amount", "unit_price", "spend", "off", "up_to", "per")
+
+
+_MONEY_FIELDS_OF: dict[type, tuple[str, ...]] = {}
+
+
+def _money_fields(kind: type) -> tuple[str, ...]:
+    """The fields of a benefit type that may hold Money, found once per type.
+
+    (Pricing asks every promotion's currency; looking up six names on each cost more.)
+    """
+    found = _MONEY_FIELDS_OF.get(kind)
+    if found is None:
+        names = {field.name for field in attrs.fields(kind)}
+        found = _MONEY_FIELDS_OF[kind] = tuple(name for name in _MONEY_FIELDS if name in names)
+    return found

@@ -21,6 +21,7 @@ Cost: O(N log N + Σ_p N_p log N_p) for N lines and promotions touching N_p line
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -56,12 +57,14 @@ from ecommerce_core.promotions.values import (
     Entitlement,
     Explanation,
     LineShare,
+    PricedLine,
     PricingContext,
     PricingLine,
     PricingResult,
     Status,
 )
 from ecommerce_core.promotions.working import (
+    _PRICED_SETTERS,
     _adjustment_amount,
     _adjustment_code,
     _adjustment_promotion,
@@ -79,7 +82,6 @@ from ecommerce_core.promotions.working import (
     _Outcome,
     _percent_of,
     _Pool,
-    _priced,
     _share_amount,
     _share_line,
     _Shares,
@@ -105,27 +107,22 @@ class _Pricing:
         if not given:
             raise InvalidInput("lines", lines, "there is nothing to price")
         self.currency = given[0].unit_price.currency
-        ids: set[str] = set()
-        for source in given:
-            if source.unit_price.currency != self.currency:
-                raise CurrencyMismatch(self.currency, source.unit_price.currency, "price")
-            if source.line_id in ids:
-                raise InvalidInput("lines", source.line_id, "line ids must be unique")
-            ids.add(source.line_id)
+        line_ids = [source.line_id for source in given]
+        if len(set(line_ids)) != len(line_ids) or any(
+            source.unit_price.currency != self.currency for source in given
+        ):
+            self._refuse(given)
         fee = context.shipping_fee or Money.zero(self.currency)
         if fee.currency != self.currency:
             raise CurrencyMismatch(self.currency, fee.currency, "price")
         self.shipping_fee = fee
         self.shipping_left = fee.minor
-        line_ids = [source.line_id for source in given]
+        self.given = [_Line(source) for source in given]
         canonical = sorted(range(len(given)), key=line_ids.__getitem__)
-        self.lines: list[_Line] = [
-            _Line(given[position], index) for index, position in enumerate(canonical)
-        ]
-        rank = [0] * len(given)  # position given -> index in canonical order
-        for index, position in enumerate(canonical):
-            rank[position] = index
-        self.given = [self.lines[index] for index in rank]
+        self.lines: list[_Line] = [self.given[position] for position in canonical]
+        for index, line in enumerate(self.lines):
+            line.index = index
+        self.sources = [line.source for line in self.lines]  # canonical order
         self.indexes: dict[str, dict[str, list[_Line]]] = {}  # built when a scope needs one
         self.sales_mode = ""
         self.sales_mode_by = ""
@@ -135,6 +132,16 @@ class _Pricing:
         self.claims: list[LimitClaim] = []
         self.shipping_discount = 0
         self.ends: list[datetime] = []
+
+    def _refuse(self, given: list[PricingLine]) -> None:
+        """Raise for the first line of another currency or with an id seen before."""
+        ids: set[str] = set()
+        for source in given:
+            if source.unit_price.currency != self.currency:
+                raise CurrencyMismatch(self.currency, source.unit_price.currency, "price")
+            if source.line_id in ids:
+                raise InvalidInput("lines", source.line_id, "line ids must be unique")
+            ids.add(source.line_id)
 
     def _line(self, line: PricingLine | OrderLine) -> PricingLine:
         if isinstance(line, PricingLine):
@@ -150,8 +157,8 @@ class _Pricing:
         index = self.indexes.get(field)
         if index is None:
             index = self.indexes[field] = {}
-            for line in self.lines:
-                key = getattr(line.source, field)
+            keys = map(operator.attrgetter(field), self.sources)
+            for line, key in zip(self.lines, keys, strict=True):
                 group = index.get(key)
                 if group is None:
                     index[key] = [line]
@@ -161,28 +168,27 @@ class _Pricing:
 
     def candidates(self, scope: Scope) -> Sequence[_Line]:
         """The lines a scope matches, found through an index, in canonical order."""
-        if scope.everything:
-            return self.lines
-        dimensions = [
-            (field, names)
-            for field, names in (
-                ("sku", scope.skus),
-                ("category", scope.categories),
-                ("merchant_id", scope.merchants),
-            )
-            if names
-        ]
-        if not dimensions:
-            lines: Sequence[_Line] = self.lines
+        skus, categories, merchants = scope.skus, scope.categories, scope.merchants
+        lines: Sequence[_Line] = self.lines
+        if not (skus or categories or merchants):
+            if not scope.exclude_skus:
+                return lines  # every line
         else:
-            field, names = dimensions[0]
+            # The first criterion given picks the index; the others filter what it found.
+            field, names = (
+                ("sku", skus)
+                if skus
+                else ("category", categories)
+                if categories
+                else ("merchant_id", merchants)
+            )
             index = self.index(field)
             found = [index[name] for name in names if name in index]
             if len(found) == 1:
                 lines = found[0]
             else:
                 lines = sorted((line for group in found for line in group), key=_index)
-            if len(dimensions) == 1 and not scope.exclude_skus:
+            if (bool(skus) + bool(categories) + bool(merchants)) == 1 and not scope.exclude_skus:
                 return lines  # the index matched the only criterion: nothing to filter
         covers = scope.covers
         return [
@@ -193,25 +199,21 @@ class _Pricing:
 
     def pool(self, promotion: Promotion) -> tuple[_Pool, int, int]:
         """What each line in scope still offers this promotion, and the totals: units, amount."""
-        pool: _Pool = []
-        total_units = total_amount = 0
+        # Parallel lists built by comprehensions, totals summed in C: this runs for every line
+        # of every promotion, so it builds no per-line object.
+        candidates = self.candidates(promotion.scope)
         if promotion.exclusive:
-            for line in self.candidates(promotion.scope):
-                units = line.qty - line.excl_units - line.shared_units
-                if units > 0:
-                    amount = units * line.unit
-                    pool.append((line, units, amount))
-                    total_units += units
-                    total_amount += amount
+            lines = [line for line in candidates if line.qty > line.excl_units + line.shared_units]
+            units = [line.qty - line.excl_units - line.shared_units for line in lines]
+            amounts = [u * line.unit for line, u in zip(lines, units, strict=True)]
         else:
-            for line in self.candidates(promotion.scope):
-                units = line.qty - line.excl_units
-                if units > 0:
-                    amount = line.remaining - (line.excl_units * line.unit - line.excl_discount)
-                    pool.append((line, units, amount))
-                    total_units += units
-                    total_amount += amount
-        return pool, total_units, total_amount
+            lines = [line for line in candidates if line.qty > line.excl_units]
+            units = [line.qty - line.excl_units for line in lines]
+            amounts = [
+                line.remaining - (line.excl_units * line.unit - line.excl_discount)
+                for line in lines
+            ]
+        return (lines, units, amounts), sum(units), sum(amounts)
 
     # ----------------------------------------------------------------- evaluating
 
@@ -226,7 +228,7 @@ class _Pricing:
                 names = ", ".join(sorted(condition.segments))
                 return _Outcome(Status.CONDITION_UNMET, f"only for buyers in: {names}")
         pool, units, amount = self.pool(promotion)
-        if not pool:
+        if not pool[0]:
             what = promotion.scope.describe()
             return _Outcome(Status.CONDITION_UNMET, f"nothing in the cart it covers ({what})")
         for condition in promotion.conditions:
@@ -250,22 +252,29 @@ class _Pricing:
     def percent_off(self, benefit: PercentOff, pool: _Pool, units: int, amount: int) -> _Outcome:
         """A percentage of the pool, rounded once, spread over the lines."""
         total = _percent_of(amount, benefit.rate)
-        return _Outcome(Status.APPLIED, shares=_spread(pool, total), units=units)
+        return _Outcome(Status.APPLIED, shares=_spread(pool, total, amount), units=units)
 
     def amount_off(self, benefit: AmountOff, pool: _Pool, units: int, amount: int) -> _Outcome:
         """An amount per unit (capped per line), or once, spread over the lines."""
         off = benefit.amount.minor
         if benefit.per_unit:
-            shares = [(line, min(off * u, a), u) for line, u, a in pool]
-            return _Outcome(Status.APPLIED, shares=shares, units=units)
-        return _Outcome(Status.APPLIED, shares=_spread(pool, min(off, amount)), units=units)
+            lines, used, amounts = pool
+            discounts = [min(off * u, a) for u, a in zip(used, amounts, strict=True)]
+            return _Outcome(Status.APPLIED, shares=(lines, discounts, used), units=units)
+        return _Outcome(Status.APPLIED, shares=_spread(pool, min(off, amount), amount), units=units)
 
     def fixed_price(self, benefit: FixedPrice, pool: _Pool, units: int, amount: int) -> _Outcome:
         """Each unit down to the fixed price; units already cheaper are left alone."""
         del units, amount
         price = benefit.unit_price.minor
-        shares = [(line, a - price * u, u) for line, u, a in pool if a > price * u]
-        return _Outcome(Status.APPLIED, shares=shares, units=sum(u for _, _, u in shares))
+        lines, used, amounts = pool
+        dearer = [i for i, (u, a) in enumerate(zip(used, amounts, strict=True)) if a > price * u]
+        shares = (
+            [lines[i] for i in dearer],
+            [amounts[i] - price * used[i] for i in dearer],
+            [used[i] for i in dearer],
+        )
+        return _Outcome(Status.APPLIED, shares=shares, units=sum(shares[2]))
 
     def threshold(self, benefit: Threshold, pool: _Pool, units: int, amount: int) -> _Outcome:
         """满减: the reduction once, or once per whole multiple of the threshold."""
@@ -276,7 +285,7 @@ class _Pricing:
         if benefit.max_times is not None:
             times = min(times, benefit.max_times)
         total = min(benefit.off.minor * times, amount)
-        return _Outcome(Status.APPLIED, shares=_spread(pool, total), units=units)
+        return _Outcome(Status.APPLIED, shares=_spread(pool, total, amount), units=units)
 
     def free_shipping(
         self, benefit: FreeShipping, pool: _Pool, units: int, amount: int
@@ -310,7 +319,8 @@ class _Pricing:
             return _units_short(bundle - units)
         if benefit.max_applications is not None:
             times = min(times, benefit.max_applications)
-        cheapest = sorted(pool, key=_BY_UNIT_AMOUNT)
+        entries = list(zip(*pool, strict=True))  # (line, units, amount)
+        cheapest = sorted(entries, key=_BY_UNIT_AMOUNT)
         free_left, paid_left = times * benefit.get, times * benefit.buy
         used: dict[int, list[int]] = {}  # line index -> [free units, paid units]
         for line, u, _ in cheapest:
@@ -322,12 +332,15 @@ class _Pricing:
             paid_left -= take
             used[line.index][1] = take
         rate = benefit.rate
-        shares: _Shares = []
-        for line, u, a in pool:
+        shares: _Shares = ([], [], [])
+        lines, discounts, units_used = shares
+        for line, u, a in entries:
             free, paid = used[line.index]
             if free or paid:
-                shares.append((line, _percent_of(a * free // u, rate), free + paid))
-        return _Outcome(Status.APPLIED, shares=shares, units=sum(s[2] for s in shares))
+                lines.append(line)
+                discounts.append(_percent_of(a * free // u, rate))
+                units_used.append(free + paid)
+        return _Outcome(Status.APPLIED, shares=shares, units=sum(units_used))
 
     def tiered(self, benefit: Tiered, pool: _Pool, units: int, amount: int) -> _Outcome:
         """The highest tier the pool reaches."""
@@ -343,7 +356,7 @@ class _Pricing:
             total = _percent_of(amount, tier.rate)
         else:
             total = min(tier.amount.minor, amount)
-        return _Outcome(Status.APPLIED, shares=_spread(pool, total), units=units)
+        return _Outcome(Status.APPLIED, shares=_spread(pool, total, amount), units=units)
 
     def limit(self, offer: _Offer, outcome: _Outcome) -> _Outcome:
         """Check the limits against the usage snapshot; a budget caps, a count refuses."""
@@ -491,7 +504,7 @@ class _Pricing:
             _adjustment_code,
         )
         share_line, share_amount = _share_line, _share_amount
-        for line, discount, units in outcome.shares:
+        for line, discount, units in zip(*outcome.shares, strict=True):
             if exclusive:
                 line.excl_units += units
                 line.excl_discount += discount
@@ -515,12 +528,13 @@ class _Pricing:
         self.shipping_left -= outcome.shipping
         self.shipping_discount += outcome.shipping
         given = outcome.value
+        given_money = _money(given, currency)
         if stage is Stage.POST_ORDER:
             self.entitlements.append(
                 Entitlement(
                     offer.id,
                     "points" if isinstance(promotion.benefit, Points) else "rebate",
-                    None if isinstance(promotion.benefit, Points) else Money(given, currency),
+                    None if isinstance(promotion.benefit, Points) else given_money,
                     outcome.points,
                     code,
                     promotion.benefit.funded_by
@@ -538,20 +552,20 @@ class _Pricing:
                 Adjustment(
                     offer.id,
                     stage,
-                    _money(given, currency),
+                    given_money,
                     tuple(shares),
                     _money(outcome.shipping, currency) if outcome.shipping else None,
                     code,
                 )
             )
-            reason = f"took {_amount(given, currency)} off"
+            reason = f"took {given_money} off"
         if stage is Stage.BASE_PRICE and not self.sales_mode:
             self.sales_mode, self.sales_mode_by = promotion.sales_mode, offer.id
         if offer.ends_at is not None:
             self.ends.append(offer.ends_at)
         self.claims.extend(outcome.claims)
         outcome.reason = reason
-        gave = _money(0 if stage is Stage.POST_ORDER else given, currency)
+        gave = Money.zero(currency) if stage is Stage.POST_ORDER else given_money
         self.explain(stage, offer, outcome, discount=gave)
 
     def explain(
@@ -582,18 +596,34 @@ class _Pricing:
         """The result, lines in the order they were given."""
         currency = self.currency
         zero = Money.zero(currency)
-        lines = tuple(
-            [
-                _priced(
-                    line.source,
-                    tuple(line.adjustments),
-                    _money(line.unit * line.qty - line.remaining, currency)
-                    if line.adjustments
-                    else zero,
-                )
-                for line in self.given
-            ]
+        # One PricedLine per line, built slot by slot from the checked source line (hot path:
+        # the same fields as _priced, without a call per line).
+        new = _new
+        line_id, sku, quantity, unit_price, category, merchant_id, adjusted, discounted = (
+            _PRICED_SETTERS
         )
+        priced_lines: list[PricedLine] = []
+        append = priced_lines.append
+        for line in self.given:
+            source = line.source
+            priced = new(PricedLine)
+            line_id(priced, line.line_id)
+            sku(priced, source.sku)
+            quantity(priced, line.qty)
+            unit_price(priced, source.unit_price)
+            category(priced, source.category)
+            merchant_id(priced, source.merchant_id)
+            if line.adjustments:
+                adjusted(priced, tuple(line.adjustments))
+                discount = new(Money)  # between zero and the line's list amount: valid
+                _money_minor(discount, line.unit * line.qty - line.remaining)
+                _money_currency(discount, currency)
+                discounted(priced, discount)
+            else:
+                adjusted(priced, ())
+                discounted(priced, zero)
+            append(priced)
+        lines = tuple(priced_lines)
         return PricingResult(
             currency=currency,
             lines=lines,

@@ -8,12 +8,12 @@ kept per unit across every stage.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from fractions import Fraction
 
 from ecommerce_core.limits import Limit, LimitClaim
 from ecommerce_core.money import Money, _allocate, allocate_minor
+from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.orders import LineAdjustment
 from ecommerce_core.promotions.rules import Coupon, Promotion
 from ecommerce_core.promotions.values import (
@@ -70,9 +70,9 @@ class _Line:
         "unit",
     )
 
-    def __init__(self, source: PricingLine, index: int) -> None:
+    def __init__(self, source: PricingLine) -> None:
         self.source = source
-        self.index = index
+        self.index = 0  # its place in the canonical order, set once the lines are sorted
         self.line_id = source.line_id
         self.unit = source.unit_price.minor
         self.qty = source.quantity
@@ -83,8 +83,9 @@ class _Line:
         self.adjustments: list[LineAdjustment] = []
 
 
-_Pool = list[tuple[_Line, int, int]]  # (line, units available, amount available)
-_Shares = list[tuple[_Line, int, int]]  # (line, discount, units used)
+# Parallel lists, one entry per line (cheaper to build and to sum than a tuple per line):
+_Pool = tuple[list[_Line], list[int], list[int]]  # lines, units available, amounts available
+_Shares = tuple[list[_Line], list[int], list[int]]  # lines, discounts, units used
 
 
 class _Offer:
@@ -135,7 +136,7 @@ class _Outcome:
     ) -> None:
         self.status = status
         self.reason = reason
-        self.shares = shares or []
+        self.shares = shares if shares is not None else ([], [], [])
         self.shipping = shipping
         self.entitlement = entitlement
         self.points = points
@@ -147,25 +148,22 @@ class _Outcome:
     @property
     def value(self) -> int:
         """Minor units given: line discounts, shipping and cashback."""
-        lines: int = sum(map(_discount_of, self.shares))
-        return lines + self.shipping + self.entitlement
+        return sum(self.shares[1]) + self.shipping + self.entitlement
 
 
-_discount_of = operator.itemgetter(1)  # a share's discount, read in C
-_amount_of = operator.itemgetter(2)  # a pool entry's amount
+def _spread(pool: _Pool, total: int, whole: int) -> _Shares:
+    """Split ``total`` over the pool by largest remainder, weighted by what each line costs.
 
-
-def _spread(pool: _Pool, total: int) -> _Shares:
-    """Split ``total`` over the pool by largest remainder, weighted by what each line costs."""
+    ``whole`` is the sum of the pool's amounts, which :meth:`_Pricing.pool` already added up.
+    """
+    lines, units, weights = pool
     if total == 0:
-        return [(line, 0, units) for line, units, _ in pool]
-    weights = list(map(_amount_of, pool))
-    whole = sum(weights)
+        return lines, [0] * len(lines), units
     if whole > 0 and min(weights) >= 0:  # ints the engine computed: skip allocate_minor's checks
         shares = _allocate(total, weights, whole)
     else:
         shares = allocate_minor(total, weights)
-    return [(line, share, units) for (line, units, _), share in zip(pool, shares, strict=True)]
+    return lines, shares, units
 
 
 def _money_short(missing: int, currency: str) -> _Outcome:
@@ -177,25 +175,7 @@ def _units_short(missing: int) -> _Outcome:
     return _Outcome(Status.CONDITION_UNMET, f"buy {missing} more", shortfall=Shortfall(missing))
 
 
-def _priced(
-    source: PricingLine, adjustments: tuple[LineAdjustment, ...], discount: Money
-) -> PricedLine:
-    """A :class:`PricedLine` from a valid source line and what the engine gave it (hot path)."""
-    priced: PricedLine = _new(PricedLine)
-    line_id, sku, quantity, unit_price, category, merchant_id, adjusted, discounted = (
-        _PRICED_SETTERS
-    )
-    line_id(priced, source.line_id)
-    sku(priced, source.sku)
-    quantity(priced, source.quantity)
-    unit_price(priced, source.unit_price)
-    category(priced, source.category)
-    merchant_id(priced, source.merchant_id)
-    adjusted(priced, adjustments)
-    discounted(priced, discount)
-    return priced
-
-
+# The slots of a PricedLine, in the order result() sets them (hot path: one per line).
 _PRICED_SETTERS = tuple(
     _slot_setter(PricedLine, name)
     for name in (
@@ -220,7 +200,7 @@ def _threshold(at: Money | int) -> int:
 
 
 def _amount(minor: int, currency: str) -> str:
-    return str(Money(minor, currency))
+    return str(_money(minor, currency))
 
 
 def _limit_reached(limit: Limit, left: int) -> _Outcome:
@@ -237,8 +217,5 @@ def _cap(outcome: _Outcome, left: int) -> None:
     if outcome.shipping:
         outcome.shipping = min(outcome.shipping, left)
         return
-    weights = [d for _, d, _ in outcome.shares]
-    capped = allocate_minor(left, weights)
-    outcome.shares = [
-        (line, share, units) for (line, _, units), share in zip(outcome.shares, capped, strict=True)
-    ]
+    lines, discounts, units = outcome.shares
+    outcome.shares = (lines, allocate_minor(left, discounts), units)

@@ -1,0 +1,703 @@
+"""The pricing engine: ``price(lines, promotions, context) -> PricingResult``, with no side effects.
+
+How a cart is priced:
+
+1. The lines are put in a canonical order (by line id) and indexed by SKU, category and
+   merchant, so each promotion looks only at the lines its scope can match.
+2. The stages run in order (base price, item, order, shipping, post-order); each works on the
+   amounts the earlier ones left. Within a stage, promotions run by priority (higher first),
+   ties broken by id, so neither the order of the lines nor the order of the promotions
+   changes the result.
+3. Each promotion is checked (window, buyer, scope, conditions), its benefit computed on the
+   units still available to it (an exclusive promotion uses only units no other promotion
+   touched; any other uses the units no exclusive one took), its limits checked against the
+   usage snapshot (a budget caps what it gives, a count refuses it), then applied or explained.
+4. An amount given to several lines is split by largest remainder in minor units, weighted by
+   what each line still costs, so the shares add up exactly and no line goes below zero.
+
+Cost: O(N log N + Σ_p N_p log N_p) for N lines and promotions touching N_p lines each.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from ecommerce_core.errors import CurrencyMismatch, InvalidInput
+from ecommerce_core.limits import LimitClaim, Measure
+from ecommerce_core.money import Money
+from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
+from ecommerce_core.orders import LineAdjustment, OrderLine
+from ecommerce_core.promotions.benefits import (
+    AmountOff,
+    BuyXGetY,
+    FixedPrice,
+    FreeShipping,
+    PercentOff,
+    Points,
+    Rebate,
+    Stage,
+    Threshold,
+    Tiered,
+)
+from ecommerce_core.promotions.rules import (
+    BuyerIn,
+    Coupon,
+    MinAmount,
+    MinQuantity,
+    Promotion,
+    Scope,
+    Stacking,
+)
+from ecommerce_core.promotions.values import (
+    Adjustment,
+    Entitlement,
+    Explanation,
+    LineShare,
+    PricingContext,
+    PricingLine,
+    PricingResult,
+    Status,
+)
+from pricing_reference.working import (
+    _adjustment_amount,
+    _adjustment_code,
+    _adjustment_promotion,
+    _adjustment_stage,
+    _amount,
+    _cap,
+    _index,
+    _limit_reached,
+    _Line,
+    _money_currency,
+    _money_minor,
+    _money_short,
+    _new,
+    _Offer,
+    _Outcome,
+    _percent_of,
+    _Pool,
+    _priced,
+    _share_amount,
+    _share_line,
+    _Shares,
+    _spread,
+    _threshold,
+    _units_short,
+)
+
+__all__ = [
+    "limit_keys",
+    "price",
+]
+
+_STAGES = tuple(Stage)
+
+
+class _Pricing:
+    """One run of :func:`price`: the cart's state as the stages change it."""
+
+    def __init__(self, lines: Sequence[PricingLine | OrderLine], context: PricingContext) -> None:
+        self.context = context
+        given = [line if type(line) is PricingLine else self._line(line) for line in lines]
+        if not given:
+            raise InvalidInput("lines", lines, "there is nothing to price")
+        self.currency = given[0].unit_price.currency
+        ids: set[str] = set()
+        for source in given:
+            if source.unit_price.currency != self.currency:
+                raise CurrencyMismatch(self.currency, source.unit_price.currency, "price")
+            if source.line_id in ids:
+                raise InvalidInput("lines", source.line_id, "line ids must be unique")
+            ids.add(source.line_id)
+        fee = context.shipping_fee or Money.zero(self.currency)
+        if fee.currency != self.currency:
+            raise CurrencyMismatch(self.currency, fee.currency, "price")
+        self.shipping_fee = fee
+        self.shipping_left = fee.minor
+        line_ids = [source.line_id for source in given]
+        canonical = sorted(range(len(given)), key=line_ids.__getitem__)
+        self.lines: list[_Line] = [
+            _Line(given[position], index) for index, position in enumerate(canonical)
+        ]
+        rank = [0] * len(given)  # position given -> index in canonical order
+        for index, position in enumerate(canonical):
+            rank[position] = index
+        self.given = [self.lines[index] for index in rank]
+        self.indexes: dict[str, dict[str, list[_Line]]] = {}  # built when a scope needs one
+        self.sales_mode = ""
+        self.sales_mode_by = ""
+        self.adjustments: list[Adjustment] = []
+        self.entitlements: list[Entitlement] = []
+        self.explanations: list[Explanation] = []
+        self.claims: list[LimitClaim] = []
+        self.shipping_discount = 0
+        self.ends: list[datetime] = []
+
+    def _line(self, line: PricingLine | OrderLine) -> PricingLine:
+        if isinstance(line, PricingLine):
+            return line
+        if isinstance(line, OrderLine):
+            return PricingLine.of(line, self.context.merchant_id)
+        raise InvalidInput("lines", line, "each line must be a PricingLine or an OrderLine")
+
+    # ----------------------------------------------------------------- looking
+
+    def index(self, field: str) -> dict[str, list[_Line]]:
+        """Lines by SKU, category or merchant (canonical order within each), built once."""
+        index = self.indexes.get(field)
+        if index is None:
+            index = self.indexes[field] = {}
+            for line in self.lines:
+                key = getattr(line.source, field)
+                group = index.get(key)
+                if group is None:
+                    index[key] = [line]
+                else:
+                    group.append(line)
+        return index
+
+    def candidates(self, scope: Scope) -> Sequence[_Line]:
+        """The lines a scope matches, found through an index, in canonical order."""
+        if scope.everything:
+            return self.lines
+        dimensions = [
+            (field, names)
+            for field, names in (
+                ("sku", scope.skus),
+                ("category", scope.categories),
+                ("merchant_id", scope.merchants),
+            )
+            if names
+        ]
+        if not dimensions:
+            lines: Sequence[_Line] = self.lines
+        else:
+            field, names = dimensions[0]
+            index = self.index(field)
+            found = [index[name] for name in names if name in index]
+            if len(found) == 1:
+                lines = found[0]
+            else:
+                lines = sorted((line for group in found for line in group), key=_index)
+            if len(dimensions) == 1 and not scope.exclude_skus:
+                return lines  # the index matched the only criterion: nothing to filter
+        covers = scope.covers
+        return [
+            line
+            for line in lines
+            if covers(line.source.sku, line.source.category, line.source.merchant_id)
+        ]
+
+    def pool(self, promotion: Promotion) -> tuple[_Pool, int, int]:
+        """What each line in scope still offers this promotion, and the totals: units, amount."""
+        pool: _Pool = []
+        total_units = total_amount = 0
+        if promotion.exclusive:
+            for line in self.candidates(promotion.scope):
+                units = line.qty - line.excl_units - line.shared_units
+                if units > 0:
+                    amount = units * line.unit
+                    pool.append((line, units, amount))
+                    total_units += units
+                    total_amount += amount
+        else:
+            for line in self.candidates(promotion.scope):
+                units = line.qty - line.excl_units
+                if units > 0:
+                    amount = line.remaining - (line.excl_units * line.unit - line.excl_discount)
+                    pool.append((line, units, amount))
+                    total_units += units
+                    total_amount += amount
+        return pool, total_units, total_amount
+
+    # ----------------------------------------------------------------- evaluating
+
+    def evaluate(self, offer: _Offer) -> _Outcome:  # noqa: PLR0911  # one return per status
+        """Check and compute one promotion against the cart as it stands; change nothing."""
+        promotion = offer.promotion
+        closed = self.closed(offer)
+        if closed is not None:
+            return closed
+        for condition in promotion.conditions:
+            if isinstance(condition, BuyerIn) and not condition.segments & self.context.segments:
+                names = ", ".join(sorted(condition.segments))
+                return _Outcome(Status.CONDITION_UNMET, f"only for buyers in: {names}")
+        pool, units, amount = self.pool(promotion)
+        if not pool:
+            what = promotion.scope.describe()
+            return _Outcome(Status.CONDITION_UNMET, f"nothing in the cart it covers ({what})")
+        for condition in promotion.conditions:
+            if isinstance(condition, MinQuantity) and units < condition.units:
+                return _units_short(condition.units - units)
+            if isinstance(condition, MinAmount) and amount < condition.amount.minor:
+                return _money_short(condition.amount.minor - amount, self.currency)
+        outcome = self.benefit(promotion, pool, units, amount)
+        if outcome.status is not Status.APPLIED:
+            return outcome
+        if outcome.value == 0 and outcome.points == 0:
+            return _Outcome(Status.NO_VALUE, "nothing left to take off")
+        return self.limit(offer, outcome)
+
+    def benefit(self, promotion: Promotion, pool: _Pool, units: int, amount: int) -> _Outcome:
+        """Compute what the benefit gives on the pool."""
+        benefit: Any = promotion.benefit
+        rule: Callable[[_Pricing, Any, _Pool, int, int], _Outcome] = _RULES[type(benefit)]
+        return rule(self, benefit, pool, units, amount)
+
+    def percent_off(self, benefit: PercentOff, pool: _Pool, units: int, amount: int) -> _Outcome:
+        """A percentage of the pool, rounded once, spread over the lines."""
+        total = _percent_of(amount, benefit.rate)
+        return _Outcome(Status.APPLIED, shares=_spread(pool, total), units=units)
+
+    def amount_off(self, benefit: AmountOff, pool: _Pool, units: int, amount: int) -> _Outcome:
+        """An amount per unit (capped per line), or once, spread over the lines."""
+        off = benefit.amount.minor
+        if benefit.per_unit:
+            shares = [(line, min(off * u, a), u) for line, u, a in pool]
+            return _Outcome(Status.APPLIED, shares=shares, units=units)
+        return _Outcome(Status.APPLIED, shares=_spread(pool, min(off, amount)), units=units)
+
+    def fixed_price(self, benefit: FixedPrice, pool: _Pool, units: int, amount: int) -> _Outcome:
+        """Each unit down to the fixed price; units already cheaper are left alone."""
+        del units, amount
+        price = benefit.unit_price.minor
+        shares = [(line, a - price * u, u) for line, u, a in pool if a > price * u]
+        return _Outcome(Status.APPLIED, shares=shares, units=sum(u for _, _, u in shares))
+
+    def threshold(self, benefit: Threshold, pool: _Pool, units: int, amount: int) -> _Outcome:
+        """满减: the reduction once, or once per whole multiple of the threshold."""
+        spend = benefit.spend.minor
+        if amount < spend:
+            return _money_short(spend - amount, self.currency)
+        times = amount // spend if benefit.repeat else 1
+        if benefit.max_times is not None:
+            times = min(times, benefit.max_times)
+        total = min(benefit.off.minor * times, amount)
+        return _Outcome(Status.APPLIED, shares=_spread(pool, total), units=units)
+
+    def free_shipping(
+        self, benefit: FreeShipping, pool: _Pool, units: int, amount: int
+    ) -> _Outcome:
+        """The shipping fee left, or at most ``up_to`` of it."""
+        del pool, amount
+        cap = self.shipping_left if benefit.up_to is None else benefit.up_to.minor
+        return _Outcome(Status.APPLIED, shipping=min(self.shipping_left, cap), units=units)
+
+    def rebate(self, benefit: Rebate, pool: _Pool, units: int, amount: int) -> _Outcome:
+        """Cashback on what the lines in scope cost after every discount."""
+        del pool
+        if benefit.amount is not None:
+            cashback = min(benefit.amount.minor, amount)
+        else:
+            cashback = _percent_of(amount, benefit.rate)
+        return _Outcome(Status.APPLIED, entitlement=cashback, units=units)
+
+    def points(self, benefit: Points, pool: _Pool, units: int, amount: int) -> _Outcome:
+        """Points per whole amount paid for the lines in scope."""
+        del pool
+        points = amount // benefit.per.minor * benefit.points
+        return _Outcome(Status.APPLIED, points=points, units=units)
+
+    def buy_x_get_y(self, benefit: BuyXGetY, pool: _Pool, units: int, amount: int) -> _Outcome:
+        """Pool the units; the cheapest ``get`` of every ``buy + get`` get the rate off."""
+        del amount
+        bundle = benefit.buy + benefit.get
+        times = units // bundle
+        if times == 0:
+            return _units_short(bundle - units)
+        if benefit.max_applications is not None:
+            times = min(times, benefit.max_applications)
+        cheapest = sorted(pool, key=_BY_UNIT_AMOUNT)
+        free_left, paid_left = times * benefit.get, times * benefit.buy
+        used: dict[int, list[int]] = {}  # line index -> [free units, paid units]
+        for line, u, _ in cheapest:
+            take = min(u, free_left)
+            free_left -= take
+            used[line.index] = [take, 0]
+        for line, u, _ in reversed(cheapest):
+            take = min(u - used[line.index][0], paid_left)
+            paid_left -= take
+            used[line.index][1] = take
+        rate = benefit.rate
+        shares: _Shares = []
+        for line, u, a in pool:
+            free, paid = used[line.index]
+            if free or paid:
+                shares.append((line, _percent_of(a * free // u, rate), free + paid))
+        return _Outcome(Status.APPLIED, shares=shares, units=sum(s[2] for s in shares))
+
+    def tiered(self, benefit: Tiered, pool: _Pool, units: int, amount: int) -> _Outcome:
+        """The highest tier the pool reaches."""
+        measure = units if benefit.by_units else amount
+        reached = [t for t in benefit.tiers if _threshold(t.at) <= measure]
+        if not reached:
+            first = _threshold(benefit.tiers[0].at)
+            if benefit.by_units:
+                return _units_short(first - measure)
+            return _money_short(first - measure, self.currency)
+        tier = reached[-1].benefit
+        if isinstance(tier, PercentOff):
+            total = _percent_of(amount, tier.rate)
+        else:
+            total = min(tier.amount.minor, amount)
+        return _Outcome(Status.APPLIED, shares=_spread(pool, total), units=units)
+
+    def limit(self, offer: _Offer, outcome: _Outcome) -> _Outcome:
+        """Check the limits against the usage snapshot; a budget caps, a count refuses."""
+        if not offer.limits:
+            return outcome
+        usage, buyer = self.context.usage, self.context.buyer_id
+        for limit in offer.limits:
+            left = limit.remaining(offer.id, buyer, usage)
+            if limit.measure is Measure.AMOUNT:
+                if left == 0:
+                    return _limit_reached(limit, left)
+                if outcome.value > left:
+                    _cap(outcome, left)
+                continue
+            needed = limit.needs(uses=1, units=outcome.units, discount=outcome.value)
+            if needed > left:
+                return _limit_reached(limit, left)
+        outcome.claims = [
+            claim
+            for limit in offer.limits
+            if limit.needs(uses=1, units=outcome.units, discount=outcome.value) > 0
+            for claim in (
+                limit.claim(
+                    offer.id,
+                    buyer_id=buyer,
+                    uses=1,
+                    units=outcome.units,
+                    discount=outcome.value,
+                ),
+            )
+        ]
+        return outcome
+
+    # ----------------------------------------------------------------- applying
+
+    def run(self, offers: Sequence[_Offer]) -> None:
+        """Run every stage in order."""
+        by_stage: dict[Stage, list[_Offer]] = {stage: [] for stage in _STAGES}
+        for offer in offers:
+            by_stage[offer.promotion.stage].append(offer)
+        for stage in _STAGES:
+            ranked = sorted(by_stage[stage], key=lambda o: (-o.promotion.priority, o.id))
+            self.stage(stage, ranked)
+
+    def stage(self, stage: Stage, ranked: list[_Offer]) -> None:
+        """Run one stage: promotions by priority, with stops and best-of groups."""
+        stopped_all = ""
+        stopped: dict[str, str] = {}  # group -> the promotion that stopped it
+        groups: dict[str, list[_Offer]] = {}  # best-of groups, members in rank order
+        for offer in ranked:
+            if offer.promotion.stacking is Stacking.BEST_OF_GROUP:
+                groups.setdefault(offer.promotion.group, []).append(offer)
+        for offer in ranked:
+            promotion = offer.promotion
+            stopper = stopped_all or stopped.get(promotion.group, "")
+            if promotion.stacking is Stacking.BEST_OF_GROUP:
+                members = groups.pop(promotion.group, None)
+                if members is None:
+                    continue  # the group already competed at its first member's place
+                if stopper:
+                    for member in members:
+                        self.explain_stopped(stage, member, stopper)
+                    continue
+                self.best_of(stage, members)
+                continue
+            if stopper:
+                self.explain_stopped(stage, offer, stopper)
+                continue
+            if (
+                stage is Stage.BASE_PRICE
+                and self.sales_mode
+                and promotion.sales_mode != self.sales_mode
+                and self.closed(offer) is None
+            ):
+                reason = (
+                    f"an order has one sales mode, and {self.sales_mode_by!r} "
+                    f"sells it as {self.sales_mode}"
+                )
+                self.explain(
+                    stage, offer, _Outcome(Status.STOPPED_BY, reason), by=self.sales_mode_by
+                )
+                continue
+            outcome = self.evaluate(offer)
+            self.settle(stage, offer, outcome)
+            if outcome.status is Status.APPLIED and promotion.stacking is Stacking.STOP_AFTER:
+                if promotion.group:
+                    stopped[promotion.group] = offer.id
+                else:
+                    stopped_all = offer.id
+
+    def best_of(self, stage: Stage, members: list[_Offer]) -> None:
+        """Evaluate a best-of group on the same cart; only the one giving most applies."""
+        outcomes = [(member, self.evaluate(member)) for member in members]
+        winner = None
+        for rank, (member, outcome) in enumerate(outcomes):
+            if outcome.status is Status.APPLIED:
+                score = (outcome.value, outcome.points, -rank)
+                if winner is None or score > winner[2]:
+                    winner = (member, outcome, score)
+        for member, outcome in outcomes:
+            if winner is None or member is winner[0] or outcome.status is not Status.APPLIED:
+                self.settle(stage, member, outcome)
+                continue
+            best = winner[1]
+            reason = (
+                f"{winner[0].id!r} in group {member.promotion.group!r} gives more "
+                f"({_amount(best.value, self.currency)} against "
+                f"{_amount(outcome.value, self.currency)})"
+            )
+            self.explain(stage, member, _Outcome(Status.LOST_TO_BETTER, reason), by=winner[0].id)
+
+    def closed(self, offer: _Offer) -> _Outcome | None:
+        """Why the promotion is not running now (not started, or over), if it is not."""
+        now = self.context.now
+        if offer.starts_at is not None and now < offer.starts_at:
+            return _Outcome(Status.NOT_STARTED, f"starts at {offer.starts_at.isoformat()}")
+        if offer.ends_at is not None and now >= offer.ends_at:
+            return _Outcome(Status.EXPIRED, f"ended at {offer.ends_at.isoformat()}")
+        return None
+
+    def explain_stopped(self, stage: Stage, offer: _Offer, stopper: str) -> None:
+        """Record that ``stopper`` stopped this promotion (unless it is not running anyway)."""
+        closed = self.closed(offer)
+        if closed is not None:
+            self.explain(stage, offer, closed)
+            return
+        reason = f"stopped by {stopper!r}, which stops the promotions after it"
+        self.explain(stage, offer, _Outcome(Status.STOPPED_BY, reason), by=stopper)
+
+    def settle(self, stage: Stage, offer: _Offer, outcome: _Outcome) -> None:
+        """Apply an outcome that applied; explain every outcome."""
+        if outcome.status is not Status.APPLIED:
+            self.explain(stage, offer, outcome)
+            return
+        promotion, currency, code, offer_id = offer.promotion, self.currency, offer.code, offer.id
+        exclusive, stage_name = promotion.exclusive, stage.value
+        shares: list[LineShare] = []
+        # The hot loop: objects from known-valid values, set slot by slot, no validators.
+        new, append = _new, shares.append
+        minor, cur = _money_minor, _money_currency
+        promo, staged, amount, coded = (
+            _adjustment_promotion,
+            _adjustment_stage,
+            _adjustment_amount,
+            _adjustment_code,
+        )
+        share_line, share_amount = _share_line, _share_amount
+        for line, discount, units in outcome.shares:
+            if exclusive:
+                line.excl_units += units
+                line.excl_discount += discount
+            elif units > line.shared_units:
+                line.shared_units = units
+            if discount:
+                line.remaining -= discount
+                money = new(Money)
+                minor(money, discount)
+                cur(money, currency)
+                adjustment = new(LineAdjustment)
+                promo(adjustment, offer_id)
+                staged(adjustment, stage_name)
+                amount(adjustment, money)
+                coded(adjustment, code)
+                line.adjustments.append(adjustment)
+                share = new(LineShare)
+                share_line(share, line.line_id)
+                share_amount(share, money)
+                append(share)
+        self.shipping_left -= outcome.shipping
+        self.shipping_discount += outcome.shipping
+        given = outcome.value
+        if stage is Stage.POST_ORDER:
+            self.entitlements.append(
+                Entitlement(
+                    offer.id,
+                    "points" if isinstance(promotion.benefit, Points) else "rebate",
+                    None if isinstance(promotion.benefit, Points) else Money(given, currency),
+                    outcome.points,
+                    code,
+                    promotion.benefit.funded_by
+                    if isinstance(promotion.benefit, Rebate)
+                    else "platform",
+                )
+            )
+            reason = (
+                f"earns {outcome.points} points"
+                if isinstance(promotion.benefit, Points)
+                else f"grants {_amount(given, currency)} cashback"
+            )
+        else:
+            self.adjustments.append(
+                Adjustment(
+                    offer.id,
+                    stage,
+                    _money(given, currency),
+                    tuple(shares),
+                    _money(outcome.shipping, currency) if outcome.shipping else None,
+                    code,
+                )
+            )
+            reason = f"took {_amount(given, currency)} off"
+        if stage is Stage.BASE_PRICE and not self.sales_mode:
+            self.sales_mode, self.sales_mode_by = promotion.sales_mode, offer.id
+        if offer.ends_at is not None:
+            self.ends.append(offer.ends_at)
+        self.claims.extend(outcome.claims)
+        outcome.reason = reason
+        gave = _money(0 if stage is Stage.POST_ORDER else given, currency)
+        self.explain(stage, offer, outcome, discount=gave)
+
+    def explain(
+        self,
+        stage: Stage,
+        offer: _Offer,
+        outcome: _Outcome,
+        *,
+        by: str = "",
+        discount: Money | None = None,
+    ) -> None:
+        """Record the explanation for one promotion."""
+        self.explanations.append(
+            Explanation(
+                offer.id,
+                stage,
+                outcome.status,
+                outcome.reason,
+                discount if discount is not None else Money.zero(self.currency),
+                outcome.shortfall,
+                by,
+                outcome.limit,
+                offer.code,
+            )
+        )
+
+    def result(self) -> PricingResult:
+        """The result, lines in the order they were given."""
+        currency = self.currency
+        zero = Money.zero(currency)
+        lines = tuple(
+            [
+                _priced(
+                    line.source,
+                    tuple(line.adjustments),
+                    _money(line.unit * line.qty - line.remaining, currency)
+                    if line.adjustments
+                    else zero,
+                )
+                for line in self.given
+            ]
+        )
+        return PricingResult(
+            currency=currency,
+            lines=lines,
+            adjustments=tuple(self.adjustments),
+            entitlements=tuple(self.entitlements),
+            explanations=tuple(self.explanations),
+            claims=tuple(self.claims),
+            shipping_fee=self.shipping_fee,
+            shipping_discount=Money(self.shipping_discount, currency),
+            sales_mode=self.sales_mode or "standard",
+            offer_ends_at=min(self.ends) if self.ends else None,
+        )
+
+
+def _by_unit_amount(one: tuple[_Line, int, int], other: tuple[_Line, int, int]) -> int:
+    """Order pool entries by amount per unit, then line: exact, by cross-multiplying.
+
+    (A ``Fraction`` key is exact too, but building and comparing fractions cost ten times more.)
+    """
+    _, units, amount = one
+    _, other_units, other_amount = other
+    return amount * other_units - other_amount * units or one[0].index - other[0].index
+
+
+_BY_UNIT_AMOUNT = functools.cmp_to_key(_by_unit_amount)
+
+_RULES: dict[type, Callable[[_Pricing, Any, _Pool, int, int], _Outcome]] = {
+    PercentOff: _Pricing.percent_off,
+    AmountOff: _Pricing.amount_off,
+    FixedPrice: _Pricing.fixed_price,
+    BuyXGetY: _Pricing.buy_x_get_y,
+    Threshold: _Pricing.threshold,
+    Tiered: _Pricing.tiered,
+    FreeShipping: _Pricing.free_shipping,
+    Rebate: _Pricing.rebate,
+    Points: _Pricing.points,
+}
+
+
+def _offers(promotions: Iterable[Promotion | Coupon], currency: str) -> list[_Offer]:
+    offers: list[_Offer] = []
+    ids: set[str] = set()
+    codes: set[str] = set()
+    for item in promotions:
+        if isinstance(item, Coupon):
+            if item.code in codes:
+                raise InvalidInput("coupons", item.code, "the same code was applied twice")
+            codes.add(item.code)
+            offer = _Offer(item.promotion, item)
+        elif isinstance(item, Promotion):
+            offer = _Offer(item, None)
+        else:
+            raise InvalidInput("promotions", item, "each must be a Promotion or a Coupon")
+        if offer.id in ids:
+            raise InvalidInput(
+                "promotions", offer.id, "a promotion was given twice (or by two of its codes)"
+            )
+        ids.add(offer.id)
+        theirs = offer.promotion.currency
+        if theirs is not None and theirs != currency:
+            raise CurrencyMismatch(currency, theirs, f"apply {offer.code or offer.id!r} to")
+        offers.append(offer)
+    return offers
+
+
+def price(
+    lines: Sequence[PricingLine | OrderLine],
+    promotions: Iterable[Promotion | Coupon],
+    context: PricingContext,
+) -> PricingResult:
+    """Price lines against promotions and coupons: pure, deterministic, explained.
+
+    Args:
+        lines: The cart's lines (:class:`PricingLine`, or order lines of
+            ``context.merchant_id``), at list prices; at least one, ids unique, one currency.
+        promotions: The promotions that may apply and the coupons the buyer entered.
+        context: The time, the buyer, the usage snapshot of the limits and the shipping fee.
+
+    Returns:
+        Every adjustment, the final amounts, one explanation per promotion, the entitlements
+        and the limit claims to reserve.
+
+    Raises:
+        InvalidInput: No lines, duplicate line ids, a promotion given twice, a coupon code
+            applied twice, something that is not a line or a promotion.
+        CurrencyMismatch: Lines, the shipping fee or a promotion (a coupon of another
+            currency) in different currencies.
+
+    """
+    if not isinstance(context, PricingContext):
+        raise InvalidInput("context", context, "must be a PricingContext")
+    pricing = _Pricing(lines, context)
+    pricing.run(_offers(promotions, pricing.currency))
+    return pricing.result()
+
+
+def limit_keys(promotions: Iterable[Promotion | Coupon], buyer_id: str) -> list[str]:
+    """The limit counters pricing these promotions for ``buyer_id`` reads from the usage.
+
+    Read them from the :class:`~ecommerce_core.ports.PromotionLedger` (``usage(keys)``) and
+    pass them as :attr:`PricingContext.usage`.
+    """
+    keys: list[str] = []
+    for item in promotions:
+        offer = _Offer(item.promotion, item) if isinstance(item, Coupon) else _Offer(item, None)
+        keys.extend(limit.key(offer.id, buyer_id=buyer_id) for limit in offer.limits)
+    return list(dict.fromkeys(keys))
