@@ -280,7 +280,7 @@ class TestHoldingADeposit:
         world.end(auction)
         assert world.deposit_balance(AMY) == yuan("20.00")  # the provider has not refunded yet
         assert world.deposit_postings(auction, AMY) == []
-        (key,) = [k for k, (_, r) in world.gateway._answers.items() if r.status == "pending"]
+        (key,) = world.gateway.pending_keys()
         world.service.handle_notification(world.gateway.settle_pending(key))
         assert world.deposit_postings(auction, AMY) == ["refund"]
         assert world.deposit_balance(AMY).is_zero
@@ -457,7 +457,7 @@ class TestTheEnd:
         world.service.cancel(order_id, BOB, "changed my mind")
         assert world.service.money(order_id).refunded.is_zero
         world.outcome = GatewayStatus.SUCCEEDED
-        pending = [k for k, (_, r) in world.gateway._answers.items() if r.status == "pending"]
+        pending = world.gateway.pending_keys()
         assert len(pending) == 2  # the balance's refund and the deposit's return
         for key in pending:
             world.service.handle_notification(world.gateway.settle_pending(key))

@@ -148,11 +148,7 @@ class AuctionRaces(RuleBasedStateMachine):
         return True
 
     def pending_keys(self) -> list[str]:
-        return sorted(
-            key
-            for key, (_, result) in self.gateway._answers.items()
-            if result.status is GatewayStatus.PENDING
-        )
+        return self.gateway.pending_keys()
 
     def offered_order(self) -> str | None:
         auction = self.auction

@@ -313,11 +313,7 @@ class TestRefusedCommandsChangeNothing:
 
 class TestPaymentsThatCompleteLate:
     def _pending(self, world: World) -> dict[str, str]:
-        (key,) = [
-            k
-            for k, (_, result) in world.gateway._answers.items()
-            if result.status is GatewayStatus.PENDING
-        ]
+        (key,) = world.gateway.pending_keys()
         return world.gateway.settle_pending(key)
 
     def test_a_joiners_payment_confirmed_by_notification_takes_the_paid_place(self) -> None:

@@ -143,11 +143,7 @@ class World:
         )
 
     def pending(self) -> list[str]:
-        return [
-            k
-            for k, (_, result) in self.gateway._answers.items()
-            if result.status is GatewayStatus.PENDING
-        ]
+        return self.gateway.pending_keys()
 
     def settle(self, *, succeeded: bool = True) -> dict[str, str]:
         (key,) = self.pending()

@@ -130,11 +130,7 @@ class DepositGroupBuyRaces(RuleBasedStateMachine):
         return [o.id for o in self.repo.all()]
 
     def pending_keys(self) -> list[str]:
-        return [
-            k
-            for k, (_, result) in self.gateway._answers.items()
-            if result.status is GatewayStatus.PENDING
-        ]
+        return self.gateway.pending_keys()
 
     def snapshot(self) -> tuple[object, ...]:
         return (

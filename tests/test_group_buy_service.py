@@ -133,11 +133,7 @@ class World:
         return self.clock.now() + timedelta(days=3650)
 
     def pending_notification(self, *, succeeded: bool = True) -> dict[str, str]:
-        (key,) = [
-            k
-            for k, (_, result) in self.gateway._answers.items()
-            if result.status is GatewayStatus.PENDING
-        ]
+        (key,) = self.gateway.pending_keys()
         return self.gateway.settle_pending(key, succeeded=succeeded)
 
 

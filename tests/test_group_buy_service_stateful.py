@@ -143,11 +143,7 @@ class GroupBuyRaces(RuleBasedStateMachine):
         return True
 
     def pending_keys(self) -> list[str]:
-        return sorted(
-            key
-            for key, (_, result) in self.gateway._answers.items()
-            if result.status is GatewayStatus.PENDING
-        )
+        return self.gateway.pending_keys()
 
     def order_ids(self) -> list[str]:
         return [o.id for o in self.repo.all()]

@@ -254,7 +254,7 @@ class TestPaymentsThatDoNotComplete:
         with pytest.raises(PaymentNotCompleted):
             world.service.pay_shares(order_id, ALICE)
         assert world.rounds.get(draw_round.id).sold == 0
-        (key,) = [k for k, (_, r) in world.gateway._answers.items() if r.status == "pending"]
+        (key,) = world.gateway.pending_keys()
         payload = world.gateway.settle_pending(key)
         world.service.handle_notification(payload)
         first = world.rounds.get(draw_round.id)
@@ -305,7 +305,7 @@ class TestPaymentsThatDoNotComplete:
         world.service.expire_due()
         assert world.rounds.get(draw_round.id).state == "unsold"
         world.outcome = GatewayStatus.SUCCEEDED
-        (key,) = [k for k, (_, r) in world.gateway._answers.items() if k.endswith(":sale")]
+        (key,) = [k for k in world.gateway.pending_keys() if k.endswith(":sale")]
         world.service.handle_notification(world.gateway.settle_pending(key))
         assert list(world.rounds.get(draw_round.id).purchase(order_id).numbers) == []
         money = world.service.money(order_id)

@@ -137,11 +137,7 @@ class DrawRaces(RuleBasedStateMachine):
         return True
 
     def pending_keys(self) -> list[str]:
-        return sorted(
-            key
-            for key, (_, result) in self.gateway._answers.items()
-            if result.status is GatewayStatus.PENDING
-        )
+        return self.gateway.pending_keys()
 
     def all_rounds(self) -> list[DrawRound]:
         return [self.rounds.get(r) for r in self.round_ids]

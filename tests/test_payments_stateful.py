@@ -154,11 +154,7 @@ class PaymentLives(RuleBasedStateMachine):
         return [p for p in self.service.payments_of(order_id) if isinstance(p, GatewayPayment)]
 
     def pending_keys(self) -> list[str]:
-        return sorted(
-            key
-            for key, (_, result) in self.gateway._answers.items()
-            if result.status is GatewayStatus.PENDING
-        )
+        return self.gateway.pending_keys()
 
     # ------------------------------------------------------------------ placing and paying
 

@@ -363,7 +363,7 @@ class TestAnAbandonedOrderVoidsItsRebateExactlyOnce:
         rebate = world.rebate(order_id)
         assert (rebate.state, rebate.refunded) == ("void", cny("0.00"))
         world.outcome = GatewayStatus.SUCCEEDED
-        for key in [k for k, (_, r) in world.gateway._answers.items() if r.status == "pending"]:
+        for key in world.gateway.pending_keys():
             world.service.handle_notification(world.gateway.settle_pending(key))
         assert len(world.events(RebateVoided)) == 1
 

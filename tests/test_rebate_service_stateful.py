@@ -150,11 +150,7 @@ class RebateRaces(RuleBasedStateMachine):
         return True
 
     def pending_keys(self) -> list[str]:
-        return sorted(
-            key
-            for key, (_, result) in self.gateway._answers.items()
-            if result.status is GatewayStatus.PENDING
-        )
+        return self.gateway.pending_keys()
 
     def pick(self, data: st.DataObject, *states: str) -> Order | None:
         if not self.order_ids:

@@ -120,11 +120,7 @@ class TeamRaces(RuleBasedStateMachine):
         return True
 
     def pending_keys(self) -> list[str]:
-        return sorted(
-            key
-            for key, (_, result) in self.gateway._answers.items()
-            if result.status is GatewayStatus.PENDING
-        )
+        return self.gateway.pending_keys()
 
     def team_of(self, order_id: str) -> str | None:
         return self.teams.team_of(order_id)

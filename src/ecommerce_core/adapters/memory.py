@@ -387,6 +387,21 @@ class ScriptedPaymentGateway:
 
     # ----------------------------------------------------------------- scripting
 
+    def pending_keys(self) -> list[str]:
+        """Idempotency keys of the requests still answered ``PENDING``, sorted.
+
+        Example:
+            >>> from ecommerce_core.ports import GatewayStatus
+            >>> ScriptedPaymentGateway(lambda _: GatewayStatus.PENDING).pending_keys()
+            []
+
+        """
+        return sorted(
+            key
+            for key, (_, result) in self._answers.items()
+            if result.status is GatewayStatus.PENDING
+        )
+
     def settle_pending(self, idempotency_key: str, *, succeeded: bool = True) -> dict[str, str]:
         """Complete a request answered ``PENDING`` and return the provider's callback for it.
 
