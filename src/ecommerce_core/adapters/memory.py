@@ -1434,7 +1434,7 @@ class InMemoryRebateRepository:
             stored = self._rebates[rebate_id]
         except (KeyError, TypeError):
             raise NotFound("rebate", rebate_id) from None
-        return copy.deepcopy(stored)
+        return _clone(stored)  # every field of a rebate is an immutable value
 
     def save(self, rebate: Rebate, expected_version: int) -> None:
         """Store ``rebate`` if nobody saved it since ``expected_version``."""
@@ -1462,9 +1462,7 @@ class InMemoryRebateRepository:
         return sorted(self._by_order.get(order_id, ()))
 
     def _store(self, rebate: Rebate) -> None:
-        stored = copy.deepcopy(rebate)
-        stored.events = ()  # events are published, not stored
-        self._rebates[rebate.id] = stored
+        self._rebates[rebate.id] = _stored(rebate)  # events are published, not stored
         self._by_order.setdefault(rebate.order_id, set()).add(rebate.id)
 
 
