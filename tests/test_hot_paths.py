@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import re
 from datetime import UTC, datetime
 
 import attrs
@@ -17,9 +18,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ecommerce_core import _slots
+from ecommerce_core.actors import Actor, ActorKind, _to_kind
 from ecommerce_core.events import OrderPlaced
 from ecommerce_core.money import CURRENCIES, MAX_MINOR_UNITS, Money, allocate_minor
 from ecommerce_core.orders import Deadline, Order, OrderLine, _deadline, _order_placed
+from ecommerce_core.payments.ledger import AccountKind, Movement, _to_account_kind, _to_movement
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.process import Process, ProcessDefinition, State, Transition
 
@@ -158,3 +161,70 @@ class TestAllocation:
     def test_equal_remainders_and_weights_go_to_the_earlier_share(self):
         assert allocate_minor(1, [1, 1]) == [1, 0]
         assert allocate_minor(1, [2, 1, 2]) == [1, 0, 0]
+
+
+class TestEnumConverters:
+    """Actor, Account and Posting hand enum members through without calling the enum."""
+
+    @pytest.mark.parametrize(
+        ("convert", "enum_type"),
+        [(_to_kind, ActorKind), (_to_account_kind, AccountKind), (_to_movement, Movement)],
+    )
+    def test_members_pass_through_and_values_convert_as_the_enum_call_does(
+        self, convert, enum_type
+    ):
+        for member in enum_type:
+            assert convert(member) is member
+            assert convert(member.value) is enum_type(member.value)
+
+    @pytest.mark.parametrize(
+        ("convert", "enum_type"),
+        [(_to_kind, ActorKind), (_to_account_kind, AccountKind), (_to_movement, Movement)],
+    )
+    @given(value=st.one_of(st.text(max_size=12), st.integers(), st.none()))
+    def test_anything_else_fails_exactly_as_the_enum_call_does(self, convert, enum_type, value):
+        try:
+            expected: object = enum_type(value)
+        except ValueError as error:
+            with pytest.raises(ValueError, match="^" + re.escape(str(error)) + "$"):
+                convert(value)
+        else:
+            assert convert(value) is expected
+
+    def test_an_actor_built_from_a_string_kind_equals_one_built_from_the_member(self):
+        assert Actor("buyer", "b-1") == Actor(ActorKind.BUYER, "b-1")
+        assert type(Actor("buyer", "b-1").kind) is ActorKind
+        with pytest.raises(ValueError, match="'shopper' is not a valid ActorKind"):
+            Actor("shopper", "b-1")
+
+
+class TestActorLabel:
+    """An actor's label is built once; events record it as ``str(actor)`` would have been."""
+
+    @given(kind=st.sampled_from(ActorKind), actor_id=texts.filter(str.strip))
+    def test_the_label_is_kind_and_id_as_formatted_by_hand(self, kind, actor_id):
+        actor = Actor(kind, actor_id)
+        assert actor.label == f"{kind.value}:{actor_id}" == str(actor)
+
+    def test_an_evolved_actor_gets_its_own_label(self):
+        assert attrs.evolve(Actor.buyer("b-1"), id="b-2").label == "buyer:b-2"
+
+    def test_the_label_takes_no_part_in_equality_repr_or_construction(self):
+        assert Actor.buyer("b-1") == Actor("buyer", "b-1")
+        assert "label" not in repr(Actor.buyer("b-1"))
+        with pytest.raises(TypeError):
+            Actor(ActorKind.BUYER, "b-1", "buyer:b-1")  # type: ignore[call-arg]
+
+    def test_an_order_event_records_the_label_of_the_actor_who_caused_it(self):
+        order = Order.place(
+            order_id="o-1",
+            buyer_id="b-1",
+            merchant_id="m-1",
+            lines=[OrderLine("1", "tea", 1, Money(100, "CNY"))],
+            now=NOW,
+            policy=OrderPolicy(),
+        )
+        order.cancel(Actor.platform("cs-7"), reason="duplicate", now=NOW)
+        assert order.events[-1].actor == "platform:cs-7"
+        assert order.cancellation is not None
+        assert order.cancellation.by == "platform:cs-7"

@@ -479,7 +479,7 @@ class PaymentRecord:
             aggregate_id=self.id,
             version=self.version,
             occurred_at=now,
-            actor=str(actor),
+            actor=actor.label if type(actor) is Actor else str(actor),  # label: built once
             **fields,
         )
         self.events = (*self.events, event)
