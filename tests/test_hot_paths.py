@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 
 from ecommerce_core import _slots
 from ecommerce_core.actors import Actor, ActorKind, _to_kind
+from ecommerce_core.errors import InvalidInput
 from ecommerce_core.events import OrderPlaced
 from ecommerce_core.money import CURRENCIES, MAX_MINOR_UNITS, Money, allocate_minor
-from ecommerce_core.orders import Deadline, Order, OrderLine, _deadline, _order_placed
+from ecommerce_core.orders import Deadline, Order, OrderLine, _deadline, _order_placed, check_now
 from ecommerce_core.payments.ledger import AccountKind, Movement, _to_account_kind, _to_movement
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.process import Process, ProcessDefinition, State, Transition
@@ -228,3 +229,30 @@ class TestActorLabel:
         assert order.events[-1].actor == "platform:cs-7"
         assert order.cancellation is not None
         assert order.cancellation.by == "platform:cs-7"
+
+
+class TestCheckNow:
+    """check_now passes an aware UTC datetime straight through; the rest take the full check."""
+
+    @given(moment=st.datetimes(timezones=st.just(UTC)))
+    def test_a_utc_datetime_is_returned_as_is(self, moment):
+        assert check_now(moment) is moment
+
+    @given(moment=st.datetimes(timezones=st.timezones()))
+    def test_any_aware_datetime_passes_as_the_full_check_says(self, moment):
+        assert check_now(moment) is moment
+
+    def test_a_datetime_subclass_in_utc_takes_the_full_check_and_passes(self):
+        class Stamp(datetime):
+            pass
+
+        moment = Stamp(2024, 11, 11, tzinfo=UTC)
+        assert check_now(moment) is moment
+
+    @pytest.mark.parametrize(
+        "value", [NOW.replace(tzinfo=None), "2024-11-11T00:00:00+00:00", None, 0, UTC]
+    )
+    def test_anything_else_is_refused_with_the_same_error(self, value):
+        with pytest.raises(InvalidInput, match="must be a timezone-aware datetime") as raised:
+            check_now(value)
+        assert raised.value.field == "now"

@@ -25,7 +25,7 @@ the running deadline and keeps its remaining time until the last hold is lifted
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Final
 
@@ -156,6 +156,8 @@ _MAY: Final[Mapping[str, frozenset[ActorKind]]] = MappingProxyType(
 
 def check_now(now: object) -> datetime:
     """Return ``now`` if it is a timezone-aware datetime, else raise :class:`InvalidInput`."""
+    if type(now) is datetime and now.tzinfo is UTC:  # the usual case: aware, offset zero
+        return now
     if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
         raise InvalidInput("now", now, "must be a timezone-aware datetime")
     return now

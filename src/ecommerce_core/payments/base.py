@@ -217,7 +217,10 @@ class PaymentRecord:
     @property
     def paid_in(self) -> Money:
         """Money paid in through this payment (``money().paid_in``)."""
-        return Money(sum(row[0] for row in self._rows().values()), self.currency)
+        minor = 0
+        for row in self._rows().values():  # a loop: no generator frame for a few lines
+            minor += row[0]
+        return Money(minor, self.total.currency)
 
     def _rows(self) -> dict[str, list[int]]:
         """The payment's postings folded per line (see :func:`.ledger.fold_rows`), memoised."""
@@ -268,7 +271,7 @@ class PaymentRecord:
             by_line = {
                 line_id: Money(minor, currency) for line_id, minor in left.items() if minor > 0
             }
-            total = Money(sum(m.minor for m in by_line.values()), currency)
+            total = Money(sum([m.minor for m in by_line.values()]), currency)
             memo.refunds, memo.refundable = refunds, (by_line, total)
         return memo.refundable
 
