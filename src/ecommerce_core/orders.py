@@ -579,11 +579,12 @@ class Order:
         _text("reference", reference)
         if not isinstance(amount, Money):
             raise InvalidInput("amount", amount, "must be Money")
-        if amount.currency != self.currency:
+        if amount.currency != self.total.currency:  # self.currency, without the property
             raise CurrencyMismatch(self.currency, amount.currency, "pay")
         dest = self.process.fire(self.state, "pay", self, amount, subject_id=self.id)
         self.payment = Payment(reference, amount, now)
-        self._move(dest, now, None)
+        self.state = dest  # _move, inline on the four commands of every lifecycle
+        self._set_timer(dest, now, None)
         self._record(OrderPaid, now, actor, amount=amount, payment_ref=reference)
 
     def ship(
@@ -609,7 +610,8 @@ class Order:
         _text("tracking_number", tracking_number)
         dest = self.process.fire(self.state, "ship", self, subject_id=self.id)
         self.shipment = ShipmentInfo(carrier, tracking_number, now)
-        self._move(dest, now, policy)
+        self.state = dest
+        self._set_timer(dest, now, policy)
         self._record(OrderShipped, now, actor, carrier=carrier, tracking_number=tracking_number)
 
     def deliver(self, actor: Actor, *, now: datetime, policy: OrderPolicy) -> None:
@@ -623,7 +625,8 @@ class Order:
         self._authorize("deliver", actor)
         check_now(now)
         dest = self.process.fire(self.state, "deliver", self, subject_id=self.id)
-        self._move(dest, now, policy)
+        self.state = dest
+        self._set_timer(dest, now, policy)
         self._record(OrderDelivered, now, actor)
 
     def confirm_receipt(self, actor: Actor, *, now: datetime, policy: OrderPolicy) -> None:
@@ -637,7 +640,8 @@ class Order:
         self._authorize("confirm_receipt", actor)
         check_now(now)
         dest = self.process.fire(self.state, "confirm_receipt", self, subject_id=self.id)
-        self._move(dest, now, policy)
+        self.state = dest
+        self._set_timer(dest, now, policy)
         self._record(ReceiptConfirmed, now, actor, automatic=False)
 
     def cancel(self, actor: Actor, *, reason: str, now: datetime) -> None:
