@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from ecommerce_core import _slots
 from ecommerce_core.actors import Actor, ActorKind, _to_kind
 from ecommerce_core.errors import InvalidInput
-from ecommerce_core.events import OrderPlaced
+from ecommerce_core.events import DomainEvent, OrderPlaced
 from ecommerce_core.money import CURRENCIES, MAX_MINOR_UNITS, Money, allocate_minor
 from ecommerce_core.orders import Deadline, Order, OrderLine, _deadline, _order_placed, check_now
 from ecommerce_core.payments.ledger import AccountKind, Movement, _to_account_kind, _to_movement
@@ -256,3 +256,76 @@ class TestCheckNow:
         with pytest.raises(InvalidInput, match="must be a timezone-aware datetime") as raised:
             check_now(value)
         assert raised.value.field == "now"
+
+
+def _event_classes() -> list[type]:
+    from ecommerce_core import events as order_events  # noqa: PLC0415  # collected for params
+    from ecommerce_core.payments import events as payment_events  # noqa: PLC0415
+
+    found = {
+        value
+        for module in (order_events, payment_events)
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, order_events.DomainEvent)
+        and value is not order_events.DomainEvent
+    }
+    return sorted(found, key=lambda cls: cls.__qualname__)
+
+
+def _values_for(cls: type) -> dict[str, object]:
+    """One value per field beyond the common four: a distinct, recognisable object each."""
+    return {f.name: ("value", f.name) for f in attrs.fields(cls)[4:]}
+
+
+class TestEventsBuiltSlotBySlot:
+    """_slots.event builds what the event class builds, or hands the call to the class."""
+
+    @pytest.mark.parametrize("cls", _event_classes(), ids=lambda cls: cls.__qualname__)
+    def test_every_order_and_payment_event_equals_the_one_its_class_builds(self, cls):
+        fields = _values_for(cls)
+        built = _slots.event(cls, "o-1", 3, NOW, "buyer:b-1", fields)
+        expected = cls(aggregate_id="o-1", version=3, occurred_at=NOW, actor="buyer:b-1", **fields)
+        assert type(built) is cls
+        assert built == expected
+        assert attrs.asdict(built, recurse=False) == attrs.asdict(expected, recurse=False)
+
+    @pytest.mark.parametrize("cls", _event_classes(), ids=lambda cls: cls.__qualname__)
+    def test_a_missing_or_unknown_field_raises_what_the_class_raises(self, cls):
+        fields = _values_for(cls)
+        if fields:
+            missing = dict(list(fields.items())[1:])
+            with pytest.raises(TypeError) as slow:
+                cls(aggregate_id="o-1", version=1, occurred_at=NOW, actor="a", **missing)
+            with pytest.raises(TypeError) as fast:
+                _slots.event(cls, "o-1", 1, NOW, "a", missing)
+            assert str(fast.value) == str(slow.value)
+            renamed = {**missing, "no_such_field": 1}  # as many names as fields, one unknown
+            with pytest.raises(TypeError) as slow:
+                cls(aggregate_id="o-1", version=1, occurred_at=NOW, actor="a", **renamed)
+            with pytest.raises(TypeError) as fast:
+                _slots.event(cls, "o-1", 1, NOW, "a", renamed)
+            assert str(fast.value) == str(slow.value)
+
+    def test_a_class_that_checks_its_fields_is_built_by_the_class(self):
+        @attrs.frozen(kw_only=True)
+        class Checked(DomainEvent):  # an event with a validated field
+            amount: int = attrs.field(validator=attrs.validators.gt(0))
+
+        assert _slots.event(Checked, "o-1", 1, NOW, "a", {"amount": 5}).amount == 5
+        with pytest.raises(ValueError, match="'amount' must be > 0"):
+            _slots.event(Checked, "o-1", 1, NOW, "a", {"amount": 0})
+
+    def test_a_class_with_a_post_init_or_a_default_left_out_is_built_by_the_class(self):
+        seen: list[str] = []
+
+        @attrs.frozen(kw_only=True)
+        class Hooked(DomainEvent):
+            note: str = "none"
+
+            def __attrs_post_init__(self) -> None:
+                seen.append(self.note)
+
+        assert _slots.event(Hooked, "o-1", 1, NOW, "a", {"note": "x"}).note == "x"
+        assert _slots.event(Hooked, "o-1", 1, NOW, "a", {}).note == "none"
+        assert seen == ["x", "none"]

@@ -31,6 +31,7 @@ from typing import Final
 
 import attrs
 
+from ecommerce_core._slots import event as _event
 from ecommerce_core._slots import new, slot_setter
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.errors import (
@@ -847,13 +848,8 @@ class Order:
         self, event_type: type[DomainEvent], now: datetime, actor: Actor | str, **fields: object
     ) -> None:
         self.version += 1
-        event = event_type(
-            aggregate_id=self.id,
-            version=self.version,
-            occurred_at=now,
-            actor=actor.label if type(actor) is Actor else str(actor),  # label: built once
-            **fields,
-        )
+        label = actor.label if type(actor) is Actor else str(actor)  # label: built once
+        event = _event(event_type, self.id, self.version, now, label, fields)  # slot by slot
         self.events = (*self.events, event)
 
     # ----------------------------------------------------------------- auto-confirm pause
