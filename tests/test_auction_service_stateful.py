@@ -163,7 +163,8 @@ class AuctionRaces(RuleBasedStateMachine):
         return sum(
             1
             for p in postings
-            if p.source.kind is AccountKind.DEPOSIT and f":deposit:{reference}" in p.key
+            if p.source.kind is AccountKind.DEPOSIT
+            and f":deposit:{reference}:" in f"{p.key}:"  # whole reference: ch-1 is not ch-10
         )
 
     # ------------------------------------------------------------------ rules

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import re
 from datetime import UTC, datetime
 
 import attrs
@@ -17,9 +18,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ecommerce_core import _slots
-from ecommerce_core.events import OrderPlaced
+from ecommerce_core.actors import Actor, ActorKind, _to_kind
+from ecommerce_core.errors import InvalidInput
+from ecommerce_core.events import DomainEvent, OrderPlaced
 from ecommerce_core.money import CURRENCIES, MAX_MINOR_UNITS, Money, allocate_minor
-from ecommerce_core.orders import Deadline, Order, OrderLine, _deadline, _order_placed
+from ecommerce_core.orders import Deadline, Order, OrderLine, _deadline, _order_placed, check_now
+from ecommerce_core.payments.ledger import AccountKind, Movement, _to_account_kind, _to_movement
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.process import Process, ProcessDefinition, State, Transition
 
@@ -158,3 +162,170 @@ class TestAllocation:
     def test_equal_remainders_and_weights_go_to_the_earlier_share(self):
         assert allocate_minor(1, [1, 1]) == [1, 0]
         assert allocate_minor(1, [2, 1, 2]) == [1, 0, 0]
+
+
+class TestEnumConverters:
+    """Actor, Account and Posting hand enum members through without calling the enum."""
+
+    @pytest.mark.parametrize(
+        ("convert", "enum_type"),
+        [(_to_kind, ActorKind), (_to_account_kind, AccountKind), (_to_movement, Movement)],
+    )
+    def test_members_pass_through_and_values_convert_as_the_enum_call_does(
+        self, convert, enum_type
+    ):
+        for member in enum_type:
+            assert convert(member) is member
+            assert convert(member.value) is enum_type(member.value)
+
+    @pytest.mark.parametrize(
+        ("convert", "enum_type"),
+        [(_to_kind, ActorKind), (_to_account_kind, AccountKind), (_to_movement, Movement)],
+    )
+    @given(value=st.one_of(st.text(max_size=12), st.integers(), st.none()))
+    def test_anything_else_fails_exactly_as_the_enum_call_does(self, convert, enum_type, value):
+        try:
+            expected: object = enum_type(value)
+        except ValueError as error:
+            with pytest.raises(ValueError, match="^" + re.escape(str(error)) + "$"):
+                convert(value)
+        else:
+            assert convert(value) is expected
+
+    def test_an_actor_built_from_a_string_kind_equals_one_built_from_the_member(self):
+        assert Actor("buyer", "b-1") == Actor(ActorKind.BUYER, "b-1")
+        assert type(Actor("buyer", "b-1").kind) is ActorKind
+        with pytest.raises(ValueError, match="'shopper' is not a valid ActorKind"):
+            Actor("shopper", "b-1")
+
+
+class TestActorLabel:
+    """An actor's label is built once; events record it as ``str(actor)`` would have been."""
+
+    @given(kind=st.sampled_from(ActorKind), actor_id=texts.filter(str.strip))
+    def test_the_label_is_kind_and_id_as_formatted_by_hand(self, kind, actor_id):
+        actor = Actor(kind, actor_id)
+        assert actor.label == f"{kind.value}:{actor_id}" == str(actor)
+
+    def test_an_evolved_actor_gets_its_own_label(self):
+        assert attrs.evolve(Actor.buyer("b-1"), id="b-2").label == "buyer:b-2"
+
+    def test_the_label_takes_no_part_in_equality_repr_or_construction(self):
+        assert Actor.buyer("b-1") == Actor("buyer", "b-1")
+        assert "label" not in repr(Actor.buyer("b-1"))
+        with pytest.raises(TypeError):
+            Actor(ActorKind.BUYER, "b-1", "buyer:b-1")  # type: ignore[call-arg]
+
+    def test_an_order_event_records_the_label_of_the_actor_who_caused_it(self):
+        order = Order.place(
+            order_id="o-1",
+            buyer_id="b-1",
+            merchant_id="m-1",
+            lines=[OrderLine("1", "tea", 1, Money(100, "CNY"))],
+            now=NOW,
+            policy=OrderPolicy(),
+        )
+        order.cancel(Actor.platform("cs-7"), reason="duplicate", now=NOW)
+        assert order.events[-1].actor == "platform:cs-7"
+        assert order.cancellation is not None
+        assert order.cancellation.by == "platform:cs-7"
+
+
+class TestCheckNow:
+    """check_now passes an aware UTC datetime straight through; the rest take the full check."""
+
+    @given(moment=st.datetimes(timezones=st.just(UTC)))
+    def test_a_utc_datetime_is_returned_as_is(self, moment):
+        assert check_now(moment) is moment
+
+    @given(moment=st.datetimes(timezones=st.timezones()))
+    def test_any_aware_datetime_passes_as_the_full_check_says(self, moment):
+        assert check_now(moment) is moment
+
+    def test_a_datetime_subclass_in_utc_takes_the_full_check_and_passes(self):
+        class Stamp(datetime):
+            pass
+
+        moment = Stamp(2024, 11, 11, tzinfo=UTC)
+        assert check_now(moment) is moment
+
+    @pytest.mark.parametrize(
+        "value", [NOW.replace(tzinfo=None), "2024-11-11T00:00:00+00:00", None, 0, UTC]
+    )
+    def test_anything_else_is_refused_with_the_same_error(self, value):
+        with pytest.raises(InvalidInput, match="must be a timezone-aware datetime") as raised:
+            check_now(value)
+        assert raised.value.field == "now"
+
+
+def _event_classes() -> list[type]:
+    from ecommerce_core import events as order_events  # noqa: PLC0415  # collected for params
+    from ecommerce_core.payments import events as payment_events  # noqa: PLC0415
+
+    found = {
+        value
+        for module in (order_events, payment_events)
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, order_events.DomainEvent)
+        and value is not order_events.DomainEvent
+    }
+    return sorted(found, key=lambda cls: cls.__qualname__)
+
+
+def _values_for(cls: type) -> dict[str, object]:
+    """One value per field beyond the common four: a distinct, recognisable object each."""
+    return {f.name: ("value", f.name) for f in attrs.fields(cls)[4:]}
+
+
+class TestEventsBuiltSlotBySlot:
+    """_slots.event builds what the event class builds, or hands the call to the class."""
+
+    @pytest.mark.parametrize("cls", _event_classes(), ids=lambda cls: cls.__qualname__)
+    def test_every_order_and_payment_event_equals_the_one_its_class_builds(self, cls):
+        fields = _values_for(cls)
+        built = _slots.event(cls, "o-1", 3, NOW, "buyer:b-1", fields)
+        expected = cls(aggregate_id="o-1", version=3, occurred_at=NOW, actor="buyer:b-1", **fields)
+        assert type(built) is cls
+        assert built == expected
+        assert attrs.asdict(built, recurse=False) == attrs.asdict(expected, recurse=False)
+
+    @pytest.mark.parametrize("cls", _event_classes(), ids=lambda cls: cls.__qualname__)
+    def test_a_missing_or_unknown_field_raises_what_the_class_raises(self, cls):
+        fields = _values_for(cls)
+        if fields:
+            missing = dict(list(fields.items())[1:])
+            with pytest.raises(TypeError) as slow:
+                cls(aggregate_id="o-1", version=1, occurred_at=NOW, actor="a", **missing)
+            with pytest.raises(TypeError) as fast:
+                _slots.event(cls, "o-1", 1, NOW, "a", missing)
+            assert str(fast.value) == str(slow.value)
+            renamed = {**missing, "no_such_field": 1}  # as many names as fields, one unknown
+            with pytest.raises(TypeError) as slow:
+                cls(aggregate_id="o-1", version=1, occurred_at=NOW, actor="a", **renamed)
+            with pytest.raises(TypeError) as fast:
+                _slots.event(cls, "o-1", 1, NOW, "a", renamed)
+            assert str(fast.value) == str(slow.value)
+
+    def test_a_class_that_checks_its_fields_is_built_by_the_class(self):
+        @attrs.frozen(kw_only=True)
+        class Checked(DomainEvent):  # an event with a validated field
+            amount: int = attrs.field(validator=attrs.validators.gt(0))
+
+        assert _slots.event(Checked, "o-1", 1, NOW, "a", {"amount": 5}).amount == 5
+        with pytest.raises(ValueError, match="'amount' must be > 0"):
+            _slots.event(Checked, "o-1", 1, NOW, "a", {"amount": 0})
+
+    def test_a_class_with_a_post_init_or_a_default_left_out_is_built_by_the_class(self):
+        seen: list[str] = []
+
+        @attrs.frozen(kw_only=True)
+        class Hooked(DomainEvent):
+            note: str = "none"
+
+            def __attrs_post_init__(self) -> None:
+                seen.append(self.note)
+
+        assert _slots.event(Hooked, "o-1", 1, NOW, "a", {"note": "x"}).note == "x"
+        assert _slots.event(Hooked, "o-1", 1, NOW, "a", {}).note == "none"
+        assert seen == ["x", "none"]

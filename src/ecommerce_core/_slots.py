@@ -13,7 +13,9 @@ from collections.abc import Callable
 from types import MemberDescriptorType
 from typing import Any
 
-__all__ = ["new", "slot_setter"]
+import attrs
+
+__all__ = ["event", "new", "slot_setter"]
 
 new = object.__new__
 """``new(cls)``: an instance with no field set yet (set every one before it escapes)."""
@@ -35,3 +37,59 @@ def slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
             break  # something else (a property, a method) hides the name
     msg = f"{cls.__qualname__} has no slot {name!r}"
     raise TypeError(msg)
+
+
+_PLAIN: dict[type, dict[str, Callable[[Any, Any], None]]] = {}
+
+
+def _plain_setters(cls: type) -> dict[str, Callable[[Any, Any], None]]:
+    """Slot setters by field name if ``cls.__init__`` does nothing but set its fields.
+
+    Empty (use the class) when any field has a validator, a converter, an alias, or is not an
+    ``__init__`` argument, or the class has an ``__attrs_post_init__`` / ``__attrs_pre_init__``
+    or a ``__setattr__`` hook: then only the class builds what the class builds.
+    """
+    if not attrs.has(cls) or any(
+        hasattr(cls, hook) for hook in ("__attrs_post_init__", "__attrs_pre_init__")
+    ):
+        return {}
+    fields = attrs.fields(cls)
+    if any(
+        f.validator is not None
+        or f.converter is not None
+        or f.on_setattr is not None
+        or not f.init
+        or f.alias != f.name
+        for f in fields
+    ):
+        return {}
+    return {f.name: slot_setter(cls, f.name) for f in fields}
+
+
+def event(  # noqa: PLR0917  # the event's four common fields, then the rest as a dict
+    cls: type, aggregate_id: str, version: int, at: Any, actor: str, fields: Any
+) -> Any:
+    """``cls(aggregate_id=..., version=..., occurred_at=at, actor=actor, **fields)``.
+
+    For a frozen, slotted event class whose constructor only sets its fields, built slot by
+    slot (about a third cheaper); when not every field is given, or one is not a field, or
+    the class does more than set fields, the class itself builds it (and raises what it
+    raises). ``fields`` is the keyword dict of the other fields.
+    """
+    setters = _PLAIN.get(cls)
+    if setters is None:
+        setters = _PLAIN[cls] = _plain_setters(cls)
+    if len(setters) == 4 + len(fields):  # every field given (a field missing: the class)
+        try:
+            built: Any = new(cls)
+            setters["aggregate_id"](built, aggregate_id)
+            setters["version"](built, version)
+            setters["occurred_at"](built, at)
+            setters["actor"](built, actor)
+            for name, value in fields.items():
+                setters[name](built, value)
+        except KeyError:
+            pass  # a name that is not a field: the class raises its TypeError below
+        else:
+            return built
+    return cls(aggregate_id=aggregate_id, version=version, occurred_at=at, actor=actor, **fields)

@@ -35,6 +35,12 @@ class ActorKind(enum.StrEnum):
     SYSTEM = "system"
 
 
+def _to_kind(value: ActorKind | str) -> ActorKind:
+    # A member passes through; calling the enum (EnumType.__call__, Python code) costs about
+    # a microsecond on every Actor built. Anything else converts, or fails, as ActorKind(value).
+    return value if type(value) is ActorKind else ActorKind(value)
+
+
 def _check_id(_: object, __: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("actor id", value, "must be a non-empty string")
@@ -47,11 +53,19 @@ class Actor:
     Attributes:
         kind: Buyer, merchant, platform (operator staff), carrier or system (timers).
         id: The party's id in the host application.
+        label: ``"kind:id"``, what ``str()`` gives and events record as their actor; built
+            once with the actor, not an argument.
 
     """
 
-    kind: ActorKind = attrs.field(converter=ActorKind)
+    kind: ActorKind = attrs.field(converter=_to_kind)
     id: str = attrs.field(validator=_check_id)
+    label: str = attrs.field(init=False, repr=False, eq=False, order=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Every event an actor causes records its label: built once here, not per event. A
+        # StrEnum formats as its value, without .value's lookup.
+        object.__setattr__(self, "label", f"{self.kind}:{self.id}")
 
     @classmethod
     def buyer(cls, buyer_id: str) -> Actor:
@@ -79,4 +93,4 @@ class Actor:
         return cls(ActorKind.SYSTEM, name)
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.id}"  # a StrEnum formats as its value, without .value's lookup
+        return self.label

@@ -25,12 +25,13 @@ the running deadline and keeps its remaining time until the last hold is lifted
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Final
 
 import attrs
 
+from ecommerce_core._slots import event as _event
 from ecommerce_core._slots import new, slot_setter
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.errors import (
@@ -156,6 +157,8 @@ _MAY: Final[Mapping[str, frozenset[ActorKind]]] = MappingProxyType(
 
 def check_now(now: object) -> datetime:
     """Return ``now`` if it is a timezone-aware datetime, else raise :class:`InvalidInput`."""
+    if type(now) is datetime and now.tzinfo is UTC:  # the usual case: aware, offset zero
+        return now
     if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
         raise InvalidInput("now", now, "must be a timezone-aware datetime")
     return now
@@ -577,11 +580,12 @@ class Order:
         _text("reference", reference)
         if not isinstance(amount, Money):
             raise InvalidInput("amount", amount, "must be Money")
-        if amount.currency != self.currency:
+        if amount.currency != self.total.currency:  # self.currency, without the property
             raise CurrencyMismatch(self.currency, amount.currency, "pay")
         dest = self.process.fire(self.state, "pay", self, amount, subject_id=self.id)
         self.payment = Payment(reference, amount, now)
-        self._move(dest, now, None)
+        self.state = dest  # _move, inline on the four commands of every lifecycle
+        self._set_timer(dest, now, None)
         self._record(OrderPaid, now, actor, amount=amount, payment_ref=reference)
 
     def ship(
@@ -607,7 +611,8 @@ class Order:
         _text("tracking_number", tracking_number)
         dest = self.process.fire(self.state, "ship", self, subject_id=self.id)
         self.shipment = ShipmentInfo(carrier, tracking_number, now)
-        self._move(dest, now, policy)
+        self.state = dest
+        self._set_timer(dest, now, policy)
         self._record(OrderShipped, now, actor, carrier=carrier, tracking_number=tracking_number)
 
     def deliver(self, actor: Actor, *, now: datetime, policy: OrderPolicy) -> None:
@@ -621,7 +626,8 @@ class Order:
         self._authorize("deliver", actor)
         check_now(now)
         dest = self.process.fire(self.state, "deliver", self, subject_id=self.id)
-        self._move(dest, now, policy)
+        self.state = dest
+        self._set_timer(dest, now, policy)
         self._record(OrderDelivered, now, actor)
 
     def confirm_receipt(self, actor: Actor, *, now: datetime, policy: OrderPolicy) -> None:
@@ -635,7 +641,8 @@ class Order:
         self._authorize("confirm_receipt", actor)
         check_now(now)
         dest = self.process.fire(self.state, "confirm_receipt", self, subject_id=self.id)
-        self._move(dest, now, policy)
+        self.state = dest
+        self._set_timer(dest, now, policy)
         self._record(ReceiptConfirmed, now, actor, automatic=False)
 
     def cancel(self, actor: Actor, *, reason: str, now: datetime) -> None:
@@ -841,13 +848,8 @@ class Order:
         self, event_type: type[DomainEvent], now: datetime, actor: Actor | str, **fields: object
     ) -> None:
         self.version += 1
-        event = event_type(
-            aggregate_id=self.id,
-            version=self.version,
-            occurred_at=now,
-            actor=str(actor),
-            **fields,
-        )
+        label = actor.label if type(actor) is Actor else str(actor)  # label: built once
+        event = _event(event_type, self.id, self.version, now, label, fields)  # slot by slot
         self.events = (*self.events, event)
 
     # ----------------------------------------------------------------- auto-confirm pause

@@ -23,6 +23,7 @@ from typing import Final
 
 import attrs
 
+from ecommerce_core._slots import event as _event
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.errors import (
     CurrencyMismatch,
@@ -217,7 +218,10 @@ class PaymentRecord:
     @property
     def paid_in(self) -> Money:
         """Money paid in through this payment (``money().paid_in``)."""
-        return Money(sum(row[0] for row in self._rows().values()), self.currency)
+        minor = 0
+        for row in self._rows().values():  # a loop: no generator frame for a few lines
+            minor += row[0]
+        return Money(minor, self.total.currency)
 
     def _rows(self) -> dict[str, list[int]]:
         """The payment's postings folded per line (see :func:`.ledger.fold_rows`), memoised."""
@@ -268,7 +272,7 @@ class PaymentRecord:
             by_line = {
                 line_id: Money(minor, currency) for line_id, minor in left.items() if minor > 0
             }
-            total = Money(sum(m.minor for m in by_line.values()), currency)
+            total = Money(sum([m.minor for m in by_line.values()]), currency)
             memo.refunds, memo.refundable = refunds, (by_line, total)
         return memo.refundable
 
@@ -475,13 +479,8 @@ class PaymentRecord:
         self, event_type: type[DomainEvent], now: datetime, actor: Actor, **fields: object
     ) -> None:
         self.version += 1
-        event = event_type(
-            aggregate_id=self.id,
-            version=self.version,
-            occurred_at=now,
-            actor=str(actor),
-            **fields,
-        )
+        label = actor.label if type(actor) is Actor else str(actor)  # label: built once
+        event = _event(event_type, self.id, self.version, now, label, fields)  # slot by slot
         self.events = (*self.events, event)
 
 

@@ -231,10 +231,13 @@ class GatewayPayment(PaymentRecord):
     # ----------------------------------------------------------------- reading
 
     def _sum(self, status: CaptureStatus) -> Money:
-        # every capture is in the payment's currency (checked when asked or reported)
-        return Money(
-            sum(c.amount.minor for c in self.captures if c.status is status), self.currency
-        )
+        # every capture is in the payment's currency (checked when asked or reported); a loop,
+        # not sum() over a generator: a payment has a capture or two, asked about on every command
+        minor = 0
+        for capture in self.captures:
+            if capture.status is status:
+                minor += capture.amount.minor
+        return Money(minor, self.total.currency)
 
     @property
     def captured(self) -> Money:
@@ -258,7 +261,10 @@ class GatewayPayment(PaymentRecord):
 
     def capture_record(self, key: str) -> Capture | None:
         """The capture with this key, if any."""
-        return next((c for c in self.captures if c.key == key), None)
+        for capture in self.captures:
+            if capture.key == key:
+                return capture
+        return None
 
     # ----------------------------------------------------------------- captures
 

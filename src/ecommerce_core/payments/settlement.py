@@ -78,7 +78,7 @@ class _Book:
         self.postings: list[Posting] = []
 
     def move(self, line_id: str, source: Account, target: Account, amount: Money) -> None:
-        if not amount.is_positive:
+        if amount.minor <= 0:  # Money.is_positive, without the property's frame
             return
         number = len(self.postings) + 1
         if number == 1:
@@ -143,7 +143,9 @@ def _fill(
     """Split incoming money over the lines by what each still lacks; the excess is order level."""
     paid = _paid_in_by_line(done)
     lacking = [(line_id, max(cost.minor - paid.get(line_id, 0), 0)) for line_id, cost in allocation]
-    room = sum(weight for _, weight in lacking)
+    room = 0
+    for _, weight in lacking:  # a loop: no generator frame for an order's few lines
+        room += weight
     fitting = min(amount.minor, room)
     if fitting == room:  # every line gets exactly what it lacks (what split would give)
         currency = amount.currency
@@ -182,7 +184,7 @@ def _settle(
     now = sum(minors)
     due = policy.commission_total(Money(settled_before + now, currency)).minor - charged_before
     cuts = (
-        dict(zip((k for k, _ in shares), allocate_minor(due, minors), strict=True))
+        dict(zip([k for k, _ in shares], allocate_minor(due, minors), strict=True))
         if due > 0
         else {}
     )

@@ -298,29 +298,33 @@ class OrderService:
             TransitionNotAllowed: The order is not awaiting shipment.
 
         """
-        return self._run(
-            order_id,
-            lambda order: order.ship(
-                actor,
-                carrier=carrier,
-                tracking_number=tracking_number,
-                now=self.clock.now(),
-                policy=self.policy,
-            ),
+        order = self.orders.get(order_id)  # _run, inline on every lifecycle (no lambda)
+        version = order.version
+        order.ship(
+            actor,
+            carrier=carrier,
+            tracking_number=tracking_number,
+            now=self.clock.now(),
+            policy=self.policy,
         )
+        self.orders.save(order, version)
+        return self._publish(order)
 
     def deliver(self, order_id: str, actor: Actor) -> Order:
         """The carrier reports the parcel delivered."""
-        return self._run(
-            order_id, lambda order: order.deliver(actor, now=self.clock.now(), policy=self.policy)
-        )
+        order = self.orders.get(order_id)  # _run, inline
+        version = order.version
+        order.deliver(actor, now=self.clock.now(), policy=self.policy)
+        self.orders.save(order, version)
+        return self._publish(order)
 
     def confirm_receipt(self, order_id: str, actor: Actor) -> Order:
         """The buyer confirms receipt; the after-sales window opens."""
-        return self._run(
-            order_id,
-            lambda order: order.confirm_receipt(actor, now=self.clock.now(), policy=self.policy),
-        )
+        order = self.orders.get(order_id)  # _run, inline
+        version = order.version
+        order.confirm_receipt(actor, now=self.clock.now(), policy=self.policy)
+        self.orders.save(order, version)
+        return self._publish(order)
 
     def cancel(self, order_id: str, actor: Actor, reason: str) -> Order:
         """Cancel before shipment: stock goes back and a paid order is refunded.

@@ -271,9 +271,9 @@ class PaymentCore(OrderService):
         excess = payment.paid_in - keeps
         if automatic:
             excess -= sum(automatic, Money.zero(order.currency))
-        if excess.is_positive:  # what is left to give back is at most what is refundable
+        if excess.minor > 0:  # what is left to give back is at most what is refundable
             excess = min(excess, payment.refundable)
-        if excess.is_positive:
+        if excess.minor > 0:
             reason = (
                 "order cancelled"
                 if order.state == OrderState.CANCELLED
@@ -289,7 +289,7 @@ class PaymentCore(OrderService):
             )
             return True
         if (
-            keeps.is_zero
+            keeps.minor == 0
             and isinstance(payment, GatewayPayment)
             and payment.captured.is_zero
             and payment.state in (GatewayState.CREATED, GatewayState.AUTHORIZED)
