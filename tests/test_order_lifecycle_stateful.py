@@ -18,6 +18,7 @@ import pytest
 from hypothesis import settings
 
 from ecommerce_core import Actor
+from ecommerce_core.errors import InvalidInput, RuleViolation
 from ecommerce_core.ports import GatewayStatus
 from ecommerce_core.testing.stateful import OrderLifecycleMachine
 
@@ -49,23 +50,46 @@ DefaultOrderLifecycle.TestCase.settings = settings(
 TestDefaultOrderLifecycle = DefaultOrderLifecycle.TestCase
 
 
-class TestKnownGaps:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="OrderService.cancel ignores a declined refund: the order is cancelled while the "
-        "provider keeps the money (found by the lifecycle machine once refunds may fail)",
-    )
-    def test_a_declined_refund_on_cancel_leaves_no_money_held(self):
+class TestACancelWhoseRefundIsDeclined:
+    def test_is_refused_and_leaves_the_order_paid_with_its_money(self):
         machine = OrderLifecycleMachine()
         machine.refunds_may_fail = True
         machine.start()
         order = machine.service.buy_now(Actor.buyer("alice"), "tea", 1)
         machine.service.pay(order.id, Actor.buyer("alice"))
         machine.outcome = GatewayStatus.DECLINED
-        machine.service.cancel(order.id, Actor.buyer("alice"), "changed my mind")
+        before = machine.snapshot()
+        with pytest.raises(RuleViolation, match="declined the refund"):
+            machine.service.cancel(order.id, Actor.buyer("alice"), "changed my mind")
+        assert machine.snapshot() == before
+        assert machine.repository.get(order.id).state == "awaiting_shipment"
         machine.money_held_matches_paid_orders()
 
-    def test_with_refunds_that_succeed_the_same_story_holds_its_money_invariant(self):
+    def test_a_cancel_refused_for_its_input_never_asks_the_provider(self):
+        machine = OrderLifecycleMachine()
+        machine.start()
+        order = machine.service.buy_now(Actor.buyer("alice"), "tea", 1)
+        machine.service.pay(order.id, Actor.buyer("alice"))
+        before = machine.snapshot()
+        with pytest.raises(InvalidInput):
+            machine.service.cancel(order.id, Actor.buyer("alice"), "")
+        assert machine.snapshot() == before
+        assert order.id not in machine.gateway.refunded
+
+    def test_a_retry_sends_the_same_key_and_never_refunds_twice(self):
+        machine = OrderLifecycleMachine()
+        machine.refunds_may_fail = True
+        machine.start()
+        order = machine.service.buy_now(Actor.buyer("alice"), "tea", 1)
+        machine.service.pay(order.id, Actor.buyer("alice"))
+        machine.outcome = GatewayStatus.DECLINED
+        for _ in range(2):
+            with pytest.raises(RuleViolation):
+                machine.service.cancel(order.id, Actor.buyer("alice"), "changed my mind")
+        assert order.id not in machine.gateway.refunded
+        machine.money_held_matches_paid_orders()
+
+    def test_with_refunds_that_succeed_the_same_story_cancels_and_refunds(self):
         machine = OrderLifecycleMachine()
         machine.start()
         order = machine.service.buy_now(Actor.buyer("alice"), "tea", 1)

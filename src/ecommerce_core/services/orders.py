@@ -27,7 +27,7 @@ import attrs
 
 from ecommerce_core.actors import Actor
 from ecommerce_core.delivery import DeliveryOption
-from ecommerce_core.errors import InvalidInput, PaymentNotCompleted, VersionConflict
+from ecommerce_core.errors import InvalidInput, PaymentNotCompleted, RuleViolation, VersionConflict
 from ecommerce_core.limits import StockTiming
 from ecommerce_core.money import Money
 from ecommerce_core.orders import (
@@ -47,6 +47,7 @@ from ecommerce_core.ports import (
     ChargeRequest,
     Clock,
     EventPublisher,
+    GatewayStatus,
     IdSource,
     Inventory,
     OrderRepository,
@@ -329,11 +330,23 @@ class OrderService:
     def cancel(self, order_id: str, actor: Actor, reason: str) -> Order:
         """Cancel before shipment: stock goes back and a paid order is refunded.
 
+        This service keeps no record of refunds, so a paid order's refund is asked for first,
+        under the order's one refund key, and the order is cancelled only once the provider
+        accepted it (succeeded, or pending). A retried cancel sends the same key, so it never
+        refunds twice; and a provider that declined the key answers the same again, so the
+        order stays paid and goes on to be shipped: money and goods never part.
+        :class:`~ecommerce_core.services.PaymentService` instead cancels at once and tracks the
+        refund in its ledger, retrying it under fresh keys until it succeeds.
+
         Raises:
             Forbidden: Not the order's buyer or merchant, nor the platform.
             TransitionNotAllowed: Already shipped or finished.
+            RuleViolation: The provider declined the refund; the order stays paid, unchanged.
 
         """
+        loaded = self.orders.get(order_id)
+        if loaded.payment is not None:
+            self._refund_before_cancel(loaded, actor, reason)
         order = self._run(
             order_id, lambda o: o.cancel(actor, reason=reason, now=self.clock.now()), publish=False
         )
@@ -395,15 +408,30 @@ class OrderService:
         self.orders.save(order, version)
         return self._publish(order) if publish else order
 
-    def _undo(self, order: Order) -> None:
-        """Give back what a cancelled order held: its stock, and its money if it was paid."""
-        self._release_holds(order)
-        if order.payment is not None:
-            self.payments.refund(
-                RefundRequest(
-                    order.id, order.payment.reference, order.payment.amount, f"{order.id}:refund"
-                )
+    def _refund_before_cancel(self, loaded: Order, actor: Actor, reason: str) -> None:
+        """Refund a paid order about to be cancelled (see :meth:`cancel`).
+
+        The cancel is rehearsed on ``loaded`` (a copy, never saved) first, so a cancel refused
+        for any reason (actor, state, reason) never reaches the provider.
+        """
+        payment, state = loaded.payment, loaded.state
+        assert payment is not None  # noqa: S101  # called for paid orders only
+        loaded.cancel(actor, reason=reason, now=self.clock.now())  # refused: nothing asked
+        result = self.payments.refund(
+            RefundRequest(loaded.id, payment.reference, payment.amount, f"{loaded.id}:refund")
+        )
+        if result.status is GatewayStatus.DECLINED:
+            raise RuleViolation(
+                loaded.id,
+                "cancel",
+                state,
+                f"the provider declined the refund ({result.message or 'no reason given'});"
+                " the order stays paid",
             )
+
+    def _undo(self, order: Order) -> None:
+        """Give back what a cancelled or timed-out order held (its money went back first)."""
+        self._release_holds(order)
 
     def _publish(self, order: Order) -> Order:
         self.publisher.publish(order.collect_events())

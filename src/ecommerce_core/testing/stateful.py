@@ -189,11 +189,13 @@ class OrderLifecycleMachine(RuleBasedStateMachine):
     orders = Bundle("orders")
     policy: ClassVar[OrderPolicy] = OrderPolicy(max_line_quantity=50)
     refunds_may_fail: ClassVar[bool] = False
-    """Whether the provider may decline refunds too, not only charges.
+    """Whether the provider may decline refunds, or leave them pending, not only charges.
 
-    Off by default: :class:`~ecommerce_core.services.OrderService` does not yet act on a
-    declined refund (the order is cancelled while the provider keeps the money), which the
-    money invariant would report. Turn it on once refunds that fail are handled.
+    Off by default. A declined refund refuses the cancel and leaves the order paid
+    (:meth:`~ecommerce_core.services.OrderService.cancel`), but a refund left pending cancels
+    the order while the provider still holds the money until it settles, which the money
+    invariant checked after every step would report: the plain service keeps no record of
+    refunds (:class:`~ecommerce_core.services.PaymentService` does).
     """
 
     # ------------------------------------------------------------------ factories
