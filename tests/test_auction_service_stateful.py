@@ -49,6 +49,7 @@ from ecommerce_core.auctions import Auction, AuctionTerms, DepositStatus, Second
 from ecommerce_core.payments.ledger import Account, AccountKind
 from ecommerce_core.ports import GatewayStatus, Product, RefundRequest
 from ecommerce_core.services import CampaignService
+from ecommerce_core.testing.stateful import RefusalsChangeNothing
 
 CNY = "CNY"
 BIDDERS = [Actor.buyer(name) for name in ("ann", "ben", "cat", "dan", "eve")]
@@ -62,7 +63,7 @@ def yuan(minor: int) -> Money:
     return Money(minor, CNY)
 
 
-class AuctionRaces(RuleBasedStateMachine):
+class AuctionRaces(RefusalsChangeNothing, RuleBasedStateMachine):
     """One lot, five bidders, random reserve, buyout and second-chance policy."""
 
     @initialize(
@@ -136,16 +137,6 @@ class AuctionRaces(RuleBasedStateMachine):
             dict(self.gateway.charged),
             dict(self.gateway.refunded),
         )
-
-    def attempt_unchanged(self, action: object) -> bool:
-        """Run ``action``; if refused, assert nothing changed. ``True`` if it succeeded."""
-        before = self.snapshot()
-        try:
-            action()  # type: ignore[operator]
-        except EcommerceCoreError:
-            assert self.snapshot() == before
-            return False
-        return True
 
     def pending_keys(self) -> list[str]:
         return self.gateway.pending_keys()

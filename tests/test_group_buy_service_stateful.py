@@ -56,6 +56,7 @@ from ecommerce_core.campaigns.group_buy import GroupBuy, GroupBuyTerms, PriceTie
 from ecommerce_core.payments import GatewayPayment
 from ecommerce_core.ports import GatewayStatus, Product
 from ecommerce_core.services import CampaignService
+from ecommerce_core.testing.stateful import RefusalsChangeNothing
 
 CNY = "CNY"
 STOCK = 200
@@ -70,7 +71,7 @@ def yuan(amount: str) -> Money:
     return Money.of(amount, CNY)
 
 
-class GroupBuyRaces(RuleBasedStateMachine):
+class GroupBuyRaces(RefusalsChangeNothing, RuleBasedStateMachine):
     """One group buy with a random minimum, cap and measure, raced for by six buyers."""
 
     @initialize(
@@ -131,16 +132,6 @@ class GroupBuyRaces(RuleBasedStateMachine):
             self.inventory.on_hand("tea"),
             len(self.ledger.all()),
         )
-
-    def attempt_unchanged(self, action: object) -> bool:
-        """Run ``action``; if refused, assert nothing changed. ``True`` if it succeeded."""
-        before = self.snapshot()
-        try:
-            action()  # type: ignore[operator]
-        except EcommerceCoreError:
-            assert self.snapshot() == before
-            return False
-        return True
 
     def pending_keys(self) -> list[str]:
         return self.gateway.pending_keys()

@@ -62,6 +62,7 @@ from ecommerce_core.payments import GatewayPayment
 from ecommerce_core.ports import GatewayStatus, Product
 from ecommerce_core.services import CampaignService
 from ecommerce_core.services.lucky_draws import share_sku
+from ecommerce_core.testing.stateful import RefusalsChangeNothing
 
 CNY = "CNY"
 PHONES = 4
@@ -76,7 +77,7 @@ RUNNING = ("selling", "sold_out", "awaiting_address")
 WINNER_STATES = ("awaiting_address", "awaiting_shipment", "forfeited", "cancelled")
 
 
-class DrawRaces(RuleBasedStateMachine):
+class DrawRaces(RefusalsChangeNothing, RuleBasedStateMachine):
     """Up to three rounds of a random size, raced for by five buyers."""
 
     @initialize(
@@ -125,16 +126,6 @@ class DrawRaces(RuleBasedStateMachine):
             [self.inventory.available(share_sku(r)) for r in self.round_ids],
             len(self.ledger.all()),
         )
-
-    def attempt_unchanged(self, action: object) -> bool:
-        """Run ``action``; if refused, assert nothing changed. ``True`` if it succeeded."""
-        before = self.snapshot()
-        try:
-            action()  # type: ignore[operator]
-        except EcommerceCoreError:
-            assert self.snapshot() == before
-            return False
-        return True
 
     def pending_keys(self) -> list[str]:
         return self.gateway.pending_keys()

@@ -60,6 +60,7 @@ from ecommerce_core.ports import GatewayStatus, Product
 from ecommerce_core.promotions import Promotion, Scope
 from ecommerce_core.promotions import Rebate as Cashback
 from ecommerce_core.services import CampaignService
+from ecommerce_core.testing.stateful import RefusalsChangeNothing
 
 CNY = "CNY"
 STOCK = 40
@@ -76,7 +77,7 @@ def cny(minor: int) -> Money:
     return Money(minor, CNY)
 
 
-class RebateRaces(RuleBasedStateMachine):
+class RebateRaces(RefusalsChangeNothing, RuleBasedStateMachine):
     """Orders racing through payment, shipment, receipt, refunds and the scheduler."""
 
     @initialize()
@@ -138,16 +139,6 @@ class RebateRaces(RuleBasedStateMachine):
             {sku: (self.inventory.available(sku), self.inventory.on_hand(sku)) for sku in SKUS},
             len(self.ledger.all()),
         )
-
-    def attempt_unchanged(self, action: object) -> bool:
-        """Run ``action``; if refused, assert nothing changed. ``True`` if it succeeded."""
-        before = self.snapshot()
-        try:
-            action()  # type: ignore[operator]
-        except EcommerceCoreError:
-            assert self.snapshot() == before
-            return False
-        return True
 
     def pending_keys(self) -> list[str]:
         return self.gateway.pending_keys()

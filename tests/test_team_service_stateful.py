@@ -47,6 +47,7 @@ from ecommerce_core.campaigns.team import TeamTerms, WhenFull
 from ecommerce_core.payments import GatewayPayment
 from ecommerce_core.ports import GatewayStatus, Product
 from ecommerce_core.services import CampaignService
+from ecommerce_core.testing.stateful import RefusalsChangeNothing
 
 CNY = "CNY"
 STOCK = 60
@@ -57,7 +58,7 @@ OUTCOMES = st.sampled_from(
 )
 
 
-class TeamRaces(RuleBasedStateMachine):
+class TeamRaces(RefusalsChangeNothing, RuleBasedStateMachine):
     """Teams of a random size, raced for by five buyers."""
 
     @initialize(
@@ -108,16 +109,6 @@ class TeamRaces(RuleBasedStateMachine):
             self.inventory.on_hand("tea"),
             len(self.ledger.all()),
         )
-
-    def attempt_unchanged(self, action: object) -> bool:
-        """Run ``action``; if refused, assert nothing changed. ``True`` if it succeeded."""
-        before = self.snapshot()
-        try:
-            action()  # type: ignore[operator]
-        except EcommerceCoreError:
-            assert self.snapshot() == before
-            return False
-        return True
 
     def pending_keys(self) -> list[str]:
         return self.gateway.pending_keys()

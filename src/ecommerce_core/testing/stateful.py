@@ -93,6 +93,7 @@ __all__ = [
     "LIFECYCLE_PRODUCTS",
     "LIFECYCLE_STOCK",
     "OrderLifecycleMachine",
+    "RefusalsChangeNothing",
 ]
 
 LIFECYCLE_STOCK: Final = 12
@@ -508,3 +509,44 @@ class OrderLifecycleMachine(RuleBasedStateMachine):
                 order.state in _PAID
                 or (order.cancellation is not None and order.payment is not None)
             )
+
+
+class RefusalsChangeNothing:
+    """For a stateful test: run a command, and if it is refused, check that nothing changed.
+
+    Mix it into a :class:`~hypothesis.stateful.RuleBasedStateMachine` that defines
+    :meth:`snapshot` (everything a refused command must leave as it was: aggregates with their
+    versions, stock, ledger postings, the provider's books).
+
+    Example:
+        >>> from ecommerce_core.errors import InvalidInput
+        >>> class Counter(RefusalsChangeNothing):
+        ...     def __init__(self) -> None:
+        ...         self.count = 0
+        ...     def snapshot(self) -> object:
+        ...         return self.count
+        ...     def refuse(self) -> None:
+        ...         raise InvalidInput("n", -1, "must be positive")
+        >>> Counter().attempt_unchanged(Counter().refuse)
+        False
+
+    """
+
+    def snapshot(self) -> object:
+        """Everything a refused command must leave as it was."""
+        raise NotImplementedError
+
+    def attempt_unchanged(self, action: Callable[[], object]) -> bool:
+        """Run ``action``; if it raises a library error, assert :meth:`snapshot` is unchanged.
+
+        Returns:
+            ``True`` if the command was accepted, ``False`` if it was refused.
+
+        """
+        before = self.snapshot()
+        try:
+            action()
+        except EcommerceCoreError:
+            assert self.snapshot() == before, "a refused command changed something"  # a test helper
+            return False
+        return True
