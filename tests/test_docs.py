@@ -73,3 +73,11 @@ def test_every_docs_page_is_in_the_site_navigation():
     pages = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md")}
     assert pages - nav_pages() == set(), "add the page to `nav:` in mkdocs.yml"
     assert nav_pages() - pages == set(), "mkdocs.yml names a page that does not exist"
+
+
+def test_every_navigation_title_parses_as_yaml_a_colon_in_it_is_quoted():
+    text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    titles = re.findall(r"^\s*- (.+):\s*[\w./-]+\.md\s*$", text, re.MULTILINE)
+    assert titles
+    unquoted = [t for t in titles if ":" in t and not (t.startswith('"') and t.endswith('"'))]
+    assert unquoted == [], "quote a navigation title that holds a colon (YAML reads a mapping)"
