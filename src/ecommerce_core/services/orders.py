@@ -344,9 +344,7 @@ class OrderService:
             RuleViolation: The provider declined the refund; the order stays paid, unchanged.
 
         """
-        loaded = self.orders.get(order_id)
-        if loaded.payment is not None:
-            self._refund_before_cancel(loaded, actor, reason)
+        self._refund_before_cancel(order_id, actor, reason)
         order = self._run(
             order_id, lambda o: o.cancel(actor, reason=reason, now=self.clock.now()), publish=False
         )
@@ -408,14 +406,16 @@ class OrderService:
         self.orders.save(order, version)
         return self._publish(order) if publish else order
 
-    def _refund_before_cancel(self, loaded: Order, actor: Actor, reason: str) -> None:
-        """Refund a paid order about to be cancelled (see :meth:`cancel`).
+    def _refund_before_cancel(self, order_id: str, actor: Actor, reason: str) -> None:
+        """Refund the order about to be cancelled, if it was paid (see :meth:`cancel`).
 
-        The cancel is rehearsed on ``loaded`` (a copy, never saved) first, so a cancel refused
-        for any reason (actor, state, reason) never reaches the provider.
+        The cancel is rehearsed on a loaded copy (never saved) first, so a cancel refused for
+        any reason (actor, state, reason) never reaches the provider.
         """
+        loaded = self.orders.get(order_id)
         payment, state = loaded.payment, loaded.state
-        assert payment is not None  # noqa: S101  # called for paid orders only
+        if payment is None:
+            return
         loaded.cancel(actor, reason=reason, now=self.clock.now())  # refused: nothing asked
         result = self.payments.refund(
             RefundRequest(loaded.id, payment.reference, payment.amount, f"{loaded.id}:refund")

@@ -184,7 +184,7 @@ class PaymentCore(OrderService):
             if refusal is not None:
                 raise RuleViolation("", "checkout", "cart", refusal)
 
-    def _refund_before_cancel(self, loaded: Order, actor: Actor, reason: str) -> None:
+    def _refund_before_cancel(self, order_id: str, actor: Actor, reason: str) -> None:
         """Nothing up front: the ledger tracks the refund after the cancel (see ``_undo``)."""
 
     def _undo(self, order: Order) -> None:
