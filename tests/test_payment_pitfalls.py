@@ -231,6 +231,62 @@ class TestConcurrency:
         assert (money.refunded, money.refundable) == (order.total, cny("0.00"))
 
 
+    def test_a_sale_whose_callback_lands_while_the_answer_is_recorded_is_paid_once(self):
+        service, _ = demo_payment_service()
+        order = service.buy_now(ALICE, "tea-01", 2)
+
+        def callback_first() -> None:  # the provider's callback beats the charge's answer
+            (payment,) = service.payments_of(order.id)
+            key = f"{payment.id}:sale"
+            service.handle_notification(
+                service.payments.notification(
+                    "captured", payment.id, order.total, request_key=key, transaction_id="tx-cb"
+                )
+            )
+
+        restore = race_on_first_save(service, callback_first)
+        paid = service.pay(order.id, ALICE)
+        restore()
+        (stored,) = service.payments_of(order.id)
+        assert [(c.key, c.status) for c in stored.captures] == [
+            (f"{stored.id}:sale", "succeeded")
+        ]
+        assert paid.state == service.orders.get(order.id).state == "awaiting_shipment"
+        money = service.money(order.id)
+        assert (money.paid_in, money.refunded) == (order.total, cny("0.00"))
+        kinds = [type(e).__name__ for e in service.publisher.published if e.aggregate_id == order.id]
+        assert kinds.count("OrderPaid") == 1
+
+    def test_an_order_a_concurrent_reconcile_paid_first_is_paid_once(self):
+        service, _ = demo_payment_service()
+        order = service.buy_now(ALICE, "tea-01", 2)
+        orders = service.orders
+        original_save = orders.save
+        saves: list[int] = []
+
+        def save_after_a_reconcile(changed, expected_version):
+            saves.append(expected_version)
+            if len(saves) == 2:  # pay's own reconcile is about to save: another one wins
+                orders.save = original_save
+                service.reconcile(order.id)
+            return original_save(changed, expected_version)
+
+        orders.save = save_after_a_reconcile
+        paid = service.pay(order.id, ALICE)
+        orders.save = original_save
+        assert len(saves) == 2
+        assert (paid.state, paid.holds, paid.payment.amount) == (
+            "awaiting_shipment",
+            (),
+            order.total,
+        )
+        assert service.orders.get(order.id).version == paid.version
+        money = service.money(order.id)
+        assert (money.paid_in, money.refunded) == (order.total, cny("0.00"))
+        kinds = [type(e).__name__ for e in service.publisher.published if e.aggregate_id == order.id]
+        assert kinds.count("OrderPaid") == 1
+
+
 class TestPaymentActivity:
     def test_an_order_with_a_payment_in_flight_is_not_expired_by_the_payment_timeout(self):
         service, clock = demo_payment_service()

@@ -122,8 +122,8 @@ class PaymentCore(OrderService):
 
     def confirm_receipt(self, order_id: str, actor: Actor) -> Order:
         """Confirm receipt as before; an escrow order is then released to its merchant."""
-        super().confirm_receipt(order_id, actor)
-        return self.reconcile(order_id)
+        order = super().confirm_receipt(order_id, actor)
+        return self._reconcile_after(order)
 
     def cancel(self, order_id: str, actor: Actor, reason: str) -> Order:
         """Cancel as before; what was paid goes back, and a payment in flight is voided."""
@@ -161,10 +161,13 @@ class PaymentCore(OrderService):
         """
         for attempt in range(_RETRIES):
             try:
-                return self._reconcile(order_id, retry_failed=retry_failed)
+                order = self._reconcile(order_id, retry_failed=retry_failed)
             except VersionConflict:
                 if attempt == _RETRIES - 1:
                     raise
+                continue
+            self._reconciled(order)
+            return order
         raise AssertionError  # pragma: no cover - the loop returns or raises
 
     # ----------------------------------------------------------------- hooks
@@ -194,12 +197,41 @@ class PaymentCore(OrderService):
 
     # ----------------------------------------------------------------- reconciling
 
+    def _reconcile_after(
+        self, order: Order, payments: Sequence[PaymentRecord] | None = None
+    ) -> Order:
+        """:meth:`reconcile` an order this command just saved, without loading it again.
+
+        ``order`` is as stored; ``payments`` (all of the order's, as stored; ``None``: loaded
+        here). A concurrent writer's change surfaces as a :class:`VersionConflict` on a save,
+        and then the whole reconcile runs again from the repositories.
+        """
+        if payments is None:
+            payments = self.payments_of(order.id)
+        try:
+            order = self._reconcile_loaded(order, payments, retry_failed=False)
+        except VersionConflict:
+            return self.reconcile(order.id)
+        self._reconciled(order)
+        return order
+
+    def _reconciled(self, order: Order) -> None:
+        """Called after every reconcile with the order as stored; parts extend it."""
+
     def _reconcile(self, order_id: str, *, retry_failed: bool) -> Order:
-        now = self._now()
         order = self.orders.get(order_id)
-        version = order.version
         payments = self.payments_of(order_id)
+        return self._reconcile_loaded(order, payments, retry_failed=retry_failed)
+
+    def _reconcile_loaded(
+        self, order: Order, payments: Sequence[PaymentRecord], *, retry_failed: bool
+    ) -> Order:
+        now = self._now()
+        order_id = order.id
+        version = order.version
         paid = self._pay_if_covered(order, payments, now)
+        if paid:  # the in-flight hold goes with the payment, in the same save
+            self._sync_holds(order, payments, now)
         if order.version != version:
             self.orders.save(order, version)
             self._publish(order)  # the order is now as stored, its events collected
@@ -366,7 +398,13 @@ class PaymentCore(OrderService):
             )
         self._apply_capture(payment_id, key, result)
 
-    def _apply_capture(self, payment_id: str, key: str, result: GatewayResult) -> None:
+    def _apply_capture(
+        self,
+        payment_id: str,
+        key: str,
+        result: GatewayResult,
+        loaded: PaymentRecord | None = None,
+    ) -> None:
         if result.status is GatewayStatus.PENDING:
             return
         now = self._now()
@@ -380,7 +418,7 @@ class PaymentCore(OrderService):
             else:
                 payment.capture_failed(key, now=now, reason=result.message)
 
-        self._change(payment_id, apply, retry=True)
+        self._change(payment_id, apply, retry=True, loaded=loaded)
 
     def _authorize_only(self, payment_id: str, order: Order) -> None:
         key = f"{payment_id}:authorize"
@@ -450,14 +488,20 @@ class PaymentCore(OrderService):
         command: Callable[[PaymentRecord], object],
         *,
         retry: bool = False,
+        loaded: PaymentRecord | None = None,
     ) -> PaymentRecord:
         """Load, run ``command``, save with the version loaded, append and publish.
 
         With ``retry``, a :class:`VersionConflict` reloads and runs it again: for idempotent
         commands that record an outcome (a provider's answer), which must not be lost.
+        ``loaded``: the payment as this command stored it, used for the first attempt instead
+        of loading it again (a concurrent change still surfaces as a conflict on save).
         """
         for attempt in range(_RETRIES if retry else 1):
-            payment = self.payment_records.get(payment_id)
+            if loaded is not None and attempt == 0:
+                payment = loaded
+            else:
+                payment = self.payment_records.get(payment_id)
             version = payment.version
             command(payment)
             if payment.version == version:

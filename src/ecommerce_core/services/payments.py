@@ -56,7 +56,7 @@ from ecommerce_core.payments.credit import CreditPayment, Installment
 from ecommerce_core.payments.escrow import EscrowPayment
 from ecommerce_core.payments.online import GatewayPayment, GatewayState
 from ecommerce_core.payments.policy import PaymentMethod
-from ecommerce_core.ports import GatewayStatus
+from ecommerce_core.ports import ChargeRequest, GatewayStatus
 from ecommerce_core.services.payment_core import PaymentCore, narrow
 from ecommerce_core.services.pricing import confirm_payment_holds
 
@@ -151,13 +151,21 @@ class PaymentService(PaymentCore):
         order.pause_clock(f"payment:{payment.id}", _SYSTEM, now=now)
         self.orders.save(order, version)
         self._publish(order)
+        if not capture:
+            self.payment_records.add(payment)
+            self._publish_payment(payment)
+            self._authorize_only(payment.id, order)
+            return self._outcome(self.reconcile(order.id), payment.id, paid=False)
+        # A sale: the capture is asked in the same write that stores the payment, before the
+        # provider is called, so a crash after the call leaves a pending capture to settle.
+        key = f"{payment.id}:sale"
+        payment.request_capture(key, actor, amount=order.total, now=now)
         self.payment_records.add(payment)
         self._publish_payment(payment)
-        if capture:
-            self._capture(payment.id, actor, order.total, f"{payment.id}:sale", sale=True)
-        else:
-            self._authorize_only(payment.id, order)
-        return self._outcome(self.reconcile(order.id), payment.id, paid=capture)
+        result = self.payments.charge(ChargeRequest(order.id, order.total, key, payment.id))
+        self._apply_capture(payment.id, key, result, loaded=payment)
+        paid = self._reconcile_after(order, [*earlier, payment])
+        return self._outcome(paid, payment.id, paid=True)
 
     def capture(self, payment_id: str, actor: Actor, *, amount: Money, key: str) -> PaymentRecord:
         """Capture part or all of what is left of an authorization.

@@ -109,11 +109,10 @@ class Rebates(PaymentService):
 
     # ----------------------------------------------------------------- overrides
 
-    def reconcile(self, order_id: str, *, retry_failed: bool = False) -> Order:
-        """Reconcile as before, then bring the order's rebates in line with it and its money."""
-        order = super().reconcile(order_id, retry_failed=retry_failed)
+    def _reconciled(self, order: Order) -> None:
+        """After every reconcile, bring the order's rebates in line with it and its money."""
+        super()._reconciled(order)
         self._sync_rebates(order.id)
-        return order
 
     def pay_with_credit(
         self, order_id: str, actor: Actor, *, periods: int, key: str | None = None
