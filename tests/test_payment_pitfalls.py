@@ -180,6 +180,12 @@ class TestFailedRefund:
         assert service.money(order.id).refunded == cny("0.00")
 
 
+def event_names(service, aggregate_id):
+    """The names of the events published for one aggregate, in order."""
+    published = service.publisher.published
+    return [type(event).__name__ for event in published if event.aggregate_id == aggregate_id]
+
+
 def race_on_first_save(service, competitor):
     """Run ``competitor`` just before the first payment save: it loaded the same version."""
     records = service.payment_records
@@ -230,7 +236,6 @@ class TestConcurrency:
         money = service.money(order.id)
         assert (money.refunded, money.refundable) == (order.total, cny("0.00"))
 
-
     def test_a_sale_whose_callback_lands_while_the_answer_is_recorded_is_paid_once(self):
         service, _ = demo_payment_service()
         order = service.buy_now(ALICE, "tea-01", 2)
@@ -248,14 +253,11 @@ class TestConcurrency:
         paid = service.pay(order.id, ALICE)
         restore()
         (stored,) = service.payments_of(order.id)
-        assert [(c.key, c.status) for c in stored.captures] == [
-            (f"{stored.id}:sale", "succeeded")
-        ]
+        assert [(c.key, c.status) for c in stored.captures] == [(f"{stored.id}:sale", "succeeded")]
         assert paid.state == service.orders.get(order.id).state == "awaiting_shipment"
         money = service.money(order.id)
         assert (money.paid_in, money.refunded) == (order.total, cny("0.00"))
-        kinds = [type(e).__name__ for e in service.publisher.published if e.aggregate_id == order.id]
-        assert kinds.count("OrderPaid") == 1
+        assert event_names(service, order.id).count("OrderPaid") == 1
 
     def test_an_order_a_concurrent_reconcile_paid_first_is_paid_once(self):
         service, _ = demo_payment_service()
@@ -283,8 +285,7 @@ class TestConcurrency:
         assert service.orders.get(order.id).version == paid.version
         money = service.money(order.id)
         assert (money.paid_in, money.refunded) == (order.total, cny("0.00"))
-        kinds = [type(e).__name__ for e in service.publisher.published if e.aggregate_id == order.id]
-        assert kinds.count("OrderPaid") == 1
+        assert event_names(service, order.id).count("OrderPaid") == 1
 
 
 class TestPaymentActivity:

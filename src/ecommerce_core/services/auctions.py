@@ -298,10 +298,10 @@ class Auctions(PaymentService):
 
     # ----------------------------------------------------------------- overrides
 
-    def pay(
-        self, order_id: str, actor: Actor, *, key: str | None = None, capture: bool = True
-    ) -> Order:
-        """Pay as before; an auction order pays the balance and sells the lot.
+    def _pay_in_mode(
+        self, order: Order, actor: Actor, *, key: str | None, capture: bool
+    ) -> Order | None:
+        """How :meth:`pay` pays an auction order: it pays the balance and sells the lot.
 
         The auction is checked before the provider is asked (the offer is still this buyer's,
         its deadline not past). Should it refuse the payment afterwards (its deadline passed
@@ -313,9 +313,8 @@ class Auctions(PaymentService):
             DeadlinePassed: The auction's payment deadline has passed.
 
         """
-        order = self.orders.get(order_id)
         if order.process.name != AUCTION_ORDER_PROCESS.name:
-            return super().pay(order_id, actor, key=key, capture=capture)
+            return super()._pay_in_mode(order, actor, key=key, capture=capture)
         if not capture:
             raise InvalidInput("capture", capture, "an auction order is paid in full at once")
         rehearsal = self._auction_of(order)
@@ -324,7 +323,7 @@ class Auctions(PaymentService):
         assert due is not None  # noqa: S101  # set while the lot is offered
         order.ensure_can("pay", actor, order.total)
         rehearsal.pay(_SYSTEM, amount=due, payment_ref="check", now=self.clock.now())
-        paid = super().pay(order.id, actor, key=key)
+        paid = self._pay_through_provider(order, actor, key=key)
         self._sell(paid)
         return self.orders.get(order.id)
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import attrs
 
+from ecommerce_core.actors import Actor
+from ecommerce_core.orders import Order
 from ecommerce_core.ports import (
     AuctionRepository,
     DrawRoundRepository,
@@ -67,3 +69,31 @@ class CampaignService(GroupBuys, Auctions, TeamPurchases, LuckyDraws, Rebates):
     group_buys: GroupBuyRepository | None = attrs.field(default=None, kw_only=True)
     rebates: RebateRepository | None = attrs.field(default=None, kw_only=True)
     auctions: AuctionRepository | None = attrs.field(default=None, kw_only=True)
+
+    def pay(
+        self, order_id: str, actor: Actor, *, key: str | None = None, capture: bool = True
+    ) -> Order:
+        """Pay an order the way its sales mode pays; the order is loaded once.
+
+        - a group-buy order: the campaign is checked before the provider is asked and the
+          completed payment joins it (a deposit order pays its deposit, then its balance; see
+          :class:`~ecommerce_core.services.group_buys.GroupBuys`);
+        - an auction order: the balance after the deposit, and the lot is sold;
+        - a joiner's team order: as :meth:`pay_team_member` (a leader's order is paid by
+          :meth:`lead_team`);
+        - a lucky-draw share order: as :meth:`pay_shares`;
+        - any other order: as :meth:`PaymentService.pay
+          <ecommerce_core.services.payments.PaymentService.pay>`.
+
+        A collective mode's order is paid in full at once: ``capture=False`` is refused.
+
+        Raises:
+            InvalidInput: ``capture=False`` for a collective mode's order; a leader's team
+                order; a group-buy order priced below the current quote.
+            RuleViolation, DeadlinePassed, TransitionNotAllowed, OutOfStock: The mode no
+                longer takes the payment (checked before the provider is asked; if it refuses
+                afterwards, the order is failed or cancelled and refunded).
+            PaymentNotCompleted: Declined, or pending at the provider.
+
+        """
+        return super().pay(order_id, actor, key=key, capture=capture)

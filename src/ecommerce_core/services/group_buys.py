@@ -363,10 +363,10 @@ class GroupBuys(PaymentService):
 
     # ----------------------------------------------------------------- overrides
 
-    def pay(
-        self, order_id: str, actor: Actor, *, key: str | None = None, capture: bool = True
-    ) -> Order:
-        """Pay as before; a group-buy order's completed payment joins its campaign.
+    def _pay_in_mode(
+        self, order: Order, actor: Actor, *, key: str | None, capture: bool
+    ) -> Order | None:
+        """How :meth:`pay` pays a group-buy order: its completed payment joins its campaign.
 
         The campaign is checked before the provider is asked; should it refuse the payment
         afterwards (it closed or filled up in between), the order fails with ``group_failed``,
@@ -387,13 +387,12 @@ class GroupBuys(PaymentService):
             PaymentNotCompleted: Declined or pending; the order does not count yet.
 
         """
-        order = self.orders.get(order_id)
         if order.process.name == _DEPOSIT_PROCESS:
             if not capture:
                 raise InvalidInput("capture", capture, "a deposit or balance is paid at once")
             return self._gbd_pay(order, actor, key or "1")
         if order.process.name != GROUP_BUY_ORDER_PROCESS.name:
-            return super().pay(order_id, actor, key=key, capture=capture)
+            return super()._pay_in_mode(order, actor, key=key, capture=capture)
         if not capture:
             raise InvalidInput("capture", capture, "a group-buy order is paid in full at once")
         if order.state == OrderState.PENDING_PAYMENT:
@@ -406,7 +405,7 @@ class GroupBuys(PaymentService):
                 payment_ref="check",
                 now=self.clock.now(),
             )
-        super().pay(order.id, actor, key=key)
+        self._pay_through_provider(order, actor, key=key)
         self._gb_join(order.id)
         return self.orders.get(order.id)
 

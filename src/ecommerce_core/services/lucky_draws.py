@@ -325,7 +325,7 @@ class LuckyDraws(PaymentService):
             payment_ref="check",
             now=self.clock.now(),
         )
-        super().pay(order.id, buyer, key=key)
+        self._pay_through_provider(order, buyer, key=key)
         return self._draw_shares_paid(order.id, round_id)
 
     def draw(self, round_id: str, actor: Actor) -> DrawRecord:
@@ -398,19 +398,18 @@ class LuckyDraws(PaymentService):
 
     # ----------------------------------------------------------------- overrides
 
-    def pay(
-        self, order_id: str, actor: Actor, *, key: str | None = None, capture: bool = True
-    ) -> Order:
-        """Pay as before; a share order is paid through :meth:`pay_shares`.
+    def _pay_in_mode(
+        self, order: Order, actor: Actor, *, key: str | None, capture: bool
+    ) -> Order | None:
+        """How :meth:`pay` pays a share order: through :meth:`pay_shares`.
 
         Raises:
             InvalidInput: A share order authorized only (``capture=False``): shares are taken
                 by a completed payment.
 
         """
-        order = self.orders.get(order_id)
         if order.process.name != LUCKY_DRAW_ORDER_PROCESS.name:
-            return super().pay(order_id, actor, key=key, capture=capture)
+            return super()._pay_in_mode(order, actor, key=key, capture=capture)
         if not capture:
             raise InvalidInput("capture", capture, "a share order is paid in full at once")
         self.pay_shares(order.id, actor, key=key)

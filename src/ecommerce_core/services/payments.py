@@ -126,6 +126,24 @@ class PaymentService(PaymentCore):
 
         """
         order = self.orders.get(order_id)
+        in_mode = self._pay_in_mode(order, actor, key=key, capture=capture)
+        if in_mode is not None:
+            return in_mode
+        return self._pay_through_provider(order, actor, key=key, capture=capture)
+
+    def _pay_in_mode(
+        self, order: Order, actor: Actor, *, key: str | None, capture: bool
+    ) -> Order | None:
+        """Pay ``order`` the way its sales mode does, or ``None``: through the provider.
+
+        A part of :class:`~ecommerce_core.services.campaigns.CampaignService` overrides it for
+        the orders of its own process and hands every other order to ``super()``.
+        """
+
+    def _pay_through_provider(
+        self, order: Order, actor: Actor, *, key: str | None, capture: bool = True
+    ) -> Order:
+        """:meth:`pay` for ``order`` as loaded by this command, whatever its sales mode."""
         if order.payment_method == PaymentMethod.CREDIT:
             raise InvalidInput("payment_method", "credit", "credit orders pay with pay_with_credit")
         earlier = self.payments_of(order.id)

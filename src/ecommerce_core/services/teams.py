@@ -203,7 +203,7 @@ class TeamPurchases(PaymentService):
         now = self.clock.now()
         if now >= terms.ends_at:
             raise DeadlinePassed(terms.campaign_id, "open", "new", terms.ends_at, now)
-        paid = super().pay(order.id, buyer, key=key)
+        paid = self._pay_through_provider(order, buyer, key=key)
         assert paid.payment is not None  # noqa: S101  # pay returns a paid order or raises
         team_id = self.ids.next_id("team")
         try:
@@ -264,7 +264,7 @@ class TeamPurchases(PaymentService):
             payment_ref="check",
             now=self.clock.now(),
         )
-        super().pay(order.id, buyer, key=key)
+        self._pay_through_provider(order, buyer, key=key)
         return self._member_paid(order.id, team_id)
 
     def team(self, team_id: str) -> Team:
@@ -278,10 +278,10 @@ class TeamPurchases(PaymentService):
 
     # ----------------------------------------------------------------- overrides
 
-    def pay(
-        self, order_id: str, actor: Actor, *, key: str | None = None, capture: bool = True
-    ) -> Order:
-        """Pay as before; a joiner's team order is paid through :meth:`pay_team_member`.
+    def _pay_in_mode(
+        self, order: Order, actor: Actor, *, key: str | None, capture: bool
+    ) -> Order | None:
+        """How :meth:`pay` pays a joiner's team order: through :meth:`pay_team_member`.
 
         Raises:
             InvalidInput: A leader's team order (pay it with :meth:`lead_team`, which opens
@@ -289,13 +289,12 @@ class TeamPurchases(PaymentService):
                 taken by a completed payment.
 
         """
-        order = self.orders.get(order_id)
         if order.process.name != TEAM_ORDER_PROCESS.name:
-            return super().pay(order_id, actor, key=key, capture=capture)
+            return super()._pay_in_mode(order, actor, key=key, capture=capture)
         if not capture:
             raise InvalidInput("capture", capture, "a team order is paid in full at once")
         if self._teams.team_of(order.id) is None:
-            raise InvalidInput("order_id", order_id, "a leader's team order is paid by lead_team")
+            raise InvalidInput("order_id", order.id, "a leader's team order is paid by lead_team")
         self.pay_team_member(order.id, actor, key=key)
         return self.orders.get(order.id)
 
