@@ -14,7 +14,7 @@ The paths, and what each does exactly once:
 - **Order.** :meth:`GroupBuys.place_group_buy_order` prices one SKU at the tier the buyer's
   own units reach now (:meth:`GroupBuy.quote`) and reserves its stock. Nothing counts toward
   a tier yet: only a completed payment does.
-- **Pay.** :meth:`GroupBuys.pay` checks the campaign first (window, state, cap, and that the
+- **Pay.** ``pay`` checks the campaign first (window, state, cap, and that the
   order's price is still at least the current quote) on a copy, so a refused payment charges
   nothing. A completed payment joins the order (it waits in ``awaiting_group``). A declined
   payment leaves the order unpaid and outside the campaign; a pending one too, until its
@@ -36,7 +36,7 @@ The paths, and what each does exactly once:
 - **Late.** An unpaid order of a closed campaign cannot be paid any more (refused before
   charging); it times out as usual. A refund the provider declined is tried again by
   ``reconcile(order_id, retry_failed=True)``.
-- **Deposit.** Under the deposit policy :meth:`GroupBuys.pay` charges the deposit through
+- **Deposit.** Under the deposit policy ``pay`` charges the deposit through
   the provider (payment id ``<campaign>:gbdep:<order>``; no payment record): the ledger holds
   it in the buyer's deposit account (payer side), the order fires ``pay_deposit`` and joins.
   At a successful close each order fires ``group_succeeded`` into ``awaiting_balance``; the
