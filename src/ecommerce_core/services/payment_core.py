@@ -256,7 +256,8 @@ class PaymentCore(OrderService):
         if moved:
             payments = self.payments_of(order_id)
         version = order.version
-        self._sync_holds(order, payments, now)
+        if moved or not paid:  # paid with nothing moved since: the holds were synced above
+            self._sync_holds(order, payments, now)
         if order.state == AWAITING_RELEASE and order.payment is not None:
             reference = order.payment.reference
             paying = next((p for p in payments if p.id == reference), None)
