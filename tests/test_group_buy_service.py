@@ -6,20 +6,23 @@ from datetime import timedelta
 
 import pytest
 
-from ecommerce_core import Actor, Money, OrderPolicy
+from ecommerce_core import Actor, AfterSalesItem, Money, OrderPolicy, TrackingEvent
 from ecommerce_core.adapters.memory import (
     GatewayRequest,
+    InMemoryAfterSalesRepository,
     InMemoryCatalog,
     InMemoryGroupBuyRepository,
     InMemoryInventory,
     InMemoryLedger,
     InMemoryOrderRepository,
     InMemoryPaymentRepository,
+    InMemoryShipmentRepository,
     ManualClock,
     RecordingPublisher,
     ScriptedPaymentGateway,
     SequentialIds,
 )
+from ecommerce_core.aftersales import AfterSalesPolicy
 from ecommerce_core.campaigns.group_buy import (
     GroupBuy,
     GroupBuyPayment,
@@ -40,7 +43,8 @@ from ecommerce_core.errors import (
     VersionConflict,
 )
 from ecommerce_core.ports import GatewayStatus, Product, RefundRequest
-from ecommerce_core.services import CampaignService
+from ecommerce_core.services import AfterSalesService, CampaignService, FulfilmentService
+from ecommerce_core.services.aftersales import ledger_refunds
 from ecommerce_core.services.group_buys import GroupBuyOrderFailed, GroupBuyOrderSucceeded
 
 CNY = "CNY"
@@ -515,6 +519,80 @@ class TestClosing:
         world.service.cancel(alice, MERCHANT, "cannot deliver")
         money = world.service.money(alice)
         assert money.refunded == money.paid_in == yuan("10.00")
+
+
+class TestAfterSalesOfASettledOrder:
+    """A settled order's lines carry the final tier, so after-sales refunds what was kept."""
+
+    def after_sales(self, world: World) -> tuple[FulfilmentService, AfterSalesService]:
+        records, shipments = InMemoryAfterSalesRepository(), InMemoryShipmentRepository()
+        common = {
+            "orders": world.orders,
+            "shipments": shipments,
+            "clock": world.clock,
+            "ids": world.service.ids,
+            "publisher": world.publisher,
+            "inventory": world.inventory,
+        }
+        fulfilment = FulfilmentService(after_sales=records, policy=world.service.policy, **common)
+        after_sales = AfterSalesService(
+            after_sales=records,
+            refunds=ledger_refunds(world.service),
+            policy=AfterSalesPolicy(),
+            order_policy=world.service.policy,
+            **common,
+        )
+        return fulfilment, after_sales
+
+    def settled(self, world: World, quantity: int) -> str:
+        campaign = world.create()
+        order_id = world.buy(campaign, ALICE, quantity)  # at the tier its own units reach
+        world.buy(campaign, BOB, 5)  # the final tier: 8.00
+        world.close()
+        return order_id
+
+    def test_the_close_lowers_the_order_to_the_final_tier_on_its_lines(self) -> None:
+        world = World()
+        order_id = self.settled(world, 1)
+        order = world.orders.get(order_id)
+        assert (order.total, order.lines[0].amount) == (yuan("8.00"), yuan("8.00"))
+        (cut,) = order.lines[0].adjustments
+        assert (cut.stage, cut.amount) == ("after_payment", yuan("2.00"))
+        assert order.payment is not None
+        assert order.payment.amount == yuan("10.00")
+        assert world.net_paid(order_id) == order.total
+        before = world.snapshot()
+        world.service.reconcile(order_id)  # the difference went back once: nothing more
+        assert world.service.expire_due() == []
+        assert world.snapshot() == before
+
+    @pytest.mark.parametrize("quantity", [1, 2])
+    def test_returning_everything_refunds_what_the_units_finally_cost(self, quantity) -> None:
+        world = World()
+        order_id = self.settled(world, quantity)
+        fulfilment, after_sales = self.after_sales(world)
+        fulfilment.ship(order_id, MERCHANT, carrier="SF", tracking_number="SF1")
+        fulfilment.record_tracking(TrackingEvent("e1", "SF", "SF1", "delivered", world.clock.now()))
+        request = after_sales.request(
+            order_id,
+            ALICE,
+            kind="return_and_refund",
+            reason="no_reason",
+            items=[AfterSalesItem("1", quantity)],
+        )
+        after_sales.approve(order_id, request.request_id, MERCHANT)
+        after_sales.ship_back(
+            order_id, request.request_id, ALICE, carrier="YTO", tracking_number="YT1"
+        )
+        after_sales.receive_return(order_id, request.request_id, MERCHANT)
+        done = after_sales.accept_return(order_id, request.request_id, MERCHANT)
+        assert done.state == "refunded"
+        assert done.refund is not None
+        assert done.refund.total == yuan("8.00") * quantity
+        money = world.service.money(order_id)
+        assert money.balanced
+        assert money.refunded == money.paid_in  # the difference, then the final price
+        assert money.refundable.is_zero
 
 
 class TestOtherOrders:

@@ -26,6 +26,7 @@ __all__ = [
     "OrderDelivered",
     "OrderPaid",
     "OrderPlaced",
+    "OrderRepriced",
     "OrderShipped",
     "ReceiptConfirmed",
 ]
@@ -186,3 +187,22 @@ class AutoConfirmExtended(DomainEvent):
     extension: timedelta
     used: int
     deadline: datetime | None
+
+
+@attrs.frozen(kw_only=True)
+class OrderRepriced(DomainEvent):
+    """A paid order's price was lowered after payment (a group buy's final tier, say).
+
+    The difference goes back to the buyer through the payment; the lines carry the reduction
+    as an adjustment, so a later refund gives back what the goods finally cost.
+
+    Attributes:
+        promotion_id: What lowered it (recorded on each line's adjustment).
+        reductions: Per line: its id and how much was taken off it.
+        total: The order's total now.
+
+    """
+
+    promotion_id: str
+    reductions: tuple[tuple[str, Money], ...]
+    total: Money

@@ -51,6 +51,7 @@ from ecommerce_core.events import (
     OrderDelivered,
     OrderPaid,
     OrderPlaced,
+    OrderRepriced,
     OrderShipped,
     ReceiptConfirmed,
 )
@@ -907,6 +908,103 @@ class Order:
             AutoConfirmExtended, now, actor, extension=extension, used=self.extensions, deadline=at
         )
 
+    # ----------------------------------------------------------------- price after payment
+
+    def lower_price(
+        self,
+        actor: Actor,
+        *,
+        promotion_id: str,
+        reductions: Mapping[str, Money],
+        now: datetime,
+    ) -> bool:
+        """Lower a paid order's price: each line by its reduction (a group buy's final tier).
+
+        Each line records its reduction as a :class:`LineAdjustment` (stage
+        ``"after_payment"``) and its discount grows by it, so a refund of the line later gives
+        back what its units finally cost; the total falls by the sum. The money itself goes
+        back through the payment (the caller refunds it). Repeating the same reductions under
+        the same ``promotion_id`` changes nothing.
+
+        Args:
+            actor: The platform or the system.
+            promotion_id: What lowered the price (a campaign's offer).
+            reductions: Per line id, how much comes off the line (zero: none).
+            now: When.
+
+        Returns:
+            ``True`` if lowered now, ``False`` if ``promotion_id`` already lowered it so.
+
+        Raises:
+            Forbidden: Not the platform or the system.
+            InvalidInput: An empty promotion id; no positive reduction; an unknown line; a
+                reduction that is not Money, is negative, or is more than the line still
+                costs; other reductions under a promotion id that already lowered it.
+            CurrencyMismatch: A reduction in another currency.
+            RuleViolation: The order is not paid.
+            TransitionNotAllowed: The order is in a final state.
+
+        """
+        command = "lower_price"
+        self._authorize(command, actor, _HOLDERS)
+        check_now(now)
+        _text("promotion_id", promotion_id)
+        if not isinstance(reductions, Mapping):
+            raise InvalidInput("reductions", reductions, "must map line ids to Money")
+        known = {line.line_id for line in self.lines}
+        for line_id in reductions:
+            if line_id not in known:
+                raise InvalidInput("reductions", line_id, "no such line on the order")
+        wanted: list[tuple[str, Money]] = []
+        for line in self.lines:
+            amount = reductions.get(line.line_id)
+            if amount is None:
+                continue
+            if not isinstance(amount, Money) or amount.is_negative:
+                raise InvalidInput("reductions", amount, "a reduction is Money, not negative")
+            if amount.currency != self.currency:
+                raise CurrencyMismatch(self.currency, amount.currency, command)
+            if amount.is_positive:
+                wanted.append((line.line_id, amount))
+        if not wanted:
+            raise InvalidInput("reductions", reductions, "nothing to take off")
+        done = [
+            (line.line_id, adjustment.amount)
+            for line in self.lines
+            for adjustment in line.adjustments
+            if adjustment.promotion_id == promotion_id and adjustment.stage == _AFTER_PAYMENT
+        ]
+        if done:
+            if done == wanted:
+                return False
+            raise InvalidInput(
+                "reductions", reductions, f"{promotion_id!r} already lowered it by {done}"
+            )
+        costs = {line.line_id: line.amount for line in self.lines}
+        for line_id, amount in wanted:
+            if amount > costs[line_id]:
+                raise InvalidInput(
+                    "reductions", amount, f"more than line {line_id} costs ({costs[line_id]})"
+                )
+        if self.payment is None:
+            raise RuleViolation(self.id, command, self.state, "only a paid order is repriced")
+        if self.is_final:
+            raise TransitionNotAllowed(self.id, command, self.state, ())
+        cuts = dict(wanted)
+        self.lines = tuple(
+            _lowered(line, promotion_id, cuts.get(line.line_id)) for line in self.lines
+        )
+        self.total = self.total - sum((amount for _, amount in wanted), Money.zero(self.currency))
+        self._record(
+            OrderRepriced,
+            now,
+            actor,
+            promotion_id=promotion_id,
+            reductions=tuple(wanted),
+            total=self.total,
+        )
+        return True
+
 
 # Placing an order and moving it on build a deadline and an event each time, from values the
 # command has checked: slot by slot (see ecommerce_core._slots), equal to calling the class.
@@ -1038,6 +1136,23 @@ class LineAdjustment:
         _text("stage", self.stage)
         if not isinstance(self.amount, Money) or not self.amount.is_positive:
             raise InvalidInput("amount", self.amount, "an adjustment must be positive Money")
+
+
+_AFTER_PAYMENT: Final = "after_payment"
+
+
+def _lowered(line: OrderLine, promotion_id: str, amount: Money | None) -> OrderLine:
+    """``line`` with ``amount`` more taken off, recorded as an adjustment where it can be."""
+    if amount is None:
+        return line
+    assert line.discount is not None  # noqa: S101  # set in OrderLine.__attrs_post_init__
+    recorded = sum((a.amount for a in line.adjustments), Money.zero(line.unit_price.currency))
+    if recorded != line.discount:  # a discount given without adjustments: only the sum grows
+        return attrs.evolve(line, discount=line.discount + amount)
+    adjustment = LineAdjustment(promotion_id, _AFTER_PAYMENT, amount)
+    return attrs.evolve(
+        line, discount=line.discount + amount, adjustments=(*line.adjustments, adjustment)
+    )
 
 
 def _check_adjustments(line: OrderLine) -> None:

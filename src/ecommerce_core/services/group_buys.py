@@ -29,8 +29,9 @@ The paths, and what each does exactly once:
   or timed out gives its stock back as any order does; it never counted.
 - **Close.** :meth:`GroupBuys.expire_due` closes every campaign whose window has ended. On
   success the final tier is fixed: each order is refunded the difference between what it
-  paid and the final price (keyed ``<campaign>:difference:<order>``) and fires
-  ``group_succeeded`` (it may ship). On failure (minimum missed, or
+  paid and the final price (keyed ``<campaign>:difference:<order>``), its price falls to
+  the final tier (:meth:`Order.lower_price`, so after-sales refunds what the units finally
+  cost) and it fires ``group_succeeded`` (it may ship). On failure (minimum missed, or
   :meth:`GroupBuys.cancel_group_buy`) each order fires ``group_failed``, is refunded all it
   paid from its own payment (keyed ``<campaign>:refund:<order>``), and gives its stock back.
 - **Late.** An unpaid order of a closed campaign cannot be paid any more (refused before
@@ -494,19 +495,6 @@ class GroupBuys(PaymentService):
             self._gb_join(order.id)
         return attrs.evolve(outcome, order_state=self.orders.get(order.id).state)
 
-    def reconcile(self, order_id: str, *, retry_failed: bool = False) -> Order:
-        """Reconcile as before; with ``retry_failed`` a declined difference refund is retried."""
-        order = super().reconcile(order_id, retry_failed=retry_failed)
-        if (
-            retry_failed
-            and order.process.name == GROUP_BUY_ORDER_PROCESS.name
-            and order.payment is not None
-            and order.state not in (AWAITING_GROUP, OrderState.CANCELLED)
-            and self.group_buys is not None
-        ):
-            self._gb_retry_difference(order)
-        return order
-
     def expire_due(self, now: datetime | None = None) -> list[Expired]:
         """Fire due deadlines as before, then close every group buy whose window has ended.
 
@@ -610,7 +598,7 @@ class GroupBuys(PaymentService):
                     reason=f"group buy final price {settlement.unit_price}",
                     automatic=True,
                 )
-            order = self.orders.get(order.id)
+            order = self._gb_lower_price(campaign.id, order.id, line.refund)
             moved.append(
                 settle(
                     self,
@@ -625,6 +613,29 @@ class GroupBuys(PaymentService):
             )
             self.reconcile(order.id)
         return moved
+
+    def _gb_lower_price(self, campaign_id: str, order_id: str, difference: Money) -> Order:
+        """The order's price falls to the final tier (its lines record the cut), saved.
+
+        The difference was refunded just before (keyed), so reconcile finds nothing more to
+        give back; after-sales then refunds a line at the price its units finally cost.
+        """
+        order = self.orders.get(order_id)
+        if not difference.is_positive:
+            return order
+        lines = order.lines
+        cuts = difference.allocate([line.amount.minor for line in lines])
+        version = order.version
+        lowered = order.lower_price(
+            _SYSTEM,
+            promotion_id=f"{campaign_id}:final",
+            reductions={line.line_id: cut for line, cut in zip(lines, cuts, strict=True)},
+            now=self.clock.now(),
+        )
+        if lowered:
+            self.orders.save(order, version)
+            self._publish(order)
+        return order
 
     def _gb_fail(
         self, campaign_id: str, releases: Iterable[Release], *, reason: str
@@ -671,34 +682,6 @@ class GroupBuys(PaymentService):
                 item.key,
                 amount=item.amount,
                 reason=reason,
-                automatic=True,
-            )
-
-    def _gb_retry_difference(self, order: Order) -> None:
-        """Ask again for the part of an order's difference refund the provider declined."""
-        assert order.payment is not None  # noqa: S101  # checked by the caller
-        campaign_id = _campaign_of(order)
-        campaign = self._group_buys.get(campaign_id)
-        settlement = campaign.settlement
-        if settlement is None:  # pragma: no cover - the order shipped, so its campaign succeeded
-            return
-        line = next((ln for ln in settlement.lines if ln.order_id == order.id), None)
-        if line is None or not line.refund.is_positive:
-            return
-        key = _difference_key(campaign_id, order.id)
-        payment = self.payment_records.get(order.payment.reference)
-        tries = [r for r in payment.refunds if r.id == key or r.id.startswith(f"{key}:retry-")]
-        if any(r.is_open for r in tries):
-            return
-        done = sum((r.total for r in tries if r.status == "succeeded"), Money.zero(order.currency))
-        missing = min(line.refund - done, payment.refundable)
-        if missing.is_positive:
-            self._refund(
-                payment.id,
-                _SYSTEM,
-                f"{key}:retry-{len(tries)}",
-                amount=missing,
-                reason=f"group buy final price {settlement.unit_price}",
                 automatic=True,
             )
 
