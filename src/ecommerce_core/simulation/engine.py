@@ -223,7 +223,6 @@ class Simulator:
         # Group-buy orders are not returned: the after-sales refund plan asks for the line's
         # price as ordered, more than is left once the close refunded the tier difference,
         # so the refund is refused and the request stays ``refund_approved`` (a known gap).
-        self._no_returns: set[str] = set()
 
     # ----------------------------------------------------------------- the loop
 
@@ -329,7 +328,6 @@ class Simulator:
         elif purchase == "group_buy":
             method = str(PaymentMethod.ONLINE)
             orders = [self._group_buys.place(buyer)]
-            self._no_returns.add(orders[0].id)
         elif purchase == "auction":
             self._auctions.bid(buyer)
             return
@@ -581,8 +579,7 @@ class Simulator:
 
     def _after_delivery(self, order_id: str, *, parcel: bool = True) -> None:
         faults = self.config.faults
-        returnable = order_id not in self._plain and order_id not in self._no_returns
-        if returnable and self._chance("return", faults.returns):
+        if order_id not in self._plain and self._chance("return", faults.returns):
             self._later(
                 timedelta(days=self.rng.uniform(1, 5)),
                 "return requested",
