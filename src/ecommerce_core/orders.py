@@ -24,13 +24,14 @@ the running deadline and keeps its remaining time until the last hold is lifted
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
+from ecommerce_core import _slots
 from ecommerce_core._slots import event as _event
 from ecommerce_core._slots import new, slot_setter
 from ecommerce_core.actors import Actor, ActorKind
@@ -139,6 +140,8 @@ TIMERS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
     }
 )
 
+_TIMERS: Final[dict[str, tuple[str, str]]] = dict(TIMERS)
+
 # Who may open and lift holds on the order's clock.
 _HOLDERS: Final = frozenset({ActorKind.PLATFORM, ActorKind.SYSTEM})
 
@@ -162,6 +165,12 @@ def check_now(now: object) -> datetime:
     if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
         raise InvalidInput("now", now, "must be a timezone-aware datetime")
     return now
+
+
+def _plain_text(value: object) -> bool:
+    """Whether :func:`_text` passes ``value`` as it is (a plain, non-blank ``str`` <= 200)."""
+    # not value.strip() is len(value) == 0 or value.isspace(): the same whitespace test
+    return type(value) is str and 0 < len(value) <= 200 and not value.isspace()  # noqa: PLR2004  # _text's default limit
 
 
 def _text(field: str, value: object, max_length: int = 200) -> str:
@@ -437,11 +446,19 @@ class Order:
             CurrencyMismatch: Lines or the fee in different currencies.
 
         """
-        check_now(now)
-        _text("order_id", order_id)
-        _text("buyer_id", buyer_id)
-        _text("merchant_id", merchant_id)
-        _text("payment_method", payment_method)
+        if not (
+            type(now) is datetime
+            and now.tzinfo is UTC
+            and _plain_text(order_id)
+            and _plain_text(buyer_id)
+            and _plain_text(merchant_id)
+            and _plain_text(payment_method)
+        ):  # the usual case passes on this line; anything else takes the checks in order
+            check_now(now)
+            _text("order_id", order_id)
+            _text("buyer_id", buyer_id)
+            _text("merchant_id", merchant_id)
+            _text("payment_method", payment_method)
         lines = tuple(lines)
         if not lines:
             raise InvalidInput("lines", lines, "an order needs at least one line")
@@ -500,22 +517,33 @@ class Order:
             process.definition.name,
             payment_method,
         )
-        return cls(
-            id=order_id,
-            checkout_id=checkout,
-            buyer_id=buyer_id,
-            merchant_id=merchant_id,
-            lines=lines,
-            shipping_fee=fee,
-            total=total,
-            process=process,
-            state=initial,
-            placed_at=now,
-            version=1,
-            events=(placed,),
-            deadline=deadline,
-            payment_method=payment_method,
-            terms=terms,
+        # Every field at once, slot by slot (see ecommerce_core._slots.builder): equal to
+        # cls(id=..., ..., terms=terms) with the rest at their defaults.
+        build = _ORDER_BUILDERS.get(cls)
+        if build is None:
+            build = _ORDER_BUILDERS[cls] = _slots.builder(cls, _ORDER_FIELDS)
+        return build(  # type: ignore[no-any-return]
+            order_id,
+            checkout,
+            buyer_id,
+            merchant_id,
+            lines,
+            fee,
+            total,
+            process,
+            initial,
+            now,
+            1,
+            deadline,
+            None,
+            None,
+            None,
+            (placed,),
+            payment_method,
+            (),
+            None,
+            terms,
+            0,
         )
 
     # ----------------------------------------------------------------- reading
@@ -575,18 +603,25 @@ class Order:
             GuardRefused: The amount is not the order total.
 
         """
-        self._authorize("pay", actor)
-        check_now(now)
-        _text("reference", reference)
+        # The usual case (the order's buyer, a UTC time, a plain reference) passes each check
+        # on one line; anything else takes the full check, which raises or passes it.
+        if type(actor) is not Actor or actor.kind is not _BUYER or actor.id != self.buyer_id:
+            self._authorize("pay", actor)
+        if type(now) is not datetime or now.tzinfo is not UTC:
+            check_now(now)
+        if not _plain_text(reference):
+            _text("reference", reference)
         if not isinstance(amount, Money):
             raise InvalidInput("amount", amount, "must be Money")
         if amount.currency != self.total.currency:  # self.currency, without the property
             raise CurrencyMismatch(self.currency, amount.currency, "pay")
         dest = self.process.fire(self.state, "pay", self, amount, subject_id=self.id)
-        self.payment = Payment(reference, amount, now)
+        self.payment = _payment(reference, amount, now)
         self.state = dest  # _move, inline on the four commands of every lifecycle
         self._set_timer(dest, now, None)
-        self._record(OrderPaid, now, actor, amount=amount, payment_ref=reference)
+        self.version = version = self.version + 1  # _record, inline, the event slot by slot
+        label = actor.label if type(actor) is Actor else str(actor)
+        self.events = (*self.events, _paid(self.id, version, now, label, amount, reference))
 
     def ship(
         self,
@@ -605,15 +640,23 @@ class Order:
             TransitionNotAllowed: The order is not awaiting shipment.
 
         """
-        self._authorize("ship", actor)
-        check_now(now)
-        _text("carrier", carrier)
-        _text("tracking_number", tracking_number)
+        if type(actor) is not Actor or actor.kind is not _MERCHANT or actor.id != self.merchant_id:
+            self._authorize("ship", actor)
+        if type(now) is not datetime or now.tzinfo is not UTC:
+            check_now(now)
+        if not (_plain_text(carrier) and _plain_text(tracking_number)):
+            _text("carrier", carrier)
+            _text("tracking_number", tracking_number)
         dest = self.process.fire(self.state, "ship", self, subject_id=self.id)
-        self.shipment = ShipmentInfo(carrier, tracking_number, now)
+        self.shipment = _shipment(carrier, tracking_number, now)
         self.state = dest
         self._set_timer(dest, now, policy)
-        self._record(OrderShipped, now, actor, carrier=carrier, tracking_number=tracking_number)
+        self.version = version = self.version + 1
+        label = actor.label if type(actor) is Actor else str(actor)
+        self.events = (
+            *self.events,
+            _shipped(self.id, version, now, label, carrier, tracking_number),
+        )
 
     def deliver(self, actor: Actor, *, now: datetime, policy: OrderPolicy) -> None:
         """Record the carrier's report that the parcel was delivered.
@@ -623,12 +666,16 @@ class Order:
             TransitionNotAllowed: The order is not shipped.
 
         """
-        self._authorize("deliver", actor)
-        check_now(now)
+        if type(actor) is not Actor or actor.kind is not _CARRIER:  # any carrier may report
+            self._authorize("deliver", actor)
+        if type(now) is not datetime or now.tzinfo is not UTC:
+            check_now(now)
         dest = self.process.fire(self.state, "deliver", self, subject_id=self.id)
         self.state = dest
         self._set_timer(dest, now, policy)
-        self._record(OrderDelivered, now, actor)
+        self.version = version = self.version + 1
+        label = actor.label if type(actor) is Actor else str(actor)
+        self.events = (*self.events, _delivered(self.id, version, now, label))
 
     def confirm_receipt(self, actor: Actor, *, now: datetime, policy: OrderPolicy) -> None:
         """The buyer confirms receipt: the order completes and the after-sales window opens.
@@ -638,12 +685,16 @@ class Order:
             TransitionNotAllowed: Not shipped or delivered (a second confirmation included).
 
         """
-        self._authorize("confirm_receipt", actor)
-        check_now(now)
+        if type(actor) is not Actor or actor.kind is not _BUYER or actor.id != self.buyer_id:
+            self._authorize("confirm_receipt", actor)
+        if type(now) is not datetime or now.tzinfo is not UTC:
+            check_now(now)
         dest = self.process.fire(self.state, "confirm_receipt", self, subject_id=self.id)
         self.state = dest
         self._set_timer(dest, now, policy)
-        self._record(ReceiptConfirmed, now, actor, automatic=False)
+        self.version = version = self.version + 1
+        label = actor.label if type(actor) is Actor else str(actor)
+        self.events = (*self.events, _confirmed(self.id, version, now, label, False))  # noqa: FBT003  # the event's automatic field
 
     def cancel(self, actor: Actor, *, reason: str, now: datetime) -> None:
         """Cancel the order before shipment (buyer, merchant or platform), with a reason.
@@ -824,7 +875,7 @@ class Order:
         self._set_timer(dest, now, policy)
 
     def _set_timer(self, state: str, now: datetime, policy: OrderPolicy | None) -> None:
-        timer = TIMERS.get(state)
+        timer = _TIMERS.get(state)  # TIMERS, as a plain dict (one lookup cheaper)
         if timer is None:
             self.deadline = None
             self.paused = None
@@ -910,6 +961,16 @@ class Order:
 
 # Placing an order and moving it on build a deadline and an event each time, from values the
 # command has checked: slot by slot (see ecommerce_core._slots), equal to calling the class.
+_EVENT: Final = ("aggregate_id", "version", "occurred_at", "actor")
+_paid: Final = _slots.builder(OrderPaid, (*_EVENT, "amount", "payment_ref"))
+_shipped: Final = _slots.builder(OrderShipped, (*_EVENT, "carrier", "tracking_number"))
+_delivered: Final = _slots.builder(OrderDelivered, _EVENT)
+_confirmed: Final = _slots.builder(ReceiptConfirmed, (*_EVENT, "automatic"))
+_payment: Final = _slots.builder(Payment, ("reference", "amount", "paid_at"))
+_shipment: Final = _slots.builder(ShipmentInfo, ("carrier", "tracking_number", "shipped_at"))
+_BUYER: Final = ActorKind.BUYER
+_MERCHANT: Final = ActorKind.MERCHANT
+_CARRIER: Final = ActorKind.CARRIER
 _DEADLINE_SETTERS: Final = (slot_setter(Deadline, "at"), slot_setter(Deadline, "trigger"))
 _PLACED_SETTERS: Final = tuple(
     slot_setter(OrderPlaced, name)
@@ -926,6 +987,32 @@ _PLACED_SETTERS: Final = tuple(
         "payment_method",
     )
 )
+
+
+_ORDER_FIELDS: Final = (
+    "id",
+    "checkout_id",
+    "buyer_id",
+    "merchant_id",
+    "lines",
+    "shipping_fee",
+    "total",
+    "process",
+    "state",
+    "placed_at",
+    "version",
+    "deadline",
+    "payment",
+    "shipment",
+    "cancellation",
+    "events",
+    "payment_method",
+    "holds",
+    "paused",
+    "terms",
+    "extensions",
+)
+_ORDER_BUILDERS: Final[dict[type, Callable[..., Any]]] = {}  # per class: _slots.builder
 
 
 def _deadline(at: datetime, trigger: str) -> Deadline:
@@ -964,6 +1051,56 @@ def _order_placed(  # noqa: PLR0917  # one parameter per field of the event
     named(event, process)
     method(event, payment_method)
     return event
+
+
+_LINE_SETTERS: Final = tuple(
+    slot_setter(OrderLine, name)
+    for name in ("line_id", "sku", "quantity", "unit_price", "discount", "category", "adjustments")
+)
+_CART_ITEM_SETTERS: Final = (slot_setter(CartItem, "sku"), slot_setter(CartItem, "quantity"))
+
+
+def _order_line(
+    line_id: str, sku: str, quantity: int, unit_price: Money, category: str
+) -> OrderLine:
+    """``OrderLine(line_id, sku, quantity, unit_price, category=category)``, no discount.
+
+    Checkout builds one per cart item: when every check the class runs passes at a glance
+    (ids plain text, a whole positive quantity, a non-negative ``Money`` price), slot by slot;
+    anything else through the class, which raises what it raises.
+    """
+    if (
+        type(quantity) is int
+        and quantity >= 1
+        and type(unit_price) is Money
+        and unit_price.minor >= 0
+        and _plain_text(line_id)
+        and _plain_text(sku)
+    ):
+        line: OrderLine = new(OrderLine)
+        set_id, set_sku, set_quantity, set_price, set_discount, set_category, set_adjustments = (
+            _LINE_SETTERS
+        )
+        set_id(line, line_id)
+        set_sku(line, sku)
+        set_quantity(line, quantity)
+        set_price(line, unit_price)
+        set_discount(line, Money.zero(unit_price.currency))
+        set_category(line, category)
+        set_adjustments(line, ())
+        return line
+    return OrderLine(line_id, sku, quantity, unit_price, category=category)
+
+
+def _cart_item(sku: str, quantity: int) -> CartItem:
+    """``CartItem(sku, quantity)``: slot by slot when both pass at a glance, else the class."""
+    if type(quantity) is int and quantity >= 1 and _plain_text(sku):
+        item: CartItem = new(CartItem)
+        set_sku, set_quantity = _CART_ITEM_SETTERS
+        set_sku(item, sku)
+        set_quantity(item, quantity)
+        return item
+    return CartItem(sku, quantity)
 
 
 def split_by_merchant(

@@ -16,6 +16,7 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
+from ecommerce_core import _slots
 from ecommerce_core.aftersales import OrderAfterSales, RefundInstruction
 from ecommerce_core.auctions import Auction
 from ecommerce_core.campaigns import FlashSale, RushPurchase, TimeBoxedSale
@@ -141,6 +142,12 @@ class _Reservation:
     status: str = "reserved"  # reserved | committed | released (from reserved or committed)
 
 
+# _Reservation(items, status), field by field (a plain record: nothing to check).
+_new_reservation: Callable[[tuple[StockItem, ...], str], _Reservation] = _slots.builder(
+    _Reservation, ("items", "status")
+)
+
+
 class InMemoryInventory:
     """Stock per SKU with all-or-nothing, idempotent reservations."""
 
@@ -166,21 +173,24 @@ class InMemoryInventory:
         if not items:
             raise InvalidInput("items", items, "a reservation needs at least one item")
         for item in items:
-            _check_quantity(item.quantity)
+            quantity = item.quantity
+            if type(quantity) is not int or quantity < 1:  # _check_quantity's test, inline
+                _check_quantity(quantity)
         existing = self._reservations.get(reservation_id)
         if existing is not None:
             if existing.items != items:
                 raise IdempotencyConflict(reservation_id, "different items")
             return
+        on_hand, reserved = self._on_hand, self._reserved
         wanted: dict[str, int] = {}
         for item in items:
             wanted[item.sku] = wanted.get(item.sku, 0) + item.quantity
-        for sku, quantity in sorted(wanted.items()):
-            if self.available(sku) < quantity:
+        for sku, quantity in sorted(wanted.items()) if len(wanted) > 1 else wanted.items():
+            if on_hand.get(sku, 0) - reserved.get(sku, 0) < quantity:  # self.available(sku)
                 raise OutOfStock(sku, quantity, self.available(sku))
         for sku, quantity in wanted.items():
-            self._reserved[sku] = self._reserved.get(sku, 0) + quantity
-        self._reservations[reservation_id] = _Reservation(items)
+            reserved[sku] = reserved.get(sku, 0) + quantity
+        self._reservations[reservation_id] = _new_reservation(items, "reserved")
 
     def commit(self, reservation_id: str) -> None:
         """Deduct reserved units from stock; a repeat is a no-op."""
@@ -189,9 +199,10 @@ class InMemoryInventory:
             return
         if reservation.status != "reserved":
             raise RuleViolation(reservation_id, "commit", reservation.status, "it was released")
+        reserved, on_hand = self._reserved, self._on_hand
         for item in reservation.items:
-            self._reserved[item.sku] -= item.quantity
-            self._on_hand[item.sku] -= item.quantity
+            reserved[item.sku] -= item.quantity
+            on_hand[item.sku] -= item.quantity
         reservation.status = "committed"
 
     def release(self, reservation_id: str) -> bool:
@@ -589,7 +600,9 @@ class SequentialIds:
 
     def next_id(self, kind: str) -> str:
         """The next id for ``kind``."""
-        counter = self._counters.setdefault(kind, itertools.count(1))
+        counter = self._counters.get(kind)
+        if counter is None:  # a new kind: its own counter (built once, not on every call)
+            counter = self._counters[kind] = itertools.count(1)
         return f"{kind}-{next(counter)}"
 
 

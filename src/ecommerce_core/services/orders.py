@@ -25,6 +25,7 @@ from datetime import datetime
 
 import attrs
 
+from ecommerce_core import _slots
 from ecommerce_core.actors import Actor
 from ecommerce_core.delivery import DeliveryOption
 from ecommerce_core.errors import InvalidInput, PaymentNotCompleted, RuleViolation, VersionConflict
@@ -36,6 +37,8 @@ from ecommerce_core.orders import (
     Order,
     OrderLine,
     PricingTerms,
+    _cart_item,
+    _order_line,
     check_now,
     split_by_merchant,
 )
@@ -73,6 +76,11 @@ __all__ = [
     "Expired",
     "OrderService",
 ]
+
+# StockItem(line_id, sku, quantity), slot by slot (a plain value: nothing to check).
+_stock_item: Callable[[str, str, int], StockItem] = _slots.builder(
+    StockItem, ("line_id", "sku", "quantity")
+)
 
 
 @attrs.frozen
@@ -143,7 +151,7 @@ class OrderService:
             OutOfStock: Not enough stock; nothing was reserved or stored.
 
         """
-        (order,) = self.checkout(buyer, [CartItem(sku, quantity)], payment_method)
+        (order,) = self.checkout(buyer, [_cart_item(sku, quantity)], payment_method)
         return order
 
     def checkout(
@@ -207,13 +215,13 @@ class OrderService:
         for item in items:
             product = self.catalog.product(item.sku)
             lines = by_merchant.setdefault(product.merchant_id, [])
-            lines.append(
-                OrderLine(
+            lines.append(  # OrderLine(...), slot by slot once its checks pass
+                _order_line(
                     str(len(lines) + 1),
                     product.sku,
                     item.quantity,
                     product.unit_price,
-                    category=product.category,
+                    product.category,
                 )
             )
         fees = self._delivery_fees(by_merchant, delivery, method)
@@ -237,8 +245,7 @@ class OrderService:
         try:
             for order in orders:
                 self.inventory.reserve(
-                    order.id,
-                    [StockItem(ln.line_id, ln.sku, ln.quantity) for ln in order.lines],
+                    order.id, [_stock_item(ln.line_id, ln.sku, ln.quantity) for ln in order.lines]
                 )
                 reserved.append(order.id)
                 self._reserve_holds(order)
