@@ -94,7 +94,11 @@ class OrderState:
 
 
 def _payment_covers_total(order: Order, amount: Money) -> str | None:
-    if amount == order.total:
+    total = order.total
+    if type(amount) is Money and type(total) is Money:  # Money's ==, without the call
+        if amount.minor == total.minor and amount.currency == total.currency:
+            return None
+    elif amount == total:
         return None
     return f"paid {amount} but the order total is {order.total}"
 
@@ -170,7 +174,10 @@ def check_now(now: object) -> datetime:
 def _plain_text(value: object) -> bool:
     """Whether :func:`_text` passes ``value`` as it is (a plain, non-blank ``str`` <= 200)."""
     # not value.strip() is len(value) == 0 or value.isspace(): the same whitespace test
-    return type(value) is str and 0 < len(value) <= 200 and not value.isspace()  # noqa: PLR2004  # _text's default limit
+    return type(value) is str and 0 < len(value) <= _MAX_TEXT and not value.isspace()
+
+
+_MAX_TEXT: Final = 200  # _text's default limit
 
 
 def _text(field: str, value: object, max_length: int = 200) -> str:
@@ -446,107 +453,23 @@ class Order:
             CurrencyMismatch: Lines or the fee in different currencies.
 
         """
-        if not (
-            type(now) is datetime
-            and now.tzinfo is UTC
-            and _plain_text(order_id)
-            and _plain_text(buyer_id)
-            and _plain_text(merchant_id)
-            and _plain_text(payment_method)
-        ):  # the usual case passes on this line; anything else takes the checks in order
-            check_now(now)
-            _text("order_id", order_id)
-            _text("buyer_id", buyer_id)
-            _text("merchant_id", merchant_id)
-            _text("payment_method", payment_method)
-        lines = tuple(lines)
-        if not lines:
-            raise InvalidInput("lines", lines, "an order needs at least one line")
-        if len(lines) > policy.max_lines:
-            raise InvalidInput("lines", len(lines), f"more than {policy.max_lines} lines")
-        currency = lines[0].unit_price.currency
-        max_quantity = policy.max_line_quantity
-        skus: set[str] = set()
-        line_ids: set[str] = set()
-        total_minor = 0
-        for line in lines:
-            if line.__class__ is not OrderLine:
-                raise InvalidInput("lines", line, "each line must be an OrderLine")
-            sku, line_id, quantity, unit_price = (
-                line.sku,
-                line.line_id,
-                line.quantity,
-                line.unit_price,
-            )
-            if sku in skus:
-                raise InvalidInput("lines", sku, "the same SKU appears on two lines")
-            if line_id in line_ids:
-                raise InvalidInput("lines", line_id, "line ids must be unique")
-            skus.add(sku)
-            line_ids.add(line_id)
-            if quantity > max_quantity:
-                raise InvalidInput("quantity", quantity, f"more than {max_quantity} units")
-            if unit_price.currency != currency:
-                raise CurrencyMismatch(currency, unit_price.currency)
-            total_minor += unit_price.minor * quantity - line.discount.minor  # type: ignore[union-attr]  # set in OrderLine.__attrs_post_init__
-        if shipping_fee is None:
-            fee = Money.zero(currency)
-        elif not isinstance(shipping_fee, Money) or shipping_fee.is_negative:
-            raise InvalidInput("shipping_fee", shipping_fee, "must be Money, not negative")
-        elif shipping_fee.currency != currency:
-            raise CurrencyMismatch(currency, shipping_fee.currency)
-        else:
-            fee = shipping_fee
-        if terms is not None and not isinstance(terms, PricingTerms):
-            raise InvalidInput("terms", terms, "must be PricingTerms or None")
-        total = _money(total_minor + fee.minor, currency)  # the currency is a line's: valid
-        checkout = order_id if checkout_id is None else _text("checkout_id", checkout_id)
-        initial = process.definition.initial
-        timer = TIMERS.get(initial)  # a new order has no holds: its clock starts running
-        deadline = None if timer is None else _deadline(now + getattr(policy, timer[1]), timer[0])
-        # The first event is built here rather than through _record: the order starts at
-        # version 1 with it, which is what _record would leave.
-        placed = _order_placed(
+        return _place(
+            cls,
             order_id,
-            now,
-            f"buyer:{buyer_id}",
-            checkout,
-            buyer_id,
-            merchant_id,
-            total,
-            process.definition.name,
-            payment_method,
-        )
-        # Every field at once, slot by slot (see ecommerce_core._slots.builder): equal to
-        # cls(id=..., ..., terms=terms) with the rest at their defaults.
-        build = _ORDER_BUILDERS.get(cls)
-        if build is None:
-            build = _ORDER_BUILDERS[cls] = _slots.builder(cls, _ORDER_FIELDS)
-        return build(  # type: ignore[no-any-return]
-            order_id,
-            checkout,
             buyer_id,
             merchant_id,
             lines,
-            fee,
-            total,
-            process,
-            initial,
             now,
-            1,
-            deadline,
-            None,
-            None,
-            None,
-            (placed,),
+            policy,
+            shipping_fee,
+            checkout_id,
+            process,
             payment_method,
-            (),
-            None,
             terms,
-            0,
         )
 
     # ----------------------------------------------------------------- reading
+
 
     @property
     def currency(self) -> str:
@@ -1103,6 +1026,136 @@ def _cart_item(sku: str, quantity: int) -> CartItem:
     return CartItem(sku, quantity)
 
 
+def _place(  # noqa: PLR0913, PLR0917, C901  # Order.place's arguments, positional (split_by_merchant)
+    cls: type[Order],
+    order_id: str,
+    buyer_id: str,
+    merchant_id: str,
+    lines: Sequence[OrderLine],
+    now: datetime,
+    policy: OrderPolicy,
+    shipping_fee: Money | None,
+    checkout_id: str | None,
+    process: Process,
+    payment_method: str,
+    terms: PricingTerms | None,
+) -> Order:
+    """:meth:`Order.place`, its arguments by position (no keyword parsing on checkout)."""
+    if not (  # the usual case passes here (_plain_text inline); else the checks in order
+        type(now) is datetime
+        and now.tzinfo is UTC
+        and type(order_id) is str
+        and 0 < len(order_id) <= _MAX_TEXT
+        and not order_id.isspace()
+        and type(buyer_id) is str
+        and 0 < len(buyer_id) <= _MAX_TEXT
+        and not buyer_id.isspace()
+        and type(merchant_id) is str
+        and 0 < len(merchant_id) <= _MAX_TEXT
+        and not merchant_id.isspace()
+        and type(payment_method) is str
+        and 0 < len(payment_method) <= _MAX_TEXT
+        and not payment_method.isspace()
+    ):
+        check_now(now)
+        _text("order_id", order_id)
+        _text("buyer_id", buyer_id)
+        _text("merchant_id", merchant_id)
+        _text("payment_method", payment_method)
+    lines = tuple(lines)
+    if not lines:
+        raise InvalidInput("lines", lines, "an order needs at least one line")
+    if len(lines) > policy.max_lines:
+        raise InvalidInput("lines", len(lines), f"more than {policy.max_lines} lines")
+    currency = lines[0].unit_price.currency
+    max_quantity = policy.max_line_quantity
+    skus: set[str] = set()
+    line_ids: set[str] = set()
+    total_minor = 0
+    for line in lines:
+        if line.__class__ is not OrderLine:
+            raise InvalidInput("lines", line, "each line must be an OrderLine")
+        sku, line_id, quantity, unit_price = (
+            line.sku,
+            line.line_id,
+            line.quantity,
+            line.unit_price,
+        )
+        if sku in skus:
+            raise InvalidInput("lines", sku, "the same SKU appears on two lines")
+        if line_id in line_ids:
+            raise InvalidInput("lines", line_id, "line ids must be unique")
+        skus.add(sku)
+        line_ids.add(line_id)
+        if quantity > max_quantity:
+            raise InvalidInput("quantity", quantity, f"more than {max_quantity} units")
+        if unit_price.currency != currency:
+            raise CurrencyMismatch(currency, unit_price.currency)
+        total_minor += unit_price.minor * quantity - line.discount.minor  # type: ignore[union-attr]  # set in OrderLine.__attrs_post_init__
+    if shipping_fee is None:
+        fee = Money.zero(currency)
+    elif not isinstance(shipping_fee, Money) or shipping_fee.is_negative:
+        raise InvalidInput("shipping_fee", shipping_fee, "must be Money, not negative")
+    elif shipping_fee.currency != currency:
+        raise CurrencyMismatch(currency, shipping_fee.currency)
+    else:
+        fee = shipping_fee
+    if terms is not None and not isinstance(terms, PricingTerms):
+        raise InvalidInput("terms", terms, "must be PricingTerms or None")
+    total = _money(total_minor + fee.minor, currency)  # the currency is a line's: valid
+    if checkout_id is None:
+        checkout = order_id
+    elif _plain_text(checkout_id):
+        checkout = checkout_id
+    else:
+        checkout = _text("checkout_id", checkout_id)
+    initial = process.definition.initial
+    timer = _TIMERS.get(initial)  # a new order has no holds: its clock starts running
+    deadline = None if timer is None else _deadline(now + getattr(policy, timer[1]), timer[0])
+    # The first event is built here rather than through _record: the order starts at
+    # version 1 with it, which is what _record would leave.
+    placed = _order_placed(
+        order_id,
+        now,
+        f"buyer:{buyer_id}",
+        checkout,
+        buyer_id,
+        merchant_id,
+        total,
+        process.definition.name,
+        payment_method,
+    )
+    # Every field at once, slot by slot (see ecommerce_core._slots.builder): equal to
+    # cls(id=..., ..., terms=terms) with the rest at their defaults.
+    build = _ORDER_BUILDERS.get(cls)
+    if build is None:
+        build = _ORDER_BUILDERS[cls] = _slots.builder(cls, _ORDER_FIELDS)
+    return build(  # type: ignore[no-any-return]
+        order_id,
+        checkout,
+        buyer_id,
+        merchant_id,
+        lines,
+        fee,
+        total,
+        process,
+        initial,
+        now,
+        1,
+        deadline,
+        None,
+        None,
+        None,
+        (placed,),
+        payment_method,
+        (),
+        None,
+        terms,
+        0,
+    )
+
+
+
 def split_by_merchant(
     *,
     checkout_id: str,
@@ -1132,19 +1185,20 @@ def split_by_merchant(
         raise InvalidInput("order_ids", list(order_ids), f"need {len(merchants)} ids")
     fees = shipping_fees or {}
     sold = terms or {}
-    return [
-        Order.place(
-            order_id=order_id,
-            buyer_id=buyer_id,
-            merchant_id=merchant,
-            lines=lines_by_merchant[merchant],
-            now=now,
-            policy=policy,
-            shipping_fee=fees.get(merchant),
-            checkout_id=checkout_id,
-            process=process,
-            payment_method=payment_method,
-            terms=sold.get(merchant),
+    return [  # Order.place(order_id=order_id, ...), its arguments by position
+        _place(
+            Order,
+            order_id,
+            buyer_id,
+            merchant,
+            lines_by_merchant[merchant],
+            now,
+            policy,
+            fees.get(merchant),
+            checkout_id,
+            process,
+            payment_method,
+            sold.get(merchant),
         )
         for merchant, order_id in zip(merchants, order_ids, strict=False)
     ]

@@ -12,7 +12,7 @@ import copy
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import attrs
 
@@ -483,7 +483,7 @@ class ScriptedPaymentGateway:
 
     def _answer(self, request: GatewayRequest, prefix: str, refusal: str | None) -> GatewayResult:
         amount = getattr(request, "amount", None)
-        if amount is not None and not amount.is_positive:
+        if amount is not None and amount.minor <= 0:  # not amount.is_positive
             raise InvalidInput("amount", amount, "must be positive")
         previous = self._answers.get(request.idempotency_key)
         if previous is not None:
@@ -502,24 +502,29 @@ class ScriptedPaymentGateway:
         status: GatewayStatus,
         refusal: str | None = None,
     ) -> GatewayResult:
-        currency = self._currency_of(request)
+        opens = isinstance(request, (ChargeRequest, AuthorizeRequest))
+        currency = request.amount.currency if opens else self._currency_of(request)
         amount = getattr(request, "amount", None) or Money.zero(currency)
         declined = status is GatewayStatus.DECLINED
         transaction_id = "" if declined else f"{prefix}-{next(self._ids)}"
-        result = GatewayResult(status, transaction_id, amount, refusal or status.value)
-        if isinstance(request, (ChargeRequest, AuthorizeRequest)):
+        text = _STATUS_TEXT[status] if type(status) is GatewayStatus else status.value
+        message = refusal or text  # status.value, without the enum's property
+        result = _gateway_result(status, transaction_id, amount, message)
+        if opens:
+            request = cast("ChargeRequest | AuthorizeRequest", request)
             key = request.payment_id or transaction_id or request.idempotency_key
-            if key not in self._books:
-                self._books[key] = _ProviderPayment(request.order_id, currency)
-        if not result.succeeded:
-            return result
-        if isinstance(request, (ChargeRequest, AuthorizeRequest)):
-            book = self._books[request.payment_id or transaction_id or request.idempotency_key]
+            book = self._books.get(key)
+            if book is None:
+                book = self._books[key] = _ProviderPayment(request.order_id, currency)
+            if status is not GatewayStatus.SUCCEEDED:  # not result.succeeded
+                return result
             self._by_transaction[transaction_id] = request.payment_id or transaction_id
             book.authorized += amount.minor
             if isinstance(request, ChargeRequest):
                 book.captured += amount.minor
                 self._add(self.charged, request.order_id, amount)
+            return result
+        if not result.succeeded:
             return result
         book_or_none = self._book_of(request.payment_id, request.transaction_id)
         if book_or_none is None:  # a void of a payment the provider never saw: nothing to undo
@@ -564,6 +569,13 @@ _KIND: Final = {
     VoidRequest: NotificationKind.FAILED,
     RefundRequest: NotificationKind.REFUNDED,
 }
+
+
+_STATUS_TEXT: Final = {status: status.value for status in GatewayStatus}
+# GatewayResult(status, transaction_id, amount, message), slot by slot (a plain answer).
+_gateway_result: Callable[[GatewayStatus, str, Money, str], GatewayResult] = _slots.builder(
+    GatewayResult, ("status", "transaction_id", "amount", "message")
+)
 
 
 def _always_succeed(_: GatewayRequest) -> GatewayStatus:

@@ -81,6 +81,10 @@ __all__ = [
 _stock_item: Callable[[str, str, int], StockItem] = _slots.builder(
     StockItem, ("line_id", "sku", "quantity")
 )
+# ChargeRequest(order_id, amount, idempotency_key, payment_id), slot by slot (a plain value).
+_charge_request: Callable[[str, Money, str, str], ChargeRequest] = _slots.builder(
+    ChargeRequest, ("order_id", "amount", "idempotency_key", "payment_id")
+)
 
 
 @attrs.frozen
@@ -278,8 +282,10 @@ class OrderService:
         order = self.orders.get(order_id)
         order.ensure_can("pay", actor, order.total)
         self._before_payment(order)
-        result = self.payments.charge(ChargeRequest(order.id, order.total, f"{order.id}:charge"))
-        if not result.succeeded:
+        result = self.payments.charge(
+            _charge_request(order.id, order.total, f"{order.id}:charge", "")
+        )
+        if result.status is not GatewayStatus.SUCCEEDED:  # not result.succeeded
             raise PaymentNotCompleted(order.id, order.state, result.status.value, result.message)
         version = order.version
         order.pay(
