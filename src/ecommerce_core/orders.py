@@ -1183,25 +1183,25 @@ def split_by_merchant(
         raise InvalidInput("cart", {}, "a checkout needs at least one line")
     if len(order_ids) < len(merchants):
         raise InvalidInput("order_ids", list(order_ids), f"need {len(merchants)} ids")
-    fees = shipping_fees or {}
-    sold = terms or {}
-    return [  # Order.place(order_id=order_id, ...), its arguments by position
-        _place(
-            Order,
-            order_id,
-            buyer_id,
-            merchant,
-            lines_by_merchant[merchant],
-            now,
-            policy,
-            fees.get(merchant),
-            checkout_id,
-            process,
-            payment_method,
-            sold.get(merchant),
+    orders: list[Order] = []
+    for merchant, order_id in zip(merchants, order_ids, strict=False):
+        orders.append(  # Order.place(order_id=order_id, ...), its arguments by position
+            _place(
+                Order,
+                order_id,
+                buyer_id,
+                merchant,
+                lines_by_merchant[merchant],
+                now,
+                policy,
+                shipping_fees.get(merchant) if shipping_fees else None,
+                checkout_id,
+                process,
+                payment_method,
+                terms.get(merchant) if terms else None,
+            )
         )
-        for merchant, order_id in zip(merchants, order_ids, strict=False)
-    ]
+    return orders
 
 
 @attrs.frozen

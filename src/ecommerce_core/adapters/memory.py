@@ -12,7 +12,7 @@ import copy
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar
 
 import attrs
 
@@ -502,20 +502,20 @@ class ScriptedPaymentGateway:
         status: GatewayStatus,
         refusal: str | None = None,
     ) -> GatewayResult:
-        opens = isinstance(request, (ChargeRequest, AuthorizeRequest))
-        currency = request.amount.currency if opens else self._currency_of(request)
+        opening = isinstance(request, (ChargeRequest, AuthorizeRequest))
+        currency = request.amount.currency if opening else self._currency_of(request)
         amount = getattr(request, "amount", None) or Money.zero(currency)
         declined = status is GatewayStatus.DECLINED
         transaction_id = "" if declined else f"{prefix}-{next(self._ids)}"
         text = _STATUS_TEXT[status] if type(status) is GatewayStatus else status.value
         message = refusal or text  # status.value, without the enum's property
         result = _gateway_result(status, transaction_id, amount, message)
-        if opens:
-            request = cast("ChargeRequest | AuthorizeRequest", request)
+        if isinstance(request, (ChargeRequest, AuthorizeRequest)):
             key = request.payment_id or transaction_id or request.idempotency_key
             book = self._books.get(key)
-            if book is None:
-                book = self._books[key] = _ProviderPayment(request.order_id, currency)
+            if book is None:  # _ProviderPayment(request.order_id, currency), field by field
+                book = _provider_payment(request.order_id, currency, 0, 0, 0, False)  # noqa: FBT003  # voided
+                self._books[key] = book
             if status is not GatewayStatus.SUCCEEDED:  # not result.succeeded
                 return result
             self._by_transaction[transaction_id] = request.payment_id or transaction_id
@@ -552,7 +552,11 @@ class ScriptedPaymentGateway:
 
     @staticmethod
     def _add(book: dict[str, Money], order_id: str, amount: Money) -> None:
-        book[order_id] = book.get(order_id, Money.zero(amount.currency)) + amount
+        so_far = book.get(order_id)
+        if so_far is None and type(amount) is Money:  # zero + amount is amount (immutable)
+            book[order_id] = amount
+        else:
+            book[order_id] = (so_far or Money.zero(amount.currency)) + amount
 
 
 _PREFIX: Final = {
@@ -571,6 +575,10 @@ _KIND: Final = {
 }
 
 
+# _ProviderPayment(order_id, currency, authorized, captured, refunded, voided), field by field.
+_provider_payment: Callable[[str, str, int, int, int, bool], _ProviderPayment] = _slots.builder(
+    _ProviderPayment, ("order_id", "currency", "authorized", "captured", "refunded", "voided")
+)
 _STATUS_TEXT: Final = {status: status.value for status in GatewayStatus}
 # GatewayResult(status, transaction_id, amount, message), slot by slot (a plain answer).
 _gateway_result: Callable[[GatewayStatus, str, Money, str], GatewayResult] = _slots.builder(

@@ -260,8 +260,10 @@ class OrderService:
                 self.inventory.release(order_id)
                 self._release_placement_holds(order_id)
             raise
+        publish = self.publisher.publish
         for order in orders:
-            self.publisher.publish(order.collect_events())
+            events, order.events = order.events, ()  # collect_events, inline
+            publish(events)
         return orders
 
     # ----------------------------------------------------------------- commands
@@ -302,7 +304,9 @@ class OrderService:
             raise
         self.inventory.commit(order.id)
         confirm_payment_holds(order, self.promotion_ledger)
-        return self._publish(order)
+        events, order.events = order.events, ()  # _publish, inline
+        self.publisher.publish(events)
+        return order
 
     def ship(self, order_id: str, actor: Actor, *, carrier: str, tracking_number: str) -> Order:
         """The merchant hands the order to a carrier.
@@ -322,7 +326,9 @@ class OrderService:
             policy=self.policy,
         )
         self.orders.save(order, version)
-        return self._publish(order)
+        events, order.events = order.events, ()  # _publish, inline
+        self.publisher.publish(events)
+        return order
 
     def deliver(self, order_id: str, actor: Actor) -> Order:
         """The carrier reports the parcel delivered."""
@@ -330,7 +336,9 @@ class OrderService:
         version = order.version
         order.deliver(actor, now=self.clock.now(), policy=self.policy)
         self.orders.save(order, version)
-        return self._publish(order)
+        events, order.events = order.events, ()  # _publish, inline
+        self.publisher.publish(events)
+        return order
 
     def confirm_receipt(self, order_id: str, actor: Actor) -> Order:
         """The buyer confirms receipt; the after-sales window opens."""
@@ -338,7 +346,9 @@ class OrderService:
         version = order.version
         order.confirm_receipt(actor, now=self.clock.now(), policy=self.policy)
         self.orders.save(order, version)
-        return self._publish(order)
+        events, order.events = order.events, ()  # _publish, inline
+        self.publisher.publish(events)
+        return order
 
     def cancel(self, order_id: str, actor: Actor, reason: str) -> Order:
         """Cancel before shipment: stock goes back and a paid order is refunded.
