@@ -1178,7 +1178,34 @@ def split_by_merchant(
         InvalidInput: No merchants, a merchant with no lines, or too few order ids.
 
     """
-    merchants = sorted(lines_by_merchant)
+    return _split(
+        checkout_id,
+        buyer_id,
+        lines_by_merchant,
+        order_ids,
+        now,
+        policy,
+        shipping_fees,
+        process,
+        payment_method,
+        terms,
+    )
+
+
+def _split(  # noqa: PLR0913, PLR0917  # split_by_merchant's arguments, by position (checkout)
+    checkout_id: str,
+    buyer_id: str,
+    lines_by_merchant: Mapping[str, Sequence[OrderLine]],
+    order_ids: Sequence[str],
+    now: datetime,
+    policy: OrderPolicy,
+    shipping_fees: Mapping[str, Money] | None,
+    process: Process,
+    payment_method: str,
+    terms: Mapping[str, PricingTerms] | None,
+) -> list[Order]:
+    """:func:`split_by_merchant`, its arguments by position."""
+    merchants = sorted(lines_by_merchant) if len(lines_by_merchant) != 1 else [*lines_by_merchant]
     if not merchants:
         raise InvalidInput("cart", {}, "a checkout needs at least one line")
     if len(order_ids) < len(merchants):

@@ -39,8 +39,8 @@ from ecommerce_core.orders import (
     PricingTerms,
     _cart_item,
     _order_line,
+    _split,
     check_now,
-    split_by_merchant,
 )
 from ecommerce_core.payments.policy import PaymentMethod
 from ecommerce_core.policies import OrderPolicy, PricingPolicy
@@ -81,6 +81,7 @@ __all__ = [
 _stock_item: Callable[[str, str, int], StockItem] = _slots.builder(
     StockItem, ("line_id", "sku", "quantity")
 )
+_METHOD_VALUES: dict[PaymentMethod, str] = {method: method.value for method in PaymentMethod}
 # ChargeRequest(order_id, amount, idempotency_key, payment_id), slot by slot (a plain value).
 _charge_request: Callable[[str, Money, str, str], ChargeRequest] = _slots.builder(
     ChargeRequest, ("order_id", "amount", "idempotency_key", "payment_id")
@@ -210,10 +211,12 @@ class OrderService:
         items = tuple(items)
         if not items:
             raise InvalidInput("cart", items, "the cart is empty")
-        skus = [item.sku for item in items if isinstance(item, CartItem)]
-        if len(skus) != len(items):
-            raise InvalidInput("cart", items, "each item must be a CartItem")
-        if len(set(skus)) != len(skus):
+        skus: list[str] = []
+        for item in items:  # a loop, not a comprehension (its frame costs more than the work)
+            if not isinstance(item, CartItem):
+                raise InvalidInput("cart", items, "each item must be a CartItem")
+            skus.append(item.sku)
+        if len(skus) > 1 and len(set(skus)) != len(skus):
             raise InvalidInput("cart", skus, "the same SKU appears twice; merge the lines")
         by_merchant: dict[str, list[OrderLine]] = {}
         for item in items:
@@ -231,26 +234,31 @@ class OrderService:
         fees = self._delivery_fees(by_merchant, delivery, method)
         now = self.clock.now()
         terms = self._price_cart(buyer, by_merchant, coupon_codes, segments, now)
-        checkout_id = self.ids.next_id("checkout")
-        orders = split_by_merchant(
-            checkout_id=checkout_id,
-            buyer_id=buyer.id,
-            lines_by_merchant=by_merchant,
-            order_ids=[self.ids.next_id("order") for _ in by_merchant],
-            now=now,
-            policy=self.policy,
-            process=process,
-            payment_method=method.value,
-            terms=terms,
-            shipping_fees=fees,
+        next_id = self.ids.next_id
+        checkout_id = next_id("checkout")
+        order_ids = [next_id("order")]
+        while len(order_ids) < len(by_merchant):
+            order_ids.append(next_id("order"))
+        orders = _split(  # split_by_merchant(checkout_id=checkout_id, ...), by position
+            checkout_id,
+            buyer.id,
+            by_merchant,
+            order_ids,
+            now,
+            self.policy,
+            fees,
+            process,
+            _METHOD_VALUES.get(method) or method.value,  # the value, without the enum property
+            terms,
         )
         self._check_method(method, orders)
         reserved: list[str] = []
         try:
             for order in orders:
-                self.inventory.reserve(
-                    order.id, [_stock_item(ln.line_id, ln.sku, ln.quantity) for ln in order.lines]
-                )
+                stock: list[StockItem] = []
+                for line in order.lines:
+                    stock.append(_stock_item(line.line_id, line.sku, line.quantity))
+                self.inventory.reserve(order.id, stock)
                 reserved.append(order.id)
                 self._reserve_holds(order)
             for order in orders:
