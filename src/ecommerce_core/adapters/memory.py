@@ -182,10 +182,17 @@ class InMemoryInventory:
                 raise IdempotencyConflict(reservation_id, "different items")
             return
         on_hand, reserved = self._on_hand, self._reserved
+        if len(items) == 1:  # one SKU: what the loops below do, without the dict
+            sku, quantity = items[0].sku, items[0].quantity
+            if on_hand.get(sku, 0) - reserved.get(sku, 0) < quantity:  # self.available(sku)
+                raise OutOfStock(sku, quantity, self.available(sku))
+            reserved[sku] = reserved.get(sku, 0) + quantity
+            self._reservations[reservation_id] = _new_reservation(items, "reserved")
+            return
         wanted: dict[str, int] = {}
         for item in items:
             wanted[item.sku] = wanted.get(item.sku, 0) + item.quantity
-        for sku, quantity in sorted(wanted.items()) if len(wanted) > 1 else wanted.items():
+        for sku, quantity in sorted(wanted.items()):
             if on_hand.get(sku, 0) - reserved.get(sku, 0) < quantity:  # self.available(sku)
                 raise OutOfStock(sku, quantity, self.available(sku))
         for sku, quantity in wanted.items():
