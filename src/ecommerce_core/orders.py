@@ -56,7 +56,7 @@ from ecommerce_core.events import (
     ReceiptConfirmed,
 )
 from ecommerce_core.limits import LimitClaim, StockTiming
-from ecommerce_core.money import Money
+from ecommerce_core.money import _ZEROS, Money
 from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.process import Process, ProcessDefinition, State, Transition
@@ -532,7 +532,9 @@ class Order:
             self._authorize("pay", actor)
         if type(now) is not datetime or now.tzinfo is not UTC:
             check_now(now)
-        if not _plain_text(reference):
+        if not (  # _plain_text(reference), inline
+            type(reference) is str and 0 < len(reference) <= _MAX_TEXT and not reference.isspace()
+        ):
             _text("reference", reference)
         if not isinstance(amount, Money):
             raise InvalidInput("amount", amount, "must be Money")
@@ -567,7 +569,14 @@ class Order:
             self._authorize("ship", actor)
         if type(now) is not datetime or now.tzinfo is not UTC:
             check_now(now)
-        if not (_plain_text(carrier) and _plain_text(tracking_number)):
+        if not (  # _plain_text of both, inline
+            type(carrier) is str
+            and 0 < len(carrier) <= _MAX_TEXT
+            and not carrier.isspace()
+            and type(tracking_number) is str
+            and 0 < len(tracking_number) <= _MAX_TEXT
+            and not tracking_number.isspace()
+        ):
             _text("carrier", carrier)
             _text("tracking_number", tracking_number)
         dest = self.process.fire(self.state, "ship", self, subject_id=self.id)
@@ -997,8 +1006,12 @@ def _order_line(
         and quantity >= 1
         and type(unit_price) is Money
         and unit_price.minor >= 0
-        and _plain_text(line_id)
-        and _plain_text(sku)
+        and type(line_id) is str  # _plain_text(line_id) and _plain_text(sku), inline
+        and 0 < len(line_id) <= _MAX_TEXT
+        and not line_id.isspace()
+        and type(sku) is str
+        and 0 < len(sku) <= _MAX_TEXT
+        and not sku.isspace()
     ):
         line: OrderLine = new(OrderLine)
         set_id, set_sku, set_quantity, set_price, set_discount, set_category, set_adjustments = (
@@ -1008,7 +1021,7 @@ def _order_line(
         set_sku(line, sku)
         set_quantity(line, quantity)
         set_price(line, unit_price)
-        set_discount(line, Money.zero(unit_price.currency))
+        set_discount(line, _ZEROS.get(unit_price.currency) or Money.zero(unit_price.currency))
         set_category(line, category)
         set_adjustments(line, ())
         return line
@@ -1017,7 +1030,13 @@ def _order_line(
 
 def _cart_item(sku: str, quantity: int) -> CartItem:
     """``CartItem(sku, quantity)``: slot by slot when both pass at a glance, else the class."""
-    if type(quantity) is int and quantity >= 1 and _plain_text(sku):
+    if (
+        type(quantity) is int
+        and quantity >= 1
+        and type(sku) is str  # _plain_text(sku), inline
+        and 0 < len(sku) <= _MAX_TEXT
+        and not sku.isspace()
+    ):
         item: CartItem = new(CartItem)
         set_sku, set_quantity = _CART_ITEM_SETTERS
         set_sku(item, sku)
@@ -1093,7 +1112,7 @@ def _place(  # noqa: PLR0913, PLR0917, C901  # Order.place's arguments, position
             raise CurrencyMismatch(currency, unit_price.currency)
         total_minor += unit_price.minor * quantity - line.discount.minor  # type: ignore[union-attr]  # set in OrderLine.__attrs_post_init__
     if shipping_fee is None:
-        fee = Money.zero(currency)
+        fee = _ZEROS.get(currency) or Money.zero(currency)  # Money.zero, its cache first
     elif not isinstance(shipping_fee, Money) or shipping_fee.is_negative:
         raise InvalidInput("shipping_fee", shipping_fee, "must be Money, not negative")
     elif shipping_fee.currency != currency:
@@ -1105,7 +1124,9 @@ def _place(  # noqa: PLR0913, PLR0917, C901  # Order.place's arguments, position
     total = _money(total_minor + fee.minor, currency)  # the currency is a line's: valid
     if checkout_id is None:
         checkout = order_id
-    elif _plain_text(checkout_id):
+    elif (  # _plain_text(checkout_id), inline
+        type(checkout_id) is str and 0 < len(checkout_id) <= _MAX_TEXT and not checkout_id.isspace()
+    ):
         checkout = checkout_id
     else:
         checkout = _text("checkout_id", checkout_id)
