@@ -118,10 +118,12 @@ def builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
     arguments = ", ".join(f"_{i}" for i in range(len(names)))
     if setters and len(names) == len(setters) and set(names) == set(setters):
         body = [f"def build({arguments}):", "    built = _new(_cls)"]
-        if cls.__setattr__ is object.__setattr__:  # not frozen: plain stores are cheaper still
-            body += [f"    built.{name} = _{i}" for i, name in enumerate(names)]
-        else:
-            body += [f"    _set_{i}(built, _{i})" for i in range(len(names))]
+        mutable = cls.__setattr__ is object.__setattr__  # type: ignore[comparison-overlap]
+        # not frozen: plain stores, cheaper still than the slots' setters
+        body += [
+            f"    built.{name} = _{i}" if mutable else f"    _set_{i}(built, _{i})"
+            for i, name in enumerate(names)
+        ]
         body.append("    return built")
         namespace: dict[str, Any] = {"_new": new, "_cls": cls}
         namespace.update({f"_set_{i}": setters[name] for i, name in enumerate(names)})
@@ -130,5 +132,6 @@ def builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
         body = [f"def build({arguments}):", f"    return _cls({keywords})"]
         namespace = {"_cls": cls}
     exec("\n".join(body), namespace)  # noqa: S102  # generated from the class's own field names
-    found = _BUILDERS[key] = namespace["build"]
-    return found
+    built: Callable[..., Any] = namespace["build"]
+    _BUILDERS[key] = built
+    return built

@@ -470,7 +470,6 @@ class Order:
 
     # ----------------------------------------------------------------- reading
 
-
     @property
     def currency(self) -> str:
         """The order's currency code."""
@@ -1045,7 +1044,7 @@ def _cart_item(sku: str, quantity: int) -> CartItem:
     return CartItem(sku, quantity)
 
 
-def _place(  # noqa: PLR0913, PLR0917, C901  # Order.place's arguments, positional (split_by_merchant)
+def _place(  # noqa: PLR0915, PLR0917  # Order.place, its arguments by position, checks inline
     cls: type[Order],
     order_id: str,
     buyer_id: str,
@@ -1176,7 +1175,6 @@ def _place(  # noqa: PLR0913, PLR0917, C901  # Order.place's arguments, position
     )
 
 
-
 def split_by_merchant(
     *,
     checkout_id: str,
@@ -1213,7 +1211,7 @@ def split_by_merchant(
     )
 
 
-def _split(  # noqa: PLR0913, PLR0917  # split_by_merchant's arguments, by position (checkout)
+def _split(  # noqa: PLR0917  # split_by_merchant's arguments, by position (checkout)
     checkout_id: str,
     buyer_id: str,
     lines_by_merchant: Mapping[str, Sequence[OrderLine]],

@@ -16,7 +16,7 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
-from ecommerce_core import _slots
+from ecommerce_core._slots import builder as _builder
 from ecommerce_core.aftersales import OrderAfterSales, RefundInstruction
 from ecommerce_core.auctions import Auction
 from ecommerce_core.campaigns import FlashSale, RushPurchase, TimeBoxedSale
@@ -143,7 +143,7 @@ class _Reservation:
 
 
 # _Reservation(items, status), field by field (a plain record: nothing to check).
-_new_reservation: Callable[[tuple[StockItem, ...], str], _Reservation] = _slots.builder(
+_new_reservation: Callable[[tuple[StockItem, ...], str], _Reservation] = _builder(
     _Reservation, ("items", "status")
 )
 
@@ -533,8 +533,7 @@ class ScriptedPaymentGateway:
         status: GatewayStatus,
         refusal: str | None = None,
     ) -> GatewayResult:
-        opening = isinstance(request, (ChargeRequest, AuthorizeRequest))
-        currency = request.amount.currency if opening else self._currency_of(request)
+        currency = self._currency_of(request)
         amount = getattr(request, "amount", None) or Money.zero(currency)
         declined = status is GatewayStatus.DECLINED
         transaction_id = "" if declined else f"{prefix}-{next(self._ids)}"
@@ -607,12 +606,12 @@ _KIND: Final = {
 
 
 # _ProviderPayment(order_id, currency, authorized, captured, refunded, voided), field by field.
-_provider_payment: Callable[[str, str, int, int, int, bool], _ProviderPayment] = _slots.builder(
+_provider_payment: Callable[[str, str, int, int, int, bool], _ProviderPayment] = _builder(
     _ProviderPayment, ("order_id", "currency", "authorized", "captured", "refunded", "voided")
 )
 _STATUS_TEXT: Final = {status: status.value for status in GatewayStatus}
 # GatewayResult(status, transaction_id, amount, message), slot by slot (a plain answer).
-_gateway_result: Callable[[GatewayStatus, str, Money, str], GatewayResult] = _slots.builder(
+_gateway_result: Callable[[GatewayStatus, str, Money, str], GatewayResult] = _builder(
     GatewayResult, ("status", "transaction_id", "amount", "message")
 )
 
