@@ -201,7 +201,7 @@ class InMemoryInventory:
 
     def commit(self, reservation_id: str) -> None:
         """Deduct reserved units from stock; a repeat is a no-op."""
-        reservation = self._get(reservation_id)
+        reservation = self._reservations.get(reservation_id) or self._get(reservation_id)
         if reservation.status == "committed":
             return
         if reservation.status != "reserved":

@@ -231,9 +231,13 @@ class OrderService:
                     product.category,
                 )
             )
-        fees = self._delivery_fees(by_merchant, delivery, method)
+        fees = None if delivery is None else self._delivery_fees(by_merchant, delivery, method)
         now = self.clock.now()
-        terms = self._price_cart(buyer, by_merchant, coupon_codes, segments, now)
+        terms = (  # _price_cart answers None at once without promotions or codes
+            None
+            if self.promotions is None and not coupon_codes
+            else self._price_cart(buyer, by_merchant, coupon_codes, segments, now)
+        )
         next_id = self.ids.next_id
         checkout_id = next_id("checkout")
         order_ids = [next_id("order")]
@@ -291,7 +295,8 @@ class OrderService:
         """
         order = self.orders.get(order_id)
         order.ensure_can("pay", actor, order.total)
-        self._before_payment(order)
+        if order.terms is not None:  # _before_payment does nothing for an order with no terms
+            self._before_payment(order)
         result = self.payments.charge(
             _charge_request(order.id, order.total, f"{order.id}:charge", "")
         )
@@ -311,7 +316,8 @@ class OrderService:
             )
             raise
         self.inventory.commit(order.id)
-        confirm_payment_holds(order, self.promotion_ledger)
+        if order.terms is not None:  # confirm_payment_holds does nothing for no terms
+            confirm_payment_holds(order, self.promotion_ledger)
         events, order.events = order.events, ()  # _publish, inline
         self.publisher.publish(events)
         return order
