@@ -811,3 +811,10 @@ class TestSequentialIds:
         ids = SequentialIds()
         got = [ids.next_id(kind) for kind in ("order", "checkout", "order", "order")]
         assert got == ["order-1", "checkout-1", "order-2", "order-3"]
+
+
+class TestOrderFields:
+    def test_the_order_is_built_with_every_field_of_the_class_in_order(self):
+        from ecommerce_core.orders import _ORDER_FIELDS  # noqa: PLC0415  # private, checked here
+
+        assert tuple(f.name for f in attrs.fields(Order)) == _ORDER_FIELDS

@@ -24,10 +24,10 @@ the running deadline and keeps its remaining time until the last hold is lifted
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 
 import attrs
 
@@ -943,7 +943,7 @@ _ORDER_FIELDS: Final = (
     "terms",
     "extensions",
 )
-_ORDER_BUILDERS: Final[dict[type, Callable[..., Any]]] = {}  # per class: _slots.builder
+_build_order: Final = _slots.builder(Order, _ORDER_FIELDS)  # Order(**every field), by position
 
 
 def _deadline(at: datetime, trigger: str) -> Deadline:
@@ -1145,12 +1145,27 @@ def _place(  # noqa: PLR0915, PLR0917  # Order.place, its arguments by position,
         process.definition.name,
         payment_method,
     )
-    # Every field at once, slot by slot (see ecommerce_core._slots.builder): equal to
-    # cls(id=..., ..., terms=terms) with the rest at their defaults.
-    build = _ORDER_BUILDERS.get(cls)
-    if build is None:
-        build = _ORDER_BUILDERS[cls] = _slots.builder(cls, _ORDER_FIELDS)
-    return build(  # type: ignore[no-any-return]
+    if cls is not Order:  # a subclass: its own constructor, its own defaults for the rest
+        return cls(
+            id=order_id,
+            checkout_id=checkout,
+            buyer_id=buyer_id,
+            merchant_id=merchant_id,
+            lines=lines,
+            shipping_fee=fee,
+            total=total,
+            process=process,
+            state=initial,
+            placed_at=now,
+            version=1,
+            events=(placed,),
+            deadline=deadline,
+            payment_method=payment_method,
+            terms=terms,
+        )
+    # Every field at once, slot by slot (see ecommerce_core._slots.builder): equal to the call
+    # above, the other fields at their defaults.
+    return _build_order(  # type: ignore[no-any-return]
         order_id,
         checkout,
         buyer_id,
