@@ -818,3 +818,15 @@ class TestOrderFields:
         from ecommerce_core.orders import _ORDER_FIELDS  # noqa: PLC0415  # private, checked here
 
         assert tuple(f.name for f in attrs.fields(Order)) == _ORDER_FIELDS
+
+
+class TestBuildersAndConstructors:
+    def test_a_class_with_a_hand_written_constructor_is_built_by_it(self):
+        @attrs.frozen(init=False)
+        class Doubled:
+            value: int
+
+            def __init__(self, value: int) -> None:
+                object.__setattr__(self, "value", value * 2)
+
+        assert _slots.builder(Doubled, ("value",))(2).value == 4

@@ -101,7 +101,7 @@ _BUILDERS: dict[tuple[type, tuple[str, ...]], Callable[..., Any]] = {}
 def builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
     """A function ``build(*values)`` equal to ``cls(**dict(zip(names, values)))``, cached.
 
-    For a slotted attrs class whose constructor only sets its fields, and ``names`` naming
+    For a slotted attrs class whose generated constructor only sets its fields, and ``names`` naming
     every field once, ``build`` is generated: it makes the instance and sets each slot through
     its own setter (no keyword parsing, no per-field ``object.__setattr__``). For any other
     class or ``names`` (a validator, a converter, a post-init hook, a field left to its
@@ -116,7 +116,9 @@ def builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
     if setters is None:
         setters = _PLAIN[cls] = _plain_setters(cls)
     arguments = ", ".join(f"_{i}" for i in range(len(names)))
-    if setters and len(names) == len(setters) and set(names) == set(setters):
+    init = getattr(cls.__init__, "__code__", None)  # attrs' own, not a hand-written one
+    generated = init is not None and init.co_filename.startswith("<attrs generated")
+    if generated and setters and len(names) == len(setters) and set(names) == set(setters):
         body = [f"def build({arguments}):", "    built = _new(_cls)"]
         mutable = cls.__setattr__ is object.__setattr__  # type: ignore[comparison-overlap]
         # not frozen: plain stores, cheaper still than the slots' setters
