@@ -116,7 +116,7 @@ def builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
     if setters is None:
         setters = _PLAIN[cls] = _plain_setters(cls)
     arguments = ", ".join(f"_{i}" for i in range(len(names)))
-    init = getattr(cls.__init__, "__code__", None)  # attrs' own, not a hand-written one
+    init = getattr(vars(cls).get("__init__"), "__code__", None)  # attrs' own, not hand-written
     generated = init is not None and init.co_filename.startswith("<attrs generated")
     if generated and setters and len(names) == len(setters) and set(names) == set(setters):
         body = [f"def build({arguments}):", "    built = _new(_cls)"]
