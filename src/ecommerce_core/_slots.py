@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["event", "new", "slot_setter"]
+__all__ = ["builder", "event", "new", "slot_setter"]
 
 new = object.__new__
 """``new(cls)``: an instance with no field set yet (set every one before it escapes)."""
@@ -93,3 +93,47 @@ def event(  # noqa: PLR0917  # the event's four common fields, then the rest as 
         else:
             return built
     return cls(aggregate_id=aggregate_id, version=version, occurred_at=at, actor=actor, **fields)
+
+
+_BUILDERS: dict[tuple[type, tuple[str, ...]], Callable[..., Any]] = {}
+
+
+def builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
+    """A function ``build(*values)`` equal to ``cls(**dict(zip(names, values)))``, cached.
+
+    For a slotted attrs class whose generated constructor only sets its fields, and ``names`` naming
+    every field once, ``build`` is generated: it makes the instance and sets each slot through
+    its own setter (no keyword parsing, no per-field ``object.__setattr__``). For any other
+    class or ``names`` (a validator, a converter, a post-init hook, a field left to its
+    default), ``build`` calls the class with those keywords, so it builds and raises exactly
+    what the class does. The hot paths build events, deadlines, requests and results with it.
+    """
+    key = (cls, names)
+    found = _BUILDERS.get(key)
+    if found is not None:
+        return found
+    setters = _PLAIN.get(cls)
+    if setters is None:
+        setters = _PLAIN[cls] = _plain_setters(cls)
+    arguments = ", ".join(f"_{i}" for i in range(len(names)))
+    init = getattr(vars(cls).get("__init__"), "__code__", None)  # attrs' own, not hand-written
+    generated = init is not None and init.co_filename.startswith("<attrs generated")
+    if generated and setters and len(names) == len(setters) and set(names) == set(setters):
+        body = [f"def build({arguments}):", "    built = _new(_cls)"]
+        mutable = cls.__setattr__ is object.__setattr__  # type: ignore[comparison-overlap]
+        # not frozen: plain stores, cheaper still than the slots' setters
+        body += [
+            f"    built.{name} = _{i}" if mutable else f"    _set_{i}(built, _{i})"
+            for i, name in enumerate(names)
+        ]
+        body.append("    return built")
+        namespace: dict[str, Any] = {"_new": new, "_cls": cls}
+        namespace.update({f"_set_{i}": setters[name] for i, name in enumerate(names)})
+    else:
+        keywords = ", ".join(f"{name}=_{i}" for i, name in enumerate(names))
+        body = [f"def build({arguments}):", f"    return _cls({keywords})"]
+        namespace = {"_cls": cls}
+    exec("\n".join(body), namespace)  # noqa: S102  # generated from the class's own field names
+    built: Callable[..., Any] = namespace["build"]
+    _BUILDERS[key] = built
+    return built

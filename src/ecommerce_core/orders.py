@@ -31,6 +31,7 @@ from typing import Final
 
 import attrs
 
+from ecommerce_core import _slots
 from ecommerce_core._slots import event as _event
 from ecommerce_core._slots import new, slot_setter
 from ecommerce_core.actors import Actor, ActorKind
@@ -56,7 +57,7 @@ from ecommerce_core.events import (
     ReceiptConfirmed,
 )
 from ecommerce_core.limits import LimitClaim, StockTiming
-from ecommerce_core.money import Money
+from ecommerce_core.money import _ZEROS, Money
 from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.process import Process, ProcessDefinition, State, Transition
@@ -94,7 +95,11 @@ class OrderState:
 
 
 def _payment_covers_total(order: Order, amount: Money) -> str | None:
-    if amount == order.total:
+    total = order.total
+    if type(amount) is Money and type(total) is Money:  # Money's ==, without the call
+        if amount.minor == total.minor and amount.currency == total.currency:
+            return None
+    elif amount == total:
         return None
     return f"paid {amount} but the order total is {order.total}"
 
@@ -140,6 +145,8 @@ TIMERS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
     }
 )
 
+_TIMERS: Final[dict[str, tuple[str, str]]] = dict(TIMERS)
+
 # Who may open and lift holds on the order's clock.
 _HOLDERS: Final = frozenset({ActorKind.PLATFORM, ActorKind.SYSTEM})
 
@@ -163,6 +170,15 @@ def check_now(now: object) -> datetime:
     if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
         raise InvalidInput("now", now, "must be a timezone-aware datetime")
     return now
+
+
+def _plain_text(value: object) -> bool:
+    """Whether :func:`_text` passes ``value`` as it is (a plain, non-blank ``str`` <= 200)."""
+    # not value.strip() is len(value) == 0 or value.isspace(): the same whitespace test
+    return type(value) is str and 0 < len(value) <= _MAX_TEXT and not value.isspace()
+
+
+_MAX_TEXT: Final = 200  # _text's default limit
 
 
 def _text(field: str, value: object, max_length: int = 200) -> str:
@@ -438,85 +454,19 @@ class Order:
             CurrencyMismatch: Lines or the fee in different currencies.
 
         """
-        check_now(now)
-        _text("order_id", order_id)
-        _text("buyer_id", buyer_id)
-        _text("merchant_id", merchant_id)
-        _text("payment_method", payment_method)
-        lines = tuple(lines)
-        if not lines:
-            raise InvalidInput("lines", lines, "an order needs at least one line")
-        if len(lines) > policy.max_lines:
-            raise InvalidInput("lines", len(lines), f"more than {policy.max_lines} lines")
-        currency = lines[0].unit_price.currency
-        max_quantity = policy.max_line_quantity
-        skus: set[str] = set()
-        line_ids: set[str] = set()
-        total_minor = 0
-        for line in lines:
-            if line.__class__ is not OrderLine:
-                raise InvalidInput("lines", line, "each line must be an OrderLine")
-            sku, line_id, quantity, unit_price = (
-                line.sku,
-                line.line_id,
-                line.quantity,
-                line.unit_price,
-            )
-            if sku in skus:
-                raise InvalidInput("lines", sku, "the same SKU appears on two lines")
-            if line_id in line_ids:
-                raise InvalidInput("lines", line_id, "line ids must be unique")
-            skus.add(sku)
-            line_ids.add(line_id)
-            if quantity > max_quantity:
-                raise InvalidInput("quantity", quantity, f"more than {max_quantity} units")
-            if unit_price.currency != currency:
-                raise CurrencyMismatch(currency, unit_price.currency)
-            total_minor += unit_price.minor * quantity - line.discount.minor  # type: ignore[union-attr]  # set in OrderLine.__attrs_post_init__
-        if shipping_fee is None:
-            fee = Money.zero(currency)
-        elif not isinstance(shipping_fee, Money) or shipping_fee.is_negative:
-            raise InvalidInput("shipping_fee", shipping_fee, "must be Money, not negative")
-        elif shipping_fee.currency != currency:
-            raise CurrencyMismatch(currency, shipping_fee.currency)
-        else:
-            fee = shipping_fee
-        if terms is not None and not isinstance(terms, PricingTerms):
-            raise InvalidInput("terms", terms, "must be PricingTerms or None")
-        total = _money(total_minor + fee.minor, currency)  # the currency is a line's: valid
-        checkout = order_id if checkout_id is None else _text("checkout_id", checkout_id)
-        initial = process.definition.initial
-        timer = TIMERS.get(initial)  # a new order has no holds: its clock starts running
-        deadline = None if timer is None else _deadline(now + getattr(policy, timer[1]), timer[0])
-        # The first event is built here rather than through _record: the order starts at
-        # version 1 with it, which is what _record would leave.
-        placed = _order_placed(
+        return _place(
+            cls,
             order_id,
-            now,
-            f"buyer:{buyer_id}",
-            checkout,
             buyer_id,
             merchant_id,
-            total,
-            process.definition.name,
+            lines,
+            now,
+            policy,
+            shipping_fee,
+            checkout_id,
+            process,
             payment_method,
-        )
-        return cls(
-            id=order_id,
-            checkout_id=checkout,
-            buyer_id=buyer_id,
-            merchant_id=merchant_id,
-            lines=lines,
-            shipping_fee=fee,
-            total=total,
-            process=process,
-            state=initial,
-            placed_at=now,
-            version=1,
-            events=(placed,),
-            deadline=deadline,
-            payment_method=payment_method,
-            terms=terms,
+            terms,
         )
 
     # ----------------------------------------------------------------- reading
@@ -576,18 +526,27 @@ class Order:
             GuardRefused: The amount is not the order total.
 
         """
-        self._authorize("pay", actor)
-        check_now(now)
-        _text("reference", reference)
+        # The usual case (the order's buyer, a UTC time, a plain reference) passes each check
+        # on one line; anything else takes the full check, which raises or passes it.
+        if type(actor) is not Actor or actor.kind is not _BUYER or actor.id != self.buyer_id:
+            self._authorize("pay", actor)
+        if type(now) is not datetime or now.tzinfo is not UTC:
+            check_now(now)
+        if not (  # _plain_text(reference), inline
+            type(reference) is str and 0 < len(reference) <= _MAX_TEXT and not reference.isspace()
+        ):
+            _text("reference", reference)
         if not isinstance(amount, Money):
             raise InvalidInput("amount", amount, "must be Money")
         if amount.currency != self.total.currency:  # self.currency, without the property
             raise CurrencyMismatch(self.currency, amount.currency, "pay")
         dest = self.process.fire(self.state, "pay", self, amount, subject_id=self.id)
-        self.payment = Payment(reference, amount, now)
+        self.payment = _payment(reference, amount, now)
         self.state = dest  # _move, inline on the four commands of every lifecycle
         self._set_timer(dest, now, None)
-        self._record(OrderPaid, now, actor, amount=amount, payment_ref=reference)
+        self.version = version = self.version + 1  # _record, inline, the event slot by slot
+        label = actor.label if type(actor) is Actor else str(actor)
+        self.events = (*self.events, _paid(self.id, version, now, label, amount, reference))
 
     def ship(
         self,
@@ -606,15 +565,30 @@ class Order:
             TransitionNotAllowed: The order is not awaiting shipment.
 
         """
-        self._authorize("ship", actor)
-        check_now(now)
-        _text("carrier", carrier)
-        _text("tracking_number", tracking_number)
+        if type(actor) is not Actor or actor.kind is not _MERCHANT or actor.id != self.merchant_id:
+            self._authorize("ship", actor)
+        if type(now) is not datetime or now.tzinfo is not UTC:
+            check_now(now)
+        if not (  # _plain_text of both, inline
+            type(carrier) is str
+            and 0 < len(carrier) <= _MAX_TEXT
+            and not carrier.isspace()
+            and type(tracking_number) is str
+            and 0 < len(tracking_number) <= _MAX_TEXT
+            and not tracking_number.isspace()
+        ):
+            _text("carrier", carrier)
+            _text("tracking_number", tracking_number)
         dest = self.process.fire(self.state, "ship", self, subject_id=self.id)
-        self.shipment = ShipmentInfo(carrier, tracking_number, now)
+        self.shipment = _shipment(carrier, tracking_number, now)
         self.state = dest
         self._set_timer(dest, now, policy)
-        self._record(OrderShipped, now, actor, carrier=carrier, tracking_number=tracking_number)
+        self.version = version = self.version + 1
+        label = actor.label if type(actor) is Actor else str(actor)
+        self.events = (
+            *self.events,
+            _shipped(self.id, version, now, label, carrier, tracking_number),
+        )
 
     def deliver(self, actor: Actor, *, now: datetime, policy: OrderPolicy) -> None:
         """Record the carrier's report that the parcel was delivered.
@@ -624,12 +598,16 @@ class Order:
             TransitionNotAllowed: The order is not shipped.
 
         """
-        self._authorize("deliver", actor)
-        check_now(now)
+        if type(actor) is not Actor or actor.kind is not _CARRIER:  # any carrier may report
+            self._authorize("deliver", actor)
+        if type(now) is not datetime or now.tzinfo is not UTC:
+            check_now(now)
         dest = self.process.fire(self.state, "deliver", self, subject_id=self.id)
         self.state = dest
         self._set_timer(dest, now, policy)
-        self._record(OrderDelivered, now, actor)
+        self.version = version = self.version + 1
+        label = actor.label if type(actor) is Actor else str(actor)
+        self.events = (*self.events, _delivered(self.id, version, now, label))
 
     def confirm_receipt(self, actor: Actor, *, now: datetime, policy: OrderPolicy) -> None:
         """The buyer confirms receipt: the order completes and the after-sales window opens.
@@ -639,12 +617,16 @@ class Order:
             TransitionNotAllowed: Not shipped or delivered (a second confirmation included).
 
         """
-        self._authorize("confirm_receipt", actor)
-        check_now(now)
+        if type(actor) is not Actor or actor.kind is not _BUYER or actor.id != self.buyer_id:
+            self._authorize("confirm_receipt", actor)
+        if type(now) is not datetime or now.tzinfo is not UTC:
+            check_now(now)
         dest = self.process.fire(self.state, "confirm_receipt", self, subject_id=self.id)
         self.state = dest
         self._set_timer(dest, now, policy)
-        self._record(ReceiptConfirmed, now, actor, automatic=False)
+        self.version = version = self.version + 1
+        label = actor.label if type(actor) is Actor else str(actor)
+        self.events = (*self.events, _confirmed(self.id, version, now, label, False))  # noqa: FBT003  # the event's automatic field
 
     def cancel(self, actor: Actor, *, reason: str, now: datetime) -> None:
         """Cancel the order before shipment (buyer, merchant or platform), with a reason.
@@ -825,7 +807,7 @@ class Order:
         self._set_timer(dest, now, policy)
 
     def _set_timer(self, state: str, now: datetime, policy: OrderPolicy | None) -> None:
-        timer = TIMERS.get(state)
+        timer = _TIMERS.get(state)  # TIMERS, as a plain dict (one lookup cheaper)
         if timer is None:
             self.deadline = None
             self.paused = None
@@ -1008,6 +990,16 @@ class Order:
 
 # Placing an order and moving it on build a deadline and an event each time, from values the
 # command has checked: slot by slot (see ecommerce_core._slots), equal to calling the class.
+_EVENT: Final = ("aggregate_id", "version", "occurred_at", "actor")
+_paid: Final = _slots.builder(OrderPaid, (*_EVENT, "amount", "payment_ref"))
+_shipped: Final = _slots.builder(OrderShipped, (*_EVENT, "carrier", "tracking_number"))
+_delivered: Final = _slots.builder(OrderDelivered, _EVENT)
+_confirmed: Final = _slots.builder(ReceiptConfirmed, (*_EVENT, "automatic"))
+_payment: Final = _slots.builder(Payment, ("reference", "amount", "paid_at"))
+_shipment: Final = _slots.builder(ShipmentInfo, ("carrier", "tracking_number", "shipped_at"))
+_BUYER: Final = ActorKind.BUYER
+_MERCHANT: Final = ActorKind.MERCHANT
+_CARRIER: Final = ActorKind.CARRIER
 _DEADLINE_SETTERS: Final = (slot_setter(Deadline, "at"), slot_setter(Deadline, "trigger"))
 _PLACED_SETTERS: Final = tuple(
     slot_setter(OrderPlaced, name)
@@ -1024,6 +1016,32 @@ _PLACED_SETTERS: Final = tuple(
         "payment_method",
     )
 )
+
+
+_ORDER_FIELDS: Final = (
+    "id",
+    "checkout_id",
+    "buyer_id",
+    "merchant_id",
+    "lines",
+    "shipping_fee",
+    "total",
+    "process",
+    "state",
+    "placed_at",
+    "version",
+    "deadline",
+    "payment",
+    "shipment",
+    "cancellation",
+    "events",
+    "payment_method",
+    "holds",
+    "paused",
+    "terms",
+    "extensions",
+)
+_build_order: Final = _slots.builder(Order, _ORDER_FIELDS)  # Order(**every field), by position
 
 
 def _deadline(at: datetime, trigger: str) -> Deadline:
@@ -1064,6 +1082,212 @@ def _order_placed(  # noqa: PLR0917  # one parameter per field of the event
     return event
 
 
+_LINE_SETTERS: Final = tuple(
+    slot_setter(OrderLine, name)
+    for name in ("line_id", "sku", "quantity", "unit_price", "discount", "category", "adjustments")
+)
+_CART_ITEM_SETTERS: Final = (slot_setter(CartItem, "sku"), slot_setter(CartItem, "quantity"))
+
+
+def _order_line(
+    line_id: str, sku: str, quantity: int, unit_price: Money, category: str
+) -> OrderLine:
+    """``OrderLine(line_id, sku, quantity, unit_price, category=category)``, no discount.
+
+    Checkout builds one per cart item: when every check the class runs passes at a glance
+    (ids plain text, a whole positive quantity, a non-negative ``Money`` price), slot by slot;
+    anything else through the class, which raises what it raises.
+    """
+    if (
+        type(quantity) is int
+        and quantity >= 1
+        and type(unit_price) is Money
+        and unit_price.minor >= 0
+        and type(line_id) is str  # _plain_text(line_id) and _plain_text(sku), inline
+        and 0 < len(line_id) <= _MAX_TEXT
+        and not line_id.isspace()
+        and type(sku) is str
+        and 0 < len(sku) <= _MAX_TEXT
+        and not sku.isspace()
+    ):
+        line: OrderLine = new(OrderLine)
+        set_id, set_sku, set_quantity, set_price, set_discount, set_category, set_adjustments = (
+            _LINE_SETTERS
+        )
+        set_id(line, line_id)
+        set_sku(line, sku)
+        set_quantity(line, quantity)
+        set_price(line, unit_price)
+        set_discount(line, _ZEROS.get(unit_price.currency) or Money.zero(unit_price.currency))
+        set_category(line, category)
+        set_adjustments(line, ())
+        return line
+    return OrderLine(line_id, sku, quantity, unit_price, category=category)
+
+
+def _cart_item(sku: str, quantity: int) -> CartItem:
+    """``CartItem(sku, quantity)``: slot by slot when both pass at a glance, else the class."""
+    if (
+        type(quantity) is int
+        and quantity >= 1
+        and type(sku) is str  # _plain_text(sku), inline
+        and 0 < len(sku) <= _MAX_TEXT
+        and not sku.isspace()
+    ):
+        item: CartItem = new(CartItem)
+        set_sku, set_quantity = _CART_ITEM_SETTERS
+        set_sku(item, sku)
+        set_quantity(item, quantity)
+        return item
+    return CartItem(sku, quantity)
+
+
+def _place(  # noqa: PLR0915, PLR0917  # Order.place, its arguments by position, checks inline
+    cls: type[Order],
+    order_id: str,
+    buyer_id: str,
+    merchant_id: str,
+    lines: Sequence[OrderLine],
+    now: datetime,
+    policy: OrderPolicy,
+    shipping_fee: Money | None,
+    checkout_id: str | None,
+    process: Process,
+    payment_method: str,
+    terms: PricingTerms | None,
+) -> Order:
+    """:meth:`Order.place`, its arguments by position (no keyword parsing on checkout)."""
+    if not (  # the usual case passes here (_plain_text inline); else the checks in order
+        type(now) is datetime
+        and now.tzinfo is UTC
+        and type(order_id) is str
+        and 0 < len(order_id) <= _MAX_TEXT
+        and not order_id.isspace()
+        and type(buyer_id) is str
+        and 0 < len(buyer_id) <= _MAX_TEXT
+        and not buyer_id.isspace()
+        and type(merchant_id) is str
+        and 0 < len(merchant_id) <= _MAX_TEXT
+        and not merchant_id.isspace()
+        and type(payment_method) is str
+        and 0 < len(payment_method) <= _MAX_TEXT
+        and not payment_method.isspace()
+    ):
+        check_now(now)
+        _text("order_id", order_id)
+        _text("buyer_id", buyer_id)
+        _text("merchant_id", merchant_id)
+        _text("payment_method", payment_method)
+    lines = tuple(lines)
+    if not lines:
+        raise InvalidInput("lines", lines, "an order needs at least one line")
+    if len(lines) > policy.max_lines:
+        raise InvalidInput("lines", len(lines), f"more than {policy.max_lines} lines")
+    currency = lines[0].unit_price.currency
+    max_quantity = policy.max_line_quantity
+    skus: set[str] = set()
+    line_ids: set[str] = set()
+    total_minor = 0
+    for line in lines:
+        if line.__class__ is not OrderLine:
+            raise InvalidInput("lines", line, "each line must be an OrderLine")
+        sku, line_id, quantity, unit_price = (
+            line.sku,
+            line.line_id,
+            line.quantity,
+            line.unit_price,
+        )
+        if sku in skus:
+            raise InvalidInput("lines", sku, "the same SKU appears on two lines")
+        if line_id in line_ids:
+            raise InvalidInput("lines", line_id, "line ids must be unique")
+        skus.add(sku)
+        line_ids.add(line_id)
+        if quantity > max_quantity:
+            raise InvalidInput("quantity", quantity, f"more than {max_quantity} units")
+        if unit_price.currency != currency:
+            raise CurrencyMismatch(currency, unit_price.currency)
+        total_minor += unit_price.minor * quantity - line.discount.minor  # type: ignore[union-attr]  # set in OrderLine.__attrs_post_init__
+    if shipping_fee is None:
+        fee = _ZEROS.get(currency) or Money.zero(currency)  # Money.zero, its cache first
+    elif not isinstance(shipping_fee, Money) or shipping_fee.is_negative:
+        raise InvalidInput("shipping_fee", shipping_fee, "must be Money, not negative")
+    elif shipping_fee.currency != currency:
+        raise CurrencyMismatch(currency, shipping_fee.currency)
+    else:
+        fee = shipping_fee
+    if terms is not None and not isinstance(terms, PricingTerms):
+        raise InvalidInput("terms", terms, "must be PricingTerms or None")
+    total = _money(total_minor + fee.minor, currency)  # the currency is a line's: valid
+    if checkout_id is None:
+        checkout = order_id
+    elif (  # _plain_text(checkout_id), inline
+        type(checkout_id) is str and 0 < len(checkout_id) <= _MAX_TEXT and not checkout_id.isspace()
+    ):
+        checkout = checkout_id
+    else:
+        checkout = _text("checkout_id", checkout_id)
+    initial = process.definition.initial
+    timer = _TIMERS.get(initial)  # a new order has no holds: its clock starts running
+    deadline = None if timer is None else _deadline(now + getattr(policy, timer[1]), timer[0])
+    # The first event is built here rather than through _record: the order starts at
+    # version 1 with it, which is what _record would leave.
+    placed = _order_placed(
+        order_id,
+        now,
+        f"buyer:{buyer_id}",
+        checkout,
+        buyer_id,
+        merchant_id,
+        total,
+        process.definition.name,
+        payment_method,
+    )
+    if cls is not Order:  # a subclass: its own constructor, its own defaults for the rest
+        return cls(
+            id=order_id,
+            checkout_id=checkout,
+            buyer_id=buyer_id,
+            merchant_id=merchant_id,
+            lines=lines,
+            shipping_fee=fee,
+            total=total,
+            process=process,
+            state=initial,
+            placed_at=now,
+            version=1,
+            events=(placed,),
+            deadline=deadline,
+            payment_method=payment_method,
+            terms=terms,
+        )
+    # Every field at once, slot by slot (see ecommerce_core._slots.builder): equal to the call
+    # above, the other fields at their defaults.
+    return _build_order(  # type: ignore[no-any-return]
+        order_id,
+        checkout,
+        buyer_id,
+        merchant_id,
+        lines,
+        fee,
+        total,
+        process,
+        initial,
+        now,
+        1,
+        deadline,
+        None,
+        None,
+        None,
+        (placed,),
+        payment_method,
+        (),
+        None,
+        terms,
+        0,
+    )
+
+
 def split_by_merchant(
     *,
     checkout_id: str,
@@ -1086,29 +1310,57 @@ def split_by_merchant(
         InvalidInput: No merchants, a merchant with no lines, or too few order ids.
 
     """
-    merchants = sorted(lines_by_merchant)
+    return _split(
+        checkout_id,
+        buyer_id,
+        lines_by_merchant,
+        order_ids,
+        now,
+        policy,
+        shipping_fees,
+        process,
+        payment_method,
+        terms,
+    )
+
+
+def _split(  # noqa: PLR0917  # split_by_merchant's arguments, by position (checkout)
+    checkout_id: str,
+    buyer_id: str,
+    lines_by_merchant: Mapping[str, Sequence[OrderLine]],
+    order_ids: Sequence[str],
+    now: datetime,
+    policy: OrderPolicy,
+    shipping_fees: Mapping[str, Money] | None,
+    process: Process,
+    payment_method: str,
+    terms: Mapping[str, PricingTerms] | None,
+) -> list[Order]:
+    """:func:`split_by_merchant`, its arguments by position."""
+    merchants = sorted(lines_by_merchant) if len(lines_by_merchant) != 1 else [*lines_by_merchant]
     if not merchants:
         raise InvalidInput("cart", {}, "a checkout needs at least one line")
     if len(order_ids) < len(merchants):
         raise InvalidInput("order_ids", list(order_ids), f"need {len(merchants)} ids")
-    fees = shipping_fees or {}
-    sold = terms or {}
-    return [
-        Order.place(
-            order_id=order_id,
-            buyer_id=buyer_id,
-            merchant_id=merchant,
-            lines=lines_by_merchant[merchant],
-            now=now,
-            policy=policy,
-            shipping_fee=fees.get(merchant),
-            checkout_id=checkout_id,
-            process=process,
-            payment_method=payment_method,
-            terms=sold.get(merchant),
+    orders: list[Order] = []
+    for merchant, order_id in zip(merchants, order_ids, strict=False):
+        orders.append(  # Order.place(order_id=order_id, ...), its arguments by position
+            _place(
+                Order,
+                order_id,
+                buyer_id,
+                merchant,
+                lines_by_merchant[merchant],
+                now,
+                policy,
+                shipping_fees.get(merchant) if shipping_fees else None,
+                checkout_id,
+                process,
+                payment_method,
+                terms.get(merchant) if terms else None,
+            )
         )
-        for merchant, order_id in zip(merchants, order_ids, strict=False)
-    ]
+    return orders
 
 
 @attrs.frozen

@@ -375,16 +375,13 @@ class Process:
             GuardRefused: Every candidate transition's guard refused; the error lists why.
 
         """
-        try:
-            return self._direct[state, trigger]  # fast path: a single unguarded transition
-        except KeyError:
-            pass
-        try:
-            candidates = self._guarded[state, trigger]
-        except KeyError:
-            raise TransitionNotAllowed(
-                subject_id, trigger, state, self._allowed.get(state, ())
-            ) from None
+        key = (state, trigger)
+        dest = self._direct.get(key)  # fast path: a single unguarded transition
+        if dest is not None:
+            return dest
+        candidates = self._guarded.get(key)  # a lookup, not a raised KeyError, for guarded ones
+        if candidates is None:
+            raise TransitionNotAllowed(subject_id, trigger, state, self._allowed.get(state, ()))
         reasons: list[str] = []
         for dest, guards in candidates:
             for _, guard in guards:

@@ -16,6 +16,7 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
+from ecommerce_core._slots import builder as _builder
 from ecommerce_core.aftersales import OrderAfterSales, RefundInstruction
 from ecommerce_core.auctions import Auction
 from ecommerce_core.campaigns import FlashSale, RushPurchase, TimeBoxedSale
@@ -141,6 +142,12 @@ class _Reservation:
     status: str = "reserved"  # reserved | committed | released (from reserved or committed)
 
 
+# _Reservation(items, status), field by field (a plain record: nothing to check).
+_new_reservation: Callable[[tuple[StockItem, ...], str], _Reservation] = _builder(
+    _Reservation, ("items", "status")
+)
+
+
 class InMemoryInventory:
     """Stock per SKU with all-or-nothing, idempotent reservations."""
 
@@ -166,32 +173,43 @@ class InMemoryInventory:
         if not items:
             raise InvalidInput("items", items, "a reservation needs at least one item")
         for item in items:
-            _check_quantity(item.quantity)
+            quantity = item.quantity
+            if type(quantity) is not int or quantity < 1:  # _check_quantity's test, inline
+                _check_quantity(quantity)
         existing = self._reservations.get(reservation_id)
         if existing is not None:
             if existing.items != items:
                 raise IdempotencyConflict(reservation_id, "different items")
             return
+        on_hand, reserved = self._on_hand, self._reserved
+        if len(items) == 1:  # one SKU: what the loops below do, without the dict
+            sku, quantity = items[0].sku, items[0].quantity
+            if on_hand.get(sku, 0) - reserved.get(sku, 0) < quantity:  # self.available(sku)
+                raise OutOfStock(sku, quantity, self.available(sku))
+            reserved[sku] = reserved.get(sku, 0) + quantity
+            self._reservations[reservation_id] = _new_reservation(items, "reserved")
+            return
         wanted: dict[str, int] = {}
         for item in items:
             wanted[item.sku] = wanted.get(item.sku, 0) + item.quantity
         for sku, quantity in sorted(wanted.items()):
-            if self.available(sku) < quantity:
+            if on_hand.get(sku, 0) - reserved.get(sku, 0) < quantity:  # self.available(sku)
                 raise OutOfStock(sku, quantity, self.available(sku))
         for sku, quantity in wanted.items():
-            self._reserved[sku] = self._reserved.get(sku, 0) + quantity
-        self._reservations[reservation_id] = _Reservation(items)
+            reserved[sku] = reserved.get(sku, 0) + quantity
+        self._reservations[reservation_id] = _new_reservation(items, "reserved")
 
     def commit(self, reservation_id: str) -> None:
         """Deduct reserved units from stock; a repeat is a no-op."""
-        reservation = self._get(reservation_id)
+        reservation = self._reservations.get(reservation_id) or self._get(reservation_id)
         if reservation.status == "committed":
             return
         if reservation.status != "reserved":
             raise RuleViolation(reservation_id, "commit", reservation.status, "it was released")
+        reserved, on_hand = self._reserved, self._on_hand
         for item in reservation.items:
-            self._reserved[item.sku] -= item.quantity
-            self._on_hand[item.sku] -= item.quantity
+            reserved[item.sku] -= item.quantity
+            on_hand[item.sku] -= item.quantity
         reservation.status = "committed"
 
     def release(self, reservation_id: str) -> bool:
@@ -317,7 +335,31 @@ class ScriptedPaymentGateway:
 
     def charge(self, request: ChargeRequest) -> GatewayResult:
         """Authorize and capture at once, once per idempotency key."""
-        return self._answer(request, "ch", None)
+        if type(request) is not ChargeRequest or request.payment_id:
+            return self._answer(request, "ch", None)
+        # A first charge under its key, answered SUCCEEDED: what _answer and _apply do for it,
+        # in one frame. Anything else (a repeat, a refusal, a payment id) takes _answer.
+        amount = request.amount
+        key = request.idempotency_key
+        if type(amount) is not Money or amount.minor <= 0 or key in self._answers:
+            return self._answer(request, "ch", None)
+        status = self.decide(request)
+        if status is not GatewayStatus.SUCCEEDED:
+            result = self._apply(request, "ch", status, None)
+            self._answers[key] = (request, result)
+            return result
+        transaction_id = f"ch-{next(self._ids)}"
+        result = _gateway_result(status, transaction_id, amount, _STATUS_TEXT[status])
+        book = self._books.get(transaction_id)
+        if book is None:
+            book = _provider_payment(request.order_id, amount.currency, 0, 0, 0, False)  # noqa: FBT003  # voided
+            self._books[transaction_id] = book
+        self._by_transaction[transaction_id] = transaction_id
+        book.authorized += amount.minor
+        book.captured += amount.minor
+        self._add(self.charged, request.order_id, amount)
+        self._answers[key] = (request, result)
+        return result
 
     def authorize(self, request: AuthorizeRequest) -> GatewayResult:
         """Authorize an amount, once per idempotency key."""
@@ -472,7 +514,7 @@ class ScriptedPaymentGateway:
 
     def _answer(self, request: GatewayRequest, prefix: str, refusal: str | None) -> GatewayResult:
         amount = getattr(request, "amount", None)
-        if amount is not None and not amount.is_positive:
+        if amount is not None and amount.minor <= 0:  # not amount.is_positive
             raise InvalidInput("amount", amount, "must be positive")
         previous = self._answers.get(request.idempotency_key)
         if previous is not None:
@@ -495,20 +537,24 @@ class ScriptedPaymentGateway:
         amount = getattr(request, "amount", None) or Money.zero(currency)
         declined = status is GatewayStatus.DECLINED
         transaction_id = "" if declined else f"{prefix}-{next(self._ids)}"
-        result = GatewayResult(status, transaction_id, amount, refusal or status.value)
+        text = _STATUS_TEXT[status] if type(status) is GatewayStatus else status.value
+        message = refusal or text  # status.value, without the enum's property
+        result = _gateway_result(status, transaction_id, amount, message)
         if isinstance(request, (ChargeRequest, AuthorizeRequest)):
             key = request.payment_id or transaction_id or request.idempotency_key
-            if key not in self._books:
-                self._books[key] = _ProviderPayment(request.order_id, currency)
-        if not result.succeeded:
-            return result
-        if isinstance(request, (ChargeRequest, AuthorizeRequest)):
-            book = self._books[request.payment_id or transaction_id or request.idempotency_key]
+            book = self._books.get(key)
+            if book is None:  # _ProviderPayment(request.order_id, currency), field by field
+                book = _provider_payment(request.order_id, currency, 0, 0, 0, False)  # noqa: FBT003  # voided
+                self._books[key] = book
+            if status is not GatewayStatus.SUCCEEDED:  # not result.succeeded
+                return result
             self._by_transaction[transaction_id] = request.payment_id or transaction_id
             book.authorized += amount.minor
             if isinstance(request, ChargeRequest):
                 book.captured += amount.minor
                 self._add(self.charged, request.order_id, amount)
+            return result
+        if not result.succeeded:
             return result
         book_or_none = self._book_of(request.payment_id, request.transaction_id)
         if book_or_none is None:  # a void of a payment the provider never saw: nothing to undo
@@ -536,7 +582,11 @@ class ScriptedPaymentGateway:
 
     @staticmethod
     def _add(book: dict[str, Money], order_id: str, amount: Money) -> None:
-        book[order_id] = book.get(order_id, Money.zero(amount.currency)) + amount
+        so_far = book.get(order_id)
+        if so_far is None and type(amount) is Money:  # zero + amount is amount (immutable)
+            book[order_id] = amount
+        else:
+            book[order_id] = (so_far or Money.zero(amount.currency)) + amount
 
 
 _PREFIX: Final = {
@@ -553,6 +603,17 @@ _KIND: Final = {
     VoidRequest: NotificationKind.FAILED,
     RefundRequest: NotificationKind.REFUNDED,
 }
+
+
+# _ProviderPayment(order_id, currency, authorized, captured, refunded, voided), field by field.
+_provider_payment: Callable[[str, str, int, int, int, bool], _ProviderPayment] = _builder(
+    _ProviderPayment, ("order_id", "currency", "authorized", "captured", "refunded", "voided")
+)
+_STATUS_TEXT: Final = {status: status.value for status in GatewayStatus}
+# GatewayResult(status, transaction_id, amount, message), slot by slot (a plain answer).
+_gateway_result: Callable[[GatewayStatus, str, Money, str], GatewayResult] = _builder(
+    GatewayResult, ("status", "transaction_id", "amount", "message")
+)
 
 
 def _always_succeed(_: GatewayRequest) -> GatewayStatus:
@@ -589,7 +650,9 @@ class SequentialIds:
 
     def next_id(self, kind: str) -> str:
         """The next id for ``kind``."""
-        counter = self._counters.setdefault(kind, itertools.count(1))
+        counter = self._counters.get(kind)
+        if counter is None:  # a new kind: its own counter (built once, not on every call)
+            counter = self._counters[kind] = itertools.count(1)
         return f"{kind}-{next(counter)}"
 
 
