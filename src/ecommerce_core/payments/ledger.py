@@ -523,15 +523,21 @@ def fold_rows(order_id: str, currency: str, postings: Iterable[Posting]) -> dict
             continue  # a credit repayment, or a rebate: the buyer's cashback, not the order's
         row = sums.get(posting.line_id)
         if row is None:
-            row = sums[posting.line_id] = [0] * len(_FIELDS)
+            row = sums[posting.line_id] = [0, 0, 0, 0, 0, 0]  # one per _FIELDS
         minor = posting.amount.minor
-        for column, signed in ((source, -minor), (target, minor)):
-            if column == _PAYER:
-                row[0 if signed < 0 else 5] += minor  # paid in / refunded
-            else:
-                row[column] += signed
-                if column == _KEPT:  # the COD fee: commission a refund never takes back
-                    row[3] += signed
+        # the source loses minor, the target gains it (unrolled: no tuple per side)
+        if source == _PAYER:
+            row[0 if minor > 0 else 5] += minor  # paid in (a refund the other way round)
+        else:
+            row[source] -= minor
+            if source == _KEPT:  # the COD fee: commission a refund never takes back
+                row[3] -= minor
+        if target == _PAYER:
+            row[0 if minor < 0 else 5] += minor  # refunded
+        else:
+            row[target] += minor
+            if target == _KEPT:
+                row[3] += minor
     return sums
 
 
