@@ -22,6 +22,7 @@ import attrs
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.money import Money
+from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.orders import ORDER_GUARDS, STANDARD_ORDER, Order, OrderState, check_now
 from ecommerce_core.payments.events import EscrowReleased, OrderSettled
 from ecommerce_core.payments.ledger import AccountKind, Movement
@@ -97,7 +98,10 @@ class EscrowPayment(GatewayPayment):
     @property
     def held(self) -> Money:
         """What escrow still holds for the order (``money().held``)."""
-        return Money(sum(row[1] for row in self._rows().values()), self.currency)
+        minor = 0
+        for row in self._rows().values():  # a loop: no generator frame for a few lines
+            minor += row[1]
+        return _money(minor, self.currency)
 
     def releasable_lines(self) -> tuple[str, ...]:
         """Lines with money in escrow and no open refund on them."""
@@ -136,11 +140,13 @@ class EscrowPayment(GatewayPayment):
             at=now,
         )
         self._post(postings)
-        moved = sum((p.amount for p in postings), Money.zero(self.currency))
-        commission = sum(
-            (p.amount for p in postings if p.target.kind is AccountKind.COMMISSION),
-            Money.zero(self.currency),
-        )
+        moved_minor = commission_minor = 0  # one book: every posting in the payment's currency
+        for posting in postings:
+            moved_minor += posting.amount.minor
+            if posting.target.kind is AccountKind.COMMISSION:
+                commission_minor += posting.amount.minor
+        moved = _money(moved_minor, self.currency)
+        commission = _money(commission_minor, self.currency)
         self._record(EscrowReleased, now, actor, amount=moved, commission=commission, lines=lines)
         return moved
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from ecommerce_core.errors import InvalidInput
-from ecommerce_core.money import Money, _allocate, allocate_minor
+from ecommerce_core.money import MAX_MINOR_UNITS, Money, _allocate, allocate_minor
 from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.payments.ledger import (
     _COMMISSION,
@@ -259,16 +259,13 @@ def collect_postings(
     return tuple(book.postings)
 
 
-def _held(done: Iterable[Posting], kind: AccountKind) -> list[tuple[str, Account, Money]]:
-    held = [
+def _held(done: Iterable[Posting], kind: AccountKind) -> list[tuple[str, Account, int]]:
+    """What accounts of ``kind`` hold, per line and account, in minor units (positive only)."""
+    return [
         (line_id, account, minor)
         for (line_id, account), minor in sorted(balances_by_line(done).items())
         if account.kind is kind and minor > 0
     ]
-    if not held:
-        return []
-    currency = _currency(done)
-    return [(line_id, account, Money(minor, currency)) for line_id, account, minor in held]
 
 
 def _currency(done: Iterable[Posting]) -> str:
@@ -288,8 +285,8 @@ def release_postings(
     """Release what escrow holds for ``lines`` (every line if ``None``) to the merchant."""
     wanted = None if lines is None else set(lines)
     held = [
-        (line_id, amount.minor)
-        for line_id, _, amount in (_held(done, AccountKind.ESCROW) if done else [])
+        (line_id, minor)
+        for line_id, _, minor in (_held(done, AccountKind.ESCROW) if done else [])
         if wanted is None or line_id in wanted
     ]
     if not held:
@@ -309,16 +306,24 @@ def remit_postings(
     at: datetime,
 ) -> tuple[Posting, ...]:
     """Remit the cash a carrier holds for the order: to the merchant, less the carrier's fee."""
-    book = _Book(key, order_id, Movement.REMIT, at)
     held = _held(done, AccountKind.CARRIER_COD) if done else []
     if not held:
         return ()
-    total = sum((amount for _, _, amount in held), Money.zero(held[0][2].currency))
-    fees = dict(split(policy.cod_fee_on(total), [(k, a.minor) for k, _, a in held]))
-    for line_id, float_account, amount in held:
-        fee = fees.get(line_id, Money.zero(amount.currency))
-        book.move(line_id, float_account, merchant, amount - fee)
-        book.move(line_id, float_account, Account.cod_fee(float_account.owner), fee)
+    currency = _currency(done)
+    book = _Book(key, order_id, Movement.REMIT, at, currency)
+    minors = [minor for _, _, minor in held]
+    total = 0
+    for minor in minors:
+        total += minor
+        if total > MAX_MINOR_UNITS:  # raise where adding the amounts up as Money raises
+            _money(total, currency)
+    fee = policy.cod_fee_on(_money(total, currency)).minor
+    cuts = allocate_minor(fee, minors) if fee else [0] * len(held)  # what split gives
+    fees = {line_id: cut for (line_id, _, _), cut in zip(held, cuts, strict=True) if cut}
+    for line_id, float_account, minor in held:
+        cut = fees.get(line_id, 0)
+        book.add(line_id, float_account, merchant, minor - cut)
+        book.add(line_id, float_account, Account.cod_fee(float_account.owner), cut)
     return tuple(book.postings)
 
 
