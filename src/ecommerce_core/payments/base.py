@@ -42,6 +42,7 @@ from ecommerce_core.payments.ledger import (
     Account,
     OrderMoney,
     Posting,
+    _sorted_balances,
     balances_by_line,
     fold_rows,
     money_of_rows,
@@ -237,7 +238,7 @@ class PaymentRecord:
         """``balances_by_line`` of the postings, sorted, memoised like the rows."""
         memo, postings = self._memo, self.postings
         if memo.balance_postings is not postings or memo.balances is None:
-            memo.balances = sorted(balances_by_line(postings).items())
+            memo.balances = _sorted_balances(balances_by_line(postings))
             memo.balance_postings = postings
         return memo.balances
 

@@ -269,15 +269,17 @@ class CodPayment(PaymentRecord):
         )
         self._post(postings)
         self.state = dest
-        paid_minor = fee_minor = 0  # one book: every posting in the payment's currency
+        currency, paid_minor, fee_minor = self.currency, 0, 0
         for posting in postings:
+            if posting.amount.currency != currency:  # what adding it up as Money raises
+                raise CurrencyMismatch(currency, posting.amount.currency, "add")
             kind = posting.target.kind
             if kind is AccountKind.MERCHANT:
                 paid_minor += posting.amount.minor
             elif kind is AccountKind.COD_FEE:
                 fee_minor += posting.amount.minor
-        paid = _money(paid_minor, self.currency)
-        fee = _money(fee_minor, self.currency)
+        paid = _money(paid_minor, currency)
+        fee = _money(fee_minor, currency)
         self._record(CashRemitted, now, actor, amount=paid, fee=fee)
         return paid
 

@@ -20,6 +20,7 @@ from typing import ClassVar, Final
 import attrs
 
 from ecommerce_core.actors import Actor, ActorKind
+from ecommerce_core.errors import CurrencyMismatch
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.money import Money
 from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
@@ -140,20 +141,27 @@ class EscrowPayment(GatewayPayment):
             at=now,
         )
         self._post(postings)
-        moved_minor = commission_minor = 0  # one book: every posting in the payment's currency
+        currency, moved_minor, commission_minor = self.currency, 0, 0
         for posting in postings:
+            if posting.amount.currency != currency:  # what adding it up as Money raises
+                raise CurrencyMismatch(currency, posting.amount.currency, "add")
             moved_minor += posting.amount.minor
             if posting.target.kind is AccountKind.COMMISSION:
                 commission_minor += posting.amount.minor
-        moved = _money(moved_minor, self.currency)
-        commission = _money(commission_minor, self.currency)
+        moved = _money(moved_minor, currency)
+        commission = _money(commission_minor, currency)
         self._record(EscrowReleased, now, actor, amount=moved, commission=commission, lines=lines)
         return moved
 
     def released_total(self) -> Money:
         """Everything escrow released to the merchant and the platform so far."""
-        moved = [p.amount for p in self.postings if p.movement is Movement.RELEASE]
-        return sum(moved, Money.zero(self.currency))
+        currency, minor = self.currency, 0
+        for posting in self.postings:
+            if posting.movement is Movement.RELEASE:
+                if posting.amount.currency != currency:  # what adding it up as Money raises
+                    raise CurrencyMismatch(currency, posting.amount.currency, "add")
+                minor += posting.amount.minor
+        return _money(minor, currency)
 
 
 def settle_order(

@@ -225,7 +225,7 @@ _INTERNED: dict[AccountKind, dict[str, Account]] = {kind: {} for kind in Account
 _INTERNED_LIMIT: Final = 4096
 
 
-def _interned(kind: AccountKind, owner: object) -> Account:
+def _interned(kind: AccountKind, owner: str) -> Account:
     """``Account(kind, owner)``: the one already built for that owner, or a new one."""
     table = _INTERNED[kind]
     if type(owner) is str:
@@ -329,7 +329,7 @@ _SET_KEY, _SET_ORDER, _SET_LINE, _SET_SOURCE, _SET_TARGET, _SET_AMOUNT, _SET_MOV
 )
 
 
-def _posting(  # noqa: PLR0913, PLR0917  # the posting's eight fields, in order
+def _posting(  # noqa: PLR0917  # the posting's eight fields, in order
     key: str,
     order_id: str,
     line_id: str,
@@ -471,6 +471,26 @@ def balances_by_line(postings: Iterable[Posting]) -> dict[tuple[str, Account], i
         out[source] = out.get(source, 0) - minor
         out[target] = out.get(target, 0) + minor
     return out
+
+
+def _by_line_and_account(item: tuple[tuple[str, Account], int]) -> tuple[str, str, str]:
+    (line_id, account), _ = item
+    return line_id, account.kind, account.owner
+
+
+def _sorted_balances(
+    balances: Mapping[tuple[str, Account], int],
+) -> list[tuple[tuple[str, Account], int]]:
+    """``sorted(balances.items())``: by line id, then account (kind, then owner).
+
+    The order :class:`Account`'s own comparison gives, by a key: comparing attrs instances
+    pair by pair builds two tuples per comparison. Keys are unique, so the amounts never take
+    part. Accounts of a subclass are sorted by the plain call, which compares as it compares.
+    """
+    for line_id, account in balances:
+        if type(account) is not Account or type(line_id) is not str:
+            return sorted(balances.items())
+    return sorted(balances.items(), key=_by_line_and_account)
 
 
 _FIELDS: Final = ("paid_in", "held", "released", "commission", "kept", "refunded")

@@ -32,9 +32,9 @@ from typing import ClassVar, Final, Self
 
 import attrs
 
+from ecommerce_core._slots import new, slot_setter
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.errors import CurrencyMismatch, InvalidInput, TransitionNotAllowed
-from ecommerce_core._slots import new, slot_setter
 from ecommerce_core.money import Money
 from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.orders import Order, check_now
@@ -442,9 +442,7 @@ class GatewayPayment(PaymentRecord):
         )
         self.captures = (
             *self.captures,
-            _capture(
-                key, amount, requested_at or now, CaptureStatus.SUCCEEDED, transaction_id
-            ),
+            _capture(key, amount, requested_at or now, CaptureStatus.SUCCEEDED, transaction_id),
         )
         captured_minor, capturing_minor = self._capture_minors()  # unchanged below
         currency = self.total.currency

@@ -31,6 +31,7 @@ from ecommerce_core.payments.ledger import (
     Movement,
     Posting,
     _posting,
+    _sorted_balances,
     balances_by_line,
 )
 from ecommerce_core.payments.policy import PaymentPolicy
@@ -141,8 +142,10 @@ def _paid_in_by_line(postings: Iterable[Posting]) -> dict[str, int]:
 
 
 def _fill(minor: int, allocation: Allocation, done: Iterable[Posting]) -> list[tuple[str, int]]:
-    """Split ``minor`` incoming units over the lines by what each still lacks (largest
-    remainder, zero shares dropped); the excess goes to the order level."""
+    """Split ``minor`` incoming units over the lines by what each still lacks; excess: order level.
+
+    Largest remainder, zero shares dropped (what :func:`split` gives), in minor units.
+    """
     paid = _paid_in_by_line(done) if done else {}
     lacking = [(line_id, max(cost.minor - paid.get(line_id, 0), 0)) for line_id, cost in allocation]
     room = 0
@@ -171,8 +174,10 @@ def _settle(
     policy: PaymentPolicy,
     done: Iterable[Posting],
 ) -> None:
-    """Move ``shares`` (positive minor units of the book's currency) from ``source`` to the
-    merchant, charging commission on the running total."""
+    """Move ``shares`` from ``source`` to the merchant, charging commission on the running total.
+
+    The shares are positive minor units of the book's currency.
+    """
     if not shares:
         return
     settled_before = charged_before = 0
@@ -263,7 +268,7 @@ def _held(done: Iterable[Posting], kind: AccountKind) -> list[tuple[str, Account
     """What accounts of ``kind`` hold, per line and account, in minor units (positive only)."""
     return [
         (line_id, account, minor)
-        for (line_id, account), minor in sorted(balances_by_line(done).items())
+        for (line_id, account), minor in _sorted_balances(balances_by_line(done))
         if account.kind is kind and minor > 0
     ]
 
@@ -342,11 +347,11 @@ def refund_postings(
         InvalidInput: A line does not have that much refundable money.
 
     """
-    balances = balances_by_line(done)
+    ordered = _sorted_balances(balances_by_line(done))  # not changed below: sorted once
     book = _Book(key, order_id, Movement.REFUND, at)
     for line_id, amount in amounts.items():
         wanted = amount.minor
-        for (line, account), minor in sorted(balances.items()):
+        for (line, account), minor in ordered:
             if line == line_id and account.kind in HELD_KINDS and minor > 0 and wanted:
                 take = min(minor, wanted)
                 book.move(line_id, account, payer, Money(take, amount.currency))
@@ -355,7 +360,7 @@ def refund_postings(
             continue
         sources = [
             (account, minor)
-            for (line, account), minor in sorted(balances.items())
+            for (line, account), minor in ordered
             if line == line_id
             and account.kind in (AccountKind.MERCHANT, AccountKind.COMMISSION)
             and minor > 0
