@@ -129,8 +129,31 @@ class _Book:
 
     def add(self, line_id: str, source: Account, target: Account, minor: int) -> None:
         """:meth:`move` of ``minor`` units of the book's currency (a share it computed)."""
-        if minor > 0:
-            self.move(line_id, source, target, _money(minor, self.currency))
+        if minor <= 0:
+            return
+        amount = _money(minor, self.currency)
+        if (
+            self.plain
+            and type(line_id) is str
+            and type(source) is Account
+            and type(target) is Account
+            and (source.kind is not target.kind or source.owner != target.owner)
+        ):  # what move checks, the amount being Money already: one frame less per posting
+            postings = self.postings
+            postings.append(
+                _posting(
+                    f"{self.key}/{len(postings) + 1}",
+                    self.order_id,
+                    line_id,
+                    source,
+                    target,
+                    amount,
+                    self.movement,
+                    self.at,
+                )
+            )
+        else:
+            self.move(line_id, source, target, amount)
 
 
 def _paid_in_by_line(postings: Iterable[Posting]) -> dict[str, int]:
@@ -147,9 +170,13 @@ def _fill(minor: int, allocation: Allocation, done: Iterable[Posting]) -> list[t
     Largest remainder, zero shares dropped (what :func:`split` gives), in minor units.
     """
     paid = _paid_in_by_line(done) if done else {}
-    lacking = [(line_id, max(cost.minor - paid.get(line_id, 0), 0)) for line_id, cost in allocation]
+    lacking: list[tuple[str, int]] = []
     room = 0
-    for _, weight in lacking:  # a loop: no generator frame for an order's few lines
+    for line_id, cost in allocation:  # a loop: no frames for an order's few lines
+        weight = cost.minor - paid.get(line_id, 0) if paid else cost.minor
+        if weight < 0:
+            weight = 0
+        lacking.append((line_id, weight))
         room += weight
     fitting = min(minor, room)
     if fitting == room:  # every line gets exactly what it lacks (what the split would give)
@@ -189,14 +216,17 @@ def _settle(
             settled_before += posting.amount.minor
             if posting.target.kind is AccountKind.COMMISSION:
                 charged_before += posting.amount.minor
-    minors = [minor for _, minor in shares]
+    keys: list[str] = []
+    minors: list[int] = []
     now = 0
-    for minor in minors:
+    for line_id, minor in shares:  # one loop: no frames for an order's few lines
+        keys.append(line_id)
+        minors.append(minor)
         now += minor
     gross = _money(settled_before + now, book.currency)
     due = policy.commission_total(gross).minor - charged_before
     if due > 0:
-        cuts = dict(zip([k for k, _ in shares], _allocate(due, minors, now), strict=True))
+        cuts = dict(zip(keys, _allocate(due, minors, now), strict=True))
     else:
         cuts = {}
     platform = _COMMISSION
