@@ -25,6 +25,8 @@ from ecommerce_core.money import allocate_minor
 from ecommerce_core.orders import Order, OrderLine
 from ecommerce_core.payments import PaymentPolicy
 from ecommerce_core.payments import ledger as ledger_module
+from ecommerce_core.payments.cod import CodPayment
+from ecommerce_core.payments.escrow import EscrowPayment
 from ecommerce_core.payments.ledger import (
     HELD_KINDS,
     ORDER_LEVEL,
@@ -265,6 +267,31 @@ def plain_fold_rows(order_id: str, currency: str, postings: Iterable[Posting]) -
     return sums
 
 
+def placed_order(method: str) -> Order:
+    lines = (
+        OrderLine("1", "tea-01", 2, Money.of("38.00", "CNY")),
+        OrderLine("2", "cup-01", 4, Money.of("25.00", "CNY")),
+    )
+    return Order.place(
+        order_id="o-1",
+        buyer_id="alice",
+        merchant_id="m-1",
+        lines=lines,
+        now=AT,
+        policy=OrderPolicy(),
+        payment_method=method,
+    )
+
+
+def started_escrow_payment() -> EscrowPayment:
+    order = placed_order("escrow")
+    return EscrowPayment.start("p-1", order, Actor.buyer("alice"), now=AT)
+
+
+def started_cod_payment() -> CodPayment:
+    return CodPayment.start("p-1", placed_order("cod"), carrier_id="SF", now=AT)
+
+
 def started_payment() -> GatewayPayment:
     lines = (
         OrderLine("1", "tea-01", 2, Money.of("38.00", "CNY")),
@@ -329,7 +356,7 @@ class TestSettlementInMinorUnits:
     @given(
         allocation=allocations,
         drawn=moves,
-        minor=minors,
+        minor=st.integers(0, 50_000),
         hold=st.booleans(),
         policy=policies,
         movement=st.sampled_from(list(Movement)),
@@ -440,6 +467,47 @@ class TestSettlementInMinorUnits:
         with pytest.raises(InvalidInput) as plain:
             Money(10**18 + 1, "CNY")
         assert fast.value.args == plain.value.args
+
+
+class TestSumsInMinorUnits:
+    """Sums the fast paths add up as ints raise what adding them up as Money raises."""
+
+    def test_a_carrier_float_beyond_the_largest_amount_is_refused_as_its_sum_is(self):
+        half = Money(6 * 10**17, "CNY")
+        carrier = Account.carrier_cod("SF")
+        done = [
+            Posting(f"c/{n}", "o-1", line, BUYER, carrier, half, Movement.COLLECT, AT)
+            for n, line in enumerate(["1", "2"], 1)
+        ]
+        fast = outcome(
+            lambda: remit_postings(
+                key="m", order_id="o-1", done=done, merchant=MERCHANT, policy=PaymentPolicy(), at=AT
+            )
+        )
+        assert fast[0] is InvalidInput
+        assert fast == outcome(lambda: plain_remit("m", done, PaymentPolicy()))
+
+    def test_escrow_money_in_another_currency_is_refused_as_adding_it_up_refuses_it(self):
+        payment = started_escrow_payment()
+        usd = Money(500, "USD")
+        payment.postings = (
+            Posting("u/1", "o-1", "1", BUYER, Account.escrow(), usd, Movement.CAPTURE, AT),
+        )
+        system = Actor.system("payments")
+        plain = outcome(lambda: Money.zero("CNY") + usd)
+        assert outcome(lambda: payment.release(system, now=AT, policy=PaymentPolicy())) == plain
+        assert outcome(payment.released_total) == plain
+
+    def test_a_remittance_in_another_currency_is_refused_as_adding_it_up_refuses_it(self):
+        payment = started_cod_payment()
+        usd = Money(500, "USD")
+        carrier = Account.carrier_cod("SF")
+        payment.postings = (Posting("u/1", "o-1", "1", BUYER, carrier, usd, "collect", AT),)
+        payment.state = "collected"
+        carrier_actor = Actor.carrier("SF")
+        plain = outcome(lambda: Money.zero("CNY") + usd)
+        fast = outcome(lambda: payment.remit(carrier_actor, now=AT, policy=PaymentPolicy()))
+        assert fast == plain
 
 
 class TestBooks:
