@@ -174,8 +174,7 @@ def _fill(minor: int, allocation: Allocation, done: Iterable[Posting]) -> list[t
     room = 0
     for line_id, cost in allocation:  # a loop: no frames for an order's few lines
         weight = cost.minor - paid.get(line_id, 0) if paid else cost.minor
-        if weight < 0:
-            weight = 0
+        weight = max(weight, 0)
         lacking.append((line_id, weight))
         room += weight
     fitting = min(minor, room)
@@ -225,10 +224,7 @@ def _settle(
         now += minor
     gross = _money(settled_before + now, book.currency)
     due = policy.commission_total(gross).minor - charged_before
-    if due > 0:
-        cuts = dict(zip(keys, _allocate(due, minors, now), strict=True))
-    else:
-        cuts = {}
+    cuts = dict(zip(keys, _allocate(due, minors, now), strict=True)) if due > 0 else {}
     platform = _COMMISSION
     for line_id, minor in shares:
         cut = cuts.get(line_id, 0)  # zero shares are dropped: moved not
