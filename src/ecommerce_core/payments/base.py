@@ -34,6 +34,7 @@ from ecommerce_core.errors import (
 )
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.money import Money
+from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.orders import Order, check_now
 from ecommerce_core.payments.events import RefundFailed, RefundRequested, RefundSucceeded
 from ecommerce_core.payments.ledger import (
@@ -41,6 +42,7 @@ from ecommerce_core.payments.ledger import (
     Account,
     OrderMoney,
     Posting,
+    _sorted_balances,
     balances_by_line,
     fold_rows,
     money_of_rows,
@@ -221,7 +223,7 @@ class PaymentRecord:
         minor = 0
         for row in self._rows().values():  # a loop: no generator frame for a few lines
             minor += row[0]
-        return Money(minor, self.total.currency)
+        return _money(minor, self.total.currency)
 
     def _rows(self) -> dict[str, list[int]]:
         """The payment's postings folded per line (see :func:`.ledger.fold_rows`), memoised."""
@@ -236,7 +238,7 @@ class PaymentRecord:
         """``balances_by_line`` of the postings, sorted, memoised like the rows."""
         memo, postings = self._memo, self.postings
         if memo.balance_postings is not postings or memo.balances is None:
-            memo.balances = sorted(balances_by_line(postings).items())
+            memo.balances = _sorted_balances(balances_by_line(postings))
             memo.balance_postings = postings
         return memo.balances
 
@@ -269,10 +271,13 @@ class PaymentRecord:
                         if amount.currency != currency:
                             raise CurrencyMismatch(currency, amount.currency, "subtract")
                         left[line_id] = left.get(line_id, 0) - amount.minor
-            by_line = {
-                line_id: Money(minor, currency) for line_id, minor in left.items() if minor > 0
-            }
-            total = Money(sum([m.minor for m in by_line.values()]), currency)
+            by_line: dict[str, Money] = {}
+            whole = 0
+            for line_id, minor in left.items():
+                if minor > 0:
+                    by_line[line_id] = _money(minor, currency)
+                    whole += minor
+            total = _money(whole, currency)
             memo.refunds, memo.refundable = refunds, (by_line, total)
         return memo.refundable
 
@@ -470,7 +475,14 @@ class PaymentRecord:
         return True
 
     def _remember(self, key: str, fingerprint: str) -> None:
-        self.keys = MappingProxyType({**self.keys, key: fingerprint})
+        keys = self.keys
+        # a read-only view of a dict (as stored): copying the dict is cheaper than unpacking
+        # the view through the mapping protocol; any other mapping is unpacked as before
+        known = keys.copy() if type(keys) is MappingProxyType else None
+        if type(known) is not dict:
+            known = {**keys}
+        known[key] = fingerprint
+        self.keys = MappingProxyType(known)
 
     def _post(self, postings: tuple[Posting, ...]) -> None:
         self.postings = (*self.postings, *postings)

@@ -26,6 +26,7 @@ import attrs
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.errors import CurrencyMismatch, Forbidden, InvalidInput
 from ecommerce_core.money import Money
+from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.orders import ORDER_GUARDS, STANDARD_ORDER, Order, OrderState, check_now
 from ecommerce_core.payments.base import PaymentRecord, allocation_of
 from ecommerce_core.payments.events import (
@@ -268,9 +269,17 @@ class CodPayment(PaymentRecord):
         )
         self._post(postings)
         self.state = dest
-        zero = Money.zero(self.currency)
-        paid = sum((p.amount for p in postings if p.target.kind is AccountKind.MERCHANT), zero)
-        fee = sum((p.amount for p in postings if p.target.kind is AccountKind.COD_FEE), zero)
+        currency, paid_minor, fee_minor = self.currency, 0, 0
+        for posting in postings:
+            if posting.amount.currency != currency:  # what adding it up as Money raises
+                raise CurrencyMismatch(currency, posting.amount.currency, "add")
+            kind = posting.target.kind
+            if kind is AccountKind.MERCHANT:
+                paid_minor += posting.amount.minor
+            elif kind is AccountKind.COD_FEE:
+                fee_minor += posting.amount.minor
+        paid = _money(paid_minor, currency)
+        fee = _money(fee_minor, currency)
         self._record(CashRemitted, now, actor, amount=paid, fee=fee)
         return paid
 

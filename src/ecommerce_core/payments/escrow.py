@@ -20,8 +20,10 @@ from typing import ClassVar, Final
 import attrs
 
 from ecommerce_core.actors import Actor, ActorKind
+from ecommerce_core.errors import CurrencyMismatch
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.money import Money
+from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.orders import ORDER_GUARDS, STANDARD_ORDER, Order, OrderState, check_now
 from ecommerce_core.payments.events import EscrowReleased, OrderSettled
 from ecommerce_core.payments.ledger import AccountKind, Movement
@@ -97,7 +99,10 @@ class EscrowPayment(GatewayPayment):
     @property
     def held(self) -> Money:
         """What escrow still holds for the order (``money().held``)."""
-        return Money(sum(row[1] for row in self._rows().values()), self.currency)
+        minor = 0
+        for row in self._rows().values():  # a loop: no generator frame for a few lines
+            minor += row[1]
+        return _money(minor, self.currency)
 
     def releasable_lines(self) -> tuple[str, ...]:
         """Lines with money in escrow and no open refund on them."""
@@ -136,18 +141,27 @@ class EscrowPayment(GatewayPayment):
             at=now,
         )
         self._post(postings)
-        moved = sum((p.amount for p in postings), Money.zero(self.currency))
-        commission = sum(
-            (p.amount for p in postings if p.target.kind is AccountKind.COMMISSION),
-            Money.zero(self.currency),
-        )
+        currency, moved_minor, commission_minor = self.currency, 0, 0
+        for posting in postings:
+            if posting.amount.currency != currency:  # what adding it up as Money raises
+                raise CurrencyMismatch(currency, posting.amount.currency, "add")
+            moved_minor += posting.amount.minor
+            if posting.target.kind is AccountKind.COMMISSION:
+                commission_minor += posting.amount.minor
+        moved = _money(moved_minor, currency)
+        commission = _money(commission_minor, currency)
         self._record(EscrowReleased, now, actor, amount=moved, commission=commission, lines=lines)
         return moved
 
     def released_total(self) -> Money:
         """Everything escrow released to the merchant and the platform so far."""
-        moved = [p.amount for p in self.postings if p.movement is Movement.RELEASE]
-        return sum(moved, Money.zero(self.currency))
+        currency, minor = self.currency, 0
+        for posting in self.postings:
+            if posting.movement is Movement.RELEASE:
+                if posting.amount.currency != currency:  # what adding it up as Money raises
+                    raise CurrencyMismatch(currency, posting.amount.currency, "add")
+                minor += posting.amount.minor
+        return _money(minor, currency)
 
 
 def settle_order(

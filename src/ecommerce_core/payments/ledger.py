@@ -146,11 +146,15 @@ class Account:
     @classmethod
     def buyer(cls, buyer_id: str) -> Account:
         """The buyer's own money."""
+        if cls is Account:
+            return _interned(AccountKind.BUYER, buyer_id)
         return cls(AccountKind.BUYER, buyer_id)
 
     @classmethod
     def credit_provider(cls, provider_id: str) -> Account:
         """A credit provider's money lent to buyers."""
+        if cls is Account:
+            return _interned(AccountKind.CREDIT_PROVIDER, provider_id)
         return cls(AccountKind.CREDIT_PROVIDER, provider_id)
 
     @classmethod
@@ -163,11 +167,15 @@ class Account:
     @classmethod
     def carrier_cod(cls, carrier_id: str) -> Account:
         """Cash a carrier collected on delivery and holds until it remits it."""
+        if cls is Account:
+            return _interned(AccountKind.CARRIER_COD, carrier_id)
         return cls(AccountKind.CARRIER_COD, carrier_id)
 
     @classmethod
     def merchant(cls, merchant_id: str) -> Account:
         """A merchant's proceeds."""
+        if cls is Account:
+            return _interned(AccountKind.MERCHANT, merchant_id)
         return cls(AccountKind.MERCHANT, merchant_id)
 
     @classmethod
@@ -180,11 +188,15 @@ class Account:
     @classmethod
     def cod_fee(cls, carrier_id: str) -> Account:
         """A carrier's fees for collecting cash on delivery."""
+        if cls is Account:
+            return _interned(AccountKind.COD_FEE, carrier_id)
         return cls(AccountKind.COD_FEE, carrier_id)
 
     @classmethod
     def rebate_payable(cls, beneficiary_id: str) -> Account:
         """Cashback credited to a beneficiary (the buyer), owed to them."""
+        if cls is Account:
+            return _interned(AccountKind.REBATE_PAYABLE, beneficiary_id)
         return cls(AccountKind.REBATE_PAYABLE, beneficiary_id)
 
     @classmethod
@@ -198,11 +210,34 @@ class Account:
     @classmethod
     def deposit(cls, bidder_id: str) -> Account:
         """The deposits (保证金) the platform holds for a bidder."""
+        if cls is Account:
+            return _interned(AccountKind.DEPOSIT, bidder_id)
         return cls(AccountKind.DEPOSIT, bidder_id)
 
 
 _ESCROW: Final = Account(AccountKind.ESCROW, PLATFORM)
 _COMMISSION: Final = Account(AccountKind.COMMISSION, PLATFORM)
+
+# Accounts the named constructors built, per kind and owner: an account is a frozen value, so
+# one instance serves every posting of that account (built once, its hash computed once). A
+# long-running process meets many buyers: a table that fills up is emptied and starts again.
+_INTERNED: dict[AccountKind, dict[str, Account]] = {kind: {} for kind in AccountKind}
+_INTERNED_LIMIT: Final = 4096
+
+
+def _interned(kind: AccountKind, owner: str) -> Account:
+    """``Account(kind, owner)``: the one already built for that owner, or a new one."""
+    table = _INTERNED[kind]
+    if type(owner) is str:
+        found = table.get(owner)
+        if found is not None:
+            return found
+    account = Account(kind, owner)  # checks the owner, and raises what the class raises
+    if type(owner) is str:
+        if len(table) >= _INTERNED_LIMIT:
+            table.clear()
+        table[owner] = account
+    return account
 
 
 class Movement(enum.StrEnum):
@@ -285,6 +320,40 @@ class Posting:
             raise InvalidInput("amount", self.amount, "a posting moves a positive amount")
         if not isinstance(self.at, datetime) or self.at.utcoffset() is None:
             raise InvalidInput("at", self.at, "must be a timezone-aware datetime")
+
+
+_new = object.__new__
+_SET_KEY, _SET_ORDER, _SET_LINE, _SET_SOURCE, _SET_TARGET, _SET_AMOUNT, _SET_MOVEMENT, _SET_AT = (
+    Posting.__dict__[name].__set__
+    for name in ("key", "order_id", "line_id", "source", "target", "amount", "movement", "at")
+)
+
+
+def _posting(  # noqa: PLR0917  # the posting's eight fields, in order
+    key: str,
+    order_id: str,
+    line_id: str,
+    source: Account,
+    target: Account,
+    amount: Money,
+    movement: Movement,
+    at: datetime,
+) -> Posting:
+    """A :class:`Posting` built slot by slot, past its checks: only for values known to pass them.
+
+    For settlement's books, which check what their postings share once and what differs per
+    posting by type (see ``settlement._Book``); anything else calls the class.
+    """
+    posting: Posting = _new(Posting)
+    _SET_KEY(posting, key)
+    _SET_ORDER(posting, order_id)
+    _SET_LINE(posting, line_id)
+    _SET_SOURCE(posting, source)
+    _SET_TARGET(posting, target)
+    _SET_AMOUNT(posting, amount)
+    _SET_MOVEMENT(posting, movement)
+    _SET_AT(posting, at)
+    return posting
 
 
 @attrs.frozen
@@ -404,6 +473,26 @@ def balances_by_line(postings: Iterable[Posting]) -> dict[tuple[str, Account], i
     return out
 
 
+def _by_line_and_account(item: tuple[tuple[str, Account], int]) -> tuple[str, str, str]:
+    (line_id, account), _ = item
+    return line_id, account.kind, account.owner
+
+
+def _sorted_balances(
+    balances: Mapping[tuple[str, Account], int],
+) -> list[tuple[tuple[str, Account], int]]:
+    """``sorted(balances.items())``: by line id, then account (kind, then owner).
+
+    The order :class:`Account`'s own comparison gives, by a key: comparing attrs instances
+    pair by pair builds two tuples per comparison. Keys are unique, so the amounts never take
+    part. Accounts of a subclass are sorted by the plain call, which compares as it compares.
+    """
+    for line_id, account in balances:
+        if type(account) is not Account or type(line_id) is not str:
+            return sorted(balances.items())
+    return sorted(balances.items(), key=_by_line_and_account)
+
+
 _FIELDS: Final = ("paid_in", "held", "released", "commission", "kept", "refunded")
 _PAYER: Final = -1
 _KEPT: Final = 4
@@ -454,15 +543,21 @@ def fold_rows(order_id: str, currency: str, postings: Iterable[Posting]) -> dict
             continue  # a credit repayment, or a rebate: the buyer's cashback, not the order's
         row = sums.get(posting.line_id)
         if row is None:
-            row = sums[posting.line_id] = [0] * len(_FIELDS)
+            row = sums[posting.line_id] = [0, 0, 0, 0, 0, 0]  # one per _FIELDS
         minor = posting.amount.minor
-        for column, signed in ((source, -minor), (target, minor)):
-            if column == _PAYER:
-                row[0 if signed < 0 else 5] += minor  # paid in / refunded
-            else:
-                row[column] += signed
-                if column == _KEPT:  # the COD fee: commission a refund never takes back
-                    row[3] += signed
+        # the source loses minor, the target gains it (unrolled: no tuple per side)
+        if source == _PAYER:
+            row[0 if minor > 0 else 5] += minor  # paid in (a refund the other way round)
+        else:
+            row[source] -= minor
+            if source == _KEPT:  # the COD fee: commission a refund never takes back
+                row[3] -= minor
+        if target == _PAYER:
+            row[0 if minor < 0 else 5] += minor  # refunded
+        else:
+            row[target] += minor
+            if target == _KEPT:
+                row[3] += minor
     return sums
 
 

@@ -32,9 +32,11 @@ from typing import ClassVar, Final, Self
 
 import attrs
 
+from ecommerce_core._slots import new, slot_setter
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.errors import CurrencyMismatch, InvalidInput, TransitionNotAllowed
 from ecommerce_core.money import Money
+from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.orders import Order, check_now
 from ecommerce_core.payments.base import PaymentRecord, Refund, RefundStatus, allocation_of
 from ecommerce_core.payments.events import (
@@ -162,6 +164,29 @@ class Capture:
     transaction_id: str = ""
 
 
+_SET_KEY, _SET_AMOUNT, _SET_REQUESTED_AT, _SET_STATUS, _SET_TRANSACTION_ID = (
+    slot_setter(Capture, name)
+    for name in ("key", "amount", "requested_at", "status", "transaction_id")
+)
+
+
+def _capture(
+    key: str, amount: Money, requested_at: datetime, status: CaptureStatus, transaction_id: str
+) -> Capture:
+    """``Capture(key, amount, requested_at, status, transaction_id)``, slot by slot.
+
+    :class:`Capture`'s constructor only sets its fields (no checks, no conversions), so this
+    builds exactly what it builds, for about a third of the cost.
+    """
+    capture: Capture = new(Capture)
+    _SET_KEY(capture, key)
+    _SET_AMOUNT(capture, amount)
+    _SET_REQUESTED_AT(capture, requested_at)
+    _SET_STATUS(capture, status)
+    _SET_TRANSACTION_ID(capture, transaction_id)
+    return capture
+
+
 @attrs.define(eq=False)
 class GatewayPayment(PaymentRecord):
     """A payment through a provider, for an online or an escrow order.
@@ -237,7 +262,18 @@ class GatewayPayment(PaymentRecord):
         for capture in self.captures:
             if capture.status is status:
                 minor += capture.amount.minor
-        return Money(minor, self.total.currency)
+        return _money(minor, self.total.currency)
+
+    def _capture_minors(self) -> tuple[int, int]:
+        """Minor units captured and still capturing, in one pass (what the two sums give)."""
+        captured = capturing = 0
+        for capture in self.captures:
+            status = capture.status
+            if status is CaptureStatus.SUCCEEDED:
+                captured += capture.amount.minor
+            elif status is CaptureStatus.PENDING:
+                capturing += capture.amount.minor
+        return captured, capturing
 
     @property
     def captured(self) -> Money:
@@ -298,16 +334,18 @@ class GatewayPayment(PaymentRecord):
             raise TransitionNotAllowed(
                 self.id, "capture", self.state, self.process.triggers(self.state)
             )
-        if not amount.is_positive:
+        if amount.minor <= 0:
             raise InvalidInput("amount", amount, "must be positive")
         ceiling = self.total if sale else self.authorized
-        left = ceiling - self.captured - self.capturing
+        captured, capturing = self._capture_minors()
+        currency = self.total.currency  # what the two sums are in
+        left = ceiling - _money(captured, currency) - _money(capturing, currency)
         if amount > left:
             what = "the order total" if sale else "authorized"
             raise InvalidInput(
                 "amount", amount, f"more than {what}: {left} is left to capture of {ceiling}"
             )
-        capture = Capture(key, amount, now)
+        capture = _capture(key, amount, now, CaptureStatus.PENDING, "")
         self.captures = (*self.captures, capture)
         self._remember(key, fingerprint)
         self._record(CaptureRequested, now, actor, capture_key=key, amount=amount)
@@ -383,8 +421,9 @@ class GatewayPayment(PaymentRecord):
         policy: PaymentPolicy,
         requested_at: datetime | None = None,
     ) -> bool:
-        if any(c.key == key for c in self.captures):
-            return False
+        for capture in self.captures:  # a loop: no generator frame for a capture or two
+            if capture.key == key:
+                return False
         dest = self.process.fire(self.state, "capture", self, subject_id=self.id)
         self._post(
             payer_postings(
@@ -403,14 +442,16 @@ class GatewayPayment(PaymentRecord):
         )
         self.captures = (
             *self.captures,
-            Capture(key, amount, requested_at or now, CaptureStatus.SUCCEEDED, transaction_id),
+            _capture(key, amount, requested_at or now, CaptureStatus.SUCCEEDED, transaction_id),
         )
-        captured = self.captured  # the captures do not change below
+        captured_minor, capturing_minor = self._capture_minors()  # unchanged below
+        currency = self.total.currency
+        captured = _money(captured_minor, currency)
         if self.state == G.CREATED or self.authorized < captured:
             self.authorized = max(captured, self.authorized)
         self.transaction_id = self.transaction_id or transaction_id
         self.state = dest
-        if captured + self.capturing >= self.authorized:
+        if captured + _money(capturing_minor, currency) >= self.authorized:
             self.deadline = None
         self._record(
             PaymentCaptured,

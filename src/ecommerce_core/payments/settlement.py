@@ -16,18 +16,22 @@ keys are ``"{key}/{n}"``, so the same operation always yields the same keys.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 from ecommerce_core.errors import InvalidInput
-from ecommerce_core.money import Money, allocate_minor
+from ecommerce_core.money import MAX_MINOR_UNITS, Money, _allocate, allocate_minor
+from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.payments.ledger import (
+    _COMMISSION,
     HELD_KINDS,
     ORDER_LEVEL,
     Account,
     AccountKind,
     Movement,
     Posting,
+    _posting,
+    _sorted_balances,
     balances_by_line,
 )
 from ecommerce_core.payments.policy import PaymentPolicy
@@ -68,22 +72,40 @@ def split(amount: Money, weights: Sequence[tuple[str, int]]) -> list[tuple[str, 
 class _Book:
     """Postings of one operation, keyed ``{key}/1``, ``{key}/2``, ...
 
-    The first posting goes through :class:`Posting`'s constructor, which checks what every
-    posting of the book shares (key, order id, movement, time); the next ones are built
-    checking only what differs between them (line id, accounts, amount), the same way.
+    What every posting of the book shares (order id, movement, time; the keys are built here,
+    never empty) is checked once, the way :class:`Posting`'s constructor checks it; each posting
+    then checks by type only what differs (line id, accounts, amount) and is built slot by slot.
+    Anything unusual goes through the constructor, which raises exactly what it raises.
     """
 
-    def __init__(self, key: str, order_id: str, movement: Movement, at: datetime) -> None:
+    def __init__(
+        self, key: str, order_id: str, movement: Movement, at: datetime, currency: str = ""
+    ) -> None:
         self.key, self.order_id, self.movement, self.at = key, order_id, movement, at
+        self.currency = currency  # of the amounts :meth:`add` is given in minor units
         self.postings: list[Posting] = []
+        self.plain = (
+            type(order_id) is str
+            and order_id.strip() != ""
+            and type(movement) is Movement
+            and type(at) is datetime
+            and at.tzinfo is UTC
+        )
 
     def move(self, line_id: str, source: Account, target: Account, amount: Money) -> None:
         if amount.minor <= 0:  # Money.is_positive, without the property's frame
             return
         number = len(self.postings) + 1
-        if number == 1:
-            first = Posting(
-                f"{self.key}/1",
+        if (
+            self.plain
+            and type(line_id) is str
+            and type(source) is Account
+            and type(target) is Account
+            and type(amount) is Money
+            and (source.kind is not target.kind or source.owner != target.owner)
+        ):
+            posting = _posting(
+                f"{self.key}/{number}",
                 self.order_id,
                 line_id,
                 source,
@@ -92,16 +114,7 @@ class _Book:
                 self.movement,
                 self.at,
             )
-            self.movement = first.movement  # converted once
-            self.postings.append(first)
-            return
-        if (
-            type(line_id) is not str
-            or type(source) is not Account
-            or type(target) is not Account
-            or type(amount) is not Money
-            or source == target
-        ):  # let the constructor raise exactly what it raises
+        else:  # let the constructor check (and raise) exactly as it does
             posting = Posting(
                 f"{self.key}/{number}",
                 self.order_id,
@@ -112,21 +125,35 @@ class _Book:
                 self.movement,
                 self.at,
             )
-        else:
-            posting = _new(Posting)
-            _set(posting, "key", f"{self.key}/{number}")
-            _set(posting, "order_id", self.order_id)
-            _set(posting, "line_id", line_id)
-            _set(posting, "source", source)
-            _set(posting, "target", target)
-            _set(posting, "amount", amount)
-            _set(posting, "movement", self.movement)
-            _set(posting, "at", self.at)
         self.postings.append(posting)
 
-
-_new = object.__new__
-_set = object.__setattr__
+    def add(self, line_id: str, source: Account, target: Account, minor: int) -> None:
+        """:meth:`move` of ``minor`` units of the book's currency (a share it computed)."""
+        if minor <= 0:
+            return
+        amount = _money(minor, self.currency)
+        if (
+            self.plain
+            and type(line_id) is str
+            and type(source) is Account
+            and type(target) is Account
+            and (source.kind is not target.kind or source.owner != target.owner)
+        ):  # what move checks, the amount being Money already: one frame less per posting
+            postings = self.postings
+            postings.append(
+                _posting(
+                    f"{self.key}/{len(postings) + 1}",
+                    self.order_id,
+                    line_id,
+                    source,
+                    target,
+                    amount,
+                    self.movement,
+                    self.at,
+                )
+            )
+        else:
+            self.move(line_id, source, target, amount)
 
 
 def _paid_in_by_line(postings: Iterable[Posting]) -> dict[str, int]:
@@ -137,40 +164,48 @@ def _paid_in_by_line(postings: Iterable[Posting]) -> dict[str, int]:
     return paid
 
 
-def _fill(
-    amount: Money, allocation: Allocation, done: Iterable[Posting]
-) -> list[tuple[str, Money]]:
-    """Split incoming money over the lines by what each still lacks; the excess is order level."""
-    paid = _paid_in_by_line(done)
-    lacking = [(line_id, max(cost.minor - paid.get(line_id, 0), 0)) for line_id, cost in allocation]
+def _fill(minor: int, allocation: Allocation, done: Iterable[Posting]) -> list[tuple[str, int]]:
+    """Split ``minor`` incoming units over the lines by what each still lacks; excess: order level.
+
+    Largest remainder, zero shares dropped (what :func:`split` gives), in minor units.
+    """
+    paid = _paid_in_by_line(done) if done else {}
+    lacking: list[tuple[str, int]] = []
     room = 0
-    for _, weight in lacking:  # a loop: no generator frame for an order's few lines
+    for line_id, cost in allocation:  # a loop: no frames for an order's few lines
+        weight = cost.minor - paid.get(line_id, 0) if paid else cost.minor
+        weight = max(weight, 0)
+        lacking.append((line_id, weight))
         room += weight
-    fitting = min(amount.minor, room)
-    if fitting == room:  # every line gets exactly what it lacks (what split would give)
-        currency = amount.currency
-        shares = {line_id: Money(weight, currency) for line_id, weight in lacking if weight}
+    fitting = min(minor, room)
+    if fitting == room:  # every line gets exactly what it lacks (what the split would give)
+        shares = {line_id: weight for line_id, weight in lacking if weight}
+    elif fitting:  # 0 < fitting < room: the weights are non-negative ints summing to room
+        weights = [weight for _, weight in lacking]
+        parts = _allocate(fitting, weights, room)
+        shares = {line_id: part for (line_id, _), part in zip(lacking, parts, strict=True) if part}
     else:
-        shares = dict(split(Money(fitting, amount.currency), lacking) if fitting else [])
-    if amount.minor > fitting:
-        excess = Money(amount.minor - fitting, amount.currency)
-        shares[ORDER_LEVEL] = shares.get(ORDER_LEVEL, Money.zero(amount.currency)) + excess
+        shares = {}
+    if minor > fitting:
+        shares[ORDER_LEVEL] = shares.get(ORDER_LEVEL, 0) + minor - fitting
     return list(shares.items())
 
 
 def _settle(
     book: _Book,
-    shares: list[tuple[str, Money]],
+    shares: list[tuple[str, int]],
     *,
     source: Account,
     merchant: Account,
     policy: PaymentPolicy,
     done: Iterable[Posting],
 ) -> None:
-    """Move ``shares`` from ``source`` to the merchant, charging commission on the running total."""
+    """Move ``shares`` from ``source`` to the merchant, charging commission on the running total.
+
+    The shares are positive minor units of the book's currency.
+    """
     if not shares:
         return
-    currency = shares[0][1].currency
     settled_before = charged_before = 0
     for posting in done:
         if posting.movement in _SETTLING and posting.target.kind in (
@@ -180,20 +215,21 @@ def _settle(
             settled_before += posting.amount.minor
             if posting.target.kind is AccountKind.COMMISSION:
                 charged_before += posting.amount.minor
-    minors = [amount.minor for _, amount in shares]
-    now = sum(minors)
-    due = policy.commission_total(Money(settled_before + now, currency)).minor - charged_before
-    cuts = (
-        dict(zip([k for k, _ in shares], allocate_minor(due, minors), strict=True))
-        if due > 0
-        else {}
-    )
-    platform = Account.commission()
-    for line_id, amount in shares:
-        cut = cuts.get(line_id, 0)  # what split() gives: zero shares are dropped, and moved not
-        book.move(line_id, source, merchant, Money(amount.minor - cut, currency) if cut else amount)
-        if cut:
-            book.move(line_id, source, platform, Money(cut, currency))
+    keys: list[str] = []
+    minors: list[int] = []
+    now = 0
+    for line_id, minor in shares:  # one loop: no frames for an order's few lines
+        keys.append(line_id)
+        minors.append(minor)
+        now += minor
+    gross = _money(settled_before + now, book.currency)
+    due = policy.commission_total(gross).minor - charged_before
+    cuts = dict(zip(keys, _allocate(due, minors, now), strict=True)) if due > 0 else {}
+    platform = _COMMISSION
+    for line_id, minor in shares:
+        cut = cuts.get(line_id, 0)  # zero shares are dropped: moved not
+        book.add(line_id, source, merchant, minor - cut)
+        book.add(line_id, source, platform, cut)
 
 
 def payer_postings(
@@ -226,12 +262,12 @@ def payer_postings(
         at: When.
 
     """
-    book = _Book(key, order_id, movement, at)
-    shares = _fill(amount, allocation, done)
+    book = _Book(key, order_id, movement, at, amount.currency)
+    shares = _fill(amount.minor, allocation, done)
     if hold:
         escrow = Account.escrow()
         for line_id, share in shares:
-            book.move(line_id, payer, escrow, share)
+            book.add(line_id, payer, escrow, share)
     else:
         _settle(book, shares, source=payer, merchant=merchant, policy=policy, done=done)
     return tuple(book.postings)
@@ -248,22 +284,19 @@ def collect_postings(
     at: datetime,
 ) -> tuple[Posting, ...]:
     """Cash collected at the door: from the buyer into the carrier's COD float, split by line."""
-    book = _Book(key, order_id, Movement.COLLECT, at)
-    for line_id, share in _fill(amount, allocation, ()):
-        book.move(line_id, buyer, carrier, share)
+    book = _Book(key, order_id, Movement.COLLECT, at, amount.currency)
+    for line_id, share in _fill(amount.minor, allocation, ()):
+        book.add(line_id, buyer, carrier, share)
     return tuple(book.postings)
 
 
-def _held(done: Iterable[Posting], kind: AccountKind) -> list[tuple[str, Account, Money]]:
-    held = [
+def _held(done: Iterable[Posting], kind: AccountKind) -> list[tuple[str, Account, int]]:
+    """What accounts of ``kind`` hold, per line and account, in minor units (positive only)."""
+    return [
         (line_id, account, minor)
-        for (line_id, account), minor in sorted(balances_by_line(done).items())
+        for (line_id, account), minor in _sorted_balances(balances_by_line(done))
         if account.kind is kind and minor > 0
     ]
-    if not held:
-        return []
-    currency = _currency(done)
-    return [(line_id, account, Money(minor, currency)) for line_id, account, minor in held]
 
 
 def _currency(done: Iterable[Posting]) -> str:
@@ -282,12 +315,14 @@ def release_postings(
 ) -> tuple[Posting, ...]:
     """Release what escrow holds for ``lines`` (every line if ``None``) to the merchant."""
     wanted = None if lines is None else set(lines)
-    book = _Book(key, order_id, Movement.RELEASE, at)
     held = [
-        (line_id, amount)
-        for line_id, _, amount in (_held(done, AccountKind.ESCROW) if done else [])
+        (line_id, minor)
+        for line_id, _, minor in (_held(done, AccountKind.ESCROW) if done else [])
         if wanted is None or line_id in wanted
     ]
+    if not held:
+        return ()
+    book = _Book(key, order_id, Movement.RELEASE, at, _currency(done))
     _settle(book, held, source=Account.escrow(), merchant=merchant, policy=policy, done=done)
     return tuple(book.postings)
 
@@ -302,16 +337,24 @@ def remit_postings(
     at: datetime,
 ) -> tuple[Posting, ...]:
     """Remit the cash a carrier holds for the order: to the merchant, less the carrier's fee."""
-    book = _Book(key, order_id, Movement.REMIT, at)
     held = _held(done, AccountKind.CARRIER_COD) if done else []
     if not held:
         return ()
-    total = sum((amount for _, _, amount in held), Money.zero(held[0][2].currency))
-    fees = dict(split(policy.cod_fee_on(total), [(k, a.minor) for k, _, a in held]))
-    for line_id, float_account, amount in held:
-        fee = fees.get(line_id, Money.zero(amount.currency))
-        book.move(line_id, float_account, merchant, amount - fee)
-        book.move(line_id, float_account, Account.cod_fee(float_account.owner), fee)
+    currency = _currency(done)
+    book = _Book(key, order_id, Movement.REMIT, at, currency)
+    minors = [minor for _, _, minor in held]
+    total = 0
+    for minor in minors:
+        total += minor
+        if total > MAX_MINOR_UNITS:  # raise where adding the amounts up as Money raises
+            _money(total, currency)
+    fee = policy.cod_fee_on(_money(total, currency)).minor
+    cuts = allocate_minor(fee, minors) if fee else [0] * len(held)  # what split gives
+    fees = {line_id: cut for (line_id, _, _), cut in zip(held, cuts, strict=True) if cut}
+    for line_id, float_account, minor in held:
+        cut = fees.get(line_id, 0)
+        book.add(line_id, float_account, merchant, minor - cut)
+        book.add(line_id, float_account, Account.cod_fee(float_account.owner), cut)
     return tuple(book.postings)
 
 
@@ -330,11 +373,11 @@ def refund_postings(
         InvalidInput: A line does not have that much refundable money.
 
     """
-    balances = balances_by_line(done)
+    ordered = _sorted_balances(balances_by_line(done))  # not changed below: sorted once
     book = _Book(key, order_id, Movement.REFUND, at)
     for line_id, amount in amounts.items():
         wanted = amount.minor
-        for (line, account), minor in sorted(balances.items()):
+        for (line, account), minor in ordered:
             if line == line_id and account.kind in HELD_KINDS and minor > 0 and wanted:
                 take = min(minor, wanted)
                 book.move(line_id, account, payer, Money(take, amount.currency))
@@ -343,7 +386,7 @@ def refund_postings(
             continue
         sources = [
             (account, minor)
-            for (line, account), minor in sorted(balances.items())
+            for (line, account), minor in ordered
             if line == line_id
             and account.kind in (AccountKind.MERCHANT, AccountKind.COMMISSION)
             and minor > 0

@@ -1,0 +1,683 @@
+"""The payment domain's fast paths build exactly what the plain definitions build.
+
+Settlement works in minor units and builds its postings slot by slot; accounts are interned;
+balances are sorted by a key; captures are built slot by slot; a payment's keys are copied
+from the stored dict. Each is compared, on arbitrary input, with the straightforward
+computation it replaces (the plain settlement below is the code the fast one replaced: every
+amount a ``Money``, every posting through :class:`Posting`'s constructor), errors included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ecommerce_core import CurrencyMismatch, InvalidInput, Money
+from ecommerce_core.actors import Actor
+from ecommerce_core.money import allocate_minor
+from ecommerce_core.orders import Order, OrderLine
+from ecommerce_core.payments import PaymentPolicy
+from ecommerce_core.payments import ledger as ledger_module
+from ecommerce_core.payments.cod import CodPayment
+from ecommerce_core.payments.escrow import EscrowPayment
+from ecommerce_core.payments.ledger import (
+    HELD_KINDS,
+    ORDER_LEVEL,
+    Account,
+    AccountKind,
+    Movement,
+    Posting,
+    _sorted_balances,
+    balances_by_line,
+    fold_rows,
+)
+from ecommerce_core.payments.online import Capture, CaptureStatus, GatewayPayment, _capture
+from ecommerce_core.payments.settlement import (
+    _Book,
+    collect_postings,
+    payer_postings,
+    refund_postings,
+    release_postings,
+    remit_postings,
+    split,
+)
+from ecommerce_core.policies import OrderPolicy
+
+AT = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+MERCHANT = Account.merchant("m-1")
+BUYER = Account.buyer("alice")
+ACCOUNTS = [
+    BUYER,
+    Account.credit_provider("huabei"),
+    Account.escrow(),
+    Account.carrier_cod("SF"),
+    Account.carrier_cod("YTO"),
+    MERCHANT,
+    Account.commission(),
+    Account.cod_fee("SF"),
+]
+LINES = ["1", "2", "3", ORDER_LEVEL]
+
+
+def cny(minor: int) -> Money:
+    return Money(minor, "CNY")
+
+
+# --------------------------------------------------------------------------- the plain code
+
+_SETTLING = frozenset({Movement.CAPTURE, Movement.RELEASE, Movement.DRAW})
+
+
+class _PlainBook:
+    def __init__(self, key: str, order_id: str, movement: Movement, at: datetime) -> None:
+        self.key, self.order_id, self.movement, self.at = key, order_id, movement, at
+        self.postings: list[Posting] = []
+
+    def move(self, line_id: str, source: Account, target: Account, amount: Money) -> None:
+        if amount.is_positive:
+            number = len(self.postings) + 1
+            self.postings.append(
+                Posting(
+                    f"{self.key}/{number}",
+                    self.order_id,
+                    line_id,
+                    source,
+                    target,
+                    amount,
+                    self.movement,
+                    self.at,
+                )
+            )
+
+
+def _plain_fill(
+    amount: Money, allocation: Sequence[tuple[str, Money]], done: Iterable[Posting]
+) -> list[tuple[str, Money]]:
+    paid: dict[str, int] = {}
+    for posting in done:
+        if posting.source.kind in (AccountKind.BUYER, AccountKind.CREDIT_PROVIDER):
+            paid[posting.line_id] = paid.get(posting.line_id, 0) + posting.amount.minor
+    lacking = [(line_id, max(cost.minor - paid.get(line_id, 0), 0)) for line_id, cost in allocation]
+    room = sum(weight for _, weight in lacking)
+    fitting = min(amount.minor, room)
+    shares = dict(split(Money(fitting, amount.currency), lacking) if fitting else [])
+    if amount.minor > fitting:
+        excess = Money(amount.minor - fitting, amount.currency)
+        shares[ORDER_LEVEL] = shares.get(ORDER_LEVEL, Money.zero(amount.currency)) + excess
+    return list(shares.items())
+
+
+def _plain_settle(  # the settlement's inputs
+    book: _PlainBook,
+    shares: list[tuple[str, Money]],
+    *,
+    source: Account,
+    merchant: Account,
+    policy: PaymentPolicy,
+    done: Iterable[Posting],
+) -> None:
+    if not shares:
+        return
+    currency = shares[0][1].currency
+    settled_before = sum(
+        p.amount.minor
+        for p in done
+        if p.movement in _SETTLING
+        and p.target.kind in (AccountKind.MERCHANT, AccountKind.COMMISSION)
+    )
+    charged_before = sum(
+        p.amount.minor
+        for p in done
+        if p.movement in _SETTLING and p.target.kind is AccountKind.COMMISSION
+    )
+    now = sum(amount.minor for _, amount in shares)
+    due = policy.commission_total(Money(settled_before + now, currency)).minor - charged_before
+    cuts = (
+        dict(
+            zip([k for k, _ in shares], split_ints(due, [a.minor for _, a in shares]), strict=True)
+        )
+        if due > 0
+        else {}
+    )
+    for line_id, amount in shares:
+        cut = cuts.get(line_id, 0)
+        book.move(line_id, source, merchant, amount - Money(cut, currency))
+        book.move(line_id, source, Account.commission(), Money(cut, currency))
+
+
+def split_ints(total: int, weights: list[int]) -> list[int]:
+    return allocate_minor(total, weights)
+
+
+def _plain_held(done: Sequence[Posting], kind: AccountKind) -> list[tuple[str, Account, Money]]:
+    currency = done[0].amount.currency
+    return [
+        (line_id, account, Money(minor, currency))
+        for (line_id, account), minor in sorted(balances_by_line(done).items())
+        if account.kind is kind and minor > 0
+    ]
+
+
+def plain_payer_postings(  # payer_postings' arguments
+    *,
+    key: str,
+    allocation: Sequence[tuple[str, Money]],
+    done: Sequence[Posting],
+    amount: Money,
+    hold: bool,
+    policy: PaymentPolicy,
+    movement: Movement,
+) -> tuple[Posting, ...]:
+    book = _PlainBook(key, "o-1", movement, AT)
+    shares = _plain_fill(amount, allocation, done)
+    if hold:
+        for line_id, share in shares:
+            book.move(line_id, BUYER, Account.escrow(), share)
+    else:
+        _plain_settle(book, shares, source=BUYER, merchant=MERCHANT, policy=policy, done=done)
+    return tuple(book.postings)
+
+
+def plain_release(
+    key: str, done: Sequence[Posting], lines: Iterable[str] | None, policy: PaymentPolicy
+) -> tuple[Posting, ...]:
+    wanted = None if lines is None else set(lines)
+    book = _PlainBook(key, "o-1", Movement.RELEASE, AT)
+    held = [
+        (line_id, amount)
+        for line_id, _, amount in (_plain_held(done, AccountKind.ESCROW) if done else [])
+        if wanted is None or line_id in wanted
+    ]
+    _plain_settle(book, held, source=Account.escrow(), merchant=MERCHANT, policy=policy, done=done)
+    return tuple(book.postings)
+
+
+def plain_remit(key: str, done: Sequence[Posting], policy: PaymentPolicy) -> tuple[Posting, ...]:
+    book = _PlainBook(key, "o-1", Movement.REMIT, AT)
+    held = _plain_held(done, AccountKind.CARRIER_COD) if done else []
+    if not held:
+        return ()
+    total = sum((amount for _, _, amount in held), Money.zero(held[0][2].currency))
+    fees = dict(split(policy.cod_fee_on(total), [(k, a.minor) for k, _, a in held]))
+    for line_id, float_account, amount in held:
+        fee = fees.get(line_id, Money.zero(amount.currency))
+        book.move(line_id, float_account, MERCHANT, amount - fee)
+        book.move(line_id, float_account, Account.cod_fee(float_account.owner), fee)
+    return tuple(book.postings)
+
+
+def plain_refund(
+    key: str, done: Sequence[Posting], amounts: Mapping[str, Money]
+) -> tuple[Posting, ...]:
+    balances = balances_by_line(done)
+    book = _PlainBook(key, "o-1", Movement.REFUND, AT)
+    for line_id, amount in amounts.items():
+        wanted = amount.minor
+        for (line, account), minor in sorted(balances.items()):
+            if line == line_id and account.kind in HELD_KINDS and minor > 0 and wanted:
+                take = min(minor, wanted)
+                book.move(line_id, account, BUYER, Money(take, amount.currency))
+                wanted -= take
+        if not wanted:
+            continue
+        sources = [
+            (account, minor)
+            for (line, account), minor in sorted(balances.items())
+            if line == line_id
+            and account.kind in (AccountKind.MERCHANT, AccountKind.COMMISSION)
+            and minor > 0
+        ]
+        if wanted > sum(minor for _, minor in sources):
+            raise InvalidInput("amount", amount, f"more than line {line_id!r} can refund")
+        for (account, _), share in zip(
+            sources, allocate_minor(wanted, [minor for _, minor in sources]), strict=True
+        ):
+            book.move(line_id, account, BUYER, Money(share, amount.currency))
+    return tuple(book.postings)
+
+
+def plain_fold_rows(order_id: str, currency: str, postings: Iterable[Posting]) -> dict[str, Any]:
+    columns = ledger_module._COLUMN
+    payer, rebate, kept = ledger_module._PAYER, ledger_module._REBATE, ledger_module._KEPT
+    sums: dict[str, list[int]] = {}
+    for posting in postings:
+        if posting.order_id != order_id:
+            continue
+        if posting.amount.currency != currency:
+            raise CurrencyMismatch(currency, posting.amount.currency, "fold")
+        source, target = columns[posting.source.kind], columns[posting.target.kind]
+        if source == target == payer or rebate in (source, target):
+            continue
+        row = sums.setdefault(posting.line_id, [0] * 6)
+        minor = posting.amount.minor
+        for column, signed in ((source, -minor), (target, minor)):
+            if column == payer:
+                row[0 if signed < 0 else 5] += minor
+            else:
+                row[column] += signed
+                if column == kept:
+                    row[3] += signed
+    return sums
+
+
+def placed_order(method: str) -> Order:
+    lines = (
+        OrderLine("1", "tea-01", 2, Money.of("38.00", "CNY")),
+        OrderLine("2", "cup-01", 4, Money.of("25.00", "CNY")),
+    )
+    return Order.place(
+        order_id="o-1",
+        buyer_id="alice",
+        merchant_id="m-1",
+        lines=lines,
+        now=AT,
+        policy=OrderPolicy(),
+        payment_method=method,
+    )
+
+
+def started_escrow_payment() -> EscrowPayment:
+    order = placed_order("escrow")
+    return EscrowPayment.start("p-1", order, Actor.buyer("alice"), now=AT)
+
+
+def started_cod_payment() -> CodPayment:
+    return CodPayment.start("p-1", placed_order("cod"), carrier_id="SF", now=AT)
+
+
+def started_payment() -> GatewayPayment:
+    lines = (
+        OrderLine("1", "tea-01", 2, Money.of("38.00", "CNY")),
+        OrderLine("2", "cup-01", 4, Money.of("25.00", "CNY")),
+    )
+    order = Order.place(
+        order_id="o-1",
+        buyer_id="alice",
+        merchant_id="m-1",
+        lines=lines,
+        now=AT,
+        policy=OrderPolicy(),
+    )
+    return GatewayPayment.start("p-1", order, Actor.buyer("alice"), now=AT, key="k")
+
+
+def outcome(build: Any) -> Any:
+    """What ``build()`` returns, or the type and arguments of what it raises."""
+    try:
+        return build()
+    except Exception as error:  # noqa: BLE001  # compared, not handled
+        return type(error), error.args
+
+
+# --------------------------------------------------------------------------- strategies
+
+minors = st.integers(1, 50_000)
+allocations = st.lists(
+    st.tuples(st.sampled_from(LINES), st.integers(0, 50_000)), min_size=1, max_size=4
+).map(lambda drawn: tuple((line, cny(minor)) for line, minor in dict(drawn).items()))
+moves = st.lists(
+    st.tuples(
+        st.sampled_from(LINES),
+        st.sampled_from(ACCOUNTS),
+        st.sampled_from(ACCOUNTS),
+        minors,
+        st.sampled_from([Movement.CAPTURE, Movement.RELEASE, Movement.COLLECT, Movement.REFUND]),
+    ).filter(lambda m: m[1] != m[2]),
+    max_size=10,
+)
+policies = st.builds(
+    PaymentPolicy,
+    commission_rate=st.sampled_from(
+        [Decimal(0), Decimal("0.05"), Decimal("0.123"), Decimal("0.3")]
+    ),
+    commission_caps=st.sampled_from([{}, {"CNY": cny(0)}, {"CNY": cny(777)}]),
+    cod_fee_rate=st.sampled_from([Decimal(0), Decimal("0.01"), Decimal("0.5"), Decimal(1)]),
+)
+
+
+def postings_of(drawn: list[tuple[str, Account, Account, int, Movement]]) -> list[Posting]:
+    return [
+        Posting(f"d/{n}", "o-1", line, source, target, cny(minor), movement, AT)
+        for n, (line, source, target, minor, movement) in enumerate(drawn, 1)
+    ]
+
+
+# --------------------------------------------------------------------------- the properties
+
+
+class TestSettlementInMinorUnits:
+    @given(
+        allocation=allocations,
+        drawn=moves,
+        minor=st.integers(0, 50_000),
+        hold=st.booleans(),
+        policy=policies,
+        movement=st.sampled_from(list(Movement)),
+    )
+    @settings(max_examples=150)
+    def test_money_coming_in_is_booked_as_the_plain_settlement_books_it(
+        self, *, allocation, drawn, minor, hold, policy, movement
+    ):
+        done = postings_of(drawn)
+        fast = payer_postings(
+            key="op",
+            order_id="o-1",
+            allocation=allocation,
+            done=done,
+            payer=BUYER,
+            amount=cny(minor),
+            hold=hold,
+            merchant=MERCHANT,
+            policy=policy,
+            movement=movement,
+            at=AT,
+        )
+        plain = plain_payer_postings(
+            key="op",
+            allocation=allocation,
+            done=done,
+            amount=cny(minor),
+            hold=hold,
+            policy=policy,
+            movement=movement,
+        )
+        assert fast == plain
+        assert [type(p) for p in fast] == [Posting] * len(plain)
+
+    @given(allocations, minors)
+    @settings(max_examples=60)
+    def test_cash_collected_is_split_as_the_plain_settlement_splits_it(self, allocation, minor):
+        carrier = Account.carrier_cod("SF")
+        fast = collect_postings(
+            key="c",
+            order_id="o-1",
+            allocation=allocation,
+            buyer=BUYER,
+            carrier=carrier,
+            amount=cny(minor),
+            at=AT,
+        )
+        book = _PlainBook("c", "o-1", Movement.COLLECT, AT)
+        for line_id, share in _plain_fill(cny(minor), allocation, ()):
+            book.move(line_id, BUYER, carrier, share)
+        assert fast == tuple(book.postings)
+
+    @given(moves, policies, st.none() | st.lists(st.sampled_from(LINES), max_size=3))
+    @settings(max_examples=100)
+    def test_a_release_is_booked_as_the_plain_settlement_books_it(self, drawn, policy, lines):
+        done = postings_of(drawn)
+        fast = outcome(
+            lambda: release_postings(
+                key="r",
+                order_id="o-1",
+                done=done,
+                lines=lines,
+                merchant=MERCHANT,
+                policy=policy,
+                at=AT,
+            )
+        )
+        assert fast == outcome(lambda: plain_release("r", done, lines, policy))
+
+    @given(moves, policies)
+    @settings(max_examples=100)
+    def test_a_remittance_is_booked_as_the_plain_settlement_books_it(self, drawn, policy):
+        done = postings_of(drawn)
+        fast = remit_postings(
+            key="m", order_id="o-1", done=done, merchant=MERCHANT, policy=policy, at=AT
+        )
+        assert fast == plain_remit("m", done, policy)
+
+    @given(moves, st.dictionaries(st.sampled_from(LINES), minors, min_size=1, max_size=3))
+    @settings(max_examples=100)
+    def test_a_refund_takes_money_from_where_the_plain_settlement_takes_it(self, drawn, wanted):
+        done = postings_of(drawn)
+        amounts = {line: cny(minor) for line, minor in wanted.items()}
+        fast = outcome(
+            lambda: refund_postings(
+                key="f", order_id="o-1", done=done, amounts=amounts, payer=BUYER, at=AT
+            )
+        )
+        assert fast == outcome(lambda: plain_refund("f", done, amounts))
+
+    def test_a_gross_beyond_the_largest_amount_is_refused_as_money_refuses_it(self):
+        huge = Money(10**18, "CNY")
+        done = [Posting("d/1", "o-1", "1", BUYER, MERCHANT, huge, Movement.CAPTURE, AT)]
+        with pytest.raises(InvalidInput) as fast:
+            payer_postings(
+                key="op",
+                order_id="o-1",
+                allocation=(("1", huge),),
+                done=done,
+                payer=BUYER,
+                amount=cny(1),
+                hold=False,
+                merchant=MERCHANT,
+                policy=PaymentPolicy(),
+                movement=Movement.CAPTURE,
+                at=AT,
+            )
+        with pytest.raises(InvalidInput) as plain:
+            Money(10**18 + 1, "CNY")
+        assert fast.value.args == plain.value.args
+
+
+class TestSumsInMinorUnits:
+    """Sums the fast paths add up as ints raise what adding them up as Money raises."""
+
+    def test_a_carrier_float_beyond_the_largest_amount_is_refused_as_its_sum_is(self):
+        half = Money(6 * 10**17, "CNY")
+        carrier = Account.carrier_cod("SF")
+        done = [
+            Posting(f"c/{n}", "o-1", line, BUYER, carrier, half, Movement.COLLECT, AT)
+            for n, line in enumerate(["1", "2"], 1)
+        ]
+        fast = outcome(
+            lambda: remit_postings(
+                key="m", order_id="o-1", done=done, merchant=MERCHANT, policy=PaymentPolicy(), at=AT
+            )
+        )
+        assert fast[0] is InvalidInput
+        assert fast == outcome(lambda: plain_remit("m", done, PaymentPolicy()))
+
+    def test_escrow_money_in_another_currency_is_refused_as_adding_it_up_refuses_it(self):
+        payment = started_escrow_payment()
+        usd = Money(500, "USD")
+        payment.postings = (
+            Posting("u/1", "o-1", "1", BUYER, Account.escrow(), usd, Movement.CAPTURE, AT),
+        )
+        system = Actor.system("payments")
+        plain = outcome(lambda: Money.zero("CNY") + usd)
+        assert outcome(lambda: payment.release(system, now=AT, policy=PaymentPolicy())) == plain
+        assert outcome(payment.released_total) == plain
+
+    def test_a_remittance_in_another_currency_is_refused_as_adding_it_up_refuses_it(self):
+        payment = started_cod_payment()
+        usd = Money(500, "USD")
+        carrier = Account.carrier_cod("SF")
+        payment.postings = (Posting("u/1", "o-1", "1", BUYER, carrier, usd, "collect", AT),)
+        payment.state = "collected"
+        carrier_actor = Actor.carrier("SF")
+        plain = outcome(lambda: Money.zero("CNY") + usd)
+        fast = outcome(lambda: payment.remit(carrier_actor, now=AT, policy=PaymentPolicy()))
+        assert fast == plain
+
+
+class TestBooks:
+    @pytest.mark.parametrize(
+        ("order_id", "movement", "at"),
+        [
+            ("o-1", "capture", AT),  # a movement given by value
+            ("o-1", Movement.CAPTURE, AT.astimezone(timezone(timedelta(hours=8)))),
+            ("o-1", Movement.CAPTURE, datetime(2026, 3, 1)),  # noqa: DTZ001  # naive, refused
+            ("  ", Movement.CAPTURE, AT),
+            ("o-1", "no-such-movement", AT),
+        ],
+    )
+    def test_a_book_with_anything_unusual_builds_every_posting_through_the_constructor(
+        self, order_id, movement, at
+    ):
+        book = _Book("op", order_id, movement, at, "CNY")
+        assert not book.plain
+        fast = outcome(lambda: (book.add("1", BUYER, MERCHANT, 100), book.postings)[1])
+        plain = outcome(
+            lambda: [Posting("op/1", order_id, "1", BUYER, MERCHANT, cny(100), movement, at)]
+        )
+        assert fast == plain
+
+    @given(st.sampled_from(LINES), st.sampled_from(ACCOUNTS), st.sampled_from(ACCOUNTS), minors)
+    @settings(max_examples=60)
+    def test_a_plain_book_builds_what_the_constructor_builds_or_raises_what_it_raises(
+        self, line_id, source, target, minor
+    ):
+        book = _Book("op", "o-1", Movement.CAPTURE, AT, "CNY")
+        assert book.plain
+        fast = outcome(lambda: (book.add(line_id, source, target, minor), book.postings)[1])
+        plain = outcome(
+            lambda: [Posting("op/1", "o-1", line_id, source, target, cny(minor), "capture", AT)]
+        )
+        assert fast == plain
+
+    def test_a_look_alike_account_goes_through_the_constructor(self):
+        class Special(Account):
+            pass
+
+        book = _Book("op", "o-1", Movement.CAPTURE, AT, "CNY")
+        book.add("1", BUYER, Special(AccountKind.MERCHANT, "m-1"), 5)
+        with pytest.raises(InvalidInput) as caught:
+            book.add(1, BUYER, MERCHANT, 5)  # type: ignore[arg-type]
+        assert caught.value.field == "line_id"
+        assert book.postings == [
+            Posting(
+                "op/1",
+                "o-1",
+                "1",
+                BUYER,
+                Special(AccountKind.MERCHANT, "m-1"),
+                cny(5),
+                "capture",
+                AT,
+            )
+        ]
+
+    def test_nothing_is_booked_for_a_zero_or_negative_share(self):
+        book = _Book("op", "o-1", Movement.CAPTURE, AT, "CNY")
+        book.add("1", BUYER, MERCHANT, 0)
+        book.add("1", BUYER, MERCHANT, -3)
+        assert book.postings == []
+
+
+NAMED_ACCOUNTS = [
+    (Account.buyer, AccountKind.BUYER),
+    (Account.credit_provider, AccountKind.CREDIT_PROVIDER),
+    (Account.carrier_cod, AccountKind.CARRIER_COD),
+    (Account.merchant, AccountKind.MERCHANT),
+    (Account.cod_fee, AccountKind.COD_FEE),
+    (Account.rebate_payable, AccountKind.REBATE_PAYABLE),
+    (Account.deposit, AccountKind.DEPOSIT),
+]
+
+
+class TestInternedAccounts:
+    @pytest.mark.parametrize(("build", "kind"), NAMED_ACCOUNTS)
+    @given(owner=st.text(min_size=1, max_size=8).filter(str.strip))
+    @settings(max_examples=20)
+    def test_a_named_account_equals_the_one_the_class_builds_and_is_shared(
+        self, build, kind, owner
+    ):
+        account = build(owner)
+        assert account == Account(kind, owner)
+        assert (account.kind, account.owner, hash(account)) == (
+            kind,
+            owner,
+            hash(Account(kind, owner)),
+        )
+        assert build(owner) is account
+
+    @pytest.mark.parametrize(("build", "kind"), NAMED_ACCOUNTS)
+    @pytest.mark.parametrize("owner", ["", "   ", None, 7, ["m-1"]])
+    def test_a_bad_owner_raises_what_the_class_raises(self, build, kind, owner):
+        assert outcome(lambda: build(owner)) == outcome(lambda: Account(kind, owner))
+
+    def test_a_full_table_starts_again_and_still_gives_equal_accounts(self):
+        first = Account.buyer("b-first")
+        for n in range(ledger_module._INTERNED_LIMIT + 1):
+            Account.buyer(f"b-{n}")
+        assert len(ledger_module._INTERNED[AccountKind.BUYER]) <= ledger_module._INTERNED_LIMIT
+        assert Account.buyer("b-first") == first
+
+    def test_a_subclass_builds_its_own_accounts(self):
+        class Special(Account):
+            pass
+
+        special = Special.buyer("alice")
+        assert type(special) is Special
+        assert type(Account.buyer("alice")) is Account
+
+
+class TestSortedBalances:
+    @given(moves)
+    @settings(max_examples=80)
+    def test_balances_are_sorted_as_their_items_sort(self, drawn):
+        balances = balances_by_line(postings_of(drawn))
+        assert _sorted_balances(balances) == sorted(balances.items())
+
+    def test_subclassed_accounts_are_sorted_by_their_own_comparison(self):
+        class Special(Account):
+            pass
+
+        balances = {("1", Special(AccountKind.MERCHANT, "m")): 1, ("1", MERCHANT): -1}
+        assert outcome(lambda: _sorted_balances(balances)) == outcome(
+            lambda: sorted(balances.items())
+        )
+
+
+class TestFoldedRows:
+    @given(moves, st.sampled_from(["o-1", "o-2"]))
+    @settings(max_examples=80)
+    def test_the_unrolled_fold_folds_as_the_loop_over_both_sides(self, drawn, order_id):
+        postings = postings_of(drawn)
+        assert fold_rows(order_id, "CNY", postings) == plain_fold_rows(order_id, "CNY", postings)
+
+    def test_a_posting_in_another_currency_is_refused_alike(self):
+        usd = Posting("u/1", "o-1", "1", BUYER, MERCHANT, Money(5, "USD"), "capture", AT)
+        assert outcome(lambda: fold_rows("o-1", "CNY", [usd])) == outcome(
+            lambda: plain_fold_rows("o-1", "CNY", [usd])
+        )
+
+
+class TestCapturesAndKeys:
+    @given(
+        st.text(max_size=5),
+        minors,
+        st.sampled_from(list(CaptureStatus)),
+        st.text(max_size=5),
+    )
+    @settings(max_examples=40)
+    def test_a_capture_built_slot_by_slot_equals_the_one_its_class_builds(
+        self, key, minor, status, transaction_id
+    ):
+        built = _capture(key, cny(minor), AT, status, transaction_id)
+        assert built == Capture(key, cny(minor), AT, status, transaction_id)
+        assert repr(built) == repr(Capture(key, cny(minor), AT, status, transaction_id))
+
+    @pytest.mark.parametrize(
+        "keys",
+        [MappingProxyType({"a": "1"}), {"a": "1"}, MappingProxyType({})],
+        ids=["read-only view", "plain dict", "empty view"],
+    )
+    def test_remembering_a_key_adds_it_to_a_fresh_read_only_copy(self, keys):
+        payment = started_payment()
+        payment.keys = keys
+        before = dict(keys)
+        payment._remember("b", "2")
+        assert type(payment.keys) is MappingProxyType
+        assert dict(payment.keys) == {**before, "b": "2"}
+        assert dict(keys) == before  # the old mapping is untouched
