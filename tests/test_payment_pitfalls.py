@@ -288,6 +288,46 @@ class TestConcurrency:
         assert event_names(service, order.id).count("OrderPaid") == 1
 
 
+class TestCancelWhileTheProviderWorks:
+    def test_a_cancelled_order_keeps_no_hold_for_a_refund_still_open(self):
+        service, _ = demo_payment_service()
+        gateway = scripted(service, lambda _: GatewayStatus.PENDING)
+        order = service.buy_now(ALICE, "tea-01", 1)
+        with pytest.raises(PaymentNotCompleted):
+            service.pay(order.id, ALICE, key="k1", capture=False)
+        (payment,) = service.payments_of(order.id)
+        service.handle_notification(gateway.report_capture(payment.id, cny("0.01")))
+        assert service.orders.get(order.id).holds  # the unasked capture's refund is open
+        cancelled = service.cancel(order.id, ALICE, "changed my mind")
+        assert (cancelled.state, cancelled.holds) == ("cancelled", ())
+        gateway.decide = lambda _: GatewayStatus.SUCCEEDED
+        for key in gateway.pending_keys():
+            service.handle_notification(gateway.settle_pending(key))
+        money = service.money(order.id)
+        assert (money.paid_in, money.refunded) == (cny("0.01"), cny("0.01"))
+        assert service.orders.get(order.id).holds == ()
+
+    def test_a_void_asked_before_the_authorization_arrived_does_not_block_the_next(self):
+        service, _ = demo_payment_service()
+        gateway = scripted(service, lambda _: GatewayStatus.PENDING)
+        order = service.buy_now(ALICE, "tea-01", 1)
+        with pytest.raises(PaymentNotCompleted):
+            service.pay(order.id, ALICE, key="k1", capture=False)
+        service.cancel(order.id, ALICE, "changed my mind")  # voids: the provider is busy
+        (payment,) = service.payments_of(order.id)
+        assert sorted(gateway.pending_keys()) == [f"{payment.id}:authorize", f"{payment.id}:void"]
+        gateway.decide = lambda _: GatewayStatus.SUCCEEDED
+        authorized = gateway.settle_pending(f"{payment.id}:authorize")
+        outcome = service.handle_notification(authorized)  # reconcile voids it again, by its id
+        assert outcome.order_state == "cancelled"
+        (voided,) = service.payments_of(order.id)
+        assert voided.state == "voided"
+        late = gateway.settle_pending(f"{payment.id}:void")  # the first void completes too
+        service.handle_notification(late)
+        assert service.payments_of(order.id)[0].state == "voided"
+        assert service.money(order.id).paid_in == cny("0.00")
+
+
 class TestPaymentActivity:
     def test_an_order_with_a_payment_in_flight_is_not_expired_by_the_payment_timeout(self):
         service, clock = demo_payment_service()

@@ -337,7 +337,7 @@ class PaymentCore(OrderService):
     def _sync_holds(self, order: Order, payments: Sequence[PaymentRecord], now: datetime) -> None:
         wanted: set[str] = set()
         payable = order.payment is None and "pay" in order.allowed_commands()
-        for payment in payments:
+        for payment in () if order.is_final else payments:  # a final order keeps no hold
             if payable and isinstance(payment, GatewayPayment) and in_flight(payment):
                 wanted.add(f"payment:{payment.id}")
             wanted.update(f"refund:{refund.id}" for refund in payment.open_refunds)
@@ -365,9 +365,11 @@ class PaymentCore(OrderService):
 
     def _void(self, payment: GatewayPayment, actor: Actor) -> GatewayResult:
         payment.ensure_can_void(actor)
-        result = self.payments.void(
-            VoidRequest(payment.id, payment.transaction_id, f"{payment.id}:void")
-        )
+        # One key per transaction voided: a void asked before the authorization arrived (no
+        # transaction yet) and one asked after it are two requests, never one key reused.
+        transaction_id = payment.transaction_id
+        key = f"{payment.id}:void:{transaction_id}" if transaction_id else f"{payment.id}:void"
+        result = self.payments.void(VoidRequest(payment.id, transaction_id, key))
         if result.succeeded:
             self._change(
                 payment.id,
