@@ -36,7 +36,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import ClassVar, Final
+from typing import ClassVar, Final, Generic, TypeVar
 
 import attrs
 
@@ -269,8 +269,67 @@ def _terms(result: PricingResult, timing: StockTiming, *, cod_allowed: bool) -> 
     )
 
 
+_Item = TypeVar("_Item", FlashItem, RushItem)
+
+
+class _TimeBoxed(Generic[_Item]):
+    """What a flash sale and a rush purchase share: finding an item, terms, refusals."""
+
+    __slots__ = ()
+    _kind: ClassVar[str]  # in messages: "flash sale", "rush purchase"
+    id: str
+    items: tuple[_Item, ...]
+    stock_timing: StockTiming
+    allows_cod: ClassVar[bool] = False
+
+    def item(self, sku: str) -> _Item:
+        """The item for ``sku``.
+
+        Raises:
+            NotFound: The campaign does not sell it.
+
+        """
+        for item in self.items:
+            if item.sku == sku:
+                return item
+        raise NotFound(f"SKU in {self._kind} {self.id!r}", sku)
+
+    def terms(self, result: PricingResult) -> PricingTerms:
+        """The pricing terms its orders are placed with: its stock timing, never COD."""
+        return _terms(result, self.stock_timing, cod_allowed=self.allows_cod)
+
+    def ensure_sold(
+        self,
+        result: PricingResult,
+        promotion: Promotion,
+        *,
+        quantity: int,
+        buyer_id: str,
+        usage: Mapping[str, int],
+    ) -> None:
+        """Raise why the buyer cannot buy, if ``promotion`` did not price the order.
+
+        Raises:
+            OutOfStock: Fewer units are left at the campaign's price (a flash session's
+                quota, a rush purchase's quantity) than asked.
+            LimitExceeded: The buyer's units would pass the per-buyer limit.
+            PromotionRefused: It is not selling now, or (flash sale) the buyer has an unpaid
+                order for the item in it.
+
+        """
+        _ensure_sold(
+            result,
+            promotion,
+            sku=next(iter(promotion.scope.skus)),
+            quantity=quantity,
+            buyer_id=buyer_id,
+            usage=usage,
+            campaign=self.id,
+        )
+
+
 @attrs.frozen
-class FlashSale:
+class FlashSale(_TimeBoxed[FlashItem]):
     """A flash sale (秒杀): sessions, items with flash prices, quotas and per-buyer limits.
 
     Attributes:
@@ -294,8 +353,8 @@ class FlashSale:
     name: str = ""
 
     sales_mode: ClassVar[str] = FLASH_SALE
-    stock_timing: ClassVar[StockTiming] = StockTiming.ON_ORDER
-    allows_cod: ClassVar[bool] = False
+    stock_timing: ClassVar[StockTiming] = StockTiming.ON_ORDER  # type: ignore[misc]  # a flash sale always takes stock on order
+    _kind: ClassVar[str] = "flash sale"
 
     def __attrs_post_init__(self) -> None:
         problems: list[str] = []
@@ -325,18 +384,6 @@ class FlashSale:
         if problems:
             raise DefinitionError(f"flash sale {self.id!r}", problems)
         object.__setattr__(self, "sessions", tuple(ordered))
-
-    def item(self, sku: str) -> FlashItem:
-        """The item for ``sku``.
-
-        Raises:
-            NotFound: The sale does not sell it.
-
-        """
-        for item in self.items:
-            if item.sku == sku:
-                return item
-        raise NotFound(f"SKU in flash sale {self.id!r}", sku)
 
     def session_at(self, now: datetime) -> Session | None:
         """The session selling at ``now``, if any."""
@@ -395,42 +442,9 @@ class FlashSale:
         """The order policy for its orders: ``base`` with the flash payment timeout."""
         return attrs.evolve(base, payment_timeout=self.payment_timeout)
 
-    def terms(self, result: PricingResult) -> PricingTerms:
-        """The pricing terms a flash order is placed with: no COD, stock on order."""
-        return _terms(result, self.stock_timing, cod_allowed=self.allows_cod)
-
-    def ensure_sold(
-        self,
-        result: PricingResult,
-        promotion: Promotion,
-        *,
-        quantity: int,
-        buyer_id: str,
-        usage: Mapping[str, int],
-    ) -> None:
-        """Raise why the buyer cannot buy, if ``promotion`` did not price the order.
-
-        Raises:
-            OutOfStock: The session's quota has fewer units left than asked.
-            LimitExceeded: The buyer's units would pass the per-buyer limit.
-            PromotionRefused: The buyer has an unpaid flash order for the item, or the
-                session is not selling.
-
-        """
-        sku = next(iter(promotion.scope.skus))
-        _ensure_sold(
-            result,
-            promotion,
-            sku=sku,
-            quantity=quantity,
-            buyer_id=buyer_id,
-            usage=usage,
-            campaign=self.id,
-        )
-
 
 @attrs.frozen
-class RushPurchase:
+class RushPurchase(_TimeBoxed[RushItem]):
     """A rush purchase (抢购): a limited-time, limited-quantity price with a per-buyer limit.
 
     Attributes:
@@ -457,7 +471,7 @@ class RushPurchase:
     name: str = ""
 
     sales_mode: ClassVar[str] = RUSH_PURCHASE
-    allows_cod: ClassVar[bool] = False
+    _kind: ClassVar[str] = "rush purchase"
 
     def __attrs_post_init__(self) -> None:
         problems: list[str] = []
@@ -480,18 +494,6 @@ class RushPurchase:
         _timeout_problems(self.payment_timeout, problems)
         if problems:
             raise DefinitionError(f"rush purchase {self.id!r}", problems)
-
-    def item(self, sku: str) -> RushItem:
-        """The item for ``sku``.
-
-        Raises:
-            NotFound: The campaign does not sell it.
-
-        """
-        for item in self.items:
-            if item.sku == sku:
-                return item
-        raise NotFound(f"SKU in rush purchase {self.id!r}", sku)
 
     def promotion(self, sku: str) -> Promotion:
         """The base-price promotion that sells ``sku``; limits taken per the stock timing."""
@@ -535,38 +537,6 @@ class RushPurchase:
         if self.payment_timeout is None:
             return base
         return attrs.evolve(base, payment_timeout=self.payment_timeout)
-
-    def terms(self, result: PricingResult) -> PricingTerms:
-        """The pricing terms a rush order is placed with: its stock timing, no COD."""
-        return _terms(result, self.stock_timing, cod_allowed=self.allows_cod)
-
-    def ensure_sold(
-        self,
-        result: PricingResult,
-        promotion: Promotion,
-        *,
-        quantity: int,
-        buyer_id: str,
-        usage: Mapping[str, int],
-    ) -> None:
-        """Raise why the buyer cannot buy, if ``promotion`` did not price the order.
-
-        Raises:
-            OutOfStock: Fewer units are left at the rush price than asked.
-            LimitExceeded: The buyer's units would pass the per-buyer limit.
-            PromotionRefused: It is not selling.
-
-        """
-        sku = next(iter(promotion.scope.skus))
-        _ensure_sold(
-            result,
-            promotion,
-            sku=sku,
-            quantity=quantity,
-            buyer_id=buyer_id,
-            usage=usage,
-            campaign=self.id,
-        )
 
 
 TimeBoxedSale = FlashSale | RushPurchase
