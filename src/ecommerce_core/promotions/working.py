@@ -8,11 +8,15 @@ kept per unit across every stage.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from fractions import Fraction
+from itertools import compress, repeat
+from operator import add, attrgetter, eq, floordiv, gt, mod, mul
+from typing import Any
 
 from ecommerce_core.limits import Limit, LimitClaim
-from ecommerce_core.money import Money, _allocate, allocate_minor
+from ecommerce_core.money import Money, allocate_minor
 from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.orders import LineAdjustment
 from ecommerce_core.promotions.rules import Coupon, Promotion
@@ -55,16 +59,28 @@ _share_amount = _slot_setter(LineShare, "amount")
 
 
 class _Line:
-    """A line being priced: what is left of it and which of its units are taken."""
+    """A line being priced: what is left of it and which of its units are taken.
+
+    The engine keeps what each kind of promotion may still use up to date as promotions apply
+    (rather than recomputing it from the units taken on every look), so a pool is read with
+    one attribute getter per list:
+
+    * ``open_units`` / ``open_amount``: what a non-exclusive promotion may use, the units no
+      exclusive promotion took and what they still cost;
+    * ``free_units``: what an exclusive promotion may use, the units no promotion touched
+      (their amount is ``free_units * unit``, at list price);
+    * ``shared_units``: the most units one non-exclusive promotion touched.
+    """
 
     __slots__ = (
         "adjustments",
-        "excl_discount",
-        "excl_units",
+        "discount",
+        "free_units",
         "index",
         "line_id",
+        "open_amount",
+        "open_units",
         "qty",
-        "remaining",
         "shared_units",
         "source",
         "unit",
@@ -76,11 +92,12 @@ class _Line:
         self.line_id = source.line_id
         self.unit = source.unit_price.minor
         self.qty = source.quantity
-        self.remaining = self.unit * self.qty
-        self.excl_units = 0  # units an exclusive promotion took
-        self.excl_discount = 0  # what exclusive promotions gave on those units
-        self.shared_units = 0  # units other promotions touched
-        self.adjustments: list[LineAdjustment] = []
+        self.discount = 0  # what every promotion took off it
+        self.open_units = self.qty  # units no exclusive promotion took
+        self.open_amount = self.unit * self.qty  # what they cost now
+        self.free_units = self.qty  # units no promotion touched
+        self.shared_units = 0  # the most units one non-exclusive promotion touched
+        self.adjustments: list[LineAdjustment] = []  # filled when the result is built
 
 
 # Parallel lists, one entry per line (cheaper to build and to sum than a tuple per line):
@@ -160,10 +177,38 @@ def _spread(pool: _Pool, total: int, whole: int) -> _Shares:
     if total == 0:
         return lines, [0] * len(lines), units
     if whole > 0 and min(weights) >= 0:  # ints the engine computed: skip allocate_minor's checks
-        shares = _allocate(total, weights, whole)
+        shares = _largest_remainder(total, weights, whole)
     else:
         shares = allocate_minor(total, weights)
     return lines, shares, units
+
+
+def _largest_remainder(total: int, weights: list[int], whole: int) -> list[int]:
+    """``money._allocate(total, weights, whole)``: the same shares, found with less sorting.
+
+    Each share is ``total * weight // whole``; the leftover units go one each to the largest
+    remainders, then the largest weights, then the earlier shares. Only the remainders equal
+    to the smallest remainder that still gets a unit (the cut) need the weights and positions
+    to decide: every share above the cut gets one, none below it does. So this sorts the
+    remainders alone (small ints, compared fast), and ranks only the shares tied at the cut;
+    every per-share step is a ``map`` over an ``operator`` function, in C.
+    """
+    products = list(map(mul, weights, repeat(total)))
+    shares = list(map(floordiv, products, repeat(whole)))
+    leftover = total - sum(shares)
+    if not leftover:
+        return shares
+    remainders = list(map(mod, products, repeat(whole)))
+    cut = sorted(remainders, reverse=True)[leftover - 1]
+    above = list(map(gt, remainders, repeat(cut)))  # True for every share above the cut
+    shares = list(map(add, shares, above))  # int + bool: +1 above the cut
+    wanted = leftover - sum(above)  # > 0: the cut itself is among the leftover's ranks
+    tied = list(compress(range(len(remainders)), map(eq, remainders, repeat(cut))))
+    if len(tied) > wanted:
+        tied.sort(key=weights.__getitem__, reverse=True)  # stable: earlier first among equals
+    for index in tied[:wanted]:
+        shares[index] += 1
+    return shares
 
 
 def _money_short(missing: int, currency: str) -> _Outcome:
@@ -219,3 +264,32 @@ def _cap(outcome: _Outcome, left: int) -> None:
         return
     lines, discounts, units = outcome.shares
     outcome.shares = (lines, allocate_minor(left, discounts), units)
+
+
+# Attribute getters for reading a field of many objects with ``map`` (in C, no bytecode).
+_open_units_of = attrgetter("open_units")
+_open_amount_of = attrgetter("open_amount")
+_free_units_of = attrgetter("free_units")
+_unit_of = attrgetter("unit")
+_line_id_of = attrgetter("line_id")
+_adjustments_of = attrgetter("adjustments")
+_discount_of = attrgetter("discount")
+_qty_of = attrgetter("qty")
+_source_of = attrgetter("source")
+_sku_of = attrgetter("sku")
+_unit_price_of = attrgetter("unit_price")
+_category_of = attrgetter("category")
+_merchant_id_of = attrgetter("merchant_id")
+
+
+_consume: Callable[[Iterable[object]], None] = deque[object](maxlen=0).extend
+"""Run an iterator of calls (``map(setter, objects, values)``) to its end, in C, keeping nothing."""
+
+
+def _built(cls: type, count: int) -> list[Any]:
+    """``count`` new instances of ``cls`` with no field set yet (set every one before use).
+
+    ``starmap`` over ``zip``: one reused argument tuple for every call (see
+    :meth:`_Pricing.result <ecommerce_core.promotions.engine._Pricing.result>`).
+    """
+    return list(map(_new, repeat(cls, count)))
