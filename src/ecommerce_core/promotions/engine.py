@@ -20,8 +20,9 @@ Cost: O(N log N + Σ_p N_p log N_p) for N lines and promotions touching N_p line
 
 from __future__ import annotations
 
-import functools
+import math
 import operator
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from itertools import repeat, starmap
@@ -113,20 +114,27 @@ class _Pricing:
         given = [line if type(line) is PricingLine else self._line(line) for line in lines]
         if not given:
             raise InvalidInput("lines", lines, "there is nothing to price")
-        self.currency = given[0].unit_price.currency
+        self.currency = currency = given[0].unit_price.currency
         line_ids = [source.line_id for source in given]
-        if len(set(line_ids)) != len(line_ids) or any(
-            source.unit_price.currency != self.currency for source in given
-        ):
+        prices = [source.unit_price for source in given]
+        if len(set(line_ids)) != len(line_ids) or len({price.currency for price in prices}) != 1:
             self._refuse(given)
-        fee = context.shipping_fee or Money.zero(self.currency)
-        if fee.currency != self.currency:
-            raise CurrencyMismatch(self.currency, fee.currency, "price")
+        fee = context.shipping_fee or Money.zero(currency)
+        if fee.currency != currency:
+            raise CurrencyMismatch(currency, fee.currency, "price")
         self.shipping_fee = fee
         self.shipping_left = fee.minor
-        self.given = [_Line(source) for source in given]
+        # The working lines, built in one go and filled field by field (no __init__ call each).
+        self.given = working = _built(_Line, len(given))
+        for line, source, line_id, price in zip(working, given, line_ids, prices, strict=True):
+            unit, qty = price.minor, source.quantity
+            line.source, line.line_id, line.unit, line.qty = source, line_id, unit, qty
+            line.discount = line.shared_units = 0
+            line.open_units = line.free_units = qty
+            line.open_amount = unit * qty
+            line.adjustments = []
         canonical = sorted(range(len(given)), key=line_ids.__getitem__)
-        self.lines: list[_Line] = [self.given[position] for position in canonical]
+        self.lines: list[_Line] = [working[position] for position in canonical]
         for index, line in enumerate(self.lines):
             line.index = index
         self.sources = [line.source for line in self.lines]  # canonical order
@@ -171,14 +179,10 @@ class _Pricing:
         """Lines by SKU, category or merchant (canonical order within each), built once."""
         index = self.indexes.get(field)
         if index is None:
-            index = self.indexes[field] = {}
+            groups: defaultdict[str, list[_Line]] = defaultdict(list)
             keys = map(operator.attrgetter(field), self.sources)
-            for line, key in zip(self.lines, keys, strict=True):
-                group = index.get(key)
-                if group is None:
-                    index[key] = [line]
-                else:
-                    group.append(line)
+            _consume(map(list.append, map(groups.__getitem__, keys), self.lines))
+            index = self.indexes[field] = dict(groups)
         return index
 
     def candidates(self, scope: Scope) -> list[_Line]:
@@ -220,14 +224,14 @@ class _Pricing:
         if promotion.exclusive:
             units = list(map(_free_units_of, candidates))
             lines = candidates
-            if units and min(units) <= 0:
+            if not all(units):  # units never go below zero: a 0 is a line used up
                 lines = [line for line, u in zip(candidates, units, strict=True) if u > 0]
                 units = [u for u in units if u > 0]
             amounts = list(map(mul, units, map(_unit_of, lines)))
         else:
             units = list(map(_open_units_of, candidates))
             lines = candidates
-            if units and min(units) <= 0:
+            if not all(units):  # units never go below zero: a 0 is a line used up
                 lines = [line for line, u in zip(candidates, units, strict=True) if u > 0]
                 units = [u for u in units if u > 0]
             amounts = list(map(_open_amount_of, lines))
@@ -338,7 +342,7 @@ class _Pricing:
         if benefit.max_applications is not None:
             times = min(times, benefit.max_applications)
         entries = list(zip(*pool, strict=True))  # (line, units, amount)
-        cheapest = sorted(entries, key=_BY_UNIT_AMOUNT)
+        cheapest = _cheapest_first(entries, len(self.lines))
         free_left, paid_left = times * benefit.get, times * benefit.buy
         used: dict[int, list[int]] = {}  # line index -> [free units, paid units]
         for line, u, _ in cheapest:
@@ -526,7 +530,7 @@ class _Pricing:
                 if units > line.shared_units:
                     line.shared_units = units
                     line.free_units = line.open_units - units
-        if 0 in discounts:  # a line given nothing gets no share
+        if not all(discounts):  # a line given nothing gets no share
             lines = [line for line, discount in zip(lines, discounts, strict=True) if discount]
             discounts = [discount for discount in discounts if discount]
         start, count = len(self.share_discounts), len(lines)
@@ -687,17 +691,20 @@ class _Pricing:
         )
 
 
-def _by_unit_amount(one: tuple[_Line, int, int], other: tuple[_Line, int, int]) -> int:
-    """Order pool entries by amount per unit, then line: exact, by cross-multiplying.
+def _cheapest_first(
+    entries: list[tuple[_Line, int, int]], count: int
+) -> list[tuple[_Line, int, int]]:
+    """Pool entries ``(line, units, amount)`` by amount per unit, then line: exact, in ints.
 
-    (A ``Fraction`` key is exact too, but building and comparing fractions cost ten times more.)
+    With ``common`` the least common multiple of the units, ``amount * (common // units)`` is
+    ``amount / units`` scaled by the same ``common`` for every entry: an exact int key (a
+    ``Fraction`` key or a comparison function cost several times more). ``count`` (more than
+    any line's index) makes room for the line's index below it, so ties go to the earlier line.
     """
-    _, units, amount = one
-    _, other_units, other_amount = other
-    return amount * other_units - other_amount * units or one[0].index - other[0].index
+    common = math.lcm(*(units for _, units, _ in entries))
+    keys = [amount * (common // units) * count + line.index for line, units, amount in entries]
+    return [entries[position] for position in sorted(range(len(keys)), key=keys.__getitem__)]
 
-
-_BY_UNIT_AMOUNT = functools.cmp_to_key(_by_unit_amount)
 
 _RULES: dict[type, Callable[[_Pricing, Any, _Pool, int, int], _Outcome]] = {
     PercentOff: _Pricing.percent_off,

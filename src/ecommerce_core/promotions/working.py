@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from fractions import Fraction
-from itertools import compress, repeat
-from operator import add, attrgetter, eq, floordiv, gt, mod, mul
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 from ecommerce_core.limits import Limit, LimitClaim
-from ecommerce_core.money import Money, allocate_minor
+from ecommerce_core.money import Money, _allocate, allocate_minor
 from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.orders import LineAdjustment
 from ecommerce_core.promotions.rules import Coupon, Promotion
@@ -86,18 +86,18 @@ class _Line:
         "unit",
     )
 
-    def __init__(self, source: PricingLine) -> None:
-        self.source = source
-        self.index = 0  # its place in the canonical order, set once the lines are sorted
-        self.line_id = source.line_id
-        self.unit = source.unit_price.minor
-        self.qty = source.quantity
-        self.discount = 0  # what every promotion took off it
-        self.open_units = self.qty  # units no exclusive promotion took
-        self.open_amount = self.unit * self.qty  # what they cost now
-        self.free_units = self.qty  # units no promotion touched
-        self.shared_units = 0  # the most units one non-exclusive promotion touched
-        self.adjustments: list[LineAdjustment] = []  # filled when the result is built
+    # Set by _Pricing for every line at once (see its __init__), not by a constructor.
+    source: PricingLine
+    index: int  # its place in the canonical order (by line id)
+    line_id: str
+    unit: int  # the list price of one unit, in minor units
+    qty: int
+    discount: int  # what every promotion took off it
+    open_units: int  # units no exclusive promotion took
+    open_amount: int  # what they cost now
+    free_units: int  # units no promotion touched
+    shared_units: int  # the most units one non-exclusive promotion touched
+    adjustments: list[LineAdjustment]  # filled when the result is built
 
 
 # Parallel lists, one entry per line (cheaper to build and to sum than a tuple per line):
@@ -177,38 +177,10 @@ def _spread(pool: _Pool, total: int, whole: int) -> _Shares:
     if total == 0:
         return lines, [0] * len(lines), units
     if whole > 0 and min(weights) >= 0:  # ints the engine computed: skip allocate_minor's checks
-        shares = _largest_remainder(total, weights, whole)
+        shares = _allocate(total, weights, whole)
     else:
         shares = allocate_minor(total, weights)
     return lines, shares, units
-
-
-def _largest_remainder(total: int, weights: list[int], whole: int) -> list[int]:
-    """``money._allocate(total, weights, whole)``: the same shares, found with less sorting.
-
-    Each share is ``total * weight // whole``; the leftover units go one each to the largest
-    remainders, then the largest weights, then the earlier shares. Only the remainders equal
-    to the smallest remainder that still gets a unit (the cut) need the weights and positions
-    to decide: every share above the cut gets one, none below it does. So this sorts the
-    remainders alone (small ints, compared fast), and ranks only the shares tied at the cut;
-    every per-share step is a ``map`` over an ``operator`` function, in C.
-    """
-    products = list(map(mul, weights, repeat(total)))
-    shares = list(map(floordiv, products, repeat(whole)))
-    leftover = total - sum(shares)
-    if not leftover:
-        return shares
-    remainders = list(map(mod, products, repeat(whole)))
-    cut = sorted(remainders, reverse=True)[leftover - 1]
-    above = list(map(gt, remainders, repeat(cut)))  # True for every share above the cut
-    shares = list(map(add, shares, above))  # int + bool: +1 above the cut
-    wanted = leftover - sum(above)  # > 0: the cut itself is among the leftover's ranks
-    tied = list(compress(range(len(remainders)), map(eq, remainders, repeat(cut))))
-    if len(tied) > wanted:
-        tied.sort(key=weights.__getitem__, reverse=True)  # stable: earlier first among equals
-    for index in tied[:wanted]:
-        shares[index] += 1
-    return shares
 
 
 def _money_short(missing: int, currency: str) -> _Outcome:
