@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from fractions import Fraction
-from itertools import repeat
+from itertools import repeat, starmap
 from operator import attrgetter
 from typing import Any
 
@@ -35,7 +35,6 @@ def _percent_of(amount: int, rate: Fraction) -> int:
 
 
 _new = object.__new__
-_set = object.__setattr__
 
 
 def _slot_setter(cls: type, name: str) -> Callable[[object, object], None]:
@@ -238,20 +237,11 @@ def _cap(outcome: _Outcome, left: int) -> None:
     outcome.shares = (lines, allocate_minor(left, discounts), units)
 
 
-# Attribute getters for reading a field of many objects with ``map`` (in C, no bytecode).
+# Attribute getters for reading one field of many working lines with ``map`` (pools).
 _open_units_of = attrgetter("open_units")
 _open_amount_of = attrgetter("open_amount")
 _free_units_of = attrgetter("free_units")
 _unit_of = attrgetter("unit")
-_line_id_of = attrgetter("line_id")
-_adjustments_of = attrgetter("adjustments")
-_discount_of = attrgetter("discount")
-_qty_of = attrgetter("qty")
-_source_of = attrgetter("source")
-_sku_of = attrgetter("sku")
-_unit_price_of = attrgetter("unit_price")
-_category_of = attrgetter("category")
-_merchant_id_of = attrgetter("merchant_id")
 
 
 _consume: Callable[[Iterable[object]], None] = deque[object](maxlen=0).extend
@@ -264,4 +254,6 @@ def _built(cls: type, count: int) -> list[Any]:
     ``starmap`` over ``zip``: one reused argument tuple for every call (see
     :meth:`_Pricing.result <ecommerce_core.promotions.engine._Pricing.result>`).
     """
-    return list(map(_new, repeat(cls, count)))
+    # starmap over zip, not map: zip hands starmap one reused argument tuple, where map would
+    # pack a new one for every call of object.__new__ (which takes no vectorcall).
+    return list(starmap(_new, zip(repeat(cls, count))))  # noqa: RUF058  # see above
