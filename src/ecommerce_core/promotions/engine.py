@@ -67,6 +67,8 @@ from ecommerce_core.promotions.values import (
     Status,
 )
 from ecommerce_core.promotions.working import (
+    _ADJUSTMENT_SETTERS,
+    _EXPLANATION_SETTERS,
     _PRICED_SETTERS,
     _adjustment_amount,
     _adjustment_code,
@@ -77,6 +79,7 @@ from ecommerce_core.promotions.working import (
     _cap,
     _consume,
     _free_units_of,
+    _from_rows,
     _index,
     _limit_reached,
     _Line,
@@ -104,6 +107,7 @@ __all__ = [
 ]
 
 _STAGES = tuple(Stage)
+_STAGE_NAMES = {stage: stage.value for stage in Stage}  # (Enum.value is a Python-level property)
 
 
 class _Pricing:
@@ -151,7 +155,8 @@ class _Pricing:
         self.share_stages: list[str] = []
         self.share_codes: list[str] = []
         self.entitlements: list[Entitlement] = []
-        self.explanations: list[Explanation] = []
+        # The fields of each Explanation, in _EXPLANATION_FIELDS order, built by result().
+        self.explanations: list[tuple[Any, ...]] = []
         self.claims: list[LimitClaim] = []
         self.shipping_discount = 0
         self.ends: list[datetime] = []
@@ -537,7 +542,7 @@ class _Pricing:
         self.share_lines += lines
         self.share_discounts += discounts
         self.share_offers += repeat(offer_id, count)
-        self.share_stages += repeat(stage.value, count)
+        self.share_stages += repeat(_STAGE_NAMES[stage], count)
         self.share_codes += repeat(code, count)
         self.shipping_left -= outcome.shipping
         self.shipping_discount += outcome.shipping
@@ -593,8 +598,8 @@ class _Pricing:
         discount: Money | None = None,
     ) -> None:
         """Record the explanation for one promotion."""
-        self.explanations.append(
-            Explanation(
+        self.explanations.append(  # built by result(), all at once
+            (
                 offer.id,
                 stage,
                 outcome.status,
@@ -641,10 +646,15 @@ class _Pricing:
         consume(starmap(_share_amount, zip(shares, moneys, strict=True)))
         on_lines = [line.adjustments for line in share_lines]
         consume(starmap(list.append, zip(on_lines, line_adjustments, strict=True)))
-        adjustments = tuple(
-            Adjustment(offer_id, stage, amount, tuple(shares[start:end]), shipping, code)
-            for offer_id, stage, amount, start, end, shipping, code in self.adjustments
+        adjustments = _from_rows(
+            Adjustment,
+            _ADJUSTMENT_SETTERS,
+            [
+                (offer_id, stage, amount, tuple(shares[start:end]), shipping, code)
+                for offer_id, stage, amount, start, end, shipping, code in self.adjustments
+            ],
         )
+        explanations = _from_rows(Explanation, _EXPLANATION_SETTERS, self.explanations)
         # One PricedLine per line, in the order given, its discount as Money.
         given = self.given
         count = len(given)
@@ -682,7 +692,7 @@ class _Pricing:
             lines=lines,
             adjustments=adjustments,
             entitlements=tuple(self.entitlements),
-            explanations=tuple(self.explanations),
+            explanations=explanations,
             claims=tuple(self.claims),
             shipping_fee=self.shipping_fee,
             shipping_discount=Money(self.shipping_discount, currency),

@@ -15,12 +15,16 @@ from itertools import repeat, starmap
 from operator import attrgetter
 from typing import Any
 
+import attrs
+
 from ecommerce_core.limits import Limit, LimitClaim
 from ecommerce_core.money import Money, _allocate, allocate_minor
 from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.orders import LineAdjustment
 from ecommerce_core.promotions.rules import Coupon, Promotion
 from ecommerce_core.promotions.values import (
+    Adjustment,
+    Explanation,
     LineShare,
     PricedLine,
     PricingLine,
@@ -191,6 +195,15 @@ def _units_short(missing: int) -> _Outcome:
     return _Outcome(Status.CONDITION_UNMET, f"buy {missing} more", shortfall=Shortfall(missing))
 
 
+# The slots of an Explanation and of an Adjustment, in the order of their constructors'
+# arguments (the order the engine records their values in).
+_EXPLANATION_SETTERS = tuple(
+    _slot_setter(Explanation, field.name) for field in attrs.fields(Explanation)
+)
+_ADJUSTMENT_SETTERS = tuple(
+    _slot_setter(Adjustment, field.name) for field in attrs.fields(Adjustment)
+)
+
 # The slots of a PricedLine, in the order result() sets them (hot path: one per line).
 _PRICED_SETTERS = tuple(
     _slot_setter(PricedLine, name)
@@ -257,3 +270,18 @@ def _built(cls: type, count: int) -> list[Any]:
     # starmap over zip, not map: zip hands starmap one reused argument tuple, where map would
     # pack a new one for every call of object.__new__ (which takes no vectorcall).
     return list(starmap(_new, zip(repeat(cls, count))))  # noqa: RUF058  # see above
+
+
+def _from_rows(
+    kind: type, setters: tuple[Callable[[Any, Any], None], ...], rows: list[tuple[Any, ...]]
+) -> tuple[Any, ...]:
+    """Instances of ``kind``, one per row of field values (in the order of ``setters``).
+
+    For frozen classes that only set their fields (no validator, converter or post-init:
+    the engine's rows hold values it built and checked), a column at a time, like
+    :func:`_built`.
+    """
+    instances = _built(kind, len(rows))
+    for setter, column in zip(setters, zip(*rows, strict=True), strict=False):  # no rows: none
+        _consume(starmap(setter, zip(instances, column, strict=True)))
+    return tuple(instances)
