@@ -180,10 +180,36 @@ def _spread(pool: _Pool, total: int, whole: int) -> _Shares:
     if total == 0:
         return lines, [0] * len(lines), units
     if whole > 0 and min(weights) >= 0:  # ints the engine computed: skip allocate_minor's checks
-        shares = _allocate(total, weights, whole)
+        shares = _largest_remainder(total, weights, whole)
     else:
         shares = allocate_minor(total, weights)
     return lines, shares, units
+
+
+def _largest_remainder(total: int, weights: list[int], whole: int) -> list[int]:
+    """``money._allocate(total, weights, whole)``, ranking by the remainders alone.
+
+    ``money._allocate`` gives the leftover units to the largest remainders, then the largest
+    weights, then the earlier shares, sorting one int key per share that packs remainder and
+    weight (an int of several digits, slow to compare). Weights and positions only matter
+    between shares whose remainders tie across the cut (the last share that gets a unit and
+    the first that does not); every other share is placed by its remainder alone, a small int
+    compared fast. So this sorts by remainder and, in the rare case of a tie across the cut,
+    hands the whole allocation to ``money._allocate``.
+    """
+    products = [total * weight for weight in weights]
+    shares = [product // whole for product in products]
+    leftover = total - sum(shares)
+    if leftover:
+        remainders = [product % whole for product in products]
+        ranked = sorted(range(len(remainders)), key=remainders.__getitem__, reverse=True)
+        if leftover < len(ranked) and (
+            remainders[ranked[leftover]] == remainders[ranked[leftover - 1]]
+        ):
+            return _allocate(total, weights, whole)  # a tie across the cut: weights decide
+        for index in ranked[:leftover]:
+            shares[index] += 1
+    return shares
 
 
 def _money_short(missing: int, currency: str) -> _Outcome:
