@@ -98,6 +98,17 @@ class TestBuyXGetYRanking:
         expected = sorted(pool, key=functools.cmp_to_key(by_unit_amount))
         assert _cheapest_first(pool, count) == expected
 
+    @given(st.lists(st.tuples(st.integers(1, 10**4), st.integers(0, 10**6)), max_size=25))
+    def test_pools_of_many_different_quantities_are_ordered_the_same_way(self, pairs):
+        # Primes above 40: their least common multiple passes 2**32 with 6 of them, and the
+        # ranking compares pairwise instead of building huge keys.
+        primes = [41, 43, 47, 53, 59, 61, 67, 71]
+        pool = [
+            (_Entry(i), primes[i % 8] * units, amount) for i, (units, amount) in enumerate(pairs)
+        ]
+        expected = sorted(pool, key=functools.cmp_to_key(by_unit_amount))
+        assert _cheapest_first(pool, len(pool)) == expected
+
     def test_equal_prices_per_unit_keep_the_earlier_line_first(self):
         pool = [(_Entry(0), 2, 300), (_Entry(1), 1, 150), (_Entry(2), 3, 300)]
         assert [entry[0].index for entry in _cheapest_first(pool, 3)] == [2, 0, 1]

@@ -20,6 +20,7 @@ Cost: O(N log N + Σ_p N_p log N_p) for N lines and promotions touching N_p line
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections import defaultdict
@@ -710,10 +711,27 @@ def _cheapest_first(
     ``amount / units`` scaled by the same ``common`` for every entry: an exact int key (a
     ``Fraction`` key or a comparison function cost several times more). ``count`` (more than
     any line's index) makes room for the line's index below it, so ties go to the earlier line.
+    Lines of many different quantities can make ``common`` huge; then the entries are compared
+    pairwise by cross-multiplying instead (:func:`_by_unit_amount`), which orders them the same.
     """
     common = math.lcm(*(units for _, units, _ in entries))
+    if common > _MAX_COMMON_UNITS:
+        return sorted(entries, key=_BY_UNIT_AMOUNT)
     keys = [amount * (common // units) * count + line.index for line, units, amount in entries]
     return [entries[position] for position in sorted(range(len(keys)), key=keys.__getitem__)]
+
+
+_MAX_COMMON_UNITS = 2**32  # beyond it, the int keys grow long enough to cost more than comparing
+
+
+def _by_unit_amount(one: tuple[_Line, int, int], other: tuple[_Line, int, int]) -> int:
+    """Order pool entries by amount per unit, then line: exact, by cross-multiplying."""
+    _, units, amount = one
+    _, other_units, other_amount = other
+    return amount * other_units - other_amount * units or one[0].index - other[0].index
+
+
+_BY_UNIT_AMOUNT = functools.cmp_to_key(_by_unit_amount)
 
 
 _RULES: dict[type, Callable[[_Pricing, Any, _Pool, int, int], _Outcome]] = {
