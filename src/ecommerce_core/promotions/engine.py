@@ -14,6 +14,8 @@ How a cart is priced:
    usage snapshot (a budget caps what it gives, a count refuses it), then applied or explained.
 4. An amount given to several lines is split by largest remainder in minor units, weighted by
    what each line still costs, so the shares add up exactly and no line goes below zero.
+5. Until the end, the engine works on ints (working lines, lists of shares); the result's
+   objects are built last, all of a kind at once, field by field (:meth:`_Pricing.result`).
 
 Cost: O(N log N + Σ_p N_p log N_p) for N lines and promotions touching N_p lines each.
 """
