@@ -14,6 +14,8 @@ How a cart is priced:
    usage snapshot (a budget caps what it gives, a count refuses it), then applied or explained.
 4. An amount given to several lines is split by largest remainder in minor units, weighted by
    what each line still costs, so the shares add up exactly and no line goes below zero.
+5. Until the end, the engine works on ints (working lines, lists of shares); the result's
+   objects are built last, all of a kind at once, field by field (:meth:`_Pricing.result`).
 
 Cost: O(N log N + Σ_p N_p log N_p) for N lines and promotions touching N_p lines each.
 """
@@ -21,9 +23,13 @@ Cost: O(N log N + Σ_p N_p log N_p) for N lines and promotions touching N_p line
 from __future__ import annotations
 
 import functools
+import math
 import operator
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from itertools import repeat, starmap
+from operator import mul
 from typing import Any
 
 from ecommerce_core.errors import CurrencyMismatch, InvalidInput
@@ -64,21 +70,28 @@ from ecommerce_core.promotions.values import (
     Status,
 )
 from ecommerce_core.promotions.working import (
+    _ADJUSTMENT_SETTERS,
+    _EXPLANATION_SETTERS,
     _PRICED_SETTERS,
     _adjustment_amount,
     _adjustment_code,
     _adjustment_promotion,
     _adjustment_stage,
     _amount,
+    _built,
     _cap,
+    _consume,
+    _free_units_of,
+    _from_rows,
     _index,
     _limit_reached,
     _Line,
     _money_currency,
     _money_minor,
     _money_short,
-    _new,
     _Offer,
+    _open_amount_of,
+    _open_units_of,
     _Outcome,
     _percent_of,
     _Pool,
@@ -87,6 +100,7 @@ from ecommerce_core.promotions.working import (
     _Shares,
     _spread,
     _threshold,
+    _unit_of,
     _units_short,
 )
 
@@ -96,6 +110,7 @@ __all__ = [
 ]
 
 _STAGES = tuple(Stage)
+_STAGE_NAMES = {stage: stage.value for stage in Stage}  # (Enum.value is a Python-level property)
 
 
 class _Pricing:
@@ -106,29 +121,45 @@ class _Pricing:
         given = [line if type(line) is PricingLine else self._line(line) for line in lines]
         if not given:
             raise InvalidInput("lines", lines, "there is nothing to price")
-        self.currency = given[0].unit_price.currency
+        self.currency = currency = given[0].unit_price.currency
         line_ids = [source.line_id for source in given]
-        if len(set(line_ids)) != len(line_ids) or any(
-            source.unit_price.currency != self.currency for source in given
-        ):
+        prices = [source.unit_price for source in given]
+        if len(set(line_ids)) != len(line_ids) or len({price.currency for price in prices}) != 1:
             self._refuse(given)
-        fee = context.shipping_fee or Money.zero(self.currency)
-        if fee.currency != self.currency:
-            raise CurrencyMismatch(self.currency, fee.currency, "price")
+        fee = context.shipping_fee or Money.zero(currency)
+        if fee.currency != currency:
+            raise CurrencyMismatch(currency, fee.currency, "price")
         self.shipping_fee = fee
         self.shipping_left = fee.minor
-        self.given = [_Line(source) for source in given]
+        # The working lines, built in one go and filled field by field (no __init__ call each).
+        self.given = working = _built(_Line, len(given))
+        for line, source, line_id, price in zip(working, given, line_ids, prices, strict=True):
+            unit, qty = price.minor, source.quantity
+            line.source, line.line_id, line.unit, line.qty = source, line_id, unit, qty
+            line.discount = line.shared_units = 0
+            line.open_units = line.free_units = qty
+            line.open_amount = unit * qty
+            line.adjustments = []
         canonical = sorted(range(len(given)), key=line_ids.__getitem__)
-        self.lines: list[_Line] = [self.given[position] for position in canonical]
+        self.lines: list[_Line] = [working[position] for position in canonical]
         for index, line in enumerate(self.lines):
             line.index = index
         self.sources = [line.source for line in self.lines]  # canonical order
         self.indexes: dict[str, dict[str, list[_Line]]] = {}  # built when a scope needs one
         self.sales_mode = ""
         self.sales_mode_by = ""
-        self.adjustments: list[Adjustment] = []
+        # What each applied promotion gave, built into Adjustments by result(): (promotion id,
+        # stage, amount, its shares' slice of the lists below, shipping, code).
+        self.adjustments: list[tuple[str, Stage, Money, int, int, Money | None, str]] = []
+        # Every line share of every applied promotion, in the order they were given.
+        self.share_lines: list[_Line] = []
+        self.share_discounts: list[int] = []
+        self.share_offers: list[str] = []
+        self.share_stages: list[str] = []
+        self.share_codes: list[str] = []
         self.entitlements: list[Entitlement] = []
-        self.explanations: list[Explanation] = []
+        # The fields of each Explanation, in _EXPLANATION_FIELDS order, built by result().
+        self.explanations: list[tuple[Any, ...]] = []
         self.claims: list[LimitClaim] = []
         self.shipping_discount = 0
         self.ends: list[datetime] = []
@@ -156,20 +187,16 @@ class _Pricing:
         """Lines by SKU, category or merchant (canonical order within each), built once."""
         index = self.indexes.get(field)
         if index is None:
-            index = self.indexes[field] = {}
+            groups: defaultdict[str, list[_Line]] = defaultdict(list)
             keys = map(operator.attrgetter(field), self.sources)
-            for line, key in zip(self.lines, keys, strict=True):
-                group = index.get(key)
-                if group is None:
-                    index[key] = [line]
-                else:
-                    group.append(line)
+            _consume(map(list.append, map(groups.__getitem__, keys), self.lines))
+            index = self.indexes[field] = dict(groups)
         return index
 
-    def candidates(self, scope: Scope) -> Sequence[_Line]:
+    def candidates(self, scope: Scope) -> list[_Line]:
         """The lines a scope matches, found through an index, in canonical order."""
         skus, categories, merchants = scope.skus, scope.categories, scope.merchants
-        lines: Sequence[_Line] = self.lines
+        lines: list[_Line] = self.lines
         if not (skus or categories or merchants):
             if not scope.exclude_skus:
                 return lines  # every line
@@ -199,20 +226,23 @@ class _Pricing:
 
     def pool(self, promotion: Promotion) -> tuple[_Pool, int, int]:
         """What each line in scope still offers this promotion, and the totals: units, amount."""
-        # Parallel lists built by comprehensions, totals summed in C: this runs for every line
-        # of every promotion, so it builds no per-line object.
+        # Parallel lists read with attribute getters, totals summed in C: this runs for every
+        # line of every promotion, so it builds no per-line object and runs no bytecode per line.
         candidates = self.candidates(promotion.scope)
         if promotion.exclusive:
-            lines = [line for line in candidates if line.qty > line.excl_units + line.shared_units]
-            units = [line.qty - line.excl_units - line.shared_units for line in lines]
-            amounts = [u * line.unit for line, u in zip(lines, units, strict=True)]
+            units = list(map(_free_units_of, candidates))
+            lines = candidates
+            if not all(units):  # units never go below zero: a 0 is a line used up
+                lines = [line for line, u in zip(candidates, units, strict=True) if u > 0]
+                units = [u for u in units if u > 0]
+            amounts = list(map(mul, units, map(_unit_of, lines)))
         else:
-            lines = [line for line in candidates if line.qty > line.excl_units]
-            units = [line.qty - line.excl_units for line in lines]
-            amounts = [
-                line.remaining - (line.excl_units * line.unit - line.excl_discount)
-                for line in lines
-            ]
+            units = list(map(_open_units_of, candidates))
+            lines = candidates
+            if not all(units):  # units never go below zero: a 0 is a line used up
+                lines = [line for line, u in zip(candidates, units, strict=True) if u > 0]
+                units = [u for u in units if u > 0]
+            amounts = list(map(_open_amount_of, lines))
         return (lines, units, amounts), sum(units), sum(amounts)
 
     # ----------------------------------------------------------------- evaluating
@@ -320,7 +350,7 @@ class _Pricing:
         if benefit.max_applications is not None:
             times = min(times, benefit.max_applications)
         entries = list(zip(*pool, strict=True))  # (line, units, amount)
-        cheapest = sorted(entries, key=_BY_UNIT_AMOUNT)
+        cheapest = _cheapest_first(entries, len(self.lines))
         free_left, paid_left = times * benefit.get, times * benefit.buy
         used: dict[int, list[int]] = {}  # line index -> [free units, paid units]
         for line, u, _ in cheapest:
@@ -492,39 +522,31 @@ class _Pricing:
             self.explain(stage, offer, outcome)
             return
         promotion, currency, code, offer_id = offer.promotion, self.currency, offer.code, offer.id
-        exclusive, stage_name = promotion.exclusive, stage.value
-        shares: list[LineShare] = []
-        # The hot loop: objects from known-valid values, set slot by slot, no validators.
-        new, append = _new, shares.append
-        minor, cur = _money_minor, _money_currency
-        promo, staged, amount, coded = (
-            _adjustment_promotion,
-            _adjustment_stage,
-            _adjustment_amount,
-            _adjustment_code,
-        )
-        share_line, share_amount = _share_line, _share_amount
-        for line, discount, units in zip(*outcome.shares, strict=True):
-            if exclusive:
-                line.excl_units += units
-                line.excl_discount += discount
-            elif units > line.shared_units:
-                line.shared_units = units
-            if discount:
-                line.remaining -= discount
-                money = new(Money)
-                minor(money, discount)
-                cur(money, currency)
-                adjustment = new(LineAdjustment)
-                promo(adjustment, offer_id)
-                staged(adjustment, stage_name)
-                amount(adjustment, money)
-                coded(adjustment, code)
-                line.adjustments.append(adjustment)
-                share = new(LineShare)
-                share_line(share, line.line_id)
-                share_amount(share, money)
-                append(share)
+        lines, discounts, units_used = outcome.shares
+        # The hot loop: only the working lines' ints change here; the shares' objects (Money,
+        # LineAdjustment, LineShare) are built all at once by result(), from the lists below.
+        if promotion.exclusive:
+            for line, discount, units in zip(lines, discounts, units_used, strict=True):
+                line.discount += discount
+                line.open_units -= units
+                line.open_amount -= units * line.unit
+                line.free_units -= units
+        else:
+            for line, discount, units in zip(lines, discounts, units_used, strict=True):
+                line.discount += discount
+                line.open_amount -= discount
+                if units > line.shared_units:
+                    line.shared_units = units
+                    line.free_units = line.open_units - units
+        if not all(discounts):  # a line given nothing gets no share
+            lines = [line for line, discount in zip(lines, discounts, strict=True) if discount]
+            discounts = [discount for discount in discounts if discount]
+        start, count = len(self.share_discounts), len(lines)
+        self.share_lines += lines
+        self.share_discounts += discounts
+        self.share_offers += repeat(offer_id, count)
+        self.share_stages += repeat(_STAGE_NAMES[stage], count)
+        self.share_codes += repeat(code, count)
         self.shipping_left -= outcome.shipping
         self.shipping_discount += outcome.shipping
         given = outcome.value
@@ -548,12 +570,13 @@ class _Pricing:
                 else f"grants {_amount(given, currency)} cashback"
             )
         else:
-            self.adjustments.append(
-                Adjustment(
-                    offer.id,
+            self.adjustments.append(  # built by result(), once the shares are
+                (
+                    offer_id,
                     stage,
                     given_money,
-                    tuple(shares),
+                    start,
+                    start + count,
                     _money(outcome.shipping, currency) if outcome.shipping else None,
                     code,
                 )
@@ -578,8 +601,8 @@ class _Pricing:
         discount: Money | None = None,
     ) -> None:
         """Record the explanation for one promotion."""
-        self.explanations.append(
-            Explanation(
+        self.explanations.append(  # built by result(), all at once
+            (
                 offer.id,
                 stage,
                 outcome.status,
@@ -593,43 +616,86 @@ class _Pricing:
         )
 
     def result(self) -> PricingResult:
-        """The result, lines in the order they were given."""
+        """The result, lines in the order they were given.
+
+        Every object the shares and the lines need is built here, all of a kind at once: the
+        instances first, then one field of all of them at a time, through the slots' own
+        setters (past the frozen ``__setattr__``) driven by ``starmap`` over ``zip``, in C.
+        ``zip`` hands ``starmap`` one argument tuple it reuses for every call, so no call
+        packs its arguments (the cost of a setter called from bytecode). The values are the
+        engine's own, already checked: discounts between zero and what was left of a line,
+        ids and prices from checked lines.
+        """
         currency = self.currency
-        zero = Money.zero(currency)
-        # One PricedLine per line, built slot by slot from the checked source line (hot path:
-        # the same fields as _priced, without a call per line).
-        new = _new
+        built, consume = _built, _consume
+        # The shares: one Money each, shared by its LineAdjustment (on the line) and its
+        # LineShare (on the Adjustment).
+        count = len(self.share_discounts)
+        moneys = built(Money, count)
+        consume(starmap(_money_minor, zip(moneys, self.share_discounts, strict=True)))
+        consume(starmap(_money_currency, zip(moneys, repeat(currency, count), strict=True)))
+        line_adjustments = built(LineAdjustment, count)
+        consume(
+            starmap(_adjustment_promotion, zip(line_adjustments, self.share_offers, strict=True))
+        )
+        consume(starmap(_adjustment_stage, zip(line_adjustments, self.share_stages, strict=True)))
+        consume(starmap(_adjustment_amount, zip(line_adjustments, moneys, strict=True)))
+        consume(starmap(_adjustment_code, zip(line_adjustments, self.share_codes, strict=True)))
+        shares = built(LineShare, count)
+        share_lines = self.share_lines
+        consume(
+            starmap(_share_line, zip(shares, [line.line_id for line in share_lines], strict=True))
+        )
+        consume(starmap(_share_amount, zip(shares, moneys, strict=True)))
+        on_lines = [line.adjustments for line in share_lines]
+        consume(starmap(list.append, zip(on_lines, line_adjustments, strict=True)))
+        adjustments = _from_rows(
+            Adjustment,
+            _ADJUSTMENT_SETTERS,
+            [
+                (offer_id, stage, amount, tuple(shares[start:end]), shipping, code)
+                for offer_id, stage, amount, start, end, shipping, code in self.adjustments
+            ],
+        )
+        explanations = _from_rows(Explanation, _EXPLANATION_SETTERS, self.explanations)
+        # One PricedLine per line, in the order given, its discount as Money.
+        given = self.given
+        count = len(given)
+        sources = [line.source for line in given]
+        discounts = built(Money, count)
+        consume(
+            starmap(_money_minor, zip(discounts, [line.discount for line in given], strict=True))
+        )
+        consume(starmap(_money_currency, zip(discounts, repeat(currency, count), strict=True)))
         line_id, sku, quantity, unit_price, category, merchant_id, adjusted, discounted = (
             _PRICED_SETTERS
         )
-        priced_lines: list[PricedLine] = []
-        append = priced_lines.append
-        for line in self.given:
-            source = line.source
-            priced = new(PricedLine)
-            line_id(priced, line.line_id)
-            sku(priced, source.sku)
-            quantity(priced, line.qty)
-            unit_price(priced, source.unit_price)
-            category(priced, source.category)
-            merchant_id(priced, source.merchant_id)
-            if line.adjustments:
-                adjusted(priced, tuple(line.adjustments))
-                discount = new(Money)  # between zero and the line's list amount: valid
-                _money_minor(discount, line.unit * line.qty - line.remaining)
-                _money_currency(discount, currency)
-                discounted(priced, discount)
-            else:
-                adjusted(priced, ())
-                discounted(priced, zero)
-            append(priced)
-        lines = tuple(priced_lines)
+        priced = built(PricedLine, count)
+        consume(starmap(line_id, zip(priced, [line.line_id for line in given], strict=True)))
+        consume(starmap(sku, zip(priced, [source.sku for source in sources], strict=True)))
+        consume(starmap(quantity, zip(priced, [line.qty for line in given], strict=True)))
+        consume(
+            starmap(unit_price, zip(priced, [source.unit_price for source in sources], strict=True))
+        )
+        consume(
+            starmap(category, zip(priced, [source.category for source in sources], strict=True))
+        )
+        consume(
+            starmap(
+                merchant_id, zip(priced, [source.merchant_id for source in sources], strict=True)
+            )
+        )
+        consume(
+            starmap(adjusted, zip(priced, [tuple(line.adjustments) for line in given], strict=True))
+        )
+        consume(starmap(discounted, zip(priced, discounts, strict=True)))
+        lines = tuple(priced)
         return PricingResult(
             currency=currency,
             lines=lines,
-            adjustments=tuple(self.adjustments),
+            adjustments=adjustments,
             entitlements=tuple(self.entitlements),
-            explanations=tuple(self.explanations),
+            explanations=explanations,
             claims=tuple(self.claims),
             shipping_fee=self.shipping_fee,
             shipping_discount=Money(self.shipping_discount, currency),
@@ -638,17 +704,37 @@ class _Pricing:
         )
 
 
-def _by_unit_amount(one: tuple[_Line, int, int], other: tuple[_Line, int, int]) -> int:
-    """Order pool entries by amount per unit, then line: exact, by cross-multiplying.
+def _cheapest_first(
+    entries: list[tuple[_Line, int, int]], count: int
+) -> list[tuple[_Line, int, int]]:
+    """Pool entries ``(line, units, amount)`` by amount per unit, then line: exact, in ints.
 
-    (A ``Fraction`` key is exact too, but building and comparing fractions cost ten times more.)
+    With ``common`` the least common multiple of the units, ``amount * (common // units)`` is
+    ``amount / units`` scaled by the same ``common`` for every entry: an exact int key (a
+    ``Fraction`` key or a comparison function cost several times more). ``count`` (more than
+    any line's index) makes room for the line's index below it, so ties go to the earlier line.
+    Lines of many different quantities can make ``common`` huge; then the entries are compared
+    pairwise by cross-multiplying instead (:func:`_by_unit_amount`), which orders them the same.
     """
+    common = math.lcm(*(units for _, units, _ in entries))
+    if common > _MAX_COMMON_UNITS:
+        return sorted(entries, key=_BY_UNIT_AMOUNT)
+    keys = [amount * (common // units) * count + line.index for line, units, amount in entries]
+    return [entries[position] for position in sorted(range(len(keys)), key=keys.__getitem__)]
+
+
+_MAX_COMMON_UNITS = 2**32  # beyond it, the int keys grow long enough to cost more than comparing
+
+
+def _by_unit_amount(one: tuple[_Line, int, int], other: tuple[_Line, int, int]) -> int:
+    """Order pool entries by amount per unit, then line: exact, by cross-multiplying."""
     _, units, amount = one
     _, other_units, other_amount = other
     return amount * other_units - other_amount * units or one[0].index - other[0].index
 
 
 _BY_UNIT_AMOUNT = functools.cmp_to_key(_by_unit_amount)
+
 
 _RULES: dict[type, Callable[[_Pricing, Any, _Pool, int, int], _Outcome]] = {
     PercentOff: _Pricing.percent_off,

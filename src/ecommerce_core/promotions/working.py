@@ -8,8 +8,14 @@ kept per unit across every stage.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from fractions import Fraction
+from itertools import repeat, starmap
+from operator import attrgetter
+from typing import Any
+
+import attrs
 
 from ecommerce_core.limits import Limit, LimitClaim
 from ecommerce_core.money import Money, _allocate, allocate_minor
@@ -17,6 +23,8 @@ from ecommerce_core.money import _result as _money  # Money from known-good ints
 from ecommerce_core.orders import LineAdjustment
 from ecommerce_core.promotions.rules import Coupon, Promotion
 from ecommerce_core.promotions.values import (
+    Adjustment,
+    Explanation,
     LineShare,
     PricedLine,
     PricingLine,
@@ -31,7 +39,6 @@ def _percent_of(amount: int, rate: Fraction) -> int:
 
 
 _new = object.__new__
-_set = object.__setattr__
 
 
 def _slot_setter(cls: type, name: str) -> Callable[[object, object], None]:
@@ -55,32 +62,45 @@ _share_amount = _slot_setter(LineShare, "amount")
 
 
 class _Line:
-    """A line being priced: what is left of it and which of its units are taken."""
+    """A line being priced: what is left of it and which of its units are taken.
+
+    The engine keeps what each kind of promotion may still use up to date as promotions apply
+    (rather than recomputing it from the units taken on every look), so a pool is read with
+    one attribute getter per list:
+
+    * ``open_units`` / ``open_amount``: what a non-exclusive promotion may use, the units no
+      exclusive promotion took and what they still cost;
+    * ``free_units``: what an exclusive promotion may use, the units no promotion touched
+      (their amount is ``free_units * unit``, at list price);
+    * ``shared_units``: the most units one non-exclusive promotion touched.
+    """
 
     __slots__ = (
         "adjustments",
-        "excl_discount",
-        "excl_units",
+        "discount",
+        "free_units",
         "index",
         "line_id",
+        "open_amount",
+        "open_units",
         "qty",
-        "remaining",
         "shared_units",
         "source",
         "unit",
     )
 
-    def __init__(self, source: PricingLine) -> None:
-        self.source = source
-        self.index = 0  # its place in the canonical order, set once the lines are sorted
-        self.line_id = source.line_id
-        self.unit = source.unit_price.minor
-        self.qty = source.quantity
-        self.remaining = self.unit * self.qty
-        self.excl_units = 0  # units an exclusive promotion took
-        self.excl_discount = 0  # what exclusive promotions gave on those units
-        self.shared_units = 0  # units other promotions touched
-        self.adjustments: list[LineAdjustment] = []
+    # Set by _Pricing for every line at once (see its __init__), not by a constructor.
+    source: PricingLine
+    index: int  # its place in the canonical order (by line id)
+    line_id: str
+    unit: int  # the list price of one unit, in minor units
+    qty: int
+    discount: int  # what every promotion took off it
+    open_units: int  # units no exclusive promotion took
+    open_amount: int  # what they cost now
+    free_units: int  # units no promotion touched
+    shared_units: int  # the most units one non-exclusive promotion touched
+    adjustments: list[LineAdjustment]  # filled when the result is built
 
 
 # Parallel lists, one entry per line (cheaper to build and to sum than a tuple per line):
@@ -160,10 +180,36 @@ def _spread(pool: _Pool, total: int, whole: int) -> _Shares:
     if total == 0:
         return lines, [0] * len(lines), units
     if whole > 0 and min(weights) >= 0:  # ints the engine computed: skip allocate_minor's checks
-        shares = _allocate(total, weights, whole)
+        shares = _largest_remainder(total, weights, whole)
     else:
         shares = allocate_minor(total, weights)
     return lines, shares, units
+
+
+def _largest_remainder(total: int, weights: list[int], whole: int) -> list[int]:
+    """``money._allocate(total, weights, whole)``, ranking by the remainders alone.
+
+    ``money._allocate`` gives the leftover units to the largest remainders, then the largest
+    weights, then the earlier shares, sorting one int key per share that packs remainder and
+    weight (an int of several digits, slow to compare). Weights and positions only matter
+    between shares whose remainders tie across the cut (the last share that gets a unit and
+    the first that does not); every other share is placed by its remainder alone, a small int
+    compared fast. So this sorts by remainder and, in the rare case of a tie across the cut,
+    hands the whole allocation to ``money._allocate``.
+    """
+    products = [total * weight for weight in weights]
+    shares = [product // whole for product in products]
+    leftover = total - sum(shares)
+    if leftover:
+        remainders = [product % whole for product in products]
+        ranked = sorted(range(len(remainders)), key=remainders.__getitem__, reverse=True)
+        if leftover < len(ranked) and (
+            remainders[ranked[leftover]] == remainders[ranked[leftover - 1]]
+        ):
+            return _allocate(total, weights, whole)  # a tie across the cut: weights decide
+        for index in ranked[:leftover]:
+            shares[index] += 1
+    return shares
 
 
 def _money_short(missing: int, currency: str) -> _Outcome:
@@ -174,6 +220,15 @@ def _money_short(missing: int, currency: str) -> _Outcome:
 def _units_short(missing: int) -> _Outcome:
     return _Outcome(Status.CONDITION_UNMET, f"buy {missing} more", shortfall=Shortfall(missing))
 
+
+# The slots of an Explanation and of an Adjustment, in the order of their constructors'
+# arguments (the order the engine records their values in).
+_EXPLANATION_SETTERS = tuple(
+    _slot_setter(Explanation, field.name) for field in attrs.fields(Explanation)
+)
+_ADJUSTMENT_SETTERS = tuple(
+    _slot_setter(Adjustment, field.name) for field in attrs.fields(Adjustment)
+)
 
 # The slots of a PricedLine, in the order result() sets them (hot path: one per line).
 _PRICED_SETTERS = tuple(
@@ -219,3 +274,40 @@ def _cap(outcome: _Outcome, left: int) -> None:
         return
     lines, discounts, units = outcome.shares
     outcome.shares = (lines, allocate_minor(left, discounts), units)
+
+
+# Attribute getters for reading one field of many working lines with ``map`` (pools).
+_open_units_of = attrgetter("open_units")
+_open_amount_of = attrgetter("open_amount")
+_free_units_of = attrgetter("free_units")
+_unit_of = attrgetter("unit")
+
+
+_consume: Callable[[Iterable[object]], None] = deque[object](maxlen=0).extend
+"""Run an iterator of calls (``map(setter, objects, values)``) to its end, in C, keeping nothing."""
+
+
+def _built(cls: type, count: int) -> list[Any]:
+    """``count`` new instances of ``cls`` with no field set yet (set every one before use).
+
+    ``starmap`` over ``zip``: one reused argument tuple for every call (see
+    :meth:`_Pricing.result <ecommerce_core.promotions.engine._Pricing.result>`).
+    """
+    # starmap over zip, not map: zip hands starmap one reused argument tuple, where map would
+    # pack a new one for every call of object.__new__ (which takes no vectorcall).
+    return list(starmap(_new, zip(repeat(cls, count))))  # noqa: RUF058  # see above
+
+
+def _from_rows(
+    kind: type, setters: tuple[Callable[[Any, Any], None], ...], rows: list[tuple[Any, ...]]
+) -> tuple[Any, ...]:
+    """Instances of ``kind``, one per row of field values (in the order of ``setters``).
+
+    For frozen classes that only set their fields (no validator, converter or post-init:
+    the engine's rows hold values it built and checked), a column at a time, like
+    :func:`_built`.
+    """
+    instances = _built(kind, len(rows))
+    for setter, column in zip(setters, zip(*rows, strict=True), strict=False):  # no rows: none
+        _consume(starmap(setter, zip(instances, column, strict=True)))
+    return tuple(instances)
