@@ -636,15 +636,17 @@ def pricing(sizes: Sizes) -> Section:
         "6. Pricing a cart",
         f"  price(): {lines:,} lines in 50 categories against {promotions} promotions "
         "(percent, per-unit, buy-x-get-y, 满减 and tiers by category, fixed prices by SKU, "
-        "an order-wide 满减, free shipping); ratio = time / the first row",
-        value_header="median",
+        "an order-wide 满减, free shipping); ratio = time / the first row; CPU time\n"
+        "  (time.process_time), as section 9 judges the targets: other processes do not count",
+        value_header="median CPU",
     )
     context = PricingContext(NOW, "b-1", shipping_fee=Money.of("8.00", "CNY"))
 
     def run(n_lines: int, n_promotions: int) -> float:
         cart, offers = pricing_cart(n_lines), pricing_promotions(n_promotions)
         gc.collect()  # start each row from a collected heap (earlier sections leave garbage)
-        return measure(price, runs, cart, offers, context)
+        price(cart, offers, context)  # warm up: the first call allocates what later ones reuse
+        return cpu_and_wall(lambda: price(cart, offers, context), runs)[0]
 
     base = run(lines, promotions)
     out.add(f"{lines:,} lines x {promotions} promotions (baseline)", base / 1e6, "ms", ratio=1.0)
@@ -969,6 +971,7 @@ def targets(sizes: Sizes) -> Section:
 
     def priced(n_lines: int, n_promotions: int) -> tuple[float, float]:
         cart, offers = pricing_cart(n_lines), pricing_promotions(n_promotions)
+        price(cart, offers, context)  # warm up, as in section 6
         return cpu_and_wall(lambda: price(cart, offers, context), runs, repeats=5)
 
     pricing_cpu, pricing_wall = priced(lines, promotions)
