@@ -42,6 +42,8 @@ from ecommerce_core.errors import (
     TransitionNotAllowed,
     VersionConflict,
 )
+from ecommerce_core.events import OrderRepriced
+from ecommerce_core.orders import Order
 from ecommerce_core.ports import GatewayStatus, Product, RefundRequest
 from ecommerce_core.services import AfterSalesService, CampaignService, FulfilmentService
 from ecommerce_core.services.aftersales import ledger_refunds
@@ -618,6 +620,20 @@ class FlakyCampaigns(InMemoryGroupBuyRepository):
         super().save(campaign, expected_version)
 
 
+class CrashOnRepricing(InMemoryOrderRepository):
+    """Dies once, when armed, on the save that would store an order's repricing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+
+    def save(self, order: Order, expected_version: int) -> None:
+        if self.armed and any(isinstance(e, OrderRepriced) for e in order.events):
+            self.armed = False
+            raise RuntimeError("the process died")
+        super().save(order, expected_version)
+
+
 class TestInterruptedAndConcurrentWork:
     def test_a_cancel_that_meets_a_concurrent_writer_retries_and_withdraws_once(self) -> None:
         world = World()
@@ -642,6 +658,31 @@ class TestInterruptedAndConcurrentWork:
         (payment,) = world.service.payments_of(order_id)
         assert [r.id for r in payment.refunds] == [f"{campaign.id}:refund:{order_id}"]
         assert world.inventory.available("tea") == world.stock
+
+    def test_a_close_interrupted_before_an_order_was_settled_is_finished_by_reconcile(
+        self,
+    ) -> None:
+        world = World()
+        crashing = CrashOnRepricing()
+        world.orders = world.service.orders = crashing
+        campaign = world.create()
+        alice = world.buy(campaign, ALICE, 1)  # paid 10.00: 2.00 back at the close
+        bob = world.buy(campaign, BOB, 4)
+        service = world.service
+        crashing.armed = True
+        with pytest.raises(RuntimeError, match="died"):
+            world.close()
+        assert world.state(alice) == "awaiting_group"  # refunded, not yet repriced or moved
+        assert world.state(bob) == "awaiting_shipment"  # the others were settled all the same
+        assert world.service.expire_due() == []  # the campaign is closed: not listed again
+        settled = service.reconcile(alice)
+        assert (settled.state, settled.total) == ("awaiting_shipment", yuan("8.00"))
+        assert world.net_paid(alice) == yuan("8.00")
+        assert world.gateway.refunded[alice] == yuan("2.00")  # the difference went back once
+        assert world.state(bob) == "awaiting_shipment"
+        before = world.snapshot()
+        service.reconcile(alice)
+        assert world.snapshot() == before
 
     def test_an_order_that_could_not_be_stored_gives_its_stock_back(self) -> None:
         world = World()

@@ -117,11 +117,19 @@ class TestLoweringThePrice:
         assert not order.lower_price(SYSTEM, promotion_id="gb:final", reductions=cuts, now=NOW)
         assert snapshot(order) == once
 
-    def test_a_line_discounted_without_adjustments_only_grows_its_discount(self) -> None:
-        order = paid(OrderLine("1", "tea", 2, cny(1000), discount=cny(300)))
-        order.lower_price(SYSTEM, promotion_id="gb:final", reductions={"1": cny(200)}, now=NOW)
-        (line,) = order.lines
-        assert (line.discount, line.adjustments, order.total) == (cny(500), (), cny(1500))
+    def test_a_line_discounted_without_adjustments_is_refused_and_nothing_changes(
+        self,
+    ) -> None:
+        order = paid(
+            OrderLine("1", "tea", 2, cny(1000), discount=cny(300)),
+            OrderLine("2", "cup", 1, cny(500)),
+        )
+        before = snapshot(order)
+        cuts = {"1": cny(200), "2": cny(100)}
+        for _ in range(2):  # refused each time: never lowered twice unseen
+            with pytest.raises(InvalidInput, match="not itemised"):
+                order.lower_price(SYSTEM, promotion_id="gb:final", reductions=cuts, now=NOW)
+            assert snapshot(order) == before
 
 
 class TestRefusals:

@@ -921,7 +921,9 @@ class Order:
             Forbidden: Not the platform or the system.
             InvalidInput: An empty promotion id; no positive reduction; an unknown line; a
                 reduction that is not Money, is negative, or is more than the line still
-                costs; other reductions under a promotion id that already lowered it.
+                costs; a line whose discount is not itemised by adjustments (the reduction
+                could not be told apart from it); other reductions under a promotion id that
+                already lowered it.
             CurrencyMismatch: A reduction in another currency.
             RuleViolation: The order is not paid.
             TransitionNotAllowed: The order is in a final state.
@@ -962,11 +964,20 @@ class Order:
             raise InvalidInput(
                 "reductions", reductions, f"{promotion_id!r} already lowered it by {done}"
             )
-        costs = {line.line_id: line.amount for line in self.lines}
+        by_id = {line.line_id: line for line in self.lines}
         for line_id, amount in wanted:
-            if amount > costs[line_id]:
+            line = by_id[line_id]
+            if amount > line.amount:
                 raise InvalidInput(
-                    "reductions", amount, f"more than line {line_id} costs ({costs[line_id]})"
+                    "reductions", amount, f"more than line {line_id} costs ({line.amount})"
+                )
+            itemised = sum((a.amount for a in line.adjustments), Money.zero(self.currency))
+            if itemised != line.discount:  # the cut could not be told from the discount
+                raise InvalidInput(
+                    "reductions",
+                    line_id,
+                    f"line {line_id}'s discount is not itemised by adjustments, so a reduction"
+                    " could not be recorded on it",
                 )
         if self.payment is None:
             raise RuleViolation(self.id, command, self.state, "only a paid order is repriced")
@@ -1394,13 +1405,10 @@ _AFTER_PAYMENT: Final = "after_payment"
 
 
 def _lowered(line: OrderLine, promotion_id: str, amount: Money | None) -> OrderLine:
-    """``line`` with ``amount`` more taken off, recorded as an adjustment where it can be."""
+    """``line`` with ``amount`` more taken off, recorded as an adjustment (checked: itemised)."""
     if amount is None:
         return line
     assert line.discount is not None  # noqa: S101  # set in OrderLine.__attrs_post_init__
-    recorded = sum((a.amount for a in line.adjustments), Money.zero(line.unit_price.currency))
-    if recorded != line.discount:  # a discount given without adjustments: only the sum grows
-        return attrs.evolve(line, discount=line.discount + amount)
     adjustment = LineAdjustment(promotion_id, _AFTER_PAYMENT, amount)
     return attrs.evolve(
         line, discount=line.discount + amount, adjustments=(*line.adjustments, adjustment)

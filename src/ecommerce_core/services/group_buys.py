@@ -582,60 +582,111 @@ class GroupBuys(PaymentService):
         settlement = campaign.settlement
         assert settlement is not None  # noqa: S101  # called once the campaign succeeded
         moved: list[Expired] = []
+        failed: list[Exception] = []
         for line in settlement.lines:
             order = self.orders.get(line.order_id)
             if order.process.name == _DEPOSIT_PROCESS:
                 moved.extend(self._gbd_balance_due(campaign, order, line))
                 continue
-            if order.state != AWAITING_GROUP or order.payment is None:
-                continue  # pragma: no cover - moved by an earlier, interrupted call
-            if line.refund.is_positive:
-                self._refund(
-                    order.payment.reference,
-                    _SYSTEM,
-                    _difference_key(campaign.id, order.id),
-                    amount=line.refund,
-                    reason=f"group buy final price {settlement.unit_price}",
-                    automatic=True,
-                )
-            order = self._gb_lower_price(campaign.id, order.id, line.refund)
-            moved.append(
-                settle(
-                    self,
-                    order,
-                    "group_succeeded",
-                    _SYSTEM,
-                    GroupBuyOrderSucceeded,
-                    campaign_id=campaign.id,
-                    unit_price=settlement.unit_price,
-                    refund=line.refund,
-                )
-            )
-            self.reconcile(order.id)
+            try:
+                settled = self._gb_settle_order(campaign, line)
+            except Exception as error:  # noqa: BLE001  # one order's failure must not strand the rest
+                failed.append(error)  # its reconcile finishes it (see _reconciled)
+                continue
+            if settled is not None:
+                moved.append(settled)
+        if failed:
+            raise failed[0]
         return moved
 
+    def _gb_settle_order(self, campaign: GroupBuy, line: SettlementLine) -> Expired | None:
+        """One order of a succeeded campaign: the difference back, the price lowered, shipped.
+
+        Each step is keyed or checked, so a close interrupted half-way is finished by running
+        this again (:meth:`reconcile` of the order does, see :meth:`_reconciled`).
+        """
+        settlement = campaign.settlement
+        assert settlement is not None  # noqa: S101  # called once the campaign succeeded
+        order = self.orders.get(line.order_id)
+        if order.state != AWAITING_GROUP or order.payment is None:
+            return None  # settled by an earlier call
+        if line.refund.is_positive:
+            self._refund(
+                order.payment.reference,
+                _SYSTEM,
+                _difference_key(campaign.id, order.id),
+                amount=line.refund,
+                reason=f"group buy final price {settlement.unit_price}",
+                automatic=True,
+            )
+        order = self._gb_lower_price(campaign.id, order.id, line.refund)
+        moved = settle(
+            self,
+            order,
+            "group_succeeded",
+            _SYSTEM,
+            GroupBuyOrderSucceeded,
+            campaign_id=campaign.id,
+            unit_price=settlement.unit_price,
+            refund=line.refund,
+        )
+        self.reconcile(order.id)
+        return moved
+
+    def _reconciled(self, order: Order) -> Order:
+        """After every reconcile: settle a paid order its succeeded campaign left waiting.
+
+        That happens only when a close was interrupted between saving the campaign and
+        settling its orders; every step of the settling is keyed, so nothing happens twice.
+        """
+        order = super()._reconciled(order)
+        if (
+            self.group_buys is None
+            or order.process.name != GROUP_BUY_ORDER_PROCESS.name
+            or order.state != AWAITING_GROUP
+            or order.payment is None
+        ):
+            return order
+        campaign = self._group_buys.get(_campaign_of(order))
+        if campaign.state != GroupBuyState.SUCCEEDED or campaign.settlement is None:
+            return order
+        for line in campaign.settlement.lines:
+            if line.order_id == order.id and self._gb_settle_order(campaign, line) is not None:
+                return self.orders.get(order.id)
+        return order  # pragma: no cover - a succeeded campaign settles each of its orders
+
     def _gb_lower_price(self, campaign_id: str, order_id: str, difference: Money) -> Order:
-        """The order's price falls to the final tier (its lines record the cut), saved.
+        """The order's price falls to the final tier (its lines record the cut), saved once.
 
         The difference was refunded just before (keyed), so reconcile finds nothing more to
         give back; after-sales then refunds a line at the price its units finally cost.
         """
-        order = self.orders.get(order_id)
-        if not difference.is_positive:
-            return order
-        lines = order.lines
-        cuts = difference.allocate([line.amount.minor for line in lines])
-        version = order.version
-        lowered = order.lower_price(
-            _SYSTEM,
-            promotion_id=f"{campaign_id}:final",
-            reductions={line.line_id: cut for line, cut in zip(lines, cuts, strict=True)},
-            now=self.clock.now(),
-        )
-        if lowered:
-            self.orders.save(order, version)
+        promotion_id = f"{campaign_id}:final"
+        for _ in range(_RETRIES):
+            order = self.orders.get(order_id)
+            done = any(
+                adjustment.promotion_id == promotion_id
+                for line in order.lines
+                for adjustment in line.adjustments
+            )
+            if done or not difference.is_positive:
+                return order
+            lines = order.lines
+            cuts = difference.allocate([line.amount.minor for line in lines])
+            version = order.version
+            order.lower_price(
+                _SYSTEM,
+                promotion_id=promotion_id,
+                reductions={line.line_id: cut for line, cut in zip(lines, cuts, strict=True)},
+                now=self.clock.now(),
+            )
+            try:
+                self.orders.save(order, version)
+            except VersionConflict:  # pragma: no cover - needs a concurrent writer
+                continue
             self._publish(order)
-        return order
+            return order
+        raise VersionConflict(order_id, -1, None)  # pragma: no cover - beyond retries
 
     def _gb_fail(
         self, campaign_id: str, releases: Iterable[Release], *, reason: str

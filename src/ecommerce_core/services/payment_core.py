@@ -166,8 +166,7 @@ class PaymentCore(OrderService):
                 if attempt == _RETRIES - 1:
                     raise
                 continue
-            self._reconciled(order)
-            return order
+            return self._reconciled(order)
         raise AssertionError  # pragma: no cover - the loop returns or raises
 
     # ----------------------------------------------------------------- hooks
@@ -203,8 +202,10 @@ class PaymentCore(OrderService):
         """:meth:`reconcile` an order this command just saved, without loading it again.
 
         ``order`` is as stored; ``payments`` (all of the order's, as stored; ``None``: loaded
-        here). A concurrent writer's change surfaces as a :class:`VersionConflict` on a save,
-        and then the whole reconcile runs again from the repositories.
+        here). A concurrent change to the order surfaces as a :class:`VersionConflict` on its
+        save, and then the whole reconcile runs again from the repositories. Payments passed
+        in are not checked again: one changed meanwhile by another writer is caught up by that
+        writer's own reconcile (every payment command reconciles its order).
         """
         if payments is None:
             payments = self.payments_of(order.id)
@@ -212,11 +213,16 @@ class PaymentCore(OrderService):
             order = self._reconcile_loaded(order, payments, retry_failed=False)
         except VersionConflict:
             return self.reconcile(order.id)
-        self._reconciled(order)
-        return order
+        return self._reconciled(order)
 
-    def _reconciled(self, order: Order) -> None:
-        """Called after every reconcile with the order as stored; parts extend it."""
+    def _reconciled(self, order: Order) -> Order:
+        """Called after every reconcile with the order as stored; parts extend it.
+
+        Returns:
+            The order as stored afterwards (a part that moved it returns it reloaded).
+
+        """
+        return order
 
     def _reconcile(self, order_id: str, *, retry_failed: bool) -> Order:
         order = self.orders.get(order_id)

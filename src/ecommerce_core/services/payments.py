@@ -176,12 +176,12 @@ class PaymentService(PaymentCore):
             return self._outcome(self.reconcile(order.id), payment.id, paid=False)
         # A sale: the capture is asked in the same write that stores the payment, before the
         # provider is called, so a crash after the call leaves a pending capture to settle.
-        key = f"{payment.id}:sale"
-        payment.request_capture(key, actor, amount=order.total, now=now)
+        sale = f"{payment.id}:sale"
+        payment.request_capture(sale, actor, amount=order.total, now=now)
         self.payment_records.add(payment)
         self._publish_payment(payment)
-        result = self.payments.charge(ChargeRequest(order.id, order.total, key, payment.id))
-        self._apply_capture(payment.id, key, result, loaded=payment)
+        result = self.payments.charge(ChargeRequest(order.id, order.total, sale, payment.id))
+        self._apply_capture(payment.id, sale, result, loaded=payment)
         paid = self._reconcile_after(order, [*earlier, payment])
         return self._outcome(paid, payment.id, paid=True)
 

@@ -109,10 +109,11 @@ class Rebates(PaymentService):
 
     # ----------------------------------------------------------------- overrides
 
-    def _reconciled(self, order: Order) -> None:
+    def _reconciled(self, order: Order) -> Order:
         """After every reconcile, bring the order's rebates in line with it and its money."""
-        super()._reconciled(order)
+        order = super()._reconciled(order)
         self._sync_rebates(order.id)
+        return order
 
     def pay_with_credit(
         self, order_id: str, actor: Actor, *, periods: int, key: str | None = None

@@ -220,9 +220,6 @@ class Simulator:
             "group_buy": self._group_buys,
         }
         self._plain: set[str] = set()  # prizes: shares are no goods to lose or return
-        # Group-buy orders are not returned: the after-sales refund plan asks for the line's
-        # price as ordered, more than is left once the close refunded the tier difference,
-        # so the refund is refused and the request stays ``refund_approved`` (a known gap).
 
     # ----------------------------------------------------------------- the loop
 
