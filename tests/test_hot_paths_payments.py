@@ -465,3 +465,105 @@ class TestOutcome:
             )
             assert got == want
         assert service.payment_records.for_order(order.id)  # the command started a payment
+
+
+# ----------------------------------------------------------------- asking for a capture
+
+
+def reference_request_capture(payment, key, actor, *, amount, now):
+    """GatewayPayment.request_capture as it was written: what is left, in Money."""
+    from ecommerce_core.errors import CurrencyMismatch, TransitionNotAllowed  # noqa: PLC0415
+    from ecommerce_core.payments.online import _CAPTURERS, _PAYERS, _capture  # noqa: PLC0415
+
+    g = GatewayState
+    sale = payment.state == g.CREATED
+    payment._authorize("capture", actor, _PAYERS if sale else _CAPTURERS)
+    check_now(now)
+    if not isinstance(amount, Money):
+        from ecommerce_core.errors import InvalidInput  # noqa: PLC0415
+
+        raise InvalidInput("amount", amount, "must be Money")
+    if amount.currency != payment.currency:
+        raise CurrencyMismatch(payment.currency, amount.currency, "capture")
+    fingerprint = f"capture {amount}"
+    if payment._seen(key, fingerprint):
+        return payment.capture_record(key)
+    if payment.state not in (g.CREATED, g.AUTHORIZED, g.CAPTURED):
+        raise TransitionNotAllowed(
+            payment.id, "capture", payment.state, payment.process.triggers(payment.state)
+        )
+    if amount.minor <= 0:
+        from ecommerce_core.errors import InvalidInput  # noqa: PLC0415
+
+        raise InvalidInput("amount", amount, "must be positive")
+    ceiling = payment.total if sale else payment.authorized
+    left = ceiling - payment.captured - payment.capturing
+    if amount > left:
+        from ecommerce_core.errors import InvalidInput  # noqa: PLC0415
+
+        what = "the order total" if sale else "authorized"
+        raise InvalidInput(
+            "amount", amount, f"more than {what}: {left} is left to capture of {ceiling}"
+        )
+    capture = _capture(key, amount, now, CaptureStatus.PENDING, "")
+    payment.captures = (*payment.captures, capture)
+    payment._remember(key, fingerprint)
+    from ecommerce_core.payments.events import CaptureRequested  # noqa: PLC0415
+
+    payment._record(CaptureRequested, now, actor, capture_key=key, amount=amount)
+    return capture
+
+
+# An amount near what is left to capture (an offset from it: the boundary is where a
+# shortcut would go wrong), or any amount, or not Money of the payment's currency at all.
+capture_amounts = st.one_of(
+    st.integers(-2, 2).map(lambda offset: ("near", offset)),
+    st.builds(Money, st.integers(-2, 8000), st.just(CNY)),
+    st.builds(Cents, st.integers(0, 8000), st.just(CNY)),
+    st.sampled_from([Money(7600, "USD"), 7600, None]),
+)
+
+
+class TestRequestingACapture:
+    """request_capture asks or refuses exactly as the plain version did."""
+
+    @given(
+        state=st.one_of(
+            st.sampled_from([GatewayState.CREATED, GatewayState.AUTHORIZED, GatewayState.CAPTURED]),
+            st.sampled_from(GATEWAY_STATES),
+        ),
+        authorized=st.one_of(
+            st.integers(0, 8000).map(lambda m: Money(m, CNY)),
+            st.builds(Cents, st.integers(0, 8000), st.just(CNY)),
+        ),
+        earlier=st.lists(
+            st.tuples(st.sampled_from(list(CaptureStatus)), st.integers(1, 4000)), max_size=3
+        ),
+        amount=capture_amounts,
+        actor=st.sampled_from([_SYSTEM, _SYSTEM, BUYER, MERCHANT, CARRIER]),
+        key=st.sampled_from(["k-1", "c-0"]),
+    )
+    @settings(max_examples=300)
+    def test_a_capture_is_asked_or_refused_as_the_plain_version(  # noqa: PLR0917  # one per drawn input
+        self, state, authorized, earlier, amount, actor, key
+    ):
+        order = order_in("pending_payment", [])
+        payment = GatewayPayment.start("p-1", order, BUYER, now=NOW)
+        payment.state = state
+        payment.authorized = authorized
+        payment.captures = tuple(
+            Capture(f"c-{i}", Money(minor, CNY), NOW, status)
+            for i, (status, minor) in enumerate(earlier)
+        )
+        if earlier:  # the first capture's key is remembered, as request_capture leaves it
+            payment._remember("c-0", f"capture {Money(earlier[0][1], CNY)}")
+        payment.collect_events()
+        if isinstance(amount, tuple):  # near what is left: ceiling less captured and capturing
+            ceiling = payment.total if state == GatewayState.CREATED else authorized
+            left = ceiling.minor - payment.captured.minor - payment.capturing.minor
+            amount = Money(left + amount[1], CNY)
+        one, two = copy.copy(payment), copy.copy(payment)
+        got = outcome(lambda: one.request_capture(key, actor, amount=amount, now=NOW))
+        want = outcome(lambda: reference_request_capture(two, key, actor, amount=amount, now=NOW))
+        assert got == want
+        assert fields(one) == fields(two)
