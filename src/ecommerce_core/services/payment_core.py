@@ -346,9 +346,13 @@ class PaymentCore(OrderService):
                     if refund.status is RefundStatus.PENDING:
                         wanted.append(f"refund:{refund.id}")  # noqa: PERF401  # no generator frame
         holds = order.holds
-        if not wanted and not holds:  # the usual case: nothing held, nothing to hold
+        if not holds and not wanted:  # the usual case: nothing held, nothing to hold
             return
         ours = {hold for hold in holds if hold.startswith(_HOLD_PREFIXES)}
+        if not wanted:  # the payment answered: lift what it held, open nothing
+            for hold in sorted(ours):
+                order.resume_clock(hold, _SYSTEM, now=now)
+            return
         if len(wanted) == 1 and len(ours) == 1 and wanted[0] in ours:
             return  # the one hold wanted is the one open (a payment in flight)
         wanting = set(wanted)
