@@ -339,15 +339,8 @@ class GatewayPayment(PaymentRecord):
         ceiling = self.total if sale else self.authorized
         captured, capturing = self._capture_minors()
         currency = self.total.currency  # what the two sums are in
-        fits = (  # the usual case, in minor units: plain Money of the payment's currency
-            type(amount) is Money
-            and type(ceiling) is Money
-            and ceiling.currency == currency
-            and amount.minor <= ceiling.minor - captured - capturing
-        )
-        if not fits and amount > (
-            left := ceiling - _money(captured, currency) - _money(capturing, currency)
-        ):
+        left = ceiling - _money(captured, currency) - _money(capturing, currency)
+        if amount > left:
             what = "the order total" if sale else "authorized"
             raise InvalidInput(
                 "amount", amount, f"more than {what}: {left} is left to capture of {ceiling}"
@@ -379,7 +372,7 @@ class GatewayPayment(PaymentRecord):
                 now=now,
                 policy=policy,
             )
-        self.captures = tuple([c for c in self.captures if c.key != key])  # no generator frame
+        self.captures = tuple(c for c in self.captures if c.key != key)
         self._book_capture(
             key,
             capture.amount,
