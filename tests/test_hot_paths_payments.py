@@ -2,8 +2,7 @@
 
 ``PaymentService.pay`` opens a hold on the order while the provider works and lifts it when
 the answer is in (``Order.pause_clock`` / ``Order.resume_clock``: checks inline for the usual
-case, events and the paused clock built slot by slot), starts its payment from the order's
-allocation (``allocation_of``: line amounts in minor units), syncs the order's holds with its
+case, events and the paused clock built slot by slot), syncs the order's holds with its
 payments (``PaymentCore._sync_holds``: no sets when nothing is held or wanted) and reports
 the outcome without reloading a payment that paid the order (``PaymentCore._outcome``). Each
 is compared here, on arbitrary input, with the code it replaced: the same result field by
@@ -19,11 +18,10 @@ import attrs
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ecommerce_core import _slots
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.errors import EcommerceCoreError, PaymentNotCompleted
 from ecommerce_core.events import DeadlinePaused, DeadlineResumed
-from ecommerce_core.money import MAX_MINOR_UNITS, Money
+from ecommerce_core.money import Money
 from ecommerce_core.orders import (
     Deadline,
     Order,
@@ -32,7 +30,7 @@ from ecommerce_core.orders import (
     _text,
     check_now,
 )
-from ecommerce_core.payments.base import ORDER_LEVEL, Refund, RefundStatus, allocation_of
+from ecommerce_core.payments.base import Refund, RefundStatus
 from ecommerce_core.payments.online import Capture, CaptureStatus, GatewayPayment, GatewayState
 from ecommerce_core.policies import OrderPolicy
 from ecommerce_core.services.payment_core import _HOLD_PREFIXES, _SYSTEM, in_flight, narrow
@@ -108,14 +106,6 @@ def reference_resume(order, hold, actor, *, now):
     resumed = None if order.holds or order.deadline is None else order.deadline.at
     order._record(DeadlineResumed, now, actor, hold=hold, deadline=resumed)
     return True
-
-
-def reference_allocation(order):
-    """allocation_of as it was written: every line's amount through Money arithmetic."""
-    lines = [(line.line_id, line.amount) for line in order.lines]
-    if order.shipping_fee.is_positive:
-        lines.append((ORDER_LEVEL, order.shipping_fee))
-    return tuple(lines)
 
 
 def reference_sync_holds(order, payments, now):
@@ -292,99 +282,6 @@ class TestHolds:
                 pass
             else:  # pragma: no cover - the assertion below fails
                 raise AssertionError("an event must stay frozen")
-
-
-# ----------------------------------------------------------------- allocation
-
-
-def weird_line(line_id, unit_price, quantity, discount) -> OrderLine:
-    """An OrderLine with any slot values (what a subclass or an old stored line might hold)."""
-    line = _slots.new(OrderLine)
-    for name, value in (
-        ("line_id", line_id),
-        ("sku", "sku-1"),
-        ("quantity", quantity),
-        ("unit_price", unit_price),
-        ("discount", discount),
-        ("category", ""),
-        ("adjustments", ()),
-    ):
-        _slots.slot_setter(OrderLine, name)(line, value)
-    return line
-
-
-class Cents(Money):
-    """A Money subclass: it takes the property, never the minor-unit shortcut."""
-
-
-minors = st.one_of(
-    st.integers(0, 10**6),
-    st.sampled_from([MAX_MINOR_UNITS, MAX_MINOR_UNITS // 2 + 1, 10**17]),
-    st.integers(-5, -1),
-)
-monies = st.one_of(
-    st.builds(Money, minors, st.sampled_from([CNY, "USD"])),
-    st.builds(Cents, st.integers(0, 100), st.just(CNY)),
-)
-line_values = st.tuples(
-    st.text(min_size=1, max_size=3),
-    monies,
-    st.one_of(st.integers(1, 10**3), st.sampled_from([2, 10**6]), st.booleans(), st.floats(1, 3)),
-    st.one_of(monies, st.none()),
-)
-
-
-class TestAllocation:
-    """allocation_of gives exactly what the plain Money arithmetic gives, errors included."""
-
-    @given(values=st.lists(line_values, min_size=1, max_size=4), fee=st.integers(0, 1000))
-    @settings(max_examples=200)
-    def test_any_lines_are_allocated_or_refused_as_the_plain_arithmetic(self, values, fee):
-        order = Order.place(
-            order_id="o-1",
-            buyer_id="b-1",
-            merchant_id="m-1",
-            lines=[OrderLine("1", "tea-01", 1, Money(100, CNY))],
-            now=NOW,
-            policy=POLICY,
-        )
-        order.lines = tuple(weird_line(*each) for each in values)
-        order.shipping_fee = Money(fee, CNY)
-        got, want = (
-            outcome(lambda: allocation_of(order)),
-            outcome(lambda: reference_allocation(order)),
-        )
-        assert got == want
-        if got[0] == "value":
-            assert [type(amount) for _, amount in got[1]] == [type(a) for _, a in want[1]]
-
-    @given(
-        lines=st.lists(
-            st.tuples(st.integers(1, 50), st.integers(0, 10**6), st.integers(0, 100)),
-            min_size=1,
-            max_size=4,
-        )
-    )
-    @settings(max_examples=100)
-    def test_a_placed_order_is_allocated_as_the_plain_arithmetic(self, lines):
-        order = Order.place(
-            order_id="o-1",
-            buyer_id="b-1",
-            merchant_id="m-1",
-            lines=[
-                OrderLine(
-                    str(i),
-                    f"sku-{i}",
-                    quantity,
-                    Money(price, CNY),
-                    discount=Money(min(cut, price * quantity), CNY),
-                )
-                for i, (quantity, price, cut) in enumerate(lines, 1)
-            ],
-            now=NOW,
-            policy=POLICY,
-        )
-        assert allocation_of(order) == reference_allocation(order)
 
 
 # ----------------------------------------------------------------- holds against payments

@@ -33,10 +33,9 @@ from ecommerce_core.errors import (
     NotFound,
 )
 from ecommerce_core.events import DomainEvent
-from ecommerce_core.money import MAX_MINOR_UNITS as _MAX_MINOR
 from ecommerce_core.money import Money
 from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
-from ecommerce_core.orders import Order, OrderLine, check_now
+from ecommerce_core.orders import Order, check_now
 from ecommerce_core.payments.events import RefundFailed, RefundRequested, RefundSucceeded
 from ecommerce_core.payments.ledger import (
     ORDER_LEVEL,
@@ -66,26 +65,10 @@ REFUNDERS: Final = frozenset({ActorKind.MERCHANT, ActorKind.PLATFORM, ActorKind.
 
 def allocation_of(order: Order) -> Allocation:
     """What each line of ``order`` costs after discounts, and the shipping fee at order level."""
-    lines = [(line.line_id, _line_amount(line)) for line in order.lines]
+    lines = [(line.line_id, line.amount) for line in order.lines]
     if order.shipping_fee.is_positive:
         lines.append((ORDER_LEVEL, order.shipping_fee))
     return tuple(lines)
-
-
-def _line_amount(line: OrderLine) -> Money:
-    """``line.amount`` (unit price times quantity, less the discount), in minor units.
-
-    The usual line (Money of one currency, an int quantity, the list amount within bounds)
-    is computed from its minor units; any other takes the property, which raises what the
-    Money arithmetic raises.
-    """
-    price, discount, quantity = line.unit_price, line.discount, line.quantity
-    if type(price) is Money and type(discount) is Money and type(quantity) is int:
-        currency = price.currency
-        listed = price.minor * quantity
-        if discount.currency == currency and -_MAX_MINOR <= listed <= _MAX_MINOR:
-            return _money(listed - discount.minor, currency)
-    return line.amount
 
 
 class RefundStatus(enum.StrEnum):
