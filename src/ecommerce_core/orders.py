@@ -747,7 +747,7 @@ class Order:
         holds = self.holds
         if hold in holds:
             return False
-        if self.process.is_final(self.state):  # is_final, without the property
+        if self.is_final:
             raise TransitionNotAllowed(self.id, "pause_clock", self.state, ())
         deadline = self.deadline
         if not holds and deadline is not None:
