@@ -368,11 +368,9 @@ class PaymentCore(OrderService):
         return self.clock.now()
 
     def _outcome(self, order: Order, payment_id: str, *, paid: bool) -> Order:
-        # paid by this payment (the usual case): no need to load it (it is stored: the caller
-        # started or found it, and payments are never removed)
-        if order.payment is not None and order.payment.reference == payment_id:
-            return order
         payment = narrow(self.payment_records.get(payment_id), GatewayPayment)
+        if order.payment is not None and order.payment.reference == payment.id:
+            return order
         if not paid and payment.state == GatewayState.AUTHORIZED:
             return order
         status = "pending" if in_flight(payment) else "declined"
