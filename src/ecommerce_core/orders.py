@@ -736,27 +736,35 @@ class Order:
             TransitionNotAllowed: The order is in a final state.
 
         """
-        self._authorize("hold", actor, _HOLDERS)
-        check_now(now)
-        _text("hold", hold)
-        if hold in self.holds:
+        # The usual case (the platform or the system, a UTC time, a plain key) passes each
+        # check on one line; anything else takes the full check, which raises or passes it.
+        if type(actor) is not Actor or actor.kind not in _HOLDERS:
+            self._authorize("hold", actor, _HOLDERS)
+        if type(now) is not datetime or now.tzinfo is not UTC:
+            check_now(now)
+        if not (type(hold) is str and 0 < len(hold) <= _MAX_TEXT and not hold.isspace()):
+            _text("hold", hold)
+        holds = self.holds
+        if hold in holds:
             return False
         if self.is_final:
             raise TransitionNotAllowed(self.id, "pause_clock", self.state, ())
-        if not self.holds and self.deadline is not None:
-            left = max(self.deadline.at - now, timedelta(0))
-            self.paused = PausedClock(self.deadline.trigger, left)
+        deadline = self.deadline
+        if not holds and deadline is not None:
+            left = max(deadline.at - now, _NO_TIME)
+            self.paused = _paused_clock(deadline.trigger, left)
             self.deadline = None
-        self.holds = (*self.holds, hold)
+        self.holds = (*holds, hold)
         paused = self.paused
-        self._record(
-            DeadlinePaused,
-            now,
-            actor,
-            hold=hold,
-            trigger=None if paused is None else paused.trigger,
-            remaining=None if paused is None else paused.remaining,
-        )
+        self.version = version = self.version + 1  # _record, inline, the event slot by slot
+        label = actor.label if type(actor) is Actor else str(actor)
+        if paused is None:
+            event = _deadline_paused(self.id, version, now, label, hold, None, None)
+        else:
+            event = _deadline_paused(
+                self.id, version, now, label, hold, paused.trigger, paused.remaining
+            )
+        self.events = (*self.events, event)
         return True
 
     def resume_clock(self, hold: str, actor: Actor, *, now: datetime) -> bool:
@@ -771,16 +779,24 @@ class Order:
             Forbidden: Not the platform or the system.
 
         """
-        self._authorize("hold", actor, _HOLDERS)
-        check_now(now)
-        if hold not in self.holds:
+        if type(actor) is not Actor or actor.kind not in _HOLDERS:  # as in pause_clock
+            self._authorize("hold", actor, _HOLDERS)
+        if type(now) is not datetime or now.tzinfo is not UTC:
+            check_now(now)
+        holds = self.holds
+        if hold not in holds:
             return False
-        self.holds = tuple(h for h in self.holds if h != hold)
-        if not self.holds and self.paused is not None:
-            self.deadline = Deadline(now + self.paused.remaining, self.paused.trigger)
+        # the last hold (the usual case) leaves none; otherwise every other one stays
+        self.holds = holds = () if len(holds) == 1 else tuple([h for h in holds if h != hold])
+        paused = self.paused
+        if not holds and paused is not None:
+            self.deadline = _deadline(now + paused.remaining, paused.trigger)
             self.paused = None
-        resumed = None if self.holds or self.deadline is None else self.deadline.at
-        self._record(DeadlineResumed, now, actor, hold=hold, deadline=resumed)
+        deadline = self.deadline
+        resumed = None if holds or deadline is None else deadline.at
+        self.version = version = self.version + 1  # _record, inline, the event slot by slot
+        label = actor.label if type(actor) is Actor else str(actor)
+        self.events = (*self.events, _deadline_resumed(self.id, version, now, label, hold, resumed))
         return True
 
     # ----------------------------------------------------------------- internals
@@ -1497,3 +1513,11 @@ class PricingTerms:
     def payment_claims(self) -> tuple[LimitClaim, ...]:
         """The claims taken when the order is paid."""
         return tuple(c for c in self.claims if c.at_payment)
+
+
+# pause_clock / resume_clock (the hold every payment through a provider opens and lifts) build
+# their events and the paused clock slot by slot too (see ecommerce_core._slots.builder).
+_deadline_paused: Final = _slots.builder(DeadlinePaused, (*_EVENT, "hold", "trigger", "remaining"))
+_deadline_resumed: Final = _slots.builder(DeadlineResumed, (*_EVENT, "hold", "deadline"))
+_paused_clock: Final = _slots.builder(PausedClock, ("trigger", "remaining"))
+_NO_TIME: Final = timedelta(0)

@@ -36,7 +36,7 @@ from ecommerce_core.errors import (
 from ecommerce_core.money import Money
 from ecommerce_core.orders import Order, OrderState
 from ecommerce_core.payments import METHOD_PROCESSES
-from ecommerce_core.payments.base import PaymentRecord, Refund
+from ecommerce_core.payments.base import PaymentRecord, Refund, RefundStatus
 from ecommerce_core.payments.cod import (
     CodPayment,
 )
@@ -341,17 +341,31 @@ class PaymentCore(OrderService):
         return False
 
     def _sync_holds(self, order: Order, payments: Sequence[PaymentRecord], now: datetime) -> None:
-        wanted: set[str] = set()
-        payable = order.payment is None and "pay" in order.allowed_commands()
-        for payment in () if order.is_final else payments:  # a final order keeps no hold
-            if payable and isinstance(payment, GatewayPayment) and in_flight(payment):
-                wanted.add(f"payment:{payment.id}")
-            wanted.update(f"refund:{refund.id}" for refund in payment.open_refunds)
-        ours = {hold for hold in order.holds if hold.startswith(_HOLD_PREFIXES)}
-        for hold in sorted(ours - wanted):
+        final = order.is_final
+        wanted: list[str] = []
+        if not final:  # a final order keeps no hold
+            payable = order.payment is None and "pay" in order.allowed_commands()
+            for payment in payments:
+                if payable and isinstance(payment, GatewayPayment) and in_flight(payment):
+                    wanted.append(f"payment:{payment.id}")
+                for refund in payment.refunds:  # open_refunds, without the tuple
+                    if refund.status is RefundStatus.PENDING:
+                        wanted.append(f"refund:{refund.id}")  # noqa: PERF401  # no generator frame
+        holds = order.holds
+        if not holds and not wanted:  # the usual case: nothing held, nothing to hold
+            return
+        ours = {hold for hold in holds if hold.startswith(_HOLD_PREFIXES)}
+        if not wanted:  # the payment answered: lift what it held, open nothing
+            for hold in sorted(ours):
+                order.resume_clock(hold, _SYSTEM, now=now)
+            return
+        if len(wanted) == 1 and len(ours) == 1 and wanted[0] in ours:
+            return  # the one hold wanted is the one open (a payment in flight)
+        wanting = set(wanted)
+        for hold in sorted(ours - wanting):
             order.resume_clock(hold, _SYSTEM, now=now)
-        if not order.is_final:
-            for hold in sorted(wanted - ours):
+        if not final:
+            for hold in sorted(wanting - ours):
                 order.pause_clock(hold, _SYSTEM, now=now)
 
     # ----------------------------------------------------------------- internals
