@@ -188,6 +188,7 @@ class Section:
     title: str
     note: str = ""
     value_header: str = "median"
+    ratio_header: str = "ratio"
     rows: list[tuple[str, str, str, str, str]] = attrs.Factory(list)
 
     def add(
@@ -208,7 +209,7 @@ class Section:
 
     def render(self) -> str:
         ratios = any(row[2] for row in self.rows)
-        header = ("", self.value_header, "ratio" if ratios else "", "", "")
+        header = ("", self.value_header, self.ratio_header if ratios else "", "", "")
         widths = [max(len(row[i]) for row in (header, *self.rows)) for i in range(5)]
         lines = [self.title, "-" * len(self.title)]
         if self.note:
@@ -999,6 +1000,110 @@ def targets(sizes: Sizes) -> Section:
                 "PASS" if ratio <= 2.2 else "MISS",  # the issue's doubling bound
             )
         )
+    return out
+
+
+# Where a lifecycle's time goes: the same lifecycles as section 9, command by command.
+
+
+def command_batches(
+    steps: list[tuple[str, Callable[[Any], object]]], start: Callable[[], Any], count: int
+) -> list[tuple[str, float]]:
+    """CPU nanoseconds per call of each step: ``count`` orders, one step at a time for all.
+
+    ``start()`` places one order and answers it; each step is timed over all ``count`` orders
+    at once (one timer pair per batch, GC off), so no timer runs inside a command.
+    """
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        began = process_time_ns()
+        orders = [start() for _ in range(count)]
+        spent = [(steps[0][0], (process_time_ns() - began) / count)]
+        for label, step in steps[1:]:
+            began = process_time_ns()
+            for order in orders:
+                step(order)
+            spent.append((label, (process_time_ns() - began) / count))
+    finally:
+        if enabled:
+            gc.enable()
+    return spent
+
+
+@section("10. Where the time goes: CPU per command of a lifecycle")
+def per_command(sizes: Sizes) -> Section:
+    from ecommerce_core.orders import CartItem  # noqa: PLC0415  # only this section needs it
+
+    out = Section(
+        "10. Where the time goes: CPU per command of a lifecycle",
+        "  section 9's lifecycles, each command timed over a batch of orders (CPU time, GC"
+        "\n  off; best of 3 batches); share = the command's part of its lifecycle",
+        value_header="CPU per call",
+        ratio_header="share",
+    )
+    count = max(sizes.command // 4, 10)
+    cart = [CartItem("tea-01", 2), CartItem("cup-01", 4)]
+
+    def ship(service: Any) -> Callable[[Any], object]:
+        return lambda o: service.ship(o.id, MERCHANT, carrier="SF", tracking_number="SF1001")
+
+    def plan(service: Any, method: str) -> list[tuple[str, Callable[[Any], object]]]:
+        if method == "cod":
+            return [
+                ("ship", ship(service)),
+                (
+                    "collect_cod",
+                    lambda o: service.collect_cod(o.id, CARRIER, amount=o.total, key="door"),
+                ),
+                ("remit_cod", lambda o: service.remit_cod(o.id, CARRIER)),
+            ]
+        pay: Callable[[Any], object] = (
+            (lambda o: service.pay_with_credit(o.id, BUYER, periods=3))
+            if method == "credit"
+            else (lambda o: service.pay(o.id, BUYER))
+        )
+        return [
+            ("pay_with_credit" if method == "credit" else "pay", pay),
+            ("ship", ship(service)),
+            ("deliver", lambda o: service.deliver(o.id, CARRIER)),
+            ("confirm_receipt", lambda o: service.confirm_receipt(o.id, BUYER)),
+        ]
+
+    plain = wired(InMemoryOrderRepository(), InMemoryInventory(), RecordingPublisher())
+    runs: list[tuple[str, Any, Callable[[], Any], str]] = [
+        (
+            "OrderService, online (section 9's first row)",
+            plain,
+            lambda: plain.buy_now(BUYER, TEA.sku, 2),
+            "buy_now",
+        ),
+    ]
+    for method in ("online", "escrow", "cod", "credit"):
+        service = payment_service(ledger=True)
+        runs.append(
+            (
+                f"PaymentService + ledger, {method}",
+                service,
+                lambda s=service, m=method: s.checkout(BUYER, cart, m)[0],
+                "checkout",
+            )
+        )
+    for title, service, start, first in runs:
+        method = "online" if title.startswith("OrderService") else title.rpartition(" ")[2]
+        steps = [(first, lambda o: o), *plan(service, method)]
+        command_batches(steps, start, max(count // 10, 2))  # warm up
+        best: dict[str, float] = {}
+        for _ in range(3):
+            for label, spent in command_batches(steps, start, count):
+                best[label] = min(best.get(label, spent), spent)
+        total = sum(best.values())
+        out.rows.append((title, f"{total / 1e3:,.1f} us", "100 %", "", ""))
+        for label, spent in best.items():
+            out.rows.append(
+                (f"  {label}", f"{spent / 1e3:,.1f} us", f"{100 * spent / total:.0f} %", "", "")
+            )
     return out
 
 
