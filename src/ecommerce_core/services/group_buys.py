@@ -118,6 +118,7 @@ _DEPOSIT_PROCESS: Final = GROUP_BUY_DEPOSIT_ORDER_PROCESS.name
 _RETRY: Final = ":retry-"
 _REFUNDS: Final = frozenset({"release", "refund", "return"})
 _MODES: Final = frozenset({GROUP_BUY_ORDER_PROCESS.name, _DEPOSIT_PROCESS})
+_BEFORE_BALANCE: Final = frozenset({OrderState.PENDING_PAYMENT, AWAITING_GROUP, AWAITING_BALANCE})
 
 
 @attrs.frozen(kw_only=True)
@@ -638,8 +639,19 @@ class GroupBuys(PaymentService):
 
         That happens only when a close was interrupted between saving the campaign and
         settling its orders; every step of the settling is keyed, so nothing happens twice.
+        A deposit order whose balance was paid but not recorded on it yet (interrupted) is
+        recorded paid and lowered to the final price.
         """
         order = super()._reconciled(order)
+        if (
+            self.group_buys is not None
+            and order.process.name == _DEPOSIT_PROCESS
+            and order.state not in _BEFORE_BALANCE
+            and not order.is_final
+            and order.payment is None
+        ):  # its balance was paid, recording it was interrupted: record and lower it now
+            self._gbd_paid(self._group_buys.get(_campaign_of(order)), order.id)
+            return self.orders.get(order.id)
         if (
             self.group_buys is None
             or order.process.name != GROUP_BUY_ORDER_PROCESS.name
@@ -914,6 +926,55 @@ class GroupBuys(PaymentService):
             joined.paid,
             movement=Movement.CAPTURE,
         )
+        self._gbd_paid(campaign, order.id)
+
+    def _gbd_paid(self, campaign: GroupBuy, order_id: str) -> None:
+        """A deposit order's balance is in: record it paid and lower it to the final price.
+
+        The order records deposit plus balance as its payment (:meth:`Order.record_payment`,
+        reference ``<campaign>:gbbal:<order>``), so after-sales takes requests on it, and its
+        lines fall from the list price to the final price (:meth:`Order.lower_price`, an
+        ``after_payment`` cut keyed ``<campaign>:final``): ``order.total`` is then what it paid
+        and after-sales refunds what its units finally cost. Nothing goes back: the deposit
+        and balance were the final price. Both are checked, so a repeat changes nothing.
+        """
+        line = _settlement_line(campaign, order_id)
+        if line is None:  # pragma: no cover - called for an order of the settlement
+            return
+        promotion_id = f"{campaign.id}:final"
+        for _ in range(_RETRIES):
+            order = self.orders.get(order_id)
+            if order.is_final:
+                return  # pragma: no cover - cancelled before an interrupted lowering finished
+            version = order.version
+            now = self.clock.now()
+            order.record_payment(
+                _SYSTEM,
+                amount=line.final_amount,
+                reference=_balance_id(campaign.id, order.id),
+                now=now,
+            )
+            difference = order.total - line.final_amount
+            lowered = any(
+                a.promotion_id == promotion_id for ln in order.lines for a in ln.adjustments
+            )
+            if difference.is_positive and not lowered:
+                cuts = difference.allocate([ln.amount.minor for ln in order.lines])
+                order.lower_price(
+                    _SYSTEM,
+                    promotion_id=promotion_id,
+                    reductions={ln.line_id: cut for ln, cut in zip(order.lines, cuts, strict=True)},
+                    now=now,
+                )
+            if order.version == version:
+                return  # paid and lowered already
+            try:
+                self.orders.save(order, version)
+            except VersionConflict:  # pragma: no cover - needs a concurrent writer
+                continue
+            self._publish(order)
+            return
+        raise VersionConflict(order_id, -1, None)  # pragma: no cover - beyond retries
 
     def _gbd_balance_due(
         self, campaign: GroupBuy, order: Order, line: SettlementLine
