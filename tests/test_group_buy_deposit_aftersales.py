@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from test_group_buy_deposit_service import ALICE, BOB, CNY, MERCHANT, World, yuan
 
 from ecommerce_core import Actor, AfterSalesItem, Money, TrackingEvent
 from ecommerce_core.adapters.memory import (
@@ -36,6 +35,7 @@ from ecommerce_core.payments.ledger import ORDER_LEVEL, Movement
 from ecommerce_core.ports import GatewayStatus, RefundRequest
 from ecommerce_core.services import AfterSalesService, FulfilmentService
 from ecommerce_core.services.aftersales import ledger_refunds
+from test_group_buy_deposit_service import ALICE, BOB, CNY, MERCHANT, World, yuan
 
 
 class Shop(World):
