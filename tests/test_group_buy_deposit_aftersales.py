@@ -9,29 +9,33 @@ part the provider declined is asked again under a fresh key the next time.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
-from ecommerce_core import Actor, AfterSalesItem, Money, TrackingEvent
+from ecommerce_core import Actor, AfterSalesItem, EcommerceCoreError, Money, TrackingEvent
 from ecommerce_core.adapters.memory import (
     GatewayRequest,
     InMemoryAfterSalesRepository,
     InMemoryOrderRepository,
     InMemoryShipmentRepository,
 )
-from ecommerce_core.aftersales import AfterSalesPolicy, AfterSalesRequest
+from ecommerce_core.aftersales import AfterSalesPolicy, AfterSalesRequest, OrderAfterSales
 from ecommerce_core.errors import (
     CurrencyMismatch,
     Forbidden,
     InvalidInput,
+    NotFound,
     RuleViolation,
     TransitionNotAllowed,
 )
 from ecommerce_core.events import OrderPaid
 from ecommerce_core.orders import Order, OrderRepriced
 from ecommerce_core.payments import RefundStatus
-from ecommerce_core.payments.ledger import ORDER_LEVEL, Movement
+from ecommerce_core.payments.ledger import ORDER_LEVEL, Account, Movement
 from ecommerce_core.ports import GatewayStatus, RefundRequest
 from ecommerce_core.services import AfterSalesService, FulfilmentService
 from ecommerce_core.services.aftersales import ledger_refunds
@@ -415,3 +419,127 @@ class TestNotingADeclinedRefund:
         with pytest.raises(InvalidInput):
             campaign.note_declined_refund(order_id="nobody", request_key="j", now=now)
         assert campaign.declined_refunds == ("k",)
+
+
+RETURN_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(["alice", "bob"]),
+        st.integers(1, 3),
+        st.sampled_from(["return_and_refund", "refund_only"]),
+        st.sampled_from([GatewayStatus.SUCCEEDED, GatewayStatus.DECLINED, GatewayStatus.PENDING]),
+        st.sampled_from(["nothing", "answer", "fail", "settle"]),
+    ),
+    max_size=6,
+)
+
+
+class TestReturnsConserveMoney:
+    @settings(max_examples=30, deadline=None)
+    @given(
+        deposit=st.sampled_from(["2.00", "8.00"]),
+        alice=st.integers(1, 3),
+        bob=st.integers(2, 3),
+        steps=RETURN_STEPS,
+    )
+    def test_random_returns_refund_each_request_once_and_the_books_balance(
+        self, deposit, alice, bob, steps
+    ) -> None:
+        shop = Shop()
+        campaign = shop.create(deposit=yuan(deposit))
+        orders = {
+            "alice": (ALICE, shop.buy(campaign, ALICE, alice)),
+            "bob": (BOB, shop.buy(campaign, BOB, bob)),
+        }
+        shop.close()
+        for buyer, order_id in orders.values():
+            shop.service.pay(order_id, buyer)
+            shop.delivered(order_id)
+        unit = shop.campaigns.get(campaign.id).settlement.unit_price
+        for who, units, kind, outcome, then in steps:
+            buyer, order_id = orders[who]
+            shop.refund_outcome = outcome
+            with contextlib.suppress(EcommerceCoreError):  # more units than are left, say
+                ask(shop, order_id, buyer, units, kind)
+            shop.refund_outcome = GatewayStatus.SUCCEEDED
+            for key in shop.pending() if then in ("answer", "fail") else ():
+                callback = shop.gateway.settle_pending(key, succeeded=then == "answer")
+                shop.service.handle_notification(callback)
+            if then == "settle":
+                with contextlib.suppress(NotFound):  # nothing was ever asked
+                    shop.after_sales.settle_refunds(order_id)
+            for _, each in orders.values():
+                refunded_at_most_once(shop, each)
+        for key in shop.pending():  # the provider answers everything; refunds are settled
+            shop.service.handle_notification(shop.gateway.settle_pending(key))
+        for _, order_id in orders.values():
+            with contextlib.suppress(NotFound):  # never asked
+                shop.after_sales.settle_refunds(order_id)
+            record = refunded_at_most_once(shop, order_id)
+            money = shop.service.money(order_id)
+            quantity = shop.orders.get(order_id).lines[0].quantity
+            assert money.paid_in == unit * quantity  # deposit + balance: the final price
+            requests = record.requests if record is not None else ()
+            assert all(r.state == "refunded" for r in requests if r.refund is not None)
+            given_back = sum((r.refund.total for r in requests if r.refund), Money.zero(CNY))
+            assert money.refunded == given_back  # everything approved went back, once
+            event(f"{who_of(order_id, orders)} refunded: {given_back.is_positive}")
+            assert shop.gateway.refunded.get(order_id, Money.zero(CNY)) == given_back
+        merchant = shop.ledger.balances(CNY).get(Account.merchant(MERCHANT.id), Money.zero(CNY))
+        paid = sum((shop.service.money(o).paid_in for _, o in orders.values()), Money.zero(CNY))
+        refunded = sum(
+            (shop.service.money(o).refunded for _, o in orders.values()), Money.zero(CNY)
+        )
+        assert paid == refunded + merchant  # paid in = refunded + the merchant's proceeds
+
+
+def who_of(order_id: str, orders: dict[str, tuple[Actor, str]]) -> str:
+    return next(name for name, (_, each) in orders.items() if each == order_id)
+
+
+def ask(shop: Shop, order_id: str, buyer: Actor, units: int, kind: str) -> None:
+    """A buyer asks for ``units`` back; the merchant agrees (a return also comes back)."""
+    service = shop.after_sales
+    request = service.request(
+        order_id, buyer, kind=kind, reason="no_reason", items=[AfterSalesItem("1", units)]
+    )
+    service.approve(order_id, request.request_id, MERCHANT)
+    if kind == "return_and_refund":
+        service.ship_back(
+            order_id, request.request_id, buyer, carrier="YTO", tracking_number=request.request_id
+        )
+        service.receive_return(order_id, request.request_id, MERCHANT)
+        service.accept_return(order_id, request.request_id, MERCHANT)
+
+
+def refunded_at_most_once(shop: Shop, order_id: str) -> OrderAfterSales | None:
+    """Each request's refund posted at most its amount, exactly it once done; books agree."""
+    shop.books_agree(order_id)
+    for posting in shop.ledger.all():
+        assert posting.amount.is_positive
+    try:
+        record = shop.after_sales.record(order_id)
+    except NotFound:
+        return None
+    money = shop.service.money(order_id)
+    line = money.lines.get("1")
+    assert line is None or line.refunded <= line.paid_in
+    for request in record.requests:
+        if request.refund is None:
+            continue
+        key = f"{order_id}:after-sales:{request.request_id}:refund"
+        posted = sum(
+            (
+                p.amount
+                for p in shop.ledger.postings(order_id)
+                if p.movement is Movement.REFUND and p.key.endswith(f":keyed-refund:{key}")
+            ),
+            Money.zero(CNY),
+        )
+        assert posted <= request.refund.total
+        if request.state == "refunded":
+            assert posted == request.refund.total
+    assert money.refunded <= record.refunded_amount("1") + sum(
+        (r.refund.total for r in record.requests if r.refund and r.state != "refunded"),
+        Money.zero(CNY),
+    )
+    return record
