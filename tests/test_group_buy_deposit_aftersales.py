@@ -319,6 +319,9 @@ class TestRefundingADepositOrderDirectly:
         assert first.id == again.id
         assert shop.service.money(order_id).refunded == yuan("20.00")
         assert shop.gateway.refunded[order_id] == yuan("20.00")
+        with pytest.raises(InvalidInput):  # the key refunded more already
+            shop.service.refund(order_id, MERCHANT, key="k1", amount=yuan("5.00"))
+        assert shop.service.money(order_id).refunded == yuan("20.00")
 
     @pytest.mark.parametrize(
         ("actor", "kwargs", "error"),

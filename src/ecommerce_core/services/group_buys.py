@@ -44,7 +44,13 @@ The paths, and what each does exactly once:
   settlement stores its balance and the deadline. ``pay`` then charges the balance
   (``<campaign>:gbbal:<order>``) to the merchant and applies the deposit (deposit account →
   merchant), so the order's money shows the full final price; it fires ``pay_balance`` and
-  may ship. At the deadline :meth:`GroupBuys.expire_due` fires ``expire_balance`` on each
+  may ship. The order then records deposit + balance as its payment
+  (:meth:`Order.record_payment`) and its line falls to the final price
+  (:meth:`Order.lower_price`), so after-sales refunds what the units finally cost;
+  :meth:`GroupBuys.refund` gives a refund back from the balance charge first, then the
+  deposit charge (``<payment id>:<charge>:keyed-refund:<key>``), once per key, and asks a
+  part the provider declined again under a fresh key (noted on the campaign) the next time.
+  At the deadline :meth:`GroupBuys.expire_due` fires ``expire_balance`` on each
   unpaid order: its deposit is forfeited (ledger ``forfeit``) or refunded per
   :attr:`GroupBuyTerms.unpaid_balance`, its stock released, once. A failed campaign or a
   cancel before the close refunds the deposit from its own charge; a cancel after the
@@ -1213,7 +1219,7 @@ class GroupBuys(PaymentService):
 
         Raises:
             RuleViolation: The balance was not paid: nothing was paid for the order.
-            InvalidInput: More than the charges still hold.
+            InvalidInput: More than the charges still hold; less than ``key`` refunded already.
 
         """
         postings = self.ledger.postings(order.id)
@@ -1223,6 +1229,8 @@ class GroupBuys(PaymentService):
         zero = Money.zero(order.currency)
         posted = {p.key: p.amount for p in postings}
         to_place = total - sum((posted.get(_keyed(p, t, key), zero) for p, t, _ in charges), zero)
+        if to_place.is_negative:
+            raise InvalidInput("key", key, "already refunded more under this key")
         parts: list[tuple[str, str, Money]] = []
         for payment_id, transaction_id, charged in charges:
             ledger_key = _keyed(payment_id, transaction_id, key)
