@@ -1014,6 +1014,53 @@ class Order:
         )
         return True
 
+    def record_payment(self, actor: Actor, *, amount: Money, reference: str, now: datetime) -> bool:
+        """Record the payment a sales mode took outside :meth:`pay`, once it is complete.
+
+        A group-buy deposit order is paid by a deposit and a balance (ledger postings, its own
+        trigger moves it on): once the balance is in, this records what it paid as
+        :attr:`payment`, so after-sales and :meth:`lower_price` see a paid order. No
+        transition fires; :class:`~ecommerce_core.events.OrderPaid` is recorded. Recording
+        the same payment again changes nothing.
+
+        Args:
+            actor: The platform or the system.
+            amount: What was paid in all.
+            reference: The mode's reference for the money (e.g. the balance's payment id).
+            now: When.
+
+        Returns:
+            ``True`` if recorded now, ``False`` if this very payment was recorded already.
+
+        Raises:
+            Forbidden: Not the platform or the system.
+            InvalidInput: An empty reference; an amount that is not positive Money.
+            CurrencyMismatch: Paid in another currency.
+            RuleViolation: The order is still pending payment, or was paid by another payment.
+            TransitionNotAllowed: The order is in a final state.
+
+        """
+        command = "record_payment"
+        self._authorize(command, actor, _HOLDERS)
+        check_now(now)
+        _text("reference", reference)
+        if not isinstance(amount, Money) or not amount.is_positive:
+            raise InvalidInput("amount", amount, "must be positive Money")
+        if amount.currency != self.currency:
+            raise CurrencyMismatch(self.currency, amount.currency, command)
+        paid = self.payment
+        if paid is not None:
+            if (paid.reference, paid.amount) == (reference, amount):
+                return False
+            raise RuleViolation(self.id, command, self.state, "already paid by another payment")
+        if self.is_final:
+            raise TransitionNotAllowed(self.id, command, self.state, ())
+        if self.state == OrderState.PENDING_PAYMENT:
+            raise RuleViolation(self.id, command, self.state, "the order is still unpaid")
+        self.payment = _payment(reference, amount, now)
+        self._record(OrderPaid, now, actor, amount=amount, payment_ref=reference)
+        return True
+
 
 # Placing an order and moving it on build a deadline and an event each time, from values the
 # command has checked: slot by slot (see ecommerce_core._slots), equal to calling the class.

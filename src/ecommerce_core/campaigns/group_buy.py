@@ -86,6 +86,7 @@ __all__ = [
     "GroupBuyFailed",
     "GroupBuyJoined",
     "GroupBuyPayment",
+    "GroupBuyRefundDeclined",
     "GroupBuyState",
     "GroupBuySucceeded",
     "GroupBuyTerms",
@@ -524,6 +525,20 @@ class BalancesClosed(DomainEvent):
 
 
 @attrs.frozen(kw_only=True)
+class GroupBuyRefundDeclined(DomainEvent):
+    """The provider declined a refund of a deposit order's money: the next try takes a new key.
+
+    Attributes:
+        order_id: The order whose refund was declined.
+        request_key: The idempotency key the provider declined.
+
+    """
+
+    order_id: str
+    request_key: str
+
+
+@attrs.frozen(kw_only=True)
 class GroupBuyFailed(DomainEvent):
     """The group buy missed its minimum: every order is refunded.
 
@@ -574,6 +589,8 @@ class GroupBuy(EventRecorder):
         events: Events since the last :meth:`collect_events`.
         balances_closed: With the deposit policy: the balance deadline has been acted on
             (:meth:`close_balances`).
+        declined_refunds: The idempotency keys under which the provider declined a refund of
+            a deposit order's money (:meth:`note_declined_refund`); a retry asks under another.
 
     """
 
@@ -588,6 +605,7 @@ class GroupBuy(EventRecorder):
     version: int = 0
     events: tuple[DomainEvent, ...] = ()
     balances_closed: bool = False
+    declined_refunds: tuple[str, ...] = ()
     # Kept in step with the active participations, so a join costs O(1), not O(orders).
     _units: int = attrs.field(default=0, init=False, repr=False)
     _orders_per_buyer: dict[str, int] = attrs.field(factory=dict, init=False, repr=False)
@@ -865,6 +883,35 @@ class GroupBuy(EventRecorder):
             return False
         self.balances_closed = True
         self._record(BalancesClosed, now, actor, balance_due_at=settlement.balance_due_at)
+        return True
+
+    def note_declined_refund(
+        self, *, order_id: str, request_key: str, now: datetime, actor: Actor | None = None
+    ) -> bool:
+        """Remember that the provider declined a refund asked under ``request_key``.
+
+        A deposit order's money has no payment record: the campaign keeps the keys the provider
+        declined, so the next try of that refund asks under a fresh key (the provider answers
+        a key it declined with the same decline). Noting a key again changes nothing.
+
+        Returns:
+            Whether it was noted now.
+
+        Raises:
+            Forbidden: The actor is not the system or the platform.
+            InvalidInput: A blank key; an order that never joined.
+
+        """
+        actor = Actor.system() if actor is None else actor
+        authorize(actor, _SYSTEM, "note_declined_refund", self.id)
+        check_now(now)
+        text("request_key", request_key, max_length=1000)
+        if order_id not in self._index:
+            raise InvalidInput("order_id", order_id, "the order never joined this group buy")
+        if request_key in self.declined_refunds:
+            return False
+        self.declined_refunds = (*self.declined_refunds, request_key)
+        self._record(GroupBuyRefundDeclined, now, actor, order_id=order_id, request_key=request_key)
         return True
 
     # ----------------------------------------------------------------- internals

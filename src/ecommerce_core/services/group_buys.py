@@ -44,7 +44,13 @@ The paths, and what each does exactly once:
   settlement stores its balance and the deadline. ``pay`` then charges the balance
   (``<campaign>:gbbal:<order>``) to the merchant and applies the deposit (deposit account →
   merchant), so the order's money shows the full final price; it fires ``pay_balance`` and
-  may ship. At the deadline :meth:`GroupBuys.expire_due` fires ``expire_balance`` on each
+  may ship. The order then records deposit + balance as its payment
+  (:meth:`Order.record_payment`) and its line falls to the final price
+  (:meth:`Order.lower_price`), so after-sales refunds what the units finally cost;
+  :meth:`GroupBuys.refund` gives a refund back from the balance charge first, then the
+  deposit charge (``<payment id>:<charge>:keyed-refund:<key>``), once per key, and asks a
+  part the provider declined again under a fresh key (noted on the campaign) the next time.
+  At the deadline :meth:`GroupBuys.expire_due` fires ``expire_balance`` on each
   unpaid order: its deposit is forfeited (ledger ``forfeit``) or refunded per
   :attr:`GroupBuyTerms.unpaid_balance`, its stock released, once. A failed campaign or a
   cancel before the close refunds the deposit from its own charge; a cancel after the
@@ -79,20 +85,30 @@ from ecommerce_core.campaigns.group_buy import (
     UnpaidBalance,
 )
 from ecommerce_core.errors import (
+    CurrencyMismatch,
     DeadlinePassed,
     EcommerceCoreError,
+    Forbidden,
     InvalidInput,
     NotFound,
     PaymentNotCompleted,
+    RuleViolation,
     VersionConflict,
 )
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.money import Money
 from ecommerce_core.orders import Order, OrderLine, OrderState, PricingTerms
-from ecommerce_core.payments.ledger import Account, Movement, Posting
+from ecommerce_core.payments.base import Refund, RefundStatus
+from ecommerce_core.payments.ledger import ORDER_LEVEL, Account, Movement, Posting
 from ecommerce_core.payments.notifications import Notification, NotificationKind
 from ecommerce_core.payments.policy import PaymentMethod
-from ecommerce_core.ports import ChargeRequest, GroupBuyRepository, RefundRequest, StockItem
+from ecommerce_core.ports import (
+    ChargeRequest,
+    GatewayStatus,
+    GroupBuyRepository,
+    RefundRequest,
+    StockItem,
+)
 from ecommerce_core.releases import Release, ReleaseKind, releases_for_order
 from ecommerce_core.services._parts import SETTLERS, required, settle
 from ecommerce_core.services.orders import Expired
@@ -118,6 +134,10 @@ _DEPOSIT_PROCESS: Final = GROUP_BUY_DEPOSIT_ORDER_PROCESS.name
 _RETRY: Final = ":retry-"
 _REFUNDS: Final = frozenset({"release", "refund", "return"})
 _MODES: Final = frozenset({GROUP_BUY_ORDER_PROCESS.name, _DEPOSIT_PROCESS})
+_BEFORE_BALANCE: Final = frozenset({OrderState.PENDING_PAYMENT, AWAITING_GROUP, AWAITING_BALANCE})
+_KEYED: Final = ":keyed-refund:"  # a refund asked through refund(): <charge>:keyed-refund:<key>
+_AGAIN: Final = ":again-"  # its request key after the provider declined it: ...:again-<n>
+_REFUNDERS: Final = frozenset({ActorKind.MERCHANT, ActorKind.PLATFORM, ActorKind.SYSTEM})
 
 
 @attrs.frozen(kw_only=True)
@@ -464,6 +484,49 @@ class GroupBuys(PaymentService):
                 self._gb_refund(item, reason="withdrew from the group buy")
         return super().cancel(order_id, actor, reason)  # stock back; nothing more to refund
 
+    def refund(
+        self,
+        order_id: str,
+        actor: Actor,
+        *,
+        key: str,
+        amount: Money | None = None,
+        lines: Mapping[str, Money] | None = None,
+        reason: str = "refund",
+    ) -> Refund:
+        """Give money back as before; a group-buy deposit order's from its own two charges.
+
+        A deposit order whose balance was paid has no payment record: its money is the
+        balance charge and the deposit charge (ledger postings). The refund comes from the
+        balance charge first, then the deposit charge, each through the provider under the
+        request key ``<charge's payment id>:<transaction>:keyed-refund:<key>`` and posted
+        (merchant → buyer, :attr:`Movement.REFUND`) under that ledger key once the provider
+        did it, exactly once; a pending one is posted by the provider's callback. A charge
+        part the provider declined is noted on the campaign and asked again under a fresh key
+        (``...:again-<n>``) the next time ``refund`` is called with ``key``. Never more than a
+        charge still holds, so never more than was paid.
+
+        Returns:
+            The refund (id ``<campaign>:gbbal:<order>:refund:<key>`` for a deposit order):
+            succeeded once every part is posted, failed if the provider declined a part now,
+            else pending.
+
+        Raises:
+            Forbidden: Not the order's merchant, the platform or the system.
+            InvalidInput: A blank key; both or neither of ``amount`` and ``lines``; a zero,
+                negative or too large amount; an unknown line.
+            CurrencyMismatch: Another currency.
+            RuleViolation: Nothing was paid for the order.
+
+        """
+        order = self.orders.get(order_id)
+        if self.group_buys is None or order.process.name != _DEPOSIT_PROCESS:
+            return super().refund(
+                order_id, actor, key=key, amount=amount, lines=lines, reason=reason
+            )
+        wanted = self._gbd_wanted(order, actor, key=key, amount=amount, lines=lines)
+        return self._gbd_refund_keyed(order, key=key, wanted=wanted, reason=reason)
+
     def handle_notification(self, payload: Mapping[str, str]) -> NotificationOutcome:
         """Apply a provider callback as before; a group-buy order it paid then joins.
 
@@ -638,8 +701,19 @@ class GroupBuys(PaymentService):
 
         That happens only when a close was interrupted between saving the campaign and
         settling its orders; every step of the settling is keyed, so nothing happens twice.
+        A deposit order whose balance was paid but not recorded on it yet (interrupted) is
+        recorded paid and lowered to the final price.
         """
         order = super()._reconciled(order)
+        if (
+            self.group_buys is not None
+            and order.process.name == _DEPOSIT_PROCESS
+            and order.state not in _BEFORE_BALANCE
+            and not order.is_final
+            and order.payment is None
+        ):  # its balance was paid, recording it was interrupted: record and lower it now
+            self._gbd_paid(self._group_buys.get(_campaign_of(order)), order.id)
+            return self.orders.get(order.id)
         if (
             self.group_buys is None
             or order.process.name != GROUP_BUY_ORDER_PROCESS.name
@@ -914,6 +988,55 @@ class GroupBuys(PaymentService):
             joined.paid,
             movement=Movement.CAPTURE,
         )
+        self._gbd_paid(campaign, order.id)
+
+    def _gbd_paid(self, campaign: GroupBuy, order_id: str) -> None:
+        """A deposit order's balance is in: record it paid and lower it to the final price.
+
+        The order records deposit plus balance as its payment (:meth:`Order.record_payment`,
+        reference ``<campaign>:gbbal:<order>``), so after-sales takes requests on it, and its
+        lines fall from the list price to the final price (:meth:`Order.lower_price`, an
+        ``after_payment`` cut keyed ``<campaign>:final``): ``order.total`` is then what it paid
+        and after-sales refunds what its units finally cost. Nothing goes back: the deposit
+        and balance were the final price. Both are checked, so a repeat changes nothing.
+        """
+        line = _settlement_line(campaign, order_id)
+        if line is None:  # pragma: no cover - called for an order of the settlement
+            return
+        promotion_id = f"{campaign.id}:final"
+        for _ in range(_RETRIES):
+            order = self.orders.get(order_id)
+            if order.is_final:
+                return  # pragma: no cover - cancelled before an interrupted lowering finished
+            version = order.version
+            now = self.clock.now()
+            order.record_payment(
+                _SYSTEM,
+                amount=line.final_amount,
+                reference=_balance_id(campaign.id, order.id),
+                now=now,
+            )
+            difference = order.total - line.final_amount
+            lowered = any(
+                a.promotion_id == promotion_id for ln in order.lines for a in ln.adjustments
+            )
+            if difference.is_positive and not lowered:
+                cuts = difference.allocate([ln.amount.minor for ln in order.lines])
+                order.lower_price(
+                    _SYSTEM,
+                    promotion_id=promotion_id,
+                    reductions={ln.line_id: cut for ln, cut in zip(order.lines, cuts, strict=True)},
+                    now=now,
+                )
+            if order.version == version:
+                return  # paid and lowered already
+            try:
+                self.orders.save(order, version)
+            except VersionConflict:  # pragma: no cover - needs a concurrent writer
+                continue
+            self._publish(order)
+            return
+        raise VersionConflict(order_id, -1, None)  # pragma: no cover - beyond retries
 
     def _gbd_balance_due(
         self, campaign: GroupBuy, order: Order, line: SettlementLine
@@ -1007,20 +1130,191 @@ class GroupBuys(PaymentService):
         )
 
     def _gbd_return_paid(self, order: Order) -> None:
-        """A deposit order cancelled after its balance was paid: both charges go back."""
-        campaign_id = _campaign_of(order)
+        """A deposit order cancelled after its balance was paid: both charges go back.
+
+        Each charge gives back what it still holds (less what earlier refunds took).
+        """
         merchant = Account.merchant(order.merchant_id)
-        for posting in self.ledger.postings(order.id):
-            for payment_id, end in (
-                (_balance_id(campaign_id, order.id), ":capture"),
-                (_deposit_id(campaign_id, order.id), ":apply"),
+        postings = self.ledger.postings(order.id)
+        for payment_id, transaction_id, charged in self._gbd_charges(order, postings):
+            base = f"{payment_id}:{transaction_id}"
+            left = charged - _refunded_from(
+                postings, base, but=f"{base}:return", zero=Money.zero(order.currency)
+            )
+            if left.is_positive:
+                self._gbd_refund(order, payment_id, transaction_id, left, merchant, what="return")
+
+    def _gbd_charges(self, order: Order, postings: list[Posting]) -> list[tuple[str, str, Money]]:
+        """The charges that paid a deposit order: its balance (if any), then its deposit.
+
+        As ``(payment id, transaction id, amount)``; none before the balance was paid. The
+        balance charge is the one the order took: the last balance capture posted before the
+        deposit was applied (late or duplicate captures were refunded on their own).
+        """
+        campaign_id = _campaign_of(order)
+        deposit_id, balance_id = (
+            _deposit_id(campaign_id, order.id),
+            _balance_id(campaign_id, order.id),
+        )
+        charges: list[tuple[str, str, Money]] = []
+        balance: Posting | None = None
+        for posting in postings:
+            key = posting.key
+            if key.startswith(f"{balance_id}:") and key.endswith(":capture"):
+                balance = posting
+            elif key.startswith(f"{deposit_id}:") and key.endswith(":apply"):
+                if balance is not None:
+                    txn = balance.key[len(balance_id) + 1 : -len(":capture")]
+                    charges.append((balance_id, txn, balance.amount))
+                txn = key[len(deposit_id) + 1 : -len(":apply")]
+                charges.append((deposit_id, txn, posting.amount))
+                break
+        return charges
+
+    def _gbd_wanted(
+        self,
+        order: Order,
+        actor: Actor,
+        *,
+        key: str,
+        amount: Money | None,
+        lines: Mapping[str, Money] | None,
+    ) -> dict[str, Money]:
+        """The checks of :meth:`refund` on a deposit order; the amounts wanted per line."""
+        if (
+            not isinstance(actor, Actor)
+            or actor.kind not in _REFUNDERS
+            or (actor.kind is ActorKind.MERCHANT and actor.id != order.merchant_id)
+        ):
+            raise Forbidden(
+                str(actor), "refund", order.id, "not its merchant, the platform or the system"
+            )
+        if not isinstance(key, str) or not key.strip():
+            raise InvalidInput("key", key, "must be a non-empty string")
+        line_id = order.lines[0].line_id  # a group-buy order has one line
+        if amount is not None and lines is None:
+            wanted: dict[str, object] = {line_id: amount}
+        elif amount is None and isinstance(lines, Mapping):
+            wanted = dict(lines)
+        else:
+            raise InvalidInput("lines", lines, "give an amount or per-line amounts, not both")
+        checked: dict[str, Money] = {}
+        for wanted_line, part in wanted.items():
+            if not isinstance(part, Money) or not part.is_positive:
+                raise InvalidInput("amount", part, "must be positive Money")
+            if part.currency != order.currency:
+                raise CurrencyMismatch(order.currency, part.currency, "refund")
+            if wanted_line == ORDER_LEVEL:  # a group-buy order is paid for its line only
+                raise InvalidInput("lines", part, "more than can still be refunded at order level")
+            if wanted_line != line_id:
+                raise InvalidInput("lines", wanted_line, "no such line on the order")
+            checked[wanted_line] = part
+        return checked
+
+    def _gbd_parts(self, order: Order, key: str, total: Money) -> list[tuple[str, str, Money]]:
+        """Split a refund of ``total`` over the order's charges: the balance's first.
+
+        As ``(payment id, transaction id, amount)`` per charge with a part; a part already
+        posted under this ``key`` keeps its amount, so a repeat splits the same way.
+
+        Raises:
+            RuleViolation: The balance was not paid: nothing was paid for the order.
+            InvalidInput: More than the charges still hold; less than ``key`` refunded already.
+
+        """
+        postings = self.ledger.postings(order.id)
+        charges = self._gbd_charges(order, postings)
+        if not charges:
+            raise RuleViolation(order.id, "refund", order.state, "nothing was paid for this order")
+        zero = Money.zero(order.currency)
+        posted = {p.key: p.amount for p in postings}
+        to_place = total - sum((posted.get(_keyed(p, t, key), zero) for p, t, _ in charges), zero)
+        if to_place.is_negative:
+            raise InvalidInput("key", key, "already refunded more under this key")
+        parts: list[tuple[str, str, Money]] = []
+        for payment_id, transaction_id, charged in charges:
+            ledger_key = _keyed(payment_id, transaction_id, key)
+            part = posted.get(ledger_key)
+            if part is None:
+                base = f"{payment_id}:{transaction_id}"
+                left = charged - _refunded_from(postings, base, but=ledger_key, zero=zero)
+                part = min(to_place, left) if left.is_positive else zero
+                to_place -= part
+            if part.is_positive:
+                parts.append((payment_id, transaction_id, part))
+        if to_place.is_positive:
+            raise InvalidInput("amount", total, "more than the order can still refund")
+        return parts
+
+    def _gbd_refund_keyed(
+        self, order: Order, *, key: str, wanted: Mapping[str, Money], reason: str
+    ) -> Refund:
+        """:meth:`refund` of a deposit order, checked: each charge's part through the provider."""
+        total = sum(wanted.values(), Money.zero(order.currency))
+        parts = self._gbd_parts(order, key, total)
+        campaign = self._group_buys.get(_campaign_of(order))
+        posted = {p.key for p in self.ledger.postings(order.id)}
+        statuses: set[RefundStatus] = set()
+        transaction = ""
+        for payment_id, transaction_id, part in parts:
+            ledger_key = _keyed(payment_id, transaction_id, key)
+            if ledger_key in posted:
+                statuses.add(RefundStatus.SUCCEEDED)
+                continue
+            attempt, request_key = 0, ledger_key
+            while request_key in campaign.declined_refunds:  # declined: ask under a new key
+                attempt += 1
+                request_key = f"{ledger_key}{_AGAIN}{attempt}"
+            result = self.payments.refund(
+                RefundRequest(order.id, transaction_id, part, request_key, payment_id)
+            )
+            if result.succeeded:
+                self._gbd_post(
+                    ledger_key,
+                    order,
+                    Account.merchant(order.merchant_id),
+                    Account.buyer(order.buyer_id),
+                    part,
+                    movement=Movement.REFUND,
+                )
+                statuses.add(RefundStatus.SUCCEEDED)
+                transaction = transaction or result.transaction_id
+            elif result.status is GatewayStatus.PENDING:
+                statuses.add(RefundStatus.PENDING)  # posted by the provider's callback
+            else:
+                self._gbd_note_declined(order, request_key)
+                statuses.add(RefundStatus.FAILED)
+        status = next(
+            (s for s in (RefundStatus.FAILED, RefundStatus.PENDING) if s in statuses),
+            RefundStatus.SUCCEEDED,
+        )
+        now = self.clock.now()
+        return Refund(
+            f"{_balance_id(campaign.id, order.id)}:refund:{key}",
+            tuple(wanted.items()),
+            reason,
+            now,
+            status,
+            transaction_id=transaction,
+            settled_at=None if status is RefundStatus.PENDING else now,
+        )
+
+    def _gbd_note_declined(self, order: Order, request_key: str) -> None:
+        """Note on the campaign that the provider declined ``request_key`` (saved, once)."""
+        for _ in range(_RETRIES):
+            campaign = self._group_buys.get(_campaign_of(order))
+            version = campaign.version
+            if not campaign.note_declined_refund(
+                order_id=order.id, request_key=request_key, now=self.clock.now(), actor=_SYSTEM
             ):
-                prefix = f"{payment_id}:"
-                if posting.key.startswith(prefix) and posting.key.endswith(end):
-                    transaction_id = posting.key[len(prefix) : -len(end)]
-                    self._gbd_refund(
-                        order, payment_id, transaction_id, posting.amount, merchant, what="return"
-                    )
+                return
+            try:
+                self._group_buys.save(campaign, version)
+            except VersionConflict:  # pragma: no cover - needs a concurrent writer
+                continue
+            self.publisher.publish(campaign.collect_events())
+            return
+        raise VersionConflict(_campaign_of(order), -1, None)  # pragma: no cover - beyond retries
 
     def _gbd_refund(
         self,
@@ -1063,6 +1357,9 @@ class GroupBuys(PaymentService):
                 record(order.id, notification.transaction_id, notification.amount)
             except EcommerceCoreError as refused:
                 outcome = f"refused and refunded: {refused}"
+        elif notification.kind is NotificationKind.FAILED and _KEYED in notification.request_key:
+            self._gbd_note_declined(order, notification.request_key)  # asked again next time
+            outcome = "refund declined: asked again under a new key next time"
         elif notification.kind is NotificationKind.FAILED and notification.request_key:
             key = notification.request_key.split(_RETRY, 1)[0]
             transaction_id, _, what = key[len(payment_id) + 1 :].rpartition(":")
@@ -1078,8 +1375,8 @@ class GroupBuys(PaymentService):
                 )
                 outcome = "refund declined: asked again"
         elif notification.kind is NotificationKind.REFUNDED and notification.request_key:
-            key = notification.request_key.split(_RETRY, 1)[0]
-            source = _refund_source(order, key.rpartition(":")[2])
+            key = notification.request_key.split(_RETRY, 1)[0].split(_AGAIN, 1)[0]
+            source = _refund_source(order, "refund" if _KEYED in key else key.rpartition(":")[2])
             if key.startswith(f"{payment_id}:") and not self._gbd_posted(order.id, key):
                 self._gbd_post(
                     key,
@@ -1170,3 +1467,21 @@ def _refund_source(order: Order, what: str) -> Account:
     if what == "release":
         return Account.deposit(order.buyer_id)
     return Account.merchant(order.merchant_id)
+
+
+def _keyed(payment_id: str, transaction_id: str, key: str) -> str:
+    """The ledger key of the part of a :meth:`GroupBuys.refund` one charge gives back."""
+    return f"{payment_id}:{transaction_id}{_KEYED}{key}"
+
+
+def _refunded_from(postings: Iterable[Posting], base: str, *, but: str, zero: Money) -> Money:
+    """What refunds already gave back from the charge ``base`` (but the one keyed ``but``)."""
+    prefix = f"{base}:"
+    return sum(
+        (
+            p.amount
+            for p in postings
+            if p.movement is Movement.REFUND and p.key.startswith(prefix) and p.key != but
+        ),
+        zero,
+    )

@@ -1,0 +1,202 @@
+"""The deposit group-buy race, plus deliveries and returns of delivered orders at random.
+
+Extends :class:`DepositGroupBuyRaces` (every rule and invariant of it still holds): orders
+that paid their balance are shipped and delivered, their buyers return random units (the
+provider refunds, declines or leaves the refund pending; its callbacks come later, or the
+refund is declined in one), and after-sales asks again for the refunds not done. After every
+step, on top of the race's invariants: each request's refund is posted at most its amount,
+exactly it once the request is refunded, and a delivered order kept the final price less what
+after-sales gave back. At the end the provider answers everything and every approved refund
+is done: the provider's books agree with the ledger.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import invariant, precondition, rule
+
+from ecommerce_core import Actor, AfterSalesItem, EcommerceCoreError, Money, TrackingEvent
+from ecommerce_core.adapters.memory import (
+    InMemoryAfterSalesRepository,
+    InMemoryShipmentRepository,
+)
+from ecommerce_core.aftersales import AfterSalesPolicy, OrderAfterSales
+from ecommerce_core.errors import NotFound
+from ecommerce_core.payments.ledger import Movement
+from ecommerce_core.ports import GatewayStatus
+from ecommerce_core.services import AfterSalesService, FulfilmentService
+from ecommerce_core.services.aftersales import ledger_refunds
+from test_group_buy_deposit_service_stateful import MERCHANT, STOCK, DepositGroupBuyRaces
+
+CNY = "CNY"
+REFUNDS = st.sampled_from([GatewayStatus.SUCCEEDED, GatewayStatus.DECLINED, GatewayStatus.PENDING])
+
+
+class DepositGroupBuyReturns(DepositGroupBuyRaces):
+    """The deposit race, with deliveries and after-sales returns through ``ledger_refunds``."""
+
+    def wired(self) -> tuple[FulfilmentService, AfterSalesService]:
+        if not hasattr(self, "after_sales"):
+            records, shipments = InMemoryAfterSalesRepository(), InMemoryShipmentRepository()
+            common = {
+                "orders": self.repo,
+                "shipments": shipments,
+                "clock": self.clock,
+                "ids": self.service.ids,
+                "publisher": self.service.publisher,
+                "inventory": self.inventory,
+            }
+            self.fulfilment = FulfilmentService(
+                after_sales=records, policy=self.service.policy, **common
+            )
+            self.after_sales = AfterSalesService(
+                after_sales=records,
+                refunds=ledger_refunds(self.service),
+                policy=AfterSalesPolicy(),
+                order_policy=self.service.policy,
+                **common,
+            )
+        return self.fulfilment, self.after_sales
+
+    def in_state(self, state: str) -> list[str]:
+        return [o.id for o in self.repo.all() if o.state == state]
+
+    def record(self, order_id: str) -> OrderAfterSales | None:
+        try:
+            return self.wired()[1].record(order_id)
+        except NotFound:
+            return None
+
+    @precondition(lambda self: self.in_state("awaiting_shipment"))
+    @rule(data=st.data())
+    def ship_and_deliver(self, data: st.DataObject) -> None:
+        order_id = data.draw(st.sampled_from(self.in_state("awaiting_shipment")), label="order")
+        fulfilment, _ = self.wired()
+        fulfilment.ship(order_id, MERCHANT, carrier="SF", tracking_number=f"SF-{order_id}")
+        fulfilment.record_tracking(
+            TrackingEvent(f"t-{order_id}", "SF", f"SF-{order_id}", "delivered", self.clock.now())
+        )
+
+    @precondition(lambda self: self.in_state("delivered"))
+    @rule(data=st.data(), units=st.integers(1, 3), refund=REFUNDS)
+    def return_units(self, data: st.DataObject, units: int, refund: GatewayStatus) -> None:
+        order_id = data.draw(st.sampled_from(self.in_state("delivered")), label="order")
+        buyer = Actor.buyer(self.repo.get(order_id).buyer_id)
+        _, service = self.wired()
+        self.refund_outcome = refund
+        try:
+            request = service.request(
+                order_id,
+                buyer,
+                kind="return_and_refund",
+                reason="no_reason",
+                items=[AfterSalesItem("1", units)],
+            )
+        except EcommerceCoreError:  # more units than are left to return
+            return
+        finally:
+            self.refund_outcome = GatewayStatus.SUCCEEDED
+        self.refund_outcome = refund
+        service.approve(order_id, request.request_id, MERCHANT)
+        service.ship_back(
+            order_id, request.request_id, buyer, carrier="YTO", tracking_number=request.request_id
+        )
+        service.receive_return(order_id, request.request_id, MERCHANT)
+        service.accept_return(order_id, request.request_id, MERCHANT)  # restocked
+        self.restocked = getattr(self, "restocked", 0) + units
+        event(f"a return refunded at once: {request.request_id in self.refunded_now(order_id)}")
+        self.refund_outcome = GatewayStatus.SUCCEEDED
+
+    def refunded_now(self, order_id: str) -> set[str]:
+        record = self.record(order_id)
+        requests = record.requests if record is not None else ()
+        return {r.request_id for r in requests if r.state == "refunded"}
+
+    @precondition(lambda self: self.in_state("delivered"))
+    @rule(data=st.data(), refund=REFUNDS)
+    def ask_again(self, data: st.DataObject, refund: GatewayStatus) -> None:
+        order_id = data.draw(st.sampled_from(self.in_state("delivered")), label="order")
+        if self.record(order_id) is None:
+            return
+        self.refund_outcome = refund
+        self.wired()[1].settle_refunds(order_id)
+        self.refund_outcome = GatewayStatus.SUCCEEDED
+
+    @invariant()
+    def stock_is_held_exactly_by_the_orders_still_alive(self) -> None:
+        """As in the race, less the units returned: they are back on sale."""
+        alive = [o for o in self.repo.all() if o.state != "cancelled"]
+        held = sum(o.lines[0].quantity for o in alive) - getattr(self, "restocked", 0)
+        assert self.inventory.available("tea") == STOCK - held
+
+    @invariant()
+    def each_request_is_refunded_at_most_once(self) -> None:
+        if not hasattr(self, "service"):
+            return
+        settlement = self.campaign().settlement
+        for order in self.repo.all():
+            record = self.record(order.id) if hasattr(self, "after_sales") else None
+            if record is None:
+                continue
+            for request in record.requests:
+                if request.refund is None:
+                    continue
+                key = f"{order.id}:after-sales:{request.request_id}:refund"
+                posted = sum(
+                    (
+                        p.amount
+                        for p in self.ledger.postings(order.id)
+                        if p.movement is Movement.REFUND and p.key.endswith(key)
+                    ),
+                    Money.zero(CNY),
+                )
+                assert posted <= request.refund.total, (request, posted)
+                if request.state == "refunded":
+                    assert posted == request.refund.total, (request, posted)
+            if order.state == "delivered" and settlement is not None:
+                money = self.service.money(order.id)
+                kept = settlement.unit_price * order.lines[0].quantity
+                assert money.paid_in == kept
+                assert money.paid_in - money.refunded >= kept - record.refunded_amount("1") - sum(
+                    (r.refund.total for r in record.requests if r.refund and r.state != "refunded"),
+                    Money.zero(CNY),
+                )
+
+    def teardown(self) -> None:
+        if not hasattr(self, "service"):
+            return
+        self.outcome = self.refund_outcome = GatewayStatus.SUCCEEDED
+        for _ in range(3):
+            while self.pending_keys() or self.undelivered:
+                for key in self.pending_keys():
+                    self.undelivered.append(self.gateway.settle_pending(key))
+                while self.undelivered:
+                    self.service.handle_notification(self.undelivered.pop())
+            for order_id in self.in_state("delivered"):
+                if self.record(order_id) is not None:
+                    self.wired()[1].settle_refunds(order_id)
+            self.clock.advance(timedelta(hours=3))
+            self.service.expire_due()
+        self.each_request_is_refunded_at_most_once()
+        for order in self.repo.all():
+            record = self.record(order.id) if hasattr(self, "after_sales") else None
+            money = self.service.money(order.id)
+            if record is not None:
+                assert all(r.state == "refunded" for r in record.requests if r.refund), record
+                given_back = sum(
+                    (r.refund.total for r in record.requests if r.refund), Money.zero(CNY)
+                )
+                assert money.refunded == given_back
+            net = self.gateway.charged.get(order.id, Money.zero(CNY)) - self.gateway.refunded.get(
+                order.id, Money.zero(CNY)
+            )
+            assert net == money.paid_in - money.refunded, (order.id, net, money)
+
+
+DepositGroupBuyReturns.TestCase.settings = settings(
+    max_examples=40, stateful_step_count=80, deadline=None
+)
+TestDepositGroupBuyReturns = DepositGroupBuyReturns.TestCase
