@@ -420,7 +420,12 @@ def run_script(service, method, quantities, steps):
 from ecommerce_core.ports import GatewayStatus  # noqa: E402  # beside the tests that use it
 
 _ANSWERS = st.sampled_from(
-    [GatewayStatus.SUCCEEDED, GatewayStatus.SUCCEEDED, GatewayStatus.DECLINED, GatewayStatus.PENDING]
+    [
+        GatewayStatus.SUCCEEDED,
+        GatewayStatus.SUCCEEDED,
+        GatewayStatus.DECLINED,
+        GatewayStatus.PENDING,
+    ]
 )
 _STEPS = st.lists(
     st.tuples(
@@ -459,7 +464,7 @@ class TestPayingThroughTheService:
         steps=[("pay", "buyer"), ("ship", "buyer"), ("deliver", "buyer"), ("confirm", "buyer")],
     )
     def test_a_lifecycle_ends_with_the_state_and_events_of_the_general_code(
-        self, method, prices, quantities, fee, rate, cap, decide, steps
+        self, *, method, prices, quantities, fee, rate, cap, decide, steps
     ):
         from decimal import Decimal  # noqa: PLC0415
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -41,6 +42,7 @@ from ecommerce_core.payments.ledger import (
 from ecommerce_core.payments.online import Capture, CaptureStatus, GatewayPayment, _capture
 from ecommerce_core.payments.settlement import (
     _Book,
+    _settle,
     collect_postings,
     payer_postings,
     refund_postings,
@@ -681,3 +683,85 @@ class TestCapturesAndKeys:
         assert type(payment.keys) is MappingProxyType
         assert dict(payment.keys) == {**before, "b": "2"}
         assert dict(keys) == before  # the old mapping is untouched
+
+
+class _LookAlike(Account):
+    """An account subclass: settling from or to it takes the checked path."""
+
+
+class TestSettlingInPlace:
+    """``_settle`` builds a plain book's postings itself; exactly what ``_Book.add`` builds."""
+
+    @given(
+        shares=st.lists(
+            st.tuples(st.sampled_from([*LINES, 7]), st.integers(-5, 50_000)), max_size=4
+        ),
+        source=st.sampled_from([*ACCOUNTS, _LookAlike(AccountKind.BUYER, "alice")]),
+        merchant=st.sampled_from([*ACCOUNTS, _LookAlike(AccountKind.MERCHANT, "m-1")]),
+        policy=policies,
+        plain=st.booleans(),
+    )
+    @settings(max_examples=150)
+    def test_settling_books_or_refuses_what_adding_share_by_share_does(
+        self, shares, source, merchant, policy, plain
+    ):
+        def settle(*, by_hand: bool) -> Any:
+            at = AT if plain else AT.astimezone(timezone(timedelta(hours=8)))
+            book = _Book("op", "o-1", Movement.CAPTURE, at, "CNY")
+            if by_hand:  # _settle's loop before it built postings itself
+                book_add = book.add
+
+                class Adding:
+                    plain = False
+
+                    def __getattr__(self, name: str) -> Any:
+                        return getattr(book, name)
+
+                    def add(self, *args: Any) -> None:
+                        book_add(*args)
+
+                _settle(Adding(), shares, source=source, merchant=merchant, policy=policy, done=())  # type: ignore[arg-type]
+            else:
+                _settle(book, shares, source=source, merchant=merchant, policy=policy, done=())
+            return book.postings
+
+        fast, slow = outcome(lambda: settle(by_hand=False)), outcome(lambda: settle(by_hand=True))
+        assert fast == slow
+        if isinstance(fast, list):
+            assert [type(p) for p in fast] == [type(p) for p in slow]
+
+
+class TestTwins:
+    """``_slots.twin``: a posting built through its twin is a plain, frozen Posting."""
+
+    def test_a_posting_built_through_the_twin_is_the_one_the_class_builds(self):
+        built = ledger_module._posting(
+            "op/1", "o-1", "1", BUYER, MERCHANT, cny(5), Movement.CAPTURE, AT
+        )
+        assert type(built) is Posting
+        assert built == Posting("op/1", "o-1", "1", BUYER, MERCHANT, cny(5), Movement.CAPTURE, AT)
+        assert hash(built) == hash(
+            Posting("op/1", "o-1", "1", BUYER, MERCHANT, cny(5), Movement.CAPTURE, AT)
+        )
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            built.key = "other"  # type: ignore[misc]
+
+    def test_the_twin_is_cached_and_no_attrs_class(self):
+        from ecommerce_core import _slots  # noqa: PLC0415
+
+        made = _slots.twin(Posting)
+        assert made is _slots.twin(Posting)
+        assert issubclass(made, Posting)
+        assert not attrs.has(made)
+
+    def test_a_class_that_is_not_frozen_and_slotted_has_no_twin(self):
+        from ecommerce_core import _slots  # noqa: PLC0415
+
+        @attrs.define
+        class Mutable:
+            value: int
+
+        with pytest.raises(TypeError, match="not a frozen slotted class"):
+            _slots.twin(Mutable)
+        with pytest.raises(TypeError, match="not a frozen slotted class"):
+            _slots.twin(int)

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["builder", "event", "new", "slot_setter"]
+__all__ = ["builder", "event", "new", "slot_setter", "twin"]
 
 new = object.__new__
 """``new(cls)``: an instance with no field set yet (set every one before it escapes)."""
@@ -137,3 +137,44 @@ def builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
     built: Callable[..., Any] = namespace["build"]
     _BUILDERS[key] = built
     return built
+
+
+_TWINS: dict[type, type] = {}
+
+
+def twin(cls: type) -> type:
+    """A mutable stand-in for the frozen, slotted ``cls``: build one, then make it a ``cls``.
+
+    The twin is a subclass of ``cls`` that adds no slot and sets attributes the plain way, so
+    ``built = new(twin(cls)); built.a = ...; built.__class__ = cls`` sets each slot with a
+    plain store (no call per field) and ends with an instance of exactly ``cls`` (Python
+    allows the class switch because the layouts are the same). It is not an attrs class
+    (``attrs.has`` is false: serializers looking for attrs subclasses skip it) and never
+    escapes its builder. Cached per class.
+
+    Raises:
+        TypeError: ``cls`` has no slots of its own or is not frozen (nothing to gain).
+
+    """
+    found = _TWINS.get(cls)
+    if found is not None:
+        return found
+    if "__slots__" not in vars(cls) or cls.__setattr__ is object.__setattr__:  # type: ignore[comparison-overlap]
+        msg = f"{cls.__qualname__} is not a frozen slotted class"
+        raise TypeError(msg)
+    found = type(
+        f"_{cls.__name__}Twin",
+        (cls,),
+        {
+            "__slots__": (),
+            # both: a Python-level __delattr__ left in the chain would route every store
+            # through __setattr__ lookups instead of the slot itself
+            "__setattr__": object.__setattr__,
+            "__delattr__": object.__delattr__,
+            "__attrs_attrs__": None,
+            "__module__": cls.__module__,
+            "__doc__": f"The mutable builder of {cls.__qualname__} (private).",
+        },
+    )
+    _TWINS[cls] = found
+    return found
