@@ -765,3 +765,86 @@ class TestTwins:
             _slots.twin(Mutable)
         with pytest.raises(TypeError, match="not a frozen slotted class"):
             _slots.twin(int)
+
+
+class _Discounted(OrderLine):
+    """A line subclass: allocation asks its own ``amount``."""
+
+    @property
+    def amount(self) -> Money:
+        return cny(1)
+
+
+class _Allocated:
+    """What allocation_of reads of an order: its lines and shipping fee."""
+
+    def __init__(self, lines: list[OrderLine], shipping_fee: Money) -> None:
+        self.lines, self.shipping_fee = lines, shipping_fee
+
+
+class TestAllocations:
+    """``allocation_of`` figures a plain line's amount in minor units: what ``line.amount`` is."""
+
+    @given(
+        lines=st.lists(
+            st.tuples(
+                st.sampled_from([1, 7, 3_000_000, 10**12, 10**13]),
+                st.integers(1, 10**6),
+                st.integers(0, 500),
+                st.booleans(),
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        fee=st.integers(0, 900),
+    )
+    @settings(max_examples=100)
+    def test_each_line_is_allocated_what_it_costs_or_refused_as_its_amount_is(self, lines, fee):
+        from ecommerce_core.money import MAX_MINOR_UNITS  # noqa: PLC0415
+        from ecommerce_core.payments.base import allocation_of  # noqa: PLC0415
+
+        built = []
+        for number, (price, quantity, discount, special) in enumerate(lines, 1):
+            kind = _Discounted if special else OrderLine
+            line = kind(str(number), f"sku-{number}", 1, cny(price))
+            object.__setattr__(line, "quantity", quantity)  # past the checks: any stored line
+            object.__setattr__(line, "discount", cny(min(discount, MAX_MINOR_UNITS)))
+            built.append(line)
+        order = _Allocated(built, cny(fee))
+
+        def plain() -> Any:
+            out = [(line.line_id, line.amount) for line in order.lines]
+            if order.shipping_fee.is_positive:
+                out.append((ORDER_LEVEL, order.shipping_fee))
+            return tuple(out)
+
+        fast, slow = outcome(lambda: allocation_of(order)), outcome(plain)  # type: ignore[arg-type]
+        assert fast == slow
+        if not isinstance(fast[0], type):  # built, not refused: plain Money throughout
+            assert all(type(amount) is Money for _, amount in fast)
+
+    def test_a_line_with_another_currency_discount_is_refused_as_its_amount_is(self):
+        from ecommerce_core.payments.base import allocation_of  # noqa: PLC0415
+
+        line = OrderLine("1", "sku-1", 2, cny(500))
+        object.__setattr__(line, "discount", Money(5, "USD"))
+        got = outcome(lambda: allocation_of(_Allocated([line], cny(0))))  # type: ignore[arg-type]
+        assert got == outcome(lambda: line.amount)
+        assert got[0] is CurrencyMismatch
+
+
+class TestMoneyFromArithmetic:
+    """Money built through its twin is plain, frozen, equal and hashed as the class builds it."""
+
+    @given(st.one_of(st.integers(-(10**6), 10**6), st.integers(-2 * 10**18, 2 * 10**18)))
+    def test_a_result_is_the_money_the_class_builds(self, minor):
+        from ecommerce_core.money import _result  # noqa: PLC0415
+
+        got = outcome(lambda: _result(minor, "CNY"))
+        want = outcome(lambda: Money(minor, "CNY"))
+        assert got == want
+        if isinstance(got, Money):
+            assert type(got) is Money
+            assert hash(got) == hash(want)
+            with pytest.raises(attrs.exceptions.FrozenInstanceError):
+                got.minor = 0  # type: ignore[misc]
