@@ -754,6 +754,62 @@ class TestTwins:
         assert issubclass(made, Posting)
         assert not attrs.has(made)
 
+    def test_every_event_built_through_its_twin_is_the_one_its_class_builds(self):
+        from ecommerce_core import _slots  # noqa: PLC0415
+        from ecommerce_core.payments.events import CaptureRequested, PaymentStarted  # noqa: PLC0415
+        from ecommerce_core.payments.policy import PaymentMethod  # noqa: PLC0415
+
+        for cls, fields in (
+            (PaymentStarted, {"order_id": "o-1", "method": PaymentMethod.ONLINE, "amount": cny(5)}),
+            (CaptureRequested, {"capture_key": "k", "amount": cny(5)}),
+        ):
+            built = _slots.event(cls, "p-1", 2, AT, "buyer:b-1", fields)
+            expected = cls(
+                aggregate_id="p-1", version=2, occurred_at=AT, actor="buyer:b-1", **fields
+            )
+            assert type(built) is cls
+            assert built == expected
+            assert hash(built) == hash(expected)
+            with pytest.raises(attrs.exceptions.FrozenInstanceError):
+                built.version = 3  # type: ignore[misc]
+
+    def test_a_frozen_value_built_by_a_builder_goes_through_its_twin(self):
+        from ecommerce_core import _slots  # noqa: PLC0415
+        from ecommerce_core.orders import Deadline  # noqa: PLC0415
+
+        build = _slots.builder(Deadline, ("at", "trigger"))
+        built = build(AT, "close")
+        assert type(built) is Deadline
+        assert built == Deadline(AT, "close")
+        assert _slots._STAND_INS[Deadline] is _slots.twin(Deadline)
+
+    def test_the_codec_registry_names_the_event_classes_not_their_twins(self):
+        from ecommerce_core import _slots  # noqa: PLC0415
+        from ecommerce_core.adapters.codec import event_types  # noqa: PLC0415
+        from ecommerce_core.payments.events import PaymentCaptured  # noqa: PLC0415
+
+        stand_in = _slots.twin(PaymentCaptured)
+        assert stand_in.__name__ == "PaymentCaptured"
+        assert event_types()["PaymentCaptured"] is PaymentCaptured
+
+    def test_a_class_that_allows_no_twin_is_built_through_its_setters(self):
+        from ecommerce_core import _slots  # noqa: PLC0415
+        from ecommerce_core.events import DomainEvent  # noqa: PLC0415
+
+        @attrs.frozen(kw_only=True)
+        class Sealed(DomainEvent):
+            note: str
+
+            def __init_subclass__(cls, **kwargs: Any) -> None:
+                raise TypeError("no subclasses")
+
+        built = _slots.event(Sealed, "o-1", 1, AT, "a", {"note": "x"})
+        assert type(built) is Sealed
+        assert built == Sealed(aggregate_id="o-1", version=1, occurred_at=AT, actor="a", note="x")
+        assert _slots._STAND_INS[Sealed] is None
+        build = _slots.builder(Sealed, ("aggregate_id", "version", "occurred_at", "actor", "note"))
+        assert build("o-1", 1, AT, "a", "x") == built
+
     def test_a_class_that_is_not_frozen_and_slotted_has_no_twin(self):
         from ecommerce_core import _slots  # noqa: PLC0415
 
