@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ecommerce_core import CurrencyMismatch, InvalidInput, Money
@@ -904,3 +904,113 @@ class TestMoneyFromArithmetic:
             assert hash(got) == hash(want)
             with pytest.raises(attrs.exceptions.FrozenInstanceError):
                 got.minor = 0  # type: ignore[misc]
+
+
+class _Odd(Money):
+    """A Money subclass: a payment authorized in it takes the Money arithmetic."""
+
+
+_CAPTURE_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(["request", "succeed", "fail", "unasked"]),
+        st.integers(-3, 300),
+    ),
+    max_size=6,
+)
+
+
+class TestCaptureArithmetic:
+    """Captures figure what is left, and what a capture does to the payment, in minor units."""
+
+    @given(authorized=st.one_of(st.none(), st.integers(1, 400)), steps=_CAPTURE_STEPS)
+    @settings(max_examples=120)
+    def test_a_capture_is_refused_exactly_when_it_is_more_than_the_money_left(
+        self, authorized, steps
+    ):
+        payment = started_payment()
+        if authorized is not None:
+            payment.authorize(
+                amount=cny(authorized), transaction_id="t-1", now=AT, ttl=timedelta(days=1)
+            )
+        for number, (step, minor) in enumerate(steps):
+            if step != "request":
+                continue
+            sale = payment.state == "created"
+            ceiling = payment.total if sale else payment.authorized
+            left = ceiling - payment.captured - payment.capturing
+            allowed = payment.state in {"created", "authorized", "captured"}
+            got = outcome(
+                lambda number=number, minor=minor: payment.request_capture(
+                    f"c-{number}", Actor.platform("ops"), amount=cny(minor), now=AT
+                )
+            )
+            if allowed and minor > 0 and cny(minor) > left:
+                what = "the order total" if sale else "authorized"
+                message = f"more than {what}: {left} is left to capture of {ceiling}"
+                assert got[0] is InvalidInput
+                assert message in str(got[1])
+            elif allowed and minor > 0:
+                assert isinstance(got, Capture)
+            else:
+                assert isinstance(got, tuple)  # refused for another reason
+
+    @given(authorized=st.integers(1, 400), steps=_CAPTURE_STEPS)
+    @example(authorized=100, steps=[("request", 60), ("unasked", 50)])  # pending counts
+    @settings(max_examples=120)
+    def test_a_booked_capture_changes_the_payment_as_the_money_arithmetic_does(
+        self, authorized, steps
+    ):
+        payments = []
+        for odd in (False, True):
+            payment = started_payment()
+            payment.authorize(
+                amount=cny(authorized), transaction_id="t-1", now=AT, ttl=timedelta(days=1)
+            )
+            if odd:  # authorized in a Money subclass: the arithmetic path
+                payment.authorized = _Odd(authorized, "CNY")
+            payments.append(payment)
+        policy = PaymentPolicy()
+        for number, (step, minor) in enumerate(steps):
+            results = []
+            for payment in payments:
+                got = outcome(
+                    lambda p=payment, s=step, n=number, m=minor: capture_step(p, s, n, m, policy)
+                )
+                results.append(got if isinstance(got, (bool, tuple)) else fields(got))
+            assert results[0] == results[1]
+            fast, slow = payments
+            assert (fast.authorized.minor, fast.authorized.currency) == (
+                slow.authorized.minor,
+                slow.authorized.currency,
+            )
+            assert (fast.state, fast.deadline, fast.transaction_id, fast.captures) == (
+                slow.state,
+                slow.deadline,
+                slow.transaction_id,
+                slow.captures,
+            )
+            assert fast.events == slow.events
+            assert fast.postings == slow.postings
+
+
+def capture_step(
+    payment: GatewayPayment, step: str, number: int, minor: int, policy: PaymentPolicy
+) -> Any:
+    """One step on a payment's captures: ask, answer the oldest pending one, or book unasked."""
+    pending = [c.key for c in payment.captures if c.status is CaptureStatus.PENDING]
+    if step == "request":
+        return payment.request_capture(
+            f"c-{number}", Actor.platform("ops"), amount=cny(minor), now=AT
+        )
+    if step == "succeed" and pending:
+        return payment.capture_succeeded(pending[0], transaction_id="t-2", now=AT, policy=policy)
+    if step == "fail" and pending:
+        return payment.capture_failed(pending[0], now=AT, reason="no")
+    return payment._book_capture(
+        f"txn:{number}", cny(max(minor, 1)), transaction_id=f"t-{number}", now=AT, policy=policy
+    )
+
+
+def fields(value: Any) -> dict[str, Any]:
+    """Every field of an attrs instance, by name."""
+    return attrs.asdict(value, recurse=False)
