@@ -419,6 +419,7 @@ def run_script(service, method, quantities, steps):
 
 from ecommerce_core.ports import GatewayStatus  # noqa: E402  # beside the tests that use it
 
+POLICY_RATE = __import__("decimal").Decimal("0.05")
 _ANSWERS = st.sampled_from(
     [
         GatewayStatus.SUCCEEDED,
@@ -478,3 +479,34 @@ class TestPayingThroughTheService:
         fast, slow = (run_script(w, method, quantities, steps) for w in worlds)
         assert fast == slow
         assert snapshot(worlds[0]) == snapshot(worlds[1])
+
+    @settings(max_examples=10, deadline=None)
+    @given(method=st.sampled_from(["online", "escrow"]), cancelled=st.booleans())
+    def test_a_sale_its_order_no_longer_takes_is_reconciled_by_the_general_code(
+        self, method, cancelled
+    ):
+        from ecommerce_core.orders import CartItem  # noqa: PLC0415
+        from ecommerce_core.payments.escrow import EscrowPayment  # noqa: PLC0415
+
+        buyer = Actor.buyer("b-1")
+        worlds = []
+        for plain in (False, True):
+            world = payment_world(
+                plain=plain, prices=[500], fee=0, rate=POLICY_RATE, cap=0, decide=[]
+            )
+            (order,) = world.checkout(buyer, [CartItem("sku-0", 2)], method)
+            kind = EscrowPayment if method == "escrow" else GatewayPayment
+            payment = kind.start("p-1", order, buyer, now=NOW)
+            payment.request_capture("p-1:sale", buyer, amount=order.total, now=NOW)
+            payment.capture_succeeded(
+                "p-1:sale", transaction_id="t-1", now=NOW, policy=world.payment_policy
+            )
+            if cancelled:  # not payable any more: the money it took goes back
+                world.cancel(order.id, buyer, "changed my mind")
+            world.payment_records.add(payment)  # a capture that arrived late
+            stored = world.orders.get(order.id)
+            world._reconcile_sale(stored, world.payment_records.get("p-1"))
+            worlds.append(world)
+        assert snapshot(worlds[0]) == snapshot(worlds[1])
+        refunded = worlds[0].payment_records.get("p-1").refunds
+        assert bool(refunded) is cancelled

@@ -235,10 +235,12 @@ class PaymentCore(OrderService):
             return self._reconcile_after(order, [payment])
         capture = payment.captures[0]
         total = order.total
+        paid_state = order.process.target(order.state, "pay", order, total)
         if (
             capture.status is not CaptureStatus.SUCCEEDED
             or capture.amount != total
-            or order.process.target(order.state, "pay", order, total) is None
+            or paid_state is None  # not payable (the general code gives the money back)
+            or paid_state == AWAITING_RELEASE  # paid straight into release: the general code
         ):
             return self._reconcile_after(order, [payment])
         now = self._now()
@@ -252,8 +254,6 @@ class PaymentCore(OrderService):
         self._publish(order)
         self.inventory.commit(order.id)
         confirm_payment_holds(order, self.promotion_ledger)
-        if order.state == AWAITING_RELEASE:  # a process that releases at once: the general path
-            return self._reconcile_after(order, [payment])
         return self._reconciled(order)
 
     def _reconciled(self, order: Order) -> Order:
