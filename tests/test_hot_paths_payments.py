@@ -315,3 +315,198 @@ class TestSyncingHolds:
             lambda o: service._sync_holds(o, payments, now),
             lambda o: reference_sync_holds(o, payments, now),
         )
+
+
+# ----------------------------------------------------------------- whole commands, both ways
+
+
+def payment_world(*, plain: bool, prices, fee: int, rate, cap, decide):
+    """A PaymentService on in-memory adapters; ``plain`` takes the general code everywhere."""
+    from ecommerce_core.adapters.memory import (  # noqa: PLC0415  # only these tests need them
+        InMemoryCarriers,
+        InMemoryCatalog,
+        InMemoryCreditLines,
+        InMemoryInventory,
+        InMemoryLedger,
+        InMemoryOrderRepository,
+        InMemoryPaymentRepository,
+        ManualClock,
+        RecordingPublisher,
+        ScriptedPaymentGateway,
+        SequentialIds,
+    )
+    from ecommerce_core.delivery import DeliveryOption  # noqa: PLC0415
+    from ecommerce_core.payments.policy import PaymentPolicy  # noqa: PLC0415
+    from ecommerce_core.ports import Product  # noqa: PLC0415
+    from ecommerce_core.services import PaymentService  # noqa: PLC0415
+
+    class PlainPaymentService(PaymentService):
+        """Every command through the general code the fast paths stand in for."""
+
+        def _reconcile_sale(self, order, payment):
+            return self._reconcile_after(order, [payment])
+
+    kind = PlainPaymentService if plain else PaymentService
+    carriers = InMemoryCarriers()
+    carriers.offer("m-1", DeliveryOption("sf", "SF", "standard", Money(fee, CNY), 2))
+    service = kind(
+        orders=InMemoryOrderRepository(),
+        inventory=InMemoryInventory({f"sku-{n}": 1000 for n in range(len(prices))}),
+        catalog=InMemoryCatalog(
+            [Product(f"sku-{n}", "m-1", f"item {n}", Money(p, CNY)) for n, p in enumerate(prices)]
+        ),
+        payments=ScriptedPaymentGateway(),
+        clock=ManualClock(NOW),
+        ids=SequentialIds(),
+        publisher=RecordingPublisher(),
+        carriers=carriers,
+        ledger=InMemoryLedger(),
+        payment_records=InMemoryPaymentRepository(),
+        credit_lines=InMemoryCreditLines({"b-1": Money(10**12, CNY)}),
+        payment_policy=PaymentPolicy(
+            commission_rate=rate, commission_caps={CNY: Money(cap, CNY)} if cap else {}
+        ),
+    )
+    answers = iter(decide)
+    service.payments.decide = lambda _: next(answers, GatewayStatus.SUCCEEDED)
+    return service
+
+
+def stored(payment):
+    """A payment's fields, without its memo of derived figures (a cache, not state)."""
+    return {name: value for name, value in fields(payment).items() if name != "_memo"}
+
+
+def snapshot(service):
+    """Everything a service stored or published, comparable field by field."""
+    return (
+        [fields(o) for o in service.orders.all()],
+        [stored(p) for p in service.payment_records.all()],
+        service.ledger.all(),
+        service.publisher.published,
+        dict(service.payments.charged),
+        dict(service.payments.refunded),
+    )
+
+
+def run_script(service, method, quantities, steps):
+    """Check out, then run ``steps`` (command names with their actor); each command's outcome."""
+    from ecommerce_core.orders import CartItem  # noqa: PLC0415
+
+    buyer, merchant, carrier = Actor.buyer("b-1"), Actor.merchant("m-1"), Actor.carrier("SF")
+    items = [CartItem(f"sku-{n}", q) for n, q in enumerate(quantities)]
+    (order,) = service.checkout(buyer, items, method, delivery={"m-1": "sf"})
+    results = []
+    for step, who in steps:
+        actor = {"buyer": buyer, "other": Actor.buyer("b-2"), "platform": Actor.platform("ops")}[
+            who
+        ]
+        commands = {
+            "pay": lambda a=actor: service.pay(order.id, a),
+            "pay_keyed": lambda a=actor: service.pay(order.id, a, key="k-1"),
+            "authorize": lambda a=actor: service.pay(order.id, a, capture=False),
+            "ship": lambda: service.ship(order.id, merchant, carrier="SF", tracking_number="SF1"),
+            "deliver": lambda: service.deliver(order.id, carrier),
+            "confirm": lambda: service.confirm_receipt(order.id, buyer),
+            "cancel": lambda a=actor: service.cancel(order.id, a, "changed my mind"),
+        }
+        got = outcome(commands[step])
+        if got[0] == "value":
+            got = ("value", fields(got[1]))
+        results.append(got)
+    return results
+
+
+from ecommerce_core.ports import GatewayStatus  # noqa: E402  # beside the tests that use it
+
+POLICY_RATE = __import__("decimal").Decimal("0.05")
+_ANSWERS = st.sampled_from(
+    [
+        GatewayStatus.SUCCEEDED,
+        GatewayStatus.SUCCEEDED,
+        GatewayStatus.DECLINED,
+        GatewayStatus.PENDING,
+    ]
+)
+_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["pay", "pay", "pay_keyed", "authorize", "ship", "deliver", "confirm", "cancel"]
+        ),
+        st.sampled_from(["buyer", "buyer", "other", "platform"]),
+    ),
+    min_size=1,
+    max_size=6,
+).map(lambda steps: [("pay", "buyer"), *steps])
+
+
+class TestPayingThroughTheService:
+    """Whole commands with the fast paths store and publish what the general code does."""
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        method=st.sampled_from(["online", "escrow"]),
+        prices=st.lists(st.integers(1, 500_000), min_size=1, max_size=3),
+        quantities=st.lists(st.integers(1, 4), min_size=3, max_size=3),
+        fee=st.integers(0, 3000),
+        rate=st.sampled_from(["0", "0.006", "0.05", "0.3"]),
+        cap=st.sampled_from([0, 0, 1, 499]),
+        decide=st.lists(_ANSWERS, max_size=4),
+        steps=_STEPS,
+    )
+    @example(
+        method="online",
+        prices=[3800, 2500],
+        quantities=[2, 4, 1],
+        fee=0,
+        rate="0.05",
+        cap=0,
+        decide=[],
+        steps=[("pay", "buyer"), ("ship", "buyer"), ("deliver", "buyer"), ("confirm", "buyer")],
+    )
+    def test_a_lifecycle_ends_with_the_state_and_events_of_the_general_code(
+        self, *, method, prices, quantities, fee, rate, cap, decide, steps
+    ):
+        from decimal import Decimal  # noqa: PLC0415
+
+        worlds = [
+            payment_world(
+                plain=plain, prices=prices, fee=fee, rate=Decimal(rate), cap=cap, decide=decide
+            )
+            for plain in (False, True)
+        ]
+        quantities = quantities[: len(prices)]
+        fast, slow = (run_script(w, method, quantities, steps) for w in worlds)
+        assert fast == slow
+        assert snapshot(worlds[0]) == snapshot(worlds[1])
+
+    @settings(max_examples=10, deadline=None)
+    @given(method=st.sampled_from(["online", "escrow"]), cancelled=st.booleans())
+    def test_a_sale_its_order_no_longer_takes_is_reconciled_by_the_general_code(
+        self, method, cancelled
+    ):
+        from ecommerce_core.orders import CartItem  # noqa: PLC0415
+        from ecommerce_core.payments.escrow import EscrowPayment  # noqa: PLC0415
+
+        buyer = Actor.buyer("b-1")
+        worlds = []
+        for plain in (False, True):
+            world = payment_world(
+                plain=plain, prices=[500], fee=0, rate=POLICY_RATE, cap=0, decide=[]
+            )
+            (order,) = world.checkout(buyer, [CartItem("sku-0", 2)], method)
+            kind = EscrowPayment if method == "escrow" else GatewayPayment
+            payment = kind.start("p-1", order, buyer, now=NOW)
+            payment.request_capture("p-1:sale", buyer, amount=order.total, now=NOW)
+            payment.capture_succeeded(
+                "p-1:sale", transaction_id="t-1", now=NOW, policy=world.payment_policy
+            )
+            if cancelled:  # not payable any more: the money it took goes back
+                world.cancel(order.id, buyer, "changed my mind")
+            world.payment_records.add(payment)  # a capture that arrived late
+            stored = world.orders.get(order.id)
+            world._reconcile_sale(stored, world.payment_records.get("p-1"))
+            worlds.append(world)
+        assert snapshot(worlds[0]) == snapshot(worlds[1])
+        refunded = worlds[0].payment_records.get("p-1").refunds
+        assert bool(refunded) is cancelled

@@ -15,8 +15,9 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
+import attrs
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ecommerce_core import CurrencyMismatch, InvalidInput, Money
@@ -41,6 +42,7 @@ from ecommerce_core.payments.ledger import (
 from ecommerce_core.payments.online import Capture, CaptureStatus, GatewayPayment, _capture
 from ecommerce_core.payments.settlement import (
     _Book,
+    _settle,
     collect_postings,
     payer_postings,
     refund_postings,
@@ -681,3 +683,334 @@ class TestCapturesAndKeys:
         assert type(payment.keys) is MappingProxyType
         assert dict(payment.keys) == {**before, "b": "2"}
         assert dict(keys) == before  # the old mapping is untouched
+
+
+class _LookAlike(Account):
+    """An account subclass: settling from or to it takes the checked path."""
+
+
+class TestSettlingInPlace:
+    """``_settle`` builds a plain book's postings itself; exactly what ``_Book.add`` builds."""
+
+    @given(
+        shares=st.lists(
+            st.tuples(st.sampled_from([*LINES, 7]), st.integers(-5, 50_000)), max_size=4
+        ),
+        source=st.sampled_from([*ACCOUNTS, _LookAlike(AccountKind.BUYER, "alice")]),
+        merchant=st.sampled_from([*ACCOUNTS, _LookAlike(AccountKind.MERCHANT, "m-1")]),
+        policy=policies,
+        plain=st.booleans(),
+    )
+    @settings(max_examples=150)
+    def test_settling_books_or_refuses_what_adding_share_by_share_does(
+        self, shares, source, merchant, policy, plain
+    ):
+        def settle(*, by_hand: bool) -> Any:
+            at = AT if plain else AT.astimezone(timezone(timedelta(hours=8)))
+            book = _Book("op", "o-1", Movement.CAPTURE, at, "CNY")
+            if by_hand:  # _settle's loop before it built postings itself
+                book_add = book.add
+
+                class Adding:
+                    plain = False
+
+                    def __getattr__(self, name: str) -> Any:
+                        return getattr(book, name)
+
+                    def add(self, *args: Any) -> None:
+                        book_add(*args)
+
+                _settle(Adding(), shares, source=source, merchant=merchant, policy=policy, done=())  # type: ignore[arg-type]
+            else:
+                _settle(book, shares, source=source, merchant=merchant, policy=policy, done=())
+            return book.postings
+
+        fast, slow = outcome(lambda: settle(by_hand=False)), outcome(lambda: settle(by_hand=True))
+        assert fast == slow
+        if isinstance(fast, list):
+            assert [type(p) for p in fast] == [type(p) for p in slow]
+
+
+class TestTwins:
+    """``_slots.twin``: a posting built through its twin is a plain, frozen Posting."""
+
+    def test_a_posting_built_through_the_twin_is_the_one_the_class_builds(self):
+        built = ledger_module._posting(
+            "op/1", "o-1", "1", BUYER, MERCHANT, cny(5), Movement.CAPTURE, AT
+        )
+        assert type(built) is Posting
+        assert built == Posting("op/1", "o-1", "1", BUYER, MERCHANT, cny(5), Movement.CAPTURE, AT)
+        assert hash(built) == hash(
+            Posting("op/1", "o-1", "1", BUYER, MERCHANT, cny(5), Movement.CAPTURE, AT)
+        )
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            built.key = "other"  # type: ignore[misc]
+
+    def test_the_twin_is_cached_and_no_attrs_class(self):
+        from ecommerce_core import _slots  # noqa: PLC0415
+
+        made = _slots.twin(Posting)
+        assert made is _slots.twin(Posting)
+        assert issubclass(made, Posting)
+        assert not attrs.has(made)
+
+    def test_every_event_built_through_its_twin_is_the_one_its_class_builds(self):
+        from ecommerce_core import _slots  # noqa: PLC0415
+        from ecommerce_core.payments.events import CaptureRequested, PaymentStarted  # noqa: PLC0415
+        from ecommerce_core.payments.policy import PaymentMethod  # noqa: PLC0415
+
+        for cls, fields in (
+            (PaymentStarted, {"order_id": "o-1", "method": PaymentMethod.ONLINE, "amount": cny(5)}),
+            (CaptureRequested, {"capture_key": "k", "amount": cny(5)}),
+        ):
+            built = _slots.event(cls, "p-1", 2, AT, "buyer:b-1", fields)
+            expected = cls(
+                aggregate_id="p-1", version=2, occurred_at=AT, actor="buyer:b-1", **fields
+            )
+            assert type(built) is cls
+            assert built == expected
+            assert hash(built) == hash(expected)
+            with pytest.raises(attrs.exceptions.FrozenInstanceError):
+                built.version = 3  # type: ignore[misc]
+
+    def test_a_frozen_value_built_by_a_builder_goes_through_its_twin(self):
+        from ecommerce_core import _slots  # noqa: PLC0415
+        from ecommerce_core.orders import Deadline  # noqa: PLC0415
+
+        build = _slots.builder(Deadline, ("at", "trigger"))
+        built = build(AT, "close")
+        assert type(built) is Deadline
+        assert built == Deadline(AT, "close")
+        assert _slots._STAND_INS[Deadline] is _slots.twin(Deadline)
+
+    def test_the_codec_registry_names_the_event_classes_not_their_twins(self):
+        from ecommerce_core import _slots  # noqa: PLC0415
+        from ecommerce_core.adapters.codec import event_types  # noqa: PLC0415
+        from ecommerce_core.payments.events import PaymentCaptured  # noqa: PLC0415
+
+        stand_in = _slots.twin(PaymentCaptured)
+        assert stand_in.__name__ == "PaymentCaptured"
+        assert event_types()["PaymentCaptured"] is PaymentCaptured
+
+    def test_a_class_that_allows_no_twin_is_built_through_its_setters(self):
+        from ecommerce_core import _slots  # noqa: PLC0415
+        from ecommerce_core.events import DomainEvent  # noqa: PLC0415
+
+        @attrs.frozen(kw_only=True)
+        class Sealed(DomainEvent):
+            note: str
+
+            def __init_subclass__(cls, **kwargs: Any) -> None:
+                raise TypeError("no subclasses")
+
+        built = _slots.event(Sealed, "o-1", 1, AT, "a", {"note": "x"})
+        assert type(built) is Sealed
+        assert built == Sealed(aggregate_id="o-1", version=1, occurred_at=AT, actor="a", note="x")
+        assert _slots._STAND_INS[Sealed] is None
+        build = _slots.builder(Sealed, ("aggregate_id", "version", "occurred_at", "actor", "note"))
+        assert build("o-1", 1, AT, "a", "x") == built
+
+    def test_a_class_that_is_not_frozen_and_slotted_has_no_twin(self):
+        from ecommerce_core import _slots  # noqa: PLC0415
+
+        @attrs.define
+        class Mutable:
+            value: int
+
+        with pytest.raises(TypeError, match="not a frozen slotted class"):
+            _slots.twin(Mutable)
+        with pytest.raises(TypeError, match="not a frozen slotted class"):
+            _slots.twin(int)
+
+
+class _Discounted(OrderLine):
+    """A line subclass: allocation asks its own ``amount``."""
+
+    @property
+    def amount(self) -> Money:
+        return cny(1)
+
+
+class _Allocated:
+    """What allocation_of reads of an order: its lines and shipping fee."""
+
+    def __init__(self, lines: list[OrderLine], shipping_fee: Money) -> None:
+        self.lines, self.shipping_fee = lines, shipping_fee
+
+
+class TestAllocations:
+    """``allocation_of`` figures a plain line's amount in minor units: what ``line.amount`` is."""
+
+    @given(
+        lines=st.lists(
+            st.tuples(
+                st.sampled_from([1, 7, 3_000_000, 10**12, 10**13]),
+                st.integers(1, 10**6),
+                st.integers(0, 500),
+                st.booleans(),
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        fee=st.integers(0, 900),
+    )
+    @settings(max_examples=100)
+    def test_each_line_is_allocated_what_it_costs_or_refused_as_its_amount_is(self, lines, fee):
+        from ecommerce_core.money import MAX_MINOR_UNITS  # noqa: PLC0415
+        from ecommerce_core.payments.base import allocation_of  # noqa: PLC0415
+
+        built = []
+        for number, (price, quantity, discount, special) in enumerate(lines, 1):
+            kind = _Discounted if special else OrderLine
+            line = kind(str(number), f"sku-{number}", 1, cny(price))
+            object.__setattr__(line, "quantity", quantity)  # past the checks: any stored line
+            object.__setattr__(line, "discount", cny(min(discount, MAX_MINOR_UNITS)))
+            built.append(line)
+        order = _Allocated(built, cny(fee))
+
+        def plain() -> Any:
+            out = [(line.line_id, line.amount) for line in order.lines]
+            if order.shipping_fee.is_positive:
+                out.append((ORDER_LEVEL, order.shipping_fee))
+            return tuple(out)
+
+        fast, slow = outcome(lambda: allocation_of(order)), outcome(plain)  # type: ignore[arg-type]
+        assert fast == slow
+        if not isinstance(fast[0], type):  # built, not refused: plain Money throughout
+            assert all(type(amount) is Money for _, amount in fast)
+
+    def test_a_line_with_another_currency_discount_is_refused_as_its_amount_is(self):
+        from ecommerce_core.payments.base import allocation_of  # noqa: PLC0415
+
+        line = OrderLine("1", "sku-1", 2, cny(500))
+        object.__setattr__(line, "discount", Money(5, "USD"))
+        got = outcome(lambda: allocation_of(_Allocated([line], cny(0))))  # type: ignore[arg-type]
+        assert got == outcome(lambda: line.amount)
+        assert got[0] is CurrencyMismatch
+
+
+class TestMoneyFromArithmetic:
+    """Money built through its twin is plain, frozen, equal and hashed as the class builds it."""
+
+    @given(st.one_of(st.integers(-(10**6), 10**6), st.integers(-2 * 10**18, 2 * 10**18)))
+    def test_a_result_is_the_money_the_class_builds(self, minor):
+        from ecommerce_core.money import _result  # noqa: PLC0415
+
+        got = outcome(lambda: _result(minor, "CNY"))
+        want = outcome(lambda: Money(minor, "CNY"))
+        assert got == want
+        if isinstance(got, Money):
+            assert type(got) is Money
+            assert hash(got) == hash(want)
+            with pytest.raises(attrs.exceptions.FrozenInstanceError):
+                got.minor = 0  # type: ignore[misc]
+
+
+class _Odd(Money):
+    """A Money subclass: a payment authorized in it takes the Money arithmetic."""
+
+
+_CAPTURE_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(["request", "succeed", "fail", "unasked"]),
+        st.integers(-3, 300),
+    ),
+    max_size=6,
+)
+
+
+class TestCaptureArithmetic:
+    """Captures figure what is left, and what a capture does to the payment, in minor units."""
+
+    @given(authorized=st.one_of(st.none(), st.integers(1, 400)), steps=_CAPTURE_STEPS)
+    @settings(max_examples=120)
+    def test_a_capture_is_refused_exactly_when_it_is_more_than_the_money_left(
+        self, authorized, steps
+    ):
+        payment = started_payment()
+        if authorized is not None:
+            payment.authorize(
+                amount=cny(authorized), transaction_id="t-1", now=AT, ttl=timedelta(days=1)
+            )
+        for number, (step, minor) in enumerate(steps):
+            if step != "request":
+                continue
+            sale = payment.state == "created"
+            ceiling = payment.total if sale else payment.authorized
+            left = ceiling - payment.captured - payment.capturing
+            allowed = payment.state in {"created", "authorized", "captured"}
+            got = outcome(
+                lambda number=number, minor=minor: payment.request_capture(
+                    f"c-{number}", Actor.platform("ops"), amount=cny(minor), now=AT
+                )
+            )
+            if allowed and minor > 0 and cny(minor) > left:
+                what = "the order total" if sale else "authorized"
+                message = f"more than {what}: {left} is left to capture of {ceiling}"
+                assert got[0] is InvalidInput
+                assert message in str(got[1])
+            elif allowed and minor > 0:
+                assert isinstance(got, Capture)
+            else:
+                assert isinstance(got, tuple)  # refused for another reason
+
+    @given(authorized=st.integers(1, 400), steps=_CAPTURE_STEPS)
+    @example(authorized=100, steps=[("request", 60), ("unasked", 50)])  # pending counts
+    @settings(max_examples=120)
+    def test_a_booked_capture_changes_the_payment_as_the_money_arithmetic_does(
+        self, authorized, steps
+    ):
+        payments = []
+        for odd in (False, True):
+            payment = started_payment()
+            payment.authorize(
+                amount=cny(authorized), transaction_id="t-1", now=AT, ttl=timedelta(days=1)
+            )
+            if odd:  # authorized in a Money subclass: the arithmetic path
+                payment.authorized = _Odd(authorized, "CNY")
+            payments.append(payment)
+        policy = PaymentPolicy()
+        for number, (step, minor) in enumerate(steps):
+            results = []
+            for payment in payments:
+                got = outcome(
+                    lambda p=payment, s=step, n=number, m=minor: capture_step(p, s, n, m, policy)
+                )
+                results.append(got if isinstance(got, (bool, tuple)) else fields(got))
+            assert results[0] == results[1]
+            fast, slow = payments
+            assert (fast.authorized.minor, fast.authorized.currency) == (
+                slow.authorized.minor,
+                slow.authorized.currency,
+            )
+            assert (fast.state, fast.deadline, fast.transaction_id, fast.captures) == (
+                slow.state,
+                slow.deadline,
+                slow.transaction_id,
+                slow.captures,
+            )
+            assert fast.events == slow.events
+            assert fast.postings == slow.postings
+
+
+def capture_step(
+    payment: GatewayPayment, step: str, number: int, minor: int, policy: PaymentPolicy
+) -> Any:
+    """One step on a payment's captures: ask, answer the oldest pending one, or book unasked."""
+    pending = [c.key for c in payment.captures if c.status is CaptureStatus.PENDING]
+    if step == "request":
+        return payment.request_capture(
+            f"c-{number}", Actor.platform("ops"), amount=cny(minor), now=AT
+        )
+    if step == "succeed" and pending:
+        return payment.capture_succeeded(pending[0], transaction_id="t-2", now=AT, policy=policy)
+    if step == "fail" and pending:
+        return payment.capture_failed(pending[0], now=AT, reason="no")
+    return payment._book_capture(
+        f"txn:{number}", cny(max(minor, 1)), transaction_id=f"t-{number}", now=AT, policy=policy
+    )
+
+
+def fields(value: Any) -> dict[str, Any]:
+    """Every field of an attrs instance, by name."""
+    return attrs.asdict(value, recurse=False)

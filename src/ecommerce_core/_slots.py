@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["builder", "event", "new", "slot_setter"]
+__all__ = ["builder", "event", "new", "slot_setter", "twin"]
 
 new = object.__new__
 """``new(cls)``: an instance with no field set yet (set every one before it escapes)."""
@@ -80,18 +80,34 @@ def event(  # noqa: PLR0917  # the event's four common fields, then the rest as 
     if setters is None:
         setters = _PLAIN[cls] = _plain_setters(cls)
     if len(setters) == 4 + len(fields):  # every field given (a field missing: the class)
-        try:
-            built: Any = new(cls)
-            setters["aggregate_id"](built, aggregate_id)
-            setters["version"](built, version)
-            setters["occurred_at"](built, at)
-            setters["actor"](built, actor)
-            for name, value in fields.items():
-                setters[name](built, value)
-        except KeyError:
-            pass  # a name that is not a field: the class raises its TypeError below
-        else:
-            return built
+        stand_in = _STAND_INS[cls] if cls in _STAND_INS else _twin_or_none(cls)
+        if stand_in is None:
+            try:
+                built: Any = new(cls)
+                setters["aggregate_id"](built, aggregate_id)
+                setters["version"](built, version)
+                setters["occurred_at"](built, at)
+                setters["actor"](built, actor)
+                for name, value in fields.items():
+                    setters[name](built, value)
+            except KeyError:
+                pass  # a name that is not a field: the class raises its TypeError below
+            else:
+                return built
+        else:  # plain stores on the twin, then the class switch (see twin)
+            for name in fields:
+                if name not in setters:
+                    break  # not a field: the class raises its TypeError below
+            else:
+                built = new(stand_in)
+                built.aggregate_id = aggregate_id
+                built.version = version
+                built.occurred_at = at
+                built.actor = actor
+                for name, value in fields.items():
+                    _setattr(built, name, value)
+                built.__class__ = cls
+                return built
     return cls(aggregate_id=aggregate_id, version=version, occurred_at=at, actor=actor, **fields)
 
 
@@ -119,15 +135,20 @@ def builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
     init = getattr(vars(cls).get("__init__"), "__code__", None)  # attrs' own, not hand-written
     generated = init is not None and init.co_filename.startswith("<attrs generated")
     if generated and setters and len(names) == len(setters) and set(names) == set(setters):
-        body = [f"def build({arguments}):", "    built = _new(_cls)"]
         mutable = cls.__setattr__ is object.__setattr__  # type: ignore[comparison-overlap]
-        # not frozen: plain stores, cheaper still than the slots' setters
+        stand_in = None if mutable else _twin_or_none(cls)
+        body = [f"def build({arguments}):", "    built = _new(_twin or _cls)"]
+        # not frozen, or frozen with a twin: plain stores, cheaper still than the setters
         body += [
-            f"    built.{name} = _{i}" if mutable else f"    _set_{i}(built, _{i})"
+            f"    built.{name} = _{i}"
+            if mutable or stand_in is not None
+            else f"    _set_{i}(built, _{i})"
             for i, name in enumerate(names)
         ]
+        if stand_in is not None:
+            body.append("    built.__class__ = _cls")
         body.append("    return built")
-        namespace: dict[str, Any] = {"_new": new, "_cls": cls}
+        namespace: dict[str, Any] = {"_new": new, "_cls": cls, "_twin": stand_in}
         namespace.update({f"_set_{i}": setters[name] for i, name in enumerate(names)})
     else:
         keywords = ", ".join(f"{name}=_{i}" for i, name in enumerate(names))
@@ -137,3 +158,68 @@ def builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
     built: Callable[..., Any] = namespace["build"]
     _BUILDERS[key] = built
     return built
+
+
+_TWINS: dict[type, type] = {}
+
+
+def twin(cls: type) -> type:
+    """A mutable stand-in for the frozen, slotted ``cls``: build one, then make it a ``cls``.
+
+    The twin is a subclass of ``cls`` that adds no slot and sets attributes the plain way, so
+    ``built = new(twin(cls)); built.a = ...; built.__class__ = cls`` sets each slot with a
+    plain store (no call per field) and ends with an instance of exactly ``cls`` (Python
+    allows the class switch because the layouts are the same). It is not an attrs class
+    (``attrs.has`` is false: serializers looking for attrs subclasses skip it) and never
+    escapes its builder. Cached per class.
+
+    Raises:
+        TypeError: ``cls`` has no slots of its own or is not frozen (nothing to gain).
+
+    """
+    found = _TWINS.get(cls)
+    if found is not None:
+        return found
+    if "__slots__" not in vars(cls) or cls.__setattr__ is object.__setattr__:  # type: ignore[comparison-overlap]
+        msg = f"{cls.__qualname__} is not a frozen slotted class"
+        raise TypeError(msg)
+    found = type(
+        cls.__name__,  # named as the class: a registry by name resolves the pair to the class
+        (cls,),
+        {
+            "__qualname__": cls.__qualname__,
+            "__slots__": (),
+            # both: a Python-level __delattr__ left in the chain would route every store
+            # through __setattr__ lookups instead of the slot itself
+            "__setattr__": object.__setattr__,
+            "__delattr__": object.__delattr__,
+            "__attrs_attrs__": None,
+            "__module__": cls.__module__,
+            "__doc__": f"The mutable builder of {cls.__qualname__} (private).",
+        },
+    )
+    _TWINS[cls] = found
+    return found
+
+
+_setattr = setattr
+
+
+def _twin_or_none(cls: type) -> type | None:
+    """:func:`twin` of ``cls``, or ``None`` when it cannot stand in for ``cls``.
+
+    The class switch must be allowed (it is not, for instance, when ``cls`` declares
+    ``__slots__`` beyond what its twin inherits, or defines ``__class__``): tried once here.
+    """
+    found: type | None
+    try:
+        found = twin(cls)
+        probe: Any = new(found)
+        probe.__class__ = cls
+    except TypeError:
+        found = None
+    _STAND_INS[cls] = found
+    return found
+
+
+_STAND_INS: dict[type, type | None] = {}  # per class: its twin, or None (none can stand in)

@@ -335,10 +335,10 @@ class ScriptedPaymentGateway:
 
     def charge(self, request: ChargeRequest) -> GatewayResult:
         """Authorize and capture at once, once per idempotency key."""
-        if type(request) is not ChargeRequest or request.payment_id:
+        if type(request) is not ChargeRequest:
             return self._answer(request, "ch", None)
         # A first charge under its key, answered SUCCEEDED: what _answer and _apply do for it,
-        # in one frame. Anything else (a repeat, a refusal, a payment id) takes _answer.
+        # in one frame. Anything else (a repeat, a refusal) takes _answer.
         amount = request.amount
         key = request.idempotency_key
         if type(amount) is not Money or amount.minor <= 0 or key in self._answers:
@@ -350,11 +350,12 @@ class ScriptedPaymentGateway:
             return result
         transaction_id = f"ch-{next(self._ids)}"
         result = _gateway_result(status, transaction_id, amount, _STATUS_TEXT[status])
-        book = self._books.get(transaction_id)
+        book_key = request.payment_id or transaction_id  # a legacy charge: its own book
+        book = self._books.get(book_key)
         if book is None:
             book = _provider_payment(request.order_id, amount.currency, 0, 0, 0, False)  # noqa: FBT003  # voided
-            self._books[transaction_id] = book
-        self._by_transaction[transaction_id] = transaction_id
+            self._books[book_key] = book
+        self._by_transaction[transaction_id] = book_key
         book.authorized += amount.minor
         book.captured += amount.minor
         self._add(self.charged, request.order_id, amount)

@@ -33,9 +33,9 @@ from ecommerce_core.errors import (
     NotFound,
 )
 from ecommerce_core.events import DomainEvent
-from ecommerce_core.money import Money
+from ecommerce_core.money import MAX_MINOR_UNITS, Money
 from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
-from ecommerce_core.orders import Order, check_now
+from ecommerce_core.orders import Order, OrderLine, check_now
 from ecommerce_core.payments.events import RefundFailed, RefundRequested, RefundSucceeded
 from ecommerce_core.payments.ledger import (
     ORDER_LEVEL,
@@ -65,7 +65,21 @@ REFUNDERS: Final = frozenset({ActorKind.MERCHANT, ActorKind.PLATFORM, ActorKind.
 
 def allocation_of(order: Order) -> Allocation:
     """What each line of ``order`` costs after discounts, and the shipping fee at order level."""
-    lines = [(line.line_id, line.amount) for line in order.lines]
+    lines: list[tuple[str, Money]] = []
+    for line in order.lines:  # line.amount in minor units for the plain line (no frames)
+        unit, discount, quantity = line.unit_price, line.discount, line.quantity
+        if (
+            type(line) is OrderLine
+            and type(unit) is Money
+            and type(discount) is Money
+            and type(quantity) is int
+            and unit.currency == discount.currency
+        ):
+            gross = unit.minor * quantity  # unit_price * quantity, if it stays in range
+            if -MAX_MINOR_UNITS <= gross <= MAX_MINOR_UNITS:
+                lines.append((line.line_id, _money(gross - discount.minor, unit.currency)))
+                continue
+        lines.append((line.line_id, line.amount))  # anything else: the property raises or builds
     if order.shipping_fee.is_positive:
         lines.append((ORDER_LEVEL, order.shipping_fee))
     return tuple(lines)

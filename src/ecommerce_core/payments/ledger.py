@@ -46,6 +46,7 @@ from typing import Any, Final
 
 import attrs
 
+from ecommerce_core._slots import twin
 from ecommerce_core.errors import CurrencyMismatch, InvalidInput
 from ecommerce_core.money import Money
 
@@ -323,10 +324,7 @@ class Posting:
 
 
 _new = object.__new__
-_SET_KEY, _SET_ORDER, _SET_LINE, _SET_SOURCE, _SET_TARGET, _SET_AMOUNT, _SET_MOVEMENT, _SET_AT = (
-    Posting.__dict__[name].__set__
-    for name in ("key", "order_id", "line_id", "source", "target", "amount", "movement", "at")
-)
+_POSTING_TWIN: Final = twin(Posting)
 
 
 def _posting(  # noqa: PLR0917  # the posting's eight fields, in order
@@ -344,16 +342,17 @@ def _posting(  # noqa: PLR0917  # the posting's eight fields, in order
     For settlement's books, which check what their postings share once and what differs per
     posting by type (see ``settlement._Book``); anything else calls the class.
     """
-    posting: Posting = _new(Posting)
-    _SET_KEY(posting, key)
-    _SET_ORDER(posting, order_id)
-    _SET_LINE(posting, line_id)
-    _SET_SOURCE(posting, source)
-    _SET_TARGET(posting, target)
-    _SET_AMOUNT(posting, amount)
-    _SET_MOVEMENT(posting, movement)
-    _SET_AT(posting, at)
-    return posting
+    posting: Any = _new(_POSTING_TWIN)  # plain stores, then a Posting (see _slots.twin)
+    posting.key = key
+    posting.order_id = order_id
+    posting.line_id = line_id
+    posting.source = source
+    posting.target = target
+    posting.amount = amount
+    posting.movement = movement
+    posting.at = at
+    posting.__class__ = Posting
+    return posting  # type: ignore[no-any-return]  # a Posting now
 
 
 @attrs.frozen

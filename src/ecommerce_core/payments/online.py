@@ -35,7 +35,7 @@ import attrs
 from ecommerce_core._slots import new, slot_setter
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.errors import CurrencyMismatch, InvalidInput, TransitionNotAllowed
-from ecommerce_core.money import Money
+from ecommerce_core.money import MAX_MINOR_UNITS, Money
 from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.orders import Order, check_now
 from ecommerce_core.payments.base import PaymentRecord, Refund, RefundStatus, allocation_of
@@ -339,8 +339,19 @@ class GatewayPayment(PaymentRecord):
         ceiling = self.total if sale else self.authorized
         captured, capturing = self._capture_minors()
         currency = self.total.currency  # what the two sums are in
-        left = ceiling - _money(captured, currency) - _money(capturing, currency)
-        if amount > left:
+        room = ceiling.minor - captured - capturing
+        if (  # in range throughout: what the Money arithmetic below gives, without its frames
+            captured <= MAX_MINOR_UNITS
+            and capturing <= MAX_MINOR_UNITS
+            and ceiling.minor - captured >= -MAX_MINOR_UNITS
+            and room >= -MAX_MINOR_UNITS
+            and ceiling.currency == currency
+        ):
+            fits = amount.minor <= room
+        else:  # let the arithmetic raise what it raises
+            fits = not amount > (ceiling - _money(captured, currency) - _money(capturing, currency))
+        if not fits:
+            left = ceiling - _money(captured, currency) - _money(capturing, currency)
             what = "the order total" if sale else "authorized"
             raise InvalidInput(
                 "amount", amount, f"more than {what}: {left} is left to capture of {ceiling}"
@@ -372,7 +383,7 @@ class GatewayPayment(PaymentRecord):
                 now=now,
                 policy=policy,
             )
-        self.captures = tuple(c for c in self.captures if c.key != key)
+        self.captures = tuple([c for c in self.captures if c.key != key])  # no generator frame
         self._book_capture(
             key,
             capture.amount,
@@ -446,13 +457,27 @@ class GatewayPayment(PaymentRecord):
         )
         captured_minor, capturing_minor = self._capture_minors()  # unchanged below
         currency = self.total.currency
-        captured = _money(captured_minor, currency)
-        if self.state == G.CREATED or self.authorized < captured:
-            self.authorized = max(captured, self.authorized)
-        self.transaction_id = self.transaction_id or transaction_id
-        self.state = dest
-        if captured + _money(capturing_minor, currency) >= self.authorized:
-            self.deadline = None
+        authorized = self.authorized
+        if (  # the sums in range and one currency: nothing below can raise, so in minor units
+            type(authorized) is Money
+            and authorized.currency == currency
+            and captured_minor + capturing_minor <= MAX_MINOR_UNITS
+        ):
+            if captured_minor > authorized.minor:  # max(captured, authorized): captured
+                self.authorized = authorized = _money(captured_minor, currency)
+            # else max gives an amount equal to the authorized one: it stays
+            self.transaction_id = self.transaction_id or transaction_id
+            self.state = dest
+            if captured_minor + capturing_minor >= authorized.minor:
+                self.deadline = None
+        else:  # anything unusual: the Money arithmetic, which raises what it raises
+            captured = _money(captured_minor, currency)
+            if self.state == G.CREATED or self.authorized < captured:
+                self.authorized = max(captured, self.authorized)
+            self.transaction_id = self.transaction_id or transaction_id
+            self.state = dest
+            if captured + _money(capturing_minor, currency) >= self.authorized:
+                self.deadline = None
         self._record(
             PaymentCaptured,
             now,

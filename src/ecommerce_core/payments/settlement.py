@@ -226,10 +226,54 @@ def _settle(
     due = policy.commission_total(gross).minor - charged_before
     cuts = dict(zip(keys, _allocate(due, minors, now), strict=True)) if due > 0 else {}
     platform = _COMMISSION
+    if not (
+        book.plain
+        and type(source) is Account
+        and type(merchant) is Account
+        and (source.kind is not merchant.kind or source.owner != merchant.owner)
+        and (source.kind is not platform.kind or source.owner != platform.owner)
+    ):
+        for line_id, minor in shares:
+            cut = cuts.get(line_id, 0)  # zero shares are dropped: moved not
+            book.add(line_id, source, merchant, minor - cut)
+            book.add(line_id, source, platform, cut)
+        return
+    # What book.add checks per posting is checked above once (the accounts are the same for
+    # every share); per share only the line id's type is left: the postings are built here.
+    postings, key, order_id = book.postings, book.key, book.order_id
+    movement, at, currency = book.movement, book.at, book.currency
     for line_id, minor in shares:
-        cut = cuts.get(line_id, 0)  # zero shares are dropped: moved not
-        book.add(line_id, source, merchant, minor - cut)
-        book.add(line_id, source, platform, cut)
+        cut = cuts.get(line_id, 0)
+        if type(line_id) is not str:  # let book.add check (and raise) exactly as it does
+            book.add(line_id, source, merchant, minor - cut)
+            book.add(line_id, source, platform, cut)
+            continue
+        if minor - cut > 0:
+            postings.append(
+                _posting(
+                    f"{key}/{len(postings) + 1}",
+                    order_id,
+                    line_id,
+                    source,
+                    merchant,
+                    _money(minor - cut, currency),
+                    movement,
+                    at,
+                )
+            )
+        if cut > 0:
+            postings.append(
+                _posting(
+                    f"{key}/{len(postings) + 1}",
+                    order_id,
+                    line_id,
+                    source,
+                    platform,
+                    _money(cut, currency),
+                    movement,
+                    at,
+                )
+            )
 
 
 def payer_postings(

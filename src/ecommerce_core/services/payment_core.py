@@ -215,6 +215,47 @@ class PaymentCore(OrderService):
             return self.reconcile(order.id)
         return self._reconciled(order)
 
+    def _reconcile_sale(self, order: Order, payment: PaymentRecord) -> Order:
+        """:meth:`_reconcile_after` of ``order`` and its one payment, a sale this command made.
+
+        ``order`` is as stored, unpaid, with ``payment`` (as stored) its only payment. When the
+        sale captured exactly the order's total and nothing was refunded or is still capturing,
+        what the general reconcile would do is known without deriving it from the payment's
+        postings: the payment covers the order, so the order is paid (the in-flight hold lifted
+        in the same save), its stock and payment holds committed, and nothing is given back or
+        voided (the order keeps all the payment took). Anything else takes the general path.
+        """
+        if (
+            order.payment is not None
+            or not isinstance(payment, GatewayPayment)
+            or payment.state != GatewayState.CAPTURED
+            or payment.refunds
+            or len(payment.captures) != 1
+        ):
+            return self._reconcile_after(order, [payment])
+        capture = payment.captures[0]
+        total = order.total
+        paid_state = order.process.target(order.state, "pay", order, total)
+        if (
+            capture.status is not CaptureStatus.SUCCEEDED
+            or capture.amount != total
+            or paid_state is None  # not payable (the general code gives the money back)
+            or paid_state == AWAITING_RELEASE  # paid straight into release: the general code
+        ):
+            return self._reconcile_after(order, [payment])
+        now = self._now()
+        version = order.version
+        order.pay(_SYSTEM, amount=total, reference=payment.id, now=now)
+        self._sync_holds(order, (payment,), now)
+        try:
+            self.orders.save(order, version)
+        except VersionConflict:
+            return self.reconcile(order.id)
+        self._publish(order)
+        self.inventory.commit(order.id)
+        confirm_payment_holds(order, self.promotion_ledger)
+        return self._reconciled(order)
+
     def _reconciled(self, order: Order) -> Order:
         """Called after every reconcile with the order as stored; parts extend it.
 

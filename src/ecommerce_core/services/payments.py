@@ -182,7 +182,10 @@ class PaymentService(PaymentCore):
         self._publish_payment(payment)
         result = self.payments.charge(ChargeRequest(order.id, order.total, sale, payment.id))
         self._apply_capture(payment.id, sale, result, loaded=payment)
-        paid = self._reconcile_after(order, [*earlier, payment])
+        if earlier:
+            paid = self._reconcile_after(order, [*earlier, payment])
+        else:  # the order's first payment: what reconcile does for it is known
+            paid = self._reconcile_sale(order, payment)
         return self._outcome(paid, payment.id, paid=True)
 
     def capture(self, payment_id: str, actor: Actor, *, amount: Money, key: str) -> PaymentRecord:
