@@ -265,12 +265,12 @@ class _Pricing:
             if not pool[0]:
                 what = promotion.scope.describe()
                 return _Outcome(_CONDITION_UNMET, f"nothing in the cart it covers ({what})")
-            for condition in offer.measure_conditions:
-                if isinstance(condition, MinQuantity):
-                    if units < condition.units:
-                        return _units_short(condition.units - units)
-                elif amount < condition.amount.minor:
-                    return _money_short(condition.amount.minor - amount, self.currency)
+            for measure in offer.measure_conditions:
+                if isinstance(measure, MinQuantity):
+                    if units < measure.units:
+                        return _units_short(measure.units - units)
+                elif amount < measure.amount.minor:
+                    return _money_short(measure.amount.minor - amount, self.currency)
             outcome = _RULES[kind](self, benefit, pool, units, amount)
         if outcome.status is not _APPLIED:
             return outcome
