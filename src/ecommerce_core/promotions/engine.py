@@ -125,8 +125,10 @@ class _Pricing:
             raise InvalidInput("lines", lines, "there is nothing to price")
         self.currency = currency = given[0].unit_price.currency
         line_ids = [source.line_id for source in given]
-        prices = [source.unit_price for source in given]
-        if len(set(line_ids)) != len(line_ids) or len({price.currency for price in prices}) != 1:
+        if (
+            len(set(line_ids)) != len(line_ids)
+            or len({source.unit_price.currency for source in given}) != 1
+        ):
             self._refuse(given)
         fee = context.shipping_fee or Money.zero(currency)
         if fee.currency != currency:
@@ -134,20 +136,20 @@ class _Pricing:
         self.shipping_fee = fee
         self.zero = Money.zero(currency)
         self.shipping_left = fee.minor
-        # The working lines, built in one go and filled field by field (no __init__ call each).
+        # The working lines, built in one go and filled field by field (no __init__ call
+        # each), in canonical order (by line id); ``given`` keeps them in the order given.
+        canonical = sorted(range(len(given)), key=line_ids.__getitem__)
         self.given = working = _built(_Line, len(given))
-        for line, source, line_id, price in zip(working, given, line_ids, prices, strict=True):
-            unit, qty = price.minor, source.quantity
-            line.source, line.line_id, line.unit, line.qty = source, line_id, unit, qty
+        self.lines: list[_Line] = [working[position] for position in canonical]
+        self.sources = sources = [given[position] for position in canonical]
+        for index, line, source in zip(range(len(sources)), self.lines, sources, strict=True):
+            unit, qty = source.unit_price.minor, source.quantity
+            line.source, line.line_id, line.unit, line.qty = source, source.line_id, unit, qty
+            line.index = index
             line.discount = line.shared_units = 0
             line.open_units = line.free_units = qty
             line.open_amount = unit * qty
             line.adjustments = []
-        canonical = sorted(range(len(given)), key=line_ids.__getitem__)
-        self.lines: list[_Line] = [working[position] for position in canonical]
-        for index, line in enumerate(self.lines):
-            line.index = index
-        self.sources = [line.source for line in self.lines]  # canonical order
         self.indexes: dict[str, dict[str, list[_Line]]] = {}  # built when a scope needs one
         self.sales_mode = ""
         self.sales_mode_by = ""
@@ -190,8 +192,15 @@ class _Pricing:
         """Lines by SKU, category or merchant (canonical order within each), built once."""
         index = self.indexes.get(field)
         if index is None:
+            keys = list(map(operator.attrgetter(field), self.sources))
+            if field == "sku":
+                # SKUs are mostly one line each: one list per line, built in C, is cheaper
+                # than growing groups; kept only if no SKU has two lines.
+                index = dict(zip(keys, map(list, zip(self.lines)), strict=True))
+                if len(index) == len(keys):
+                    self.indexes[field] = index
+                    return index
             groups: defaultdict[str, list[_Line]] = defaultdict(list)
-            keys = map(operator.attrgetter(field), self.sources)
             _consume(map(list.append, map(groups.__getitem__, keys), self.lines))
             index = self.indexes[field] = dict(groups)
         return index
