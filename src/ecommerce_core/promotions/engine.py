@@ -192,15 +192,8 @@ class _Pricing:
         """Lines by SKU, category or merchant (canonical order within each), built once."""
         index = self.indexes.get(field)
         if index is None:
-            keys = list(map(operator.attrgetter(field), self.sources))
-            if field == "sku":
-                # SKUs are mostly one line each: one list per line, built in C, is cheaper
-                # than growing groups; kept only if no SKU has two lines.
-                index = dict(zip(keys, map(list, zip(self.lines)), strict=True))
-                if len(index) == len(keys):
-                    self.indexes[field] = index
-                    return index
             groups: defaultdict[str, list[_Line]] = defaultdict(list)
+            keys = map(operator.attrgetter(field), self.sources)
             _consume(map(list.append, map(groups.__getitem__, keys), self.lines))
             index = self.indexes[field] = dict(groups)
         return index
