@@ -10,7 +10,13 @@ Pricing a cart takes shortcuts for speed (see ``promotions/working.py`` and ``en
 * buy X get Y ranks its pool by an exact int key instead of a comparison function;
 * the working lines keep what each kind of promotion may still use up to date (rather than
   recounting it), and a pool drops a line at zero units left;
-* the SKU / category / merchant indexes are built with ``map`` over ``defaultdict``.
+* the SKU / category / merchant indexes are built with ``map`` over ``defaultdict``;
+* each promotion's scope lookup (index, names, whether to filter) and its conditions (buyer
+  conditions, then amount and quantity conditions) are worked out once per run;
+* a free shipping promotion with no amount or quantity condition and no limit asks only
+  whether a line in scope has a unit left (no pool);
+* an outcome keeps what it gives (``value``) instead of adding it up on every read;
+* an amount in words (explanations) is formatted from the ints, no Money built.
 
 Each is checked here against the slow, obvious way of doing the same thing; the whole engine is
 checked against the engine as it was before any of this in ``test_pricing_reference.py``.
@@ -27,12 +33,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecommerce_core import Money, _slots
-from ecommerce_core.money import allocate_minor
+from ecommerce_core.money import CURRENCIES, allocate_minor
 from ecommerce_core.orders import LineAdjustment
 from ecommerce_core.promotions import (
     Adjustment,
     BuyXGetY,
     Explanation,
+    FreeShipping,
     LineShare,
     PercentOff,
     PricedLine,
@@ -40,14 +47,15 @@ from ecommerce_core.promotions import (
     PricingLine,
     Promotion,
     Scope,
+    Status,
     Threshold,
     price,
 )
 from ecommerce_core.promotions.engine import _cheapest_first, _offers, _Pricing
-from ecommerce_core.promotions.working import _largest_remainder
+from ecommerce_core.promotions.working import _amount, _cap, _largest_remainder, _Outcome
 from pricing_reference import engine as reference
 from test_pricing_reference import fields
-from test_promotions_properties import NOW, carts, cny, promotion_specs
+from test_promotions_properties import NOW, carts, cny, promotion_specs, scopes
 
 SOME = settings(max_examples=40, deadline=None)
 
@@ -234,3 +242,81 @@ class TestTheWorkingLines:
             for line in sorted(pricing.lines, key=lambda working: working.line_id):
                 expected[getattr(line.source, field)].append(line)
             assert pricing.index(field) == dict(expected)
+
+
+class TestAmountsInWords:
+    @given(
+        st.integers(-(10**12), 10**12),
+        st.sampled_from(["CNY", "JPY", "KWD", "USD", "EUR", "BHD", "KRW"]),
+    )
+    def test_an_amount_reads_as_the_money_it_stands_for(self, minor, code):
+        assert code in CURRENCIES
+        assert _amount(minor, code) == str(Money(minor, code))
+
+
+class TestScopeLookups:
+    @SOME
+    @given(wide_lines, scopes)
+    def test_an_offer_finds_exactly_the_lines_its_scope_covers_in_canonical_order(
+        self, lines, scope
+    ):
+        pricing = _Pricing(lines, PricingContext(NOW, "alice"))
+        (offer,) = _offers([Promotion("p", PercentOff(10), scope=scope)], "CNY")
+        expected = [
+            line
+            for line in sorted(pricing.lines, key=lambda working: working.line_id)
+            if scope.covers(line.source.sku, line.source.category, line.source.merchant_id)
+        ]
+        assert list(pricing.candidates(offer)) == expected
+
+
+class TestFreeShippingWithoutAPool:
+    @SOME
+    @given(wide_lines, wide_promotions, scopes, st.booleans(), st.none() | st.integers(1, 900))
+    def test_free_shipping_prices_as_the_reference_engine_did_after_any_promotions(
+        self, lines, promotions, scope, exclusive, up_to
+    ):
+        # Exclusive promotions before it may have used up every unit it covers.
+        shipping = Promotion(
+            "ship",
+            FreeShipping(None if up_to is None else cny(up_to)),
+            scope=scope,
+            exclusive=exclusive,
+        )
+        context = PricingContext(NOW, "alice", {"vip"}, shipping_fee=cny(600))
+        assert fields(price(lines, [*promotions, shipping], context)) == fields(
+            reference.price(lines, [*promotions, shipping], context)
+        )
+
+    def test_free_shipping_on_units_an_exclusive_promotion_used_up_covers_nothing(self):
+        lines = [PricingLine("a", "tea", 3, cny(1_000), "leaf")]
+        promotions = [
+            Promotion("bxgy", BuyXGetY(2, 1), scope=Scope(categories={"leaf"}), exclusive=True),
+            Promotion("ship", FreeShipping(), scope=Scope(categories={"leaf"}), exclusive=True),
+        ]
+        result = price(lines, promotions, PricingContext(NOW, "alice", shipping_fee=cny(600)))
+        assert result.explanation("ship").status is Status.CONDITION_UNMET
+        assert result.shipping_discount == cny(0)
+
+
+class TestTheOutcomeValue:
+    @given(
+        st.sampled_from(["shares", "shipping", "entitlement"]),
+        st.lists(st.integers(0, 10_000), min_size=1, max_size=8).filter(any),
+        st.integers(0, 30_000),
+    )
+    def test_what_an_outcome_gives_adds_up_before_and_after_a_budget_caps_it(
+        self, kind, amounts, left
+    ):
+        # An outcome gives one kind of thing: line shares, shipping or cashback.
+        if kind == "shares":
+            shares = ([None] * len(amounts), amounts, [1] * len(amounts))
+            outcome = _Outcome(Status.APPLIED, shares=shares)
+        else:
+            outcome = _Outcome(Status.APPLIED, **{kind: amounts[0]})
+        given_before = sum(amounts) if kind == "shares" else amounts[0]
+        assert outcome.value == given_before
+        if given_before > left:  # the engine caps only what a budget cannot cover
+            _cap(outcome, left)
+        assert outcome.value == min(given_before, left)
+        assert outcome.value == sum(outcome.shares[1]) + outcome.shipping + outcome.entitlement

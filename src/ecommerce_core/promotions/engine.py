@@ -29,7 +29,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from itertools import repeat, starmap
-from operator import mul
 from typing import Any
 
 from ecommerce_core.errors import CurrencyMismatch, InvalidInput
@@ -50,12 +49,9 @@ from ecommerce_core.promotions.benefits import (
     Tiered,
 )
 from ecommerce_core.promotions.rules import (
-    BuyerIn,
     Coupon,
-    MinAmount,
     MinQuantity,
     Promotion,
-    Scope,
     Stacking,
 )
 from ecommerce_core.promotions.values import (
@@ -71,7 +67,10 @@ from ecommerce_core.promotions.values import (
 )
 from ecommerce_core.promotions.working import (
     _ADJUSTMENT_SETTERS,
+    _APPLIED,
+    _CONDITION_UNMET,
     _EXPLANATION_SETTERS,
+    _NO_VALUE,
     _PRICED_SETTERS,
     _adjustment_amount,
     _adjustment_code,
@@ -81,7 +80,6 @@ from ecommerce_core.promotions.working import (
     _built,
     _cap,
     _consume,
-    _free_units_of,
     _from_rows,
     _index,
     _limit_reached,
@@ -90,8 +88,6 @@ from ecommerce_core.promotions.working import (
     _money_minor,
     _money_short,
     _Offer,
-    _open_amount_of,
-    _open_units_of,
     _Outcome,
     _percent_of,
     _Pool,
@@ -100,7 +96,6 @@ from ecommerce_core.promotions.working import (
     _Shares,
     _spread,
     _threshold,
-    _unit_of,
     _units_short,
 )
 
@@ -111,6 +106,13 @@ __all__ = [
 
 _STAGES = tuple(Stage)
 _STAGE_NAMES = {stage: stage.value for stage in Stage}  # (Enum.value is a Python-level property)
+# Enum members as globals (an enum class's attribute is a Python-level lookup; see working.py).
+_BASE_PRICE = Stage.BASE_PRICE
+_POST_ORDER = Stage.POST_ORDER
+_BEST_OF_GROUP = Stacking.BEST_OF_GROUP
+_STOP_AFTER = Stacking.STOP_AFTER
+_AMOUNT = Measure.AMOUNT
+_NONE: list[Any] = []  # no lines (never changed)
 
 
 class _Pricing:
@@ -123,28 +125,31 @@ class _Pricing:
             raise InvalidInput("lines", lines, "there is nothing to price")
         self.currency = currency = given[0].unit_price.currency
         line_ids = [source.line_id for source in given]
-        prices = [source.unit_price for source in given]
-        if len(set(line_ids)) != len(line_ids) or len({price.currency for price in prices}) != 1:
+        if (
+            len(set(line_ids)) != len(line_ids)
+            or len({source.unit_price.currency for source in given}) != 1
+        ):
             self._refuse(given)
         fee = context.shipping_fee or Money.zero(currency)
         if fee.currency != currency:
             raise CurrencyMismatch(currency, fee.currency, "price")
         self.shipping_fee = fee
+        self.zero = Money.zero(currency)
         self.shipping_left = fee.minor
-        # The working lines, built in one go and filled field by field (no __init__ call each).
+        # The working lines, built in one go and filled field by field (no __init__ call
+        # each), in canonical order (by line id); ``given`` keeps them in the order given.
+        canonical = sorted(range(len(given)), key=line_ids.__getitem__)
         self.given = working = _built(_Line, len(given))
-        for line, source, line_id, price in zip(working, given, line_ids, prices, strict=True):
-            unit, qty = price.minor, source.quantity
-            line.source, line.line_id, line.unit, line.qty = source, line_id, unit, qty
+        self.lines: list[_Line] = [working[position] for position in canonical]
+        self.sources = sources = [given[position] for position in canonical]
+        for index, line, source in zip(range(len(sources)), self.lines, sources, strict=True):
+            unit, qty = source.unit_price.minor, source.quantity
+            line.source, line.line_id, line.unit, line.qty = source, source.line_id, unit, qty
+            line.index = index
             line.discount = line.shared_units = 0
             line.open_units = line.free_units = qty
             line.open_amount = unit * qty
             line.adjustments = []
-        canonical = sorted(range(len(given)), key=line_ids.__getitem__)
-        self.lines: list[_Line] = [working[position] for position in canonical]
-        for index, line in enumerate(self.lines):
-            line.index = index
-        self.sources = [line.source for line in self.lines]  # canonical order
         self.indexes: dict[str, dict[str, list[_Line]]] = {}  # built when a scope needs one
         self.sales_mode = ""
         self.sales_mode_by = ""
@@ -193,56 +198,47 @@ class _Pricing:
             index = self.indexes[field] = dict(groups)
         return index
 
-    def candidates(self, scope: Scope) -> list[_Line]:
-        """The lines a scope matches, found through an index, in canonical order."""
-        skus, categories, merchants = scope.skus, scope.categories, scope.merchants
-        lines: list[_Line] = self.lines
-        if not (skus or categories or merchants):
-            if not scope.exclude_skus:
-                return lines  # every line
+    def candidates(self, offer: _Offer) -> list[_Line]:
+        """The lines an offer's scope matches, found through an index, in canonical order."""
+        field, names, filtered = offer.lookup
+        if not field:
+            lines: list[_Line] = self.lines  # every line
         else:
-            # The first criterion given picks the index; the others filter what it found.
-            field, names = (
-                ("sku", skus)
-                if skus
-                else ("category", categories)
-                if categories
-                else ("merchant_id", merchants)
-            )
-            index = self.index(field)
-            found = [index[name] for name in names if name in index]
-            if len(found) == 1:
-                lines = found[0]
+            index = self.indexes.get(field) or self.index(field)
+            if len(names) == 1:
+                lines = index.get(names[0], _NONE)
             else:
-                lines = sorted((line for group in found for line in group), key=_index)
-            if (bool(skus) + bool(categories) + bool(merchants)) == 1 and not scope.exclude_skus:
-                return lines  # the index matched the only criterion: nothing to filter
-        covers = scope.covers
+                found = [index[name] for name in names if name in index]
+                if len(found) == 1:
+                    lines = found[0]
+                else:
+                    lines = sorted((line for group in found for line in group), key=_index)
+        if not filtered:
+            return lines  # the index matched the only criterion: nothing to filter
+        covers = offer.promotion.scope.covers
         return [
             line
             for line in lines
             if covers(line.source.sku, line.source.category, line.source.merchant_id)
         ]
 
-    def pool(self, promotion: Promotion) -> tuple[_Pool, int, int]:
+    def pool(self, offer: _Offer) -> tuple[_Pool, int, int]:
         """What each line in scope still offers this promotion, and the totals: units, amount."""
-        # Parallel lists read with attribute getters, totals summed in C: this runs for every
-        # line of every promotion, so it builds no per-line object and runs no bytecode per line.
-        candidates = self.candidates(promotion.scope)
-        if promotion.exclusive:
-            units = list(map(_free_units_of, candidates))
-            lines = candidates
+        # Parallel lists, one comprehension each, totals summed in C: this runs for every line
+        # of every promotion, so it builds no per-line object.
+        lines = self.candidates(offer)
+        if offer.exclusive:
+            units = [line.free_units for line in lines]
             if not all(units):  # units never go below zero: a 0 is a line used up
-                lines = [line for line, u in zip(candidates, units, strict=True) if u > 0]
+                lines = [line for line, u in zip(lines, units, strict=True) if u > 0]
                 units = [u for u in units if u > 0]
-            amounts = list(map(mul, units, map(_unit_of, lines)))
+            amounts = [u * line.unit for u, line in zip(units, lines, strict=True)]
         else:
-            units = list(map(_open_units_of, candidates))
-            lines = candidates
+            units = [line.open_units for line in lines]
             if not all(units):  # units never go below zero: a 0 is a line used up
-                lines = [line for line, u in zip(candidates, units, strict=True) if u > 0]
+                lines = [line for line, u in zip(lines, units, strict=True) if u > 0]
                 units = [u for u in units if u > 0]
-            amounts = list(map(_open_amount_of, lines))
+            amounts = [line.open_amount for line in lines]
         return (lines, units, amounts), sum(units), sum(amounts)
 
     # ----------------------------------------------------------------- evaluating
@@ -250,39 +246,52 @@ class _Pricing:
     def evaluate(self, offer: _Offer) -> _Outcome:  # noqa: PLR0911  # one return per status
         """Check and compute one promotion against the cart as it stands; change nothing."""
         promotion = offer.promotion
-        closed = self.closed(offer)
-        if closed is not None:
-            return closed
-        for condition in promotion.conditions:
-            if isinstance(condition, BuyerIn) and not condition.segments & self.context.segments:
+        if offer.starts_at is not None or offer.ends_at is not None:
+            closed = self.closed(offer)
+            if closed is not None:
+                return closed
+        for condition in offer.buyer_conditions:
+            if not condition.segments & self.context.segments:
                 names = ", ".join(sorted(condition.segments))
-                return _Outcome(Status.CONDITION_UNMET, f"only for buyers in: {names}")
-        pool, units, amount = self.pool(promotion)
-        if not pool[0]:
-            what = promotion.scope.describe()
-            return _Outcome(Status.CONDITION_UNMET, f"nothing in the cart it covers ({what})")
-        for condition in promotion.conditions:
-            if isinstance(condition, MinQuantity) and units < condition.units:
-                return _units_short(condition.units - units)
-            if isinstance(condition, MinAmount) and amount < condition.amount.minor:
-                return _money_short(condition.amount.minor - amount, self.currency)
-        outcome = self.benefit(promotion, pool, units, amount)
-        if outcome.status is not Status.APPLIED:
+                return _Outcome(_CONDITION_UNMET, f"only for buyers in: {names}")
+        benefit: Any = promotion.benefit
+        kind = type(benefit)
+        if kind is FreeShipping and not offer.measure_conditions and not offer.limits:
+            # Only whether a line is in scope counts (no amount, no count of units is read).
+            if not self.any_open(offer):
+                what = promotion.scope.describe()
+                return _Outcome(_CONDITION_UNMET, f"nothing in the cart it covers ({what})")
+            outcome = self.free_shipping(benefit, (_NONE, _NONE, _NONE), 0, 0)
+        else:
+            pool, units, amount = self.pool(offer)
+            if not pool[0]:
+                what = promotion.scope.describe()
+                return _Outcome(_CONDITION_UNMET, f"nothing in the cart it covers ({what})")
+            for measure in offer.measure_conditions:
+                if isinstance(measure, MinQuantity):
+                    if units < measure.units:
+                        return _units_short(measure.units - units)
+                elif amount < measure.amount.minor:
+                    return _money_short(measure.amount.minor - amount, self.currency)
+            outcome = _RULES[kind](self, benefit, pool, units, amount)
+        if outcome.status is not _APPLIED:
             return outcome
         if outcome.value == 0 and outcome.points == 0:
-            return _Outcome(Status.NO_VALUE, "nothing left to take off")
+            return _Outcome(_NO_VALUE, "nothing left to take off")
+        if not offer.limits:
+            return outcome
         return self.limit(offer, outcome)
 
-    def benefit(self, promotion: Promotion, pool: _Pool, units: int, amount: int) -> _Outcome:
-        """Compute what the benefit gives on the pool."""
-        benefit: Any = promotion.benefit
-        rule: Callable[[_Pricing, Any, _Pool, int, int], _Outcome] = _RULES[type(benefit)]
-        return rule(self, benefit, pool, units, amount)
+    def any_open(self, offer: _Offer) -> bool:
+        """Whether a line in scope has a unit left for this promotion (what :meth:`pool` keeps)."""
+        if offer.exclusive:
+            return any(line.free_units for line in self.candidates(offer))
+        return any(line.open_units for line in self.candidates(offer))
 
     def percent_off(self, benefit: PercentOff, pool: _Pool, units: int, amount: int) -> _Outcome:
         """A percentage of the pool, rounded once, spread over the lines."""
         total = _percent_of(amount, benefit.rate)
-        return _Outcome(Status.APPLIED, shares=_spread(pool, total, amount), units=units)
+        return _Outcome(_APPLIED, shares=_spread(pool, total, amount), units=units)
 
     def amount_off(self, benefit: AmountOff, pool: _Pool, units: int, amount: int) -> _Outcome:
         """An amount per unit (capped per line), or once, spread over the lines."""
@@ -290,8 +299,8 @@ class _Pricing:
         if benefit.per_unit:
             lines, used, amounts = pool
             discounts = [min(off * u, a) for u, a in zip(used, amounts, strict=True)]
-            return _Outcome(Status.APPLIED, shares=(lines, discounts, used), units=units)
-        return _Outcome(Status.APPLIED, shares=_spread(pool, min(off, amount), amount), units=units)
+            return _Outcome(_APPLIED, shares=(lines, discounts, used), units=units)
+        return _Outcome(_APPLIED, shares=_spread(pool, min(off, amount), amount), units=units)
 
     def fixed_price(self, benefit: FixedPrice, pool: _Pool, units: int, amount: int) -> _Outcome:
         """Each unit down to the fixed price; units already cheaper are left alone."""
@@ -304,7 +313,7 @@ class _Pricing:
             [amounts[i] - price * used[i] for i in dearer],
             [used[i] for i in dearer],
         )
-        return _Outcome(Status.APPLIED, shares=shares, units=sum(shares[2]))
+        return _Outcome(_APPLIED, shares=shares, units=sum(shares[2]))
 
     def threshold(self, benefit: Threshold, pool: _Pool, units: int, amount: int) -> _Outcome:
         """满减: the reduction once, or once per whole multiple of the threshold."""
@@ -315,7 +324,7 @@ class _Pricing:
         if benefit.max_times is not None:
             times = min(times, benefit.max_times)
         total = min(benefit.off.minor * times, amount)
-        return _Outcome(Status.APPLIED, shares=_spread(pool, total, amount), units=units)
+        return _Outcome(_APPLIED, shares=_spread(pool, total, amount), units=units)
 
     def free_shipping(
         self, benefit: FreeShipping, pool: _Pool, units: int, amount: int
@@ -323,7 +332,7 @@ class _Pricing:
         """The shipping fee left, or at most ``up_to`` of it."""
         del pool, amount
         cap = self.shipping_left if benefit.up_to is None else benefit.up_to.minor
-        return _Outcome(Status.APPLIED, shipping=min(self.shipping_left, cap), units=units)
+        return _Outcome(_APPLIED, shipping=min(self.shipping_left, cap), units=units)
 
     def rebate(self, benefit: Rebate, pool: _Pool, units: int, amount: int) -> _Outcome:
         """Cashback on what the lines in scope cost after every discount."""
@@ -332,13 +341,13 @@ class _Pricing:
             cashback = min(benefit.amount.minor, amount)
         else:
             cashback = _percent_of(amount, benefit.rate)
-        return _Outcome(Status.APPLIED, entitlement=cashback, units=units)
+        return _Outcome(_APPLIED, entitlement=cashback, units=units)
 
     def points(self, benefit: Points, pool: _Pool, units: int, amount: int) -> _Outcome:
         """Points per whole amount paid for the lines in scope."""
         del pool
         points = amount // benefit.per.minor * benefit.points
-        return _Outcome(Status.APPLIED, points=points, units=units)
+        return _Outcome(_APPLIED, points=points, units=units)
 
     def buy_x_get_y(self, benefit: BuyXGetY, pool: _Pool, units: int, amount: int) -> _Outcome:
         """Pool the units; the cheapest ``get`` of every ``buy + get`` get the rate off."""
@@ -370,7 +379,7 @@ class _Pricing:
                 lines.append(line)
                 discounts.append(_percent_of(a * free // u, rate))
                 units_used.append(free + paid)
-        return _Outcome(Status.APPLIED, shares=shares, units=sum(units_used))
+        return _Outcome(_APPLIED, shares=shares, units=sum(units_used))
 
     def tiered(self, benefit: Tiered, pool: _Pool, units: int, amount: int) -> _Outcome:
         """The highest tier the pool reaches."""
@@ -386,7 +395,7 @@ class _Pricing:
             total = _percent_of(amount, tier.rate)
         else:
             total = min(tier.amount.minor, amount)
-        return _Outcome(Status.APPLIED, shares=_spread(pool, total, amount), units=units)
+        return _Outcome(_APPLIED, shares=_spread(pool, total, amount), units=units)
 
     def limit(self, offer: _Offer, outcome: _Outcome) -> _Outcome:
         """Check the limits against the usage snapshot; a budget caps, a count refuses."""
@@ -395,7 +404,7 @@ class _Pricing:
         usage, buyer = self.context.usage, self.context.buyer_id
         for limit in offer.limits:
             left = limit.remaining(offer.id, buyer, usage)
-            if limit.measure is Measure.AMOUNT:
+            if limit.measure is _AMOUNT:
                 if left == 0:
                     return _limit_reached(limit, left)
                 if outcome.value > left:
@@ -437,12 +446,12 @@ class _Pricing:
         stopped: dict[str, str] = {}  # group -> the promotion that stopped it
         groups: dict[str, list[_Offer]] = {}  # best-of groups, members in rank order
         for offer in ranked:
-            if offer.promotion.stacking is Stacking.BEST_OF_GROUP:
+            if offer.promotion.stacking is _BEST_OF_GROUP:
                 groups.setdefault(offer.promotion.group, []).append(offer)
         for offer in ranked:
             promotion = offer.promotion
             stopper = stopped_all or stopped.get(promotion.group, "")
-            if promotion.stacking is Stacking.BEST_OF_GROUP:
+            if promotion.stacking is _BEST_OF_GROUP:
                 members = groups.pop(promotion.group, None)
                 if members is None:
                     continue  # the group already competed at its first member's place
@@ -456,7 +465,7 @@ class _Pricing:
                 self.explain_stopped(stage, offer, stopper)
                 continue
             if (
-                stage is Stage.BASE_PRICE
+                stage is _BASE_PRICE
                 and self.sales_mode
                 and promotion.sales_mode != self.sales_mode
                 and self.closed(offer) is None
@@ -471,7 +480,7 @@ class _Pricing:
                 continue
             outcome = self.evaluate(offer)
             self.settle(stage, offer, outcome)
-            if outcome.status is Status.APPLIED and promotion.stacking is Stacking.STOP_AFTER:
+            if outcome.status is _APPLIED and promotion.stacking is _STOP_AFTER:
                 if promotion.group:
                     stopped[promotion.group] = offer.id
                 else:
@@ -482,12 +491,12 @@ class _Pricing:
         outcomes = [(member, self.evaluate(member)) for member in members]
         winner = None
         for rank, (member, outcome) in enumerate(outcomes):
-            if outcome.status is Status.APPLIED:
+            if outcome.status is _APPLIED:
                 score = (outcome.value, outcome.points, -rank)
                 if winner is None or score > winner[2]:
                     winner = (member, outcome, score)
         for member, outcome in outcomes:
-            if winner is None or member is winner[0] or outcome.status is not Status.APPLIED:
+            if winner is None or member is winner[0] or outcome.status is not _APPLIED:
                 self.settle(stage, member, outcome)
                 continue
             best = winner[1]
@@ -518,14 +527,14 @@ class _Pricing:
 
     def settle(self, stage: Stage, offer: _Offer, outcome: _Outcome) -> None:
         """Apply an outcome that applied; explain every outcome."""
-        if outcome.status is not Status.APPLIED:
+        if outcome.status is not _APPLIED:
             self.explain(stage, offer, outcome)
             return
         promotion, currency, code, offer_id = offer.promotion, self.currency, offer.code, offer.id
         lines, discounts, units_used = outcome.shares
         # The hot loop: only the working lines' ints change here; the shares' objects (Money,
         # LineAdjustment, LineShare) are built all at once by result(), from the lists below.
-        if promotion.exclusive:
+        if offer.exclusive:
             for line, discount, units in zip(lines, discounts, units_used, strict=True):
                 line.discount += discount
                 line.open_units -= units
@@ -547,11 +556,12 @@ class _Pricing:
         self.share_offers += repeat(offer_id, count)
         self.share_stages += repeat(_STAGE_NAMES[stage], count)
         self.share_codes += repeat(code, count)
-        self.shipping_left -= outcome.shipping
-        self.shipping_discount += outcome.shipping
+        if outcome.shipping:
+            self.shipping_left -= outcome.shipping
+            self.shipping_discount += outcome.shipping
         given = outcome.value
         given_money = _money(given, currency)
-        if stage is Stage.POST_ORDER:
+        if stage is _POST_ORDER:
             self.entitlements.append(
                 Entitlement(
                     offer.id,
@@ -581,15 +591,25 @@ class _Pricing:
                     code,
                 )
             )
-            reason = f"took {given_money} off"
-        if stage is Stage.BASE_PRICE and not self.sales_mode:
+            reason = f"took {_amount(given, currency)} off"
+        if stage is _BASE_PRICE and not self.sales_mode:
             self.sales_mode, self.sales_mode_by = promotion.sales_mode, offer.id
         if offer.ends_at is not None:
             self.ends.append(offer.ends_at)
         self.claims.extend(outcome.claims)
-        outcome.reason = reason
-        gave = Money.zero(currency) if stage is Stage.POST_ORDER else given_money
-        self.explain(stage, offer, outcome, discount=gave)
+        self.explanations.append(  # as explain() records it
+            (
+                offer_id,
+                stage,
+                _APPLIED,
+                reason,
+                self.zero if stage is _POST_ORDER else given_money,
+                None,
+                "",
+                None,
+                code,
+            )
+        )
 
     def explain(
         self,
@@ -607,7 +627,7 @@ class _Pricing:
                 stage,
                 outcome.status,
                 outcome.reason,
-                discount if discount is not None else Money.zero(self.currency),
+                discount if discount is not None else self.zero,
                 outcome.shortfall,
                 by,
                 outcome.limit,

@@ -18,10 +18,17 @@ from typing import Any
 import attrs
 
 from ecommerce_core.limits import Limit, LimitClaim
-from ecommerce_core.money import Money, _allocate, allocate_minor
+from ecommerce_core.money import CURRENCIES, Money, _allocate, allocate_minor
 from ecommerce_core.money import _result as _money  # Money from known-good ints (hot path)
 from ecommerce_core.orders import LineAdjustment
-from ecommerce_core.promotions.rules import Coupon, Promotion
+from ecommerce_core.promotions.rules import (
+    BuyerIn,
+    Coupon,
+    MinAmount,
+    MinQuantity,
+    Promotion,
+    Scope,
+)
 from ecommerce_core.promotions.values import (
     Adjustment,
     Explanation,
@@ -31,6 +38,14 @@ from ecommerce_core.promotions.values import (
     Shortfall,
     Status,
 )
+
+# The statuses as module globals: reading a member off an enum class (``Status.APPLIED``) is
+# a Python-level lookup through the enum's metaclass, about as costly as a small function
+# call, and the engine compares statuses several times per promotion.
+_APPLIED = Status.APPLIED
+_CONDITION_UNMET = Status.CONDITION_UNMET
+_LIMIT_REACHED = Status.LIMIT_REACHED
+_NO_VALUE = Status.NO_VALUE
 
 
 def _percent_of(amount: int, rate: Fraction) -> int:
@@ -109,9 +124,27 @@ _Shares = tuple[list[_Line], list[int], list[int]]  # lines, discounts, units us
 
 
 class _Offer:
-    """A promotion as priced: its own, or unlocked by a coupon code."""
+    """A promotion as priced: its own, or unlocked by a coupon code.
 
-    __slots__ = ("code", "ends_at", "id", "limits", "promotion", "starts_at")
+    Besides the window and limits, it holds what the engine reads on every look at the
+    promotion, worked out once per pricing run: how its scope finds its lines
+    (``lookup``: the index field, or ``""`` for every line; the names to look up; whether
+    the lines found still need :meth:`Scope.covers <ecommerce_core.promotions.Scope.covers>`),
+    and its conditions split by when they are checked.
+    """
+
+    __slots__ = (
+        "buyer_conditions",
+        "code",
+        "ends_at",
+        "exclusive",
+        "id",
+        "limits",
+        "lookup",
+        "measure_conditions",
+        "promotion",
+        "starts_at",
+    )
 
     def __init__(self, promotion: Promotion, coupon: Coupon | None) -> None:
         self.promotion = promotion
@@ -123,6 +156,38 @@ class _Offer:
         else:
             self.starts_at, self.ends_at = coupon.window
             self.limits = (*promotion.limits, *coupon.limits)
+        self.exclusive = promotion.exclusive
+        conditions = promotion.conditions
+        if conditions:
+            self.buyer_conditions: tuple[BuyerIn, ...] = tuple(
+                c for c in conditions if isinstance(c, BuyerIn)
+            )
+            self.measure_conditions: tuple[MinQuantity | MinAmount, ...] = tuple(
+                c for c in conditions if isinstance(c, MinQuantity | MinAmount)
+            )
+        else:
+            self.buyer_conditions = self.measure_conditions = ()
+        self.lookup = _lookup(promotion.scope)
+
+
+def _lookup(scope: Scope) -> tuple[str, tuple[str, ...], bool]:
+    """How a scope finds its lines: ``(index field or "", names, whether to filter)``.
+
+    The first criterion given picks the index; the others (and the excluded SKUs) filter
+    what it found. No criterion: every line, filtered only when SKUs are excluded.
+    """
+    skus, categories, merchants = scope.skus, scope.categories, scope.merchants
+    if not (skus or categories or merchants):
+        return "", (), bool(scope.exclude_skus)
+    field, names = (
+        ("sku", skus)
+        if skus
+        else ("category", categories)
+        if categories
+        else ("merchant_id", merchants)
+    )
+    criteria = bool(skus) + bool(categories) + bool(merchants)
+    return field, tuple(names), criteria > 1 or bool(scope.exclude_skus)
 
 
 class _Outcome:
@@ -139,6 +204,7 @@ class _Outcome:
         "shortfall",
         "status",
         "units",
+        "value",
     )
 
     def __init__(
@@ -164,11 +230,8 @@ class _Outcome:
         self.shortfall = shortfall
         self.limit = limit
         self.claims: list[LimitClaim] = []
-
-    @property
-    def value(self) -> int:
-        """Minor units given: line discounts, shipping and cashback."""
-        return sum(self.shares[1]) + self.shipping + self.entitlement
+        # Minor units given: line discounts, shipping and cashback (kept up to date by _cap).
+        self.value = sum(self.shares[1]) + shipping + entitlement
 
 
 def _spread(pool: _Pool, total: int, whole: int) -> _Shares:
@@ -214,11 +277,11 @@ def _largest_remainder(total: int, weights: list[int], whole: int) -> list[int]:
 
 def _money_short(missing: int, currency: str) -> _Outcome:
     shortfall = Shortfall(amount=Money(missing, currency))
-    return _Outcome(Status.CONDITION_UNMET, str(shortfall), shortfall=shortfall)
+    return _Outcome(_CONDITION_UNMET, str(shortfall), shortfall=shortfall)
 
 
 def _units_short(missing: int) -> _Outcome:
-    return _Outcome(Status.CONDITION_UNMET, f"buy {missing} more", shortfall=Shortfall(missing))
+    return _Outcome(_CONDITION_UNMET, f"buy {missing} more", shortfall=Shortfall(missing))
 
 
 # The slots of an Explanation and of an Adjustment, in the order of their constructors'
@@ -255,25 +318,34 @@ def _threshold(at: Money | int) -> int:
 
 
 def _amount(minor: int, currency: str) -> str:
-    return str(_money(minor, currency))
+    """``str(Money(minor, currency))``, from the ints (no Money built, no method looked up)."""
+    exponent = _EXPONENTS.get(currency)
+    if exponent is None:
+        exponent = _EXPONENTS[currency] = CURRENCIES[currency].exponent
+    if minor < 0 or not exponent:
+        return str(_money(minor, currency))
+    whole, fraction = divmod(minor, _POWERS[exponent])
+    return f"{whole}.{fraction:0{exponent}d} {currency}"
+
+
+_EXPONENTS: dict[str, int] = {}  # the known currencies' exponents, as pricing meets them
+_POWERS = {exponent: 10**exponent for exponent in range(10)}
 
 
 def _limit_reached(limit: Limit, left: int) -> _Outcome:
-    return _Outcome(
-        Status.LIMIT_REACHED, f"{limit.describe()}: {left} left for this order", limit=limit
-    )
+    return _Outcome(_LIMIT_REACHED, f"{limit.describe()}: {left} left for this order", limit=limit)
 
 
 def _cap(outcome: _Outcome, left: int) -> None:
     """Cap what an outcome gives at ``left`` (the rest of a budget), keeping the proportions."""
     if outcome.entitlement:
         outcome.entitlement = min(outcome.entitlement, left)
-        return
-    if outcome.shipping:
+    elif outcome.shipping:
         outcome.shipping = min(outcome.shipping, left)
-        return
-    lines, discounts, units = outcome.shares
-    outcome.shares = (lines, allocate_minor(left, discounts), units)
+    else:
+        lines, discounts, units = outcome.shares
+        outcome.shares = (lines, allocate_minor(left, discounts), units)
+    outcome.value = sum(outcome.shares[1]) + outcome.shipping + outcome.entitlement
 
 
 # Attribute getters for reading one field of many working lines with ``map`` (pools).
