@@ -26,17 +26,26 @@ from ecommerce_core.adapters.memory import (
     SequentialIds,
 )
 from ecommerce_core.errors import EcommerceCoreError, InvalidInput, OutOfStock
-from ecommerce_core.events import OrderDelivered, OrderPaid, OrderShipped, ReceiptConfirmed
+from ecommerce_core.events import (
+    OrderDelivered,
+    OrderPaid,
+    OrderPlaced,
+    OrderShipped,
+    ReceiptConfirmed,
+)
 from ecommerce_core.money import Money
 from ecommerce_core.orders import (
     STANDARD_ORDER_PROCESS,
     CartItem,
+    Deadline,
     Order,
     OrderLine,
     Payment,
     ShipmentInfo,
     _cart_item,
+    _deadline,
     _order_line,
+    _order_placed,
     _payment_covers_total,
     _plain_text,
     _text,
@@ -128,6 +137,37 @@ class TestBuilders:
         assert fields(built) == fields(StockItem("1", "tea-01", 2))
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             built.sku = "other"  # type: ignore[misc]
+
+    @given(at=st.datetimes(timezones=st.just(UTC)), trigger=st.sampled_from(["a", "b c"]))
+    def test_a_deadline_built_through_its_stand_in_is_the_class_s_own_and_frozen(self, at, trigger):
+        built = _deadline(at, trigger)
+        assert type(built) is Deadline
+        assert built == Deadline(at, trigger)
+        assert hash(built) == hash(Deadline(at, trigger))
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            built.trigger = "other"  # type: ignore[misc]
+
+    def test_the_placed_event_built_through_its_stand_in_equals_the_class_s(self):
+        now, total = datetime(2026, 5, 20, 10, 0, tzinfo=UTC), Money(8_400, CNY)
+        built = _order_placed("o-1", now, "buyer:b", "c-1", "b", "m", total, "standard", "cod")
+        assert type(built) is OrderPlaced
+        assert built == OrderPlaced(
+            aggregate_id="o-1",
+            version=1,
+            occurred_at=now,
+            actor="buyer:b",
+            checkout_id="c-1",
+            buyer_id="b",
+            merchant_id="m",
+            total=total,
+            process="standard",
+            payment_method="cod",
+        )
+
+    def test_only_a_frozen_slotted_class_has_a_stand_in(self):
+        assert _slots.stand_in(Deadline) is _slots.stand_in(Deadline)  # made once
+        with pytest.raises(TypeError, match="can stand in for Order"):
+            _slots.stand_in(Order)  # mutable: plain stores need no twin
 
     def test_names_in_another_order_still_go_to_their_own_fields(self):
         build = _slots.builder(StockItem, ("quantity", "sku", "line_id"))

@@ -223,3 +223,20 @@ def _twin_or_none(cls: type) -> type | None:
 
 
 _STAND_INS: dict[type, type | None] = {}  # per class: its twin, or None (none can stand in)
+
+
+def stand_in(cls: type) -> type:
+    """:func:`twin` of ``cls``, checked once to stand in for it (the class switch allowed).
+
+    For hand-written builders of the library's own frozen classes: ``built = new(stand_in)``,
+    plain stores, then ``built.__class__ = cls``.
+
+    Raises:
+        TypeError: No twin can stand in for ``cls``.
+
+    """
+    found = _STAND_INS[cls] if cls in _STAND_INS else _twin_or_none(cls)
+    if found is None:
+        msg = f"no mutable twin can stand in for {cls.__qualname__}"
+        raise TypeError(msg)
+    return found
