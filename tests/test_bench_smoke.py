@@ -34,3 +34,33 @@ def test_the_benchmark_script_runs_quickly_and_prints_every_section(capsys):
     assert "Python" in result.stdout
     for title in titles:
         assert title in result.stdout
+
+
+INSTRUCTIONS = ROOT / "benchmarks" / "instructions.py"
+
+
+def test_every_instruction_count_scenario_runs_once_without_valgrind():
+    paths = [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    for name in ("orders", "online", "escrow", "cod", "credit", "pricing"):
+        result = subprocess.run(  # noqa: S603  # our own script, run by this interpreter
+            [sys.executable, str(INSTRUCTIONS), "--inside", name, "--count", "1"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, (name, result.stderr)
+
+
+def test_an_instruction_count_of_no_repetitions_is_refused():
+    result = subprocess.run(  # noqa: S603  # our own script, run by this interpreter
+        [sys.executable, str(INSTRUCTIONS), "orders", "--count", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--count must be at least 1" in result.stderr
