@@ -194,12 +194,18 @@ def twin(cls: type) -> type:
             "__setattr__": object.__setattr__,
             "__delattr__": object.__delattr__,
             "__attrs_attrs__": None,
+            "_twin_of": cls,  # is_twin: registries of subclasses skip it
             "__module__": cls.__module__,
             "__doc__": f"The mutable builder of {cls.__qualname__} (private).",
         },
     )
     _TWINS[cls] = found
     return found
+
+
+def is_twin(cls: type) -> bool:
+    """Whether ``cls`` is a :func:`twin` (a registry walking ``__subclasses__`` skips it)."""
+    return vars(cls).get("_twin_of") is not None
 
 
 _setattr = setattr

@@ -54,6 +54,7 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
+from ecommerce_core._slots import is_twin
 from ecommerce_core.errors import DefinitionError, InvalidInput
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.money import Money
@@ -88,6 +89,8 @@ def event_types() -> dict[str, type[DomainEvent]]:
     pending = list(DomainEvent.__subclasses__())
     while pending:
         cls = pending.pop()
+        if is_twin(cls):  # a builder's stand-in for its class, never an event type of its own
+            continue
         pending.extend(cls.__subclasses__())
         other = found.setdefault(cls.__name__, cls)
         if other is cls:
@@ -456,7 +459,7 @@ def _subclass_named(base: type[Any], name: str) -> type[Any] | None:
     while pending:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
-        if cls.__qualname__ != name or not attrs.has(cls):
+        if cls.__qualname__ != name or not attrs.has(cls) or is_twin(cls):
             continue
         found = cls if found is None else (_live(cls, found) or found)
     return found

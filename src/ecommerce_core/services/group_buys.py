@@ -138,6 +138,7 @@ _BEFORE_BALANCE: Final = frozenset({OrderState.PENDING_PAYMENT, AWAITING_GROUP, 
 _KEYED: Final = ":keyed-refund:"  # a refund asked through refund(): <charge>:keyed-refund:<key>
 _AGAIN: Final = ":again-"  # its request key after the provider declined it: ...:again-<n>
 _REFUNDERS: Final = frozenset({ActorKind.MERCHANT, ActorKind.PLATFORM, ActorKind.SYSTEM})
+_MAX_KEY: Final = 200  # a refund key's length: its request keys stay well under 1000
 
 
 @attrs.frozen(kw_only=True)
@@ -503,8 +504,10 @@ class GroupBuys(PaymentService):
         (merchant → buyer, :attr:`Movement.REFUND`) under that ledger key once the provider
         did it, exactly once; a pending one is posted by the provider's callback. A charge
         part the provider declined is noted on the campaign and asked again under a fresh key
-        (``...:again-<n>``) the next time ``refund`` is called with ``key``. Never more than a
-        charge still holds, so never more than was paid.
+        (``...:again-<n>``) the next time ``refund`` is called with ``key``. A part is never
+        more than what the charge still holds after the refunds posted from it; a refund the
+        provider left pending is not counted until its callback posts it (see the CHANGELOG's
+        known gaps).
 
         Returns:
             The refund (id ``<campaign>:gbbal:<order>:refund:<key>`` for a deposit order):
@@ -513,8 +516,10 @@ class GroupBuys(PaymentService):
 
         Raises:
             Forbidden: Not the order's merchant, the platform or the system.
-            InvalidInput: A blank key; both or neither of ``amount`` and ``lines``; a zero,
-                negative or too large amount; an unknown line.
+            InvalidInput: A blank key, one over 200 characters or holding ``:again-``,
+                ``:retry-`` or ``:keyed-refund:`` (the service's own suffixes); both or
+                neither of ``amount`` and ``lines``; a zero, negative or too large amount; an
+                unknown line.
             CurrencyMismatch: Another currency.
             RuleViolation: Nothing was paid for the order.
 
@@ -1191,6 +1196,13 @@ class GroupBuys(PaymentService):
             )
         if not isinstance(key, str) or not key.strip():
             raise InvalidInput("key", key, "must be a non-empty string")
+        if len(key) > _MAX_KEY:  # its request keys must fit GroupBuy.note_declined_refund
+            raise InvalidInput("key", key, f"at most {_MAX_KEY} characters")
+        if any(marker in f":{key}" for marker in (_RETRY, _AGAIN, _KEYED)):
+            # the service's own suffixes: a callback's request key must name its refund alone
+            raise InvalidInput(
+                "key", key, f"must not hold {_RETRY!r}, {_AGAIN!r} or {_KEYED!r} (they are ours)"
+            )
         line_id = order.lines[0].line_id  # a group-buy order has one line
         if amount is not None and lines is None:
             wanted: dict[str, object] = {line_id: amount}
@@ -1375,7 +1387,7 @@ class GroupBuys(PaymentService):
                 )
                 outcome = "refund declined: asked again"
         elif notification.kind is NotificationKind.REFUNDED and notification.request_key:
-            key = notification.request_key.split(_RETRY, 1)[0].split(_AGAIN, 1)[0]
+            key = _ledger_key(notification.request_key)
             source = _refund_source(order, "refund" if _KEYED in key else key.rpartition(":")[2])
             if key.startswith(f"{payment_id}:") and not self._gbd_posted(order.id, key):
                 self._gbd_post(
@@ -1467,6 +1479,20 @@ def _refund_source(order: Order, what: str) -> Account:
     if what == "release":
         return Account.deposit(order.buyer_id)
     return Account.merchant(order.merchant_id)
+
+
+def _ledger_key(request_key: str) -> str:
+    """The ledger key a refund was asked under, from the request key the provider echoes.
+
+    A keyed refund asks ``<charge>:keyed-refund:<key>``, then ``...:again-<n>`` once declined;
+    :meth:`GroupBuys.refund` refuses a caller's ``key`` holding ``:again-``, ``:retry-`` or
+    ``:keyed-refund:``, so only our own suffix is cut. Any other refund asks
+    ``<charge>:<what>``, then ``...:retry-<event>``.
+    """
+    head, marker, tail = request_key.rpartition(_KEYED)
+    if marker:
+        return f"{head}{marker}{tail.split(_AGAIN, 1)[0]}"
+    return request_key.split(_RETRY, 1)[0]
 
 
 def _keyed(payment_id: str, transaction_id: str, key: str) -> str:
