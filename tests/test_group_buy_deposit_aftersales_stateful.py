@@ -3,11 +3,17 @@
 Extends :class:`DepositGroupBuyRaces` (every rule and invariant of it still holds): orders
 that paid their balance are shipped and delivered, their buyers return random units (the
 provider refunds, declines or leaves the refund pending; its callbacks come later, or the
-refund is declined in one), and after-sales asks again for the refunds not done. After every
+refund is declined in one), and after-sales asks again for the refunds not done. Orders
+waiting to ship are refunded part of their money under a key (the provider refunds, declines
+or leaves it pending) and then cancelled, before that refund's callback comes. The provider
+is honest: it declines a refund asking a charge for more than it still holds, pending refunds
+included, and the service never asks it to. After every
 step, on top of the race's invariants: each request's refund is posted at most its amount,
 exactly it once the request is refunded, and a delivered order kept the final price less what
 after-sales gave back. At the end the provider answers everything and every approved refund
-is done: the provider's books agree with the ledger.
+is done, and every cancelled order got back all it paid (``reconcile`` with ``retry_failed``
+asks again for a cancel's return the provider declined): the provider's books agree with the
+ledger.
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ from hypothesis.stateful import invariant, precondition, rule
 
 from ecommerce_core import Actor, AfterSalesItem, EcommerceCoreError, Money, TrackingEvent
 from ecommerce_core.adapters.memory import (
+    GatewayRequest,
     InMemoryAfterSalesRepository,
     InMemoryShipmentRepository,
 )
 from ecommerce_core.aftersales import AfterSalesPolicy, OrderAfterSales
 from ecommerce_core.errors import NotFound
 from ecommerce_core.payments.ledger import Movement
-from ecommerce_core.ports import GatewayStatus
+from ecommerce_core.ports import GatewayStatus, RefundRequest
 from ecommerce_core.services import AfterSalesService, FulfilmentService
 from ecommerce_core.services.aftersales import ledger_refunds
 from test_group_buy_deposit_service_stateful import MERCHANT, STOCK, DepositGroupBuyRaces
@@ -60,6 +67,31 @@ class DepositGroupBuyReturns(DepositGroupBuyRaces):
                 **common,
             )
         return self.fulfilment, self.after_sales
+
+    def _decide(self, request: GatewayRequest) -> GatewayStatus:
+        """As scripted, but a refund asking more than its charge holds is declined (counted)."""
+        status = super()._decide(request)
+        if not isinstance(request, RefundRequest) or request.idempotency_key in self.asked:
+            return status
+        self.asked.add(request.idempotency_key)
+        book = self.gateway._books.get(request.payment_id)
+        pending = sum(
+            asked.amount.minor
+            for key in self.gateway.pending_keys()
+            for asked in [self.gateway._answers[key][0]]
+            if isinstance(asked, RefundRequest) and asked.payment_id == request.payment_id
+        )
+        if book is not None and request.amount.minor + pending > book.captured - book.refunded:
+            self.over_asked.append(request)
+            return GatewayStatus.DECLINED
+        return status
+
+    @property
+    def asked(self) -> set[str]:
+        if not hasattr(self, "_asked"):
+            self._asked: set[str] = set()
+            self.over_asked: list[RefundRequest] = []
+        return self._asked
 
     def in_state(self, state: str) -> list[str]:
         return [o.id for o in self.repo.all() if o.state == state]
@@ -125,6 +157,42 @@ class DepositGroupBuyReturns(DepositGroupBuyRaces):
         self.wired()[1].settle_refunds(order_id)
         self.refund_outcome = GatewayStatus.SUCCEEDED
 
+    @precondition(lambda self: self.in_state("awaiting_shipment"))
+    @rule(
+        data=st.data(),
+        key=st.sampled_from(["k1", "k2"]),
+        amount=st.sampled_from(["1.00", "3.00", "9.00"]),
+        refund=REFUNDS,
+        returned=REFUNDS,
+        again=st.booleans(),
+    )
+    def refund_then_cancel(
+        self,
+        data: st.DataObject,
+        *,
+        key: str,
+        amount: str,
+        refund: GatewayStatus,
+        returned: GatewayStatus,
+        again: bool,
+    ) -> None:
+        """Refund part of a paid order under a key (its callback comes later), then cancel it."""
+        order = self.repo.get(data.draw(st.sampled_from(self.in_state("awaiting_shipment"))))
+        self.refund_outcome = refund
+        money = Money.of(amount, CNY)
+        self.attempt(lambda: self.service.refund(order.id, MERCHANT, key=key, amount=money))
+        if again:  # the same key and total again: a retry
+            self.attempt(lambda: self.service.refund(order.id, MERCHANT, key=key, amount=money))
+        self.refund_outcome = returned
+        self.attempt(lambda: self.service.cancel(order.id, Actor.buyer(order.buyer_id), "bye"))
+        self.refund_outcome = GatewayStatus.SUCCEEDED
+        pending = self.campaign().pending_refunds
+        event(f"cancelled with a refund pending: {any(order.id in k for k, _, _ in pending)}")
+
+    @invariant()
+    def the_provider_is_never_asked_for_more_than_a_charge_holds(self) -> None:
+        assert not getattr(self, "over_asked", []), self.over_asked
+
     @invariant()
     def stock_is_held_exactly_by_the_orders_still_alive(self) -> None:
         """As in the race, less the units returned: they are back on sale."""
@@ -178,6 +246,8 @@ class DepositGroupBuyReturns(DepositGroupBuyRaces):
             for order_id in self.in_state("delivered"):
                 if self.record(order_id) is not None:
                     self.wired()[1].settle_refunds(order_id)
+            for order_id in self.in_state("cancelled"):  # a declined return: asked again
+                self.service.reconcile(order_id, retry_failed=True)
             self.clock.advance(timedelta(hours=3))
             self.service.expire_due()
         self.each_request_is_refunded_at_most_once()
@@ -194,6 +264,11 @@ class DepositGroupBuyReturns(DepositGroupBuyRaces):
                 order.id, Money.zero(CNY)
             )
             assert net == money.paid_in - money.refunded, (order.id, net, money)
+            forfeited = any(p.movement is Movement.FORFEIT for p in self.ledger.postings(order.id))
+            if order.state == "cancelled" and not forfeited:
+                assert money.refunded == money.paid_in, (order.id, money)
+        assert not self.campaign().pending_refunds
+        self.the_provider_is_never_asked_for_more_than_a_charge_holds()
 
 
 DepositGroupBuyReturns.TestCase.settings = settings(

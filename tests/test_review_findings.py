@@ -81,14 +81,6 @@ class TestARefundKeyIsTheCallersOwn:
         assert shop.service.money(order_id).refunded == yuan("1.00")
         shop.books_agree(order_id)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "the same key asked again for more tops the refund up from the next charge "
-            "(_gbd_parts places total minus what the key posted); PaymentService.refund "
-            "returns the refund already asked for a repeated key"
-        ),
-    )
     def test_repeating_a_key_with_a_larger_amount_gives_back_no_more_than_the_first_time(
         self,
     ) -> None:
@@ -101,15 +93,6 @@ class TestARefundKeyIsTheCallersOwn:
 
 
 class TestACancelAfterAPendingRefund:
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "_gbd_return_paid asks each charge for what it holds less what is *posted*; a "
-            "pending keyed refund is not counted, so a provider that checks the charge "
-            "declines the whole return of that charge, and a cancel's declined return is "
-            "never asked again: the buyer never gets the rest (24.00 paid, 14.00 back)"
-        ),
-    )
     def test_a_cancelled_order_gets_back_everything_it_paid_from_an_honest_provider(
         self,
     ) -> None:
@@ -124,13 +107,6 @@ class TestACancelAfterAPendingRefund:
         money = shop.service.money(order_id)
         assert money.refunded == money.paid_in == yuan("24.00")
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "same cause, against the scripted gateway (which does not count pending refunds): "
-            "the buyer gets 32.00 back for 24.00 paid (stated as a Known gap in CHANGELOG)"
-        ),
-    )
     def test_a_cancelled_order_never_gives_back_more_than_it_paid(self) -> None:
         shop = Shop()
         order_id = shop.paid()

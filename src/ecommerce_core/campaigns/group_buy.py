@@ -87,6 +87,9 @@ __all__ = [
     "GroupBuyJoined",
     "GroupBuyPayment",
     "GroupBuyRefundDeclined",
+    "GroupBuyRefundKeyed",
+    "GroupBuyRefundPending",
+    "GroupBuyRefundSettled",
     "GroupBuyState",
     "GroupBuySucceeded",
     "GroupBuyTerms",
@@ -539,6 +542,54 @@ class GroupBuyRefundDeclined(DomainEvent):
 
 
 @attrs.frozen(kw_only=True)
+class GroupBuyRefundPending(DomainEvent):
+    """The provider left a refund of a deposit order's money pending: it counts until settled.
+
+    Attributes:
+        order_id: The order whose refund is pending.
+        request_key: The idempotency key it was asked under.
+        payment_id: The charge it comes from.
+        amount: How much it gives back.
+
+    """
+
+    order_id: str
+    request_key: str
+    payment_id: str
+    amount: Money
+
+
+@attrs.frozen(kw_only=True)
+class GroupBuyRefundSettled(DomainEvent):
+    """The provider's callback settled a pending refund (refunded or failed).
+
+    Attributes:
+        order_id: The order whose refund was pending.
+        request_key: The idempotency key it was asked under.
+
+    """
+
+    order_id: str
+    request_key: str
+
+
+@attrs.frozen(kw_only=True)
+class GroupBuyRefundKeyed(DomainEvent):
+    """A caller's refund key was first used on a deposit order, for this total.
+
+    Attributes:
+        order_id: The order refunded.
+        key: The caller's key.
+        total: The total asked under it (a repeat must ask the same).
+
+    """
+
+    order_id: str
+    key: str
+    total: Money
+
+
+@attrs.frozen(kw_only=True)
 class GroupBuyFailed(DomainEvent):
     """The group buy missed its minimum: every order is refunded.
 
@@ -591,6 +642,11 @@ class GroupBuy(EventRecorder):
             (:meth:`close_balances`).
         declined_refunds: The idempotency keys under which the provider declined a refund of
             a deposit order's money (:meth:`note_declined_refund`); a retry asks under another.
+        pending_refunds: ``(request key, charge payment id, amount)`` of each refund of a
+            deposit order's money the provider left pending (:meth:`note_pending_refund`),
+            until its callback settles it (:meth:`settle_pending_refund`).
+        refund_keys: ``(order id, key, total)`` of each caller's refund key used on a deposit
+            order (:meth:`note_refund_key`): a repeat must ask the same total.
 
     """
 
@@ -606,6 +662,8 @@ class GroupBuy(EventRecorder):
     events: tuple[DomainEvent, ...] = ()
     balances_closed: bool = False
     declined_refunds: tuple[str, ...] = ()
+    pending_refunds: tuple[tuple[str, str, Money], ...] = ()
+    refund_keys: tuple[tuple[str, str, Money], ...] = ()
     # Kept in step with the active participations, so a join costs O(1), not O(orders).
     _units: int = attrs.field(default=0, init=False, repr=False)
     _orders_per_buyer: dict[str, int] = attrs.field(factory=dict, init=False, repr=False)
@@ -913,6 +971,117 @@ class GroupBuy(EventRecorder):
         self.declined_refunds = (*self.declined_refunds, request_key)
         self._record(GroupBuyRefundDeclined, now, actor, order_id=order_id, request_key=request_key)
         return True
+
+    def note_pending_refund(
+        self,
+        *,
+        order_id: str,
+        request_key: str,
+        payment_id: str,
+        amount: Money,
+        now: datetime,
+        actor: Actor | None = None,
+    ) -> bool:
+        """Remember a refund the provider left pending: it counts against its charge meanwhile.
+
+        Noting a key again changes nothing.
+
+        Returns:
+            Whether it was noted now.
+
+        Raises:
+            Forbidden: The actor is not the system or the platform.
+            InvalidInput: A blank key or payment id; an order that never joined; an amount
+                that is not positive.
+            CurrencyMismatch: Another currency than the campaign's.
+
+        """
+        actor = Actor.system() if actor is None else actor
+        authorize(actor, _SYSTEM, "note_pending_refund", self.id)
+        check_now(now)
+        text("request_key", request_key, max_length=1000)
+        text("payment_id", payment_id, max_length=1000)
+        money("amount", amount, self.terms.currency, positive=True)
+        if order_id not in self._index:
+            raise InvalidInput("order_id", order_id, "the order never joined this group buy")
+        if any(entry[0] == request_key for entry in self.pending_refunds):
+            return False
+        self.pending_refunds = (*self.pending_refunds, (request_key, payment_id, amount))
+        self._record(
+            GroupBuyRefundPending,
+            now,
+            actor,
+            order_id=order_id,
+            request_key=request_key,
+            payment_id=payment_id,
+            amount=amount,
+        )
+        return True
+
+    def settle_pending_refund(
+        self, *, order_id: str, request_key: str, now: datetime, actor: Actor | None = None
+    ) -> bool:
+        """Forget a pending refund once the provider's callback settled it.
+
+        Settling a key not pending (never, or already settled) changes nothing.
+
+        Returns:
+            Whether it was pending until now.
+
+        Raises:
+            Forbidden: The actor is not the system or the platform.
+            InvalidInput: A blank key; an order that never joined.
+
+        """
+        actor = Actor.system() if actor is None else actor
+        authorize(actor, _SYSTEM, "settle_pending_refund", self.id)
+        check_now(now)
+        text("request_key", request_key, max_length=1000)
+        if order_id not in self._index:
+            raise InvalidInput("order_id", order_id, "the order never joined this group buy")
+        left = tuple(entry for entry in self.pending_refunds if entry[0] != request_key)
+        if len(left) == len(self.pending_refunds):
+            return False
+        self.pending_refunds = left
+        self._record(GroupBuyRefundSettled, now, actor, order_id=order_id, request_key=request_key)
+        return True
+
+    def note_refund_key(
+        self, *, order_id: str, key: str, total: Money, now: datetime, actor: Actor | None = None
+    ) -> bool:
+        """Remember the total a caller's refund key asks of a deposit order.
+
+        The same key with the same total is a retry and changes nothing.
+
+        Returns:
+            Whether it was noted now.
+
+        Raises:
+            Forbidden: The actor is not the system or the platform.
+            InvalidInput: A blank key; an order that never joined; a total that is not
+                positive; a key already used for another amount.
+            CurrencyMismatch: Another currency than the campaign's.
+
+        """
+        actor = Actor.system() if actor is None else actor
+        authorize(actor, _SYSTEM, "note_refund_key", self.id)
+        check_now(now)
+        text("key", key, max_length=1000)
+        money("total", total, self.terms.currency, positive=True)
+        if order_id not in self._index:
+            raise InvalidInput("order_id", order_id, "the order never joined this group buy")
+        used = self.refund_total(order_id, key)
+        if used is not None:
+            if used != total:
+                raise InvalidInput("key", key, "already used for another amount")
+            return False
+        self.refund_keys = (*self.refund_keys, (order_id, key, total))
+        self._record(GroupBuyRefundKeyed, now, actor, order_id=order_id, key=key, total=total)
+        return True
+
+    def refund_total(self, order_id: str, key: str) -> Money | None:
+        """The total a caller's refund key asked of ``order_id`` (:meth:`note_refund_key`)."""
+        return next((t for o, k, t in self.refund_keys if o == order_id and k == key), None)
 
     # ----------------------------------------------------------------- internals
 

@@ -63,7 +63,7 @@ The paths, and what each does exactly once:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Final
 
@@ -505,9 +505,9 @@ class GroupBuys(PaymentService):
         did it, exactly once; a pending one is posted by the provider's callback. A charge
         part the provider declined is noted on the campaign and asked again under a fresh key
         (``...:again-<n>``) the next time ``refund`` is called with ``key``. A part is never
-        more than what the charge still holds after the refunds posted from it; a refund the
-        provider left pending is not counted until its callback posts it (see the CHANGELOG's
-        known gaps).
+        more than what the charge still holds after the refunds posted from it and those the
+        provider left pending (noted on the campaign until their callback settles them). A
+        repeat of ``key`` must ask the same total: it is a retry.
 
         Returns:
             The refund (id ``<campaign>:gbbal:<order>:refund:<key>`` for a deposit order):
@@ -517,9 +517,9 @@ class GroupBuys(PaymentService):
         Raises:
             Forbidden: Not the order's merchant, the platform or the system.
             InvalidInput: A blank key, one over 200 characters or holding ``:again-``,
-                ``:retry-`` or ``:keyed-refund:`` (the service's own suffixes); both or
-                neither of ``amount`` and ``lines``; a zero, negative or too large amount; an
-                unknown line.
+                ``:retry-`` or ``:keyed-refund:`` (the service's own suffixes), or one already
+                used for another total; both or neither of ``amount`` and ``lines``; a zero,
+                negative or too large amount; an unknown line.
             CurrencyMismatch: Another currency.
             RuleViolation: Nothing was paid for the order.
 
@@ -531,6 +531,25 @@ class GroupBuys(PaymentService):
             )
         wanted = self._gbd_wanted(order, actor, key=key, amount=amount, lines=lines)
         return self._gbd_refund_keyed(order, key=key, wanted=wanted, reason=reason)
+
+    def reconcile(self, order_id: str, *, retry_failed: bool = False) -> Order:
+        """Reconcile as before; with ``retry_failed``, a cancelled deposit order's return too.
+
+        A deposit order cancelled after its balance was paid gets back, from each charge,
+        what the charge still holds after the refunds posted from it and those pending: a
+        part of the return the provider declined (or a pending refund that failed) is asked
+        again under a fresh key.
+        """
+        order = super().reconcile(order_id, retry_failed=retry_failed)
+        if (
+            retry_failed
+            and self.group_buys is not None
+            and order.process.name == _DEPOSIT_PROCESS
+            and order.state == OrderState.CANCELLED
+        ):
+            self._gbd_return_paid(order)
+            order = self.orders.get(order_id)
+        return order
 
     def handle_notification(self, payload: Mapping[str, str]) -> NotificationOutcome:
         """Apply a provider callback as before; a group-buy order it paid then joins.
@@ -1137,17 +1156,30 @@ class GroupBuys(PaymentService):
     def _gbd_return_paid(self, order: Order) -> None:
         """A deposit order cancelled after its balance was paid: both charges go back.
 
-        Each charge gives back what it still holds (less what earlier refunds took).
+        Each charge gives back what it still holds (less what earlier refunds took and those
+        still pending), under ``<charge>:return``; called again (``reconcile`` with
+        ``retry_failed``), what a declined or failed refund left is given back under
+        ``<charge>:return-<n>``, the first such ledger key neither posted nor pending.
         """
         merchant = Account.merchant(order.merchant_id)
         postings = self.ledger.postings(order.id)
+        pending = self._group_buys.get(_campaign_of(order)).pending_refunds
+        zero = Money.zero(order.currency)
+        taken = {p.key for p in postings} | {_ledger_key(k) for k, _, _ in pending}
         for payment_id, transaction_id, charged in self._gbd_charges(order, postings):
             base = f"{payment_id}:{transaction_id}"
-            left = charged - _refunded_from(
-                postings, base, but=f"{base}:return", zero=Money.zero(order.currency)
+            left = (
+                charged
+                - _refunded_from(postings, base, but="", zero=zero)
+                - _pending_on(pending, base, but="", zero=zero)
             )
-            if left.is_positive:
-                self._gbd_refund(order, payment_id, transaction_id, left, merchant, what="return")
+            if not left.is_positive:
+                continue
+            what, n = "return", 1
+            while f"{base}:{what}" in taken:
+                n += 1
+                what = f"return-{n}"
+            self._gbd_refund(order, payment_id, transaction_id, left, merchant, what=what)
 
     def _gbd_charges(self, order: Order, postings: list[Posting]) -> list[tuple[str, str, Money]]:
         """The charges that paid a deposit order: its balance (if any), then its deposit.
@@ -1227,7 +1259,8 @@ class GroupBuys(PaymentService):
         """Split a refund of ``total`` over the order's charges: the balance's first.
 
         As ``(payment id, transaction id, amount)`` per charge with a part; a part already
-        posted under this ``key`` keeps its amount, so a repeat splits the same way.
+        posted or pending under this ``key`` keeps its amount, so a repeat splits the same way.
+        Refunds pending from a charge count against what it still holds.
 
         Raises:
             RuleViolation: The balance was not paid: nothing was paid for the order.
@@ -1239,7 +1272,9 @@ class GroupBuys(PaymentService):
         if not charges:
             raise RuleViolation(order.id, "refund", order.state, "nothing was paid for this order")
         zero = Money.zero(order.currency)
-        posted = {p.key: p.amount for p in postings}
+        pending = self._group_buys.get(_campaign_of(order)).pending_refunds
+        posted = {_ledger_key(k): amount for k, _, amount in pending}  # kept as asked
+        posted.update((p.key, p.amount) for p in postings)
         to_place = total - sum((posted.get(_keyed(p, t, key), zero) for p, t, _ in charges), zero)
         if to_place.is_negative:
             raise InvalidInput("key", key, "already refunded more under this key")
@@ -1249,7 +1284,11 @@ class GroupBuys(PaymentService):
             part = posted.get(ledger_key)
             if part is None:
                 base = f"{payment_id}:{transaction_id}"
-                left = charged - _refunded_from(postings, base, but=ledger_key, zero=zero)
+                left = (
+                    charged
+                    - _refunded_from(postings, base, but=ledger_key, zero=zero)
+                    - _pending_on(pending, base, but=ledger_key, zero=zero)
+                )
                 part = min(to_place, left) if left.is_positive else zero
                 to_place -= part
             if part.is_positive:
@@ -1263,7 +1302,16 @@ class GroupBuys(PaymentService):
     ) -> Refund:
         """:meth:`refund` of a deposit order, checked: each charge's part through the provider."""
         total = sum(wanted.values(), Money.zero(order.currency))
+        used = self._group_buys.get(_campaign_of(order)).refund_total(order.id, key)
+        if used is not None and used != total:
+            raise InvalidInput("key", key, "already used for another amount")
         parts = self._gbd_parts(order, key, total)
+        self._gbd_note(
+            order,
+            lambda c, now: c.note_refund_key(
+                order_id=order.id, key=key, total=total, now=now, actor=_SYSTEM
+            ),
+        )
         campaign = self._group_buys.get(_campaign_of(order))
         posted = {p.key for p in self.ledger.postings(order.id)}
         statuses: set[RefundStatus] = set()
@@ -1292,6 +1340,7 @@ class GroupBuys(PaymentService):
                 statuses.add(RefundStatus.SUCCEEDED)
                 transaction = transaction or result.transaction_id
             elif result.status is GatewayStatus.PENDING:
+                self._gbd_note_pending(order, request_key, payment_id, part)
                 statuses.add(RefundStatus.PENDING)  # posted by the provider's callback
             else:
                 self._gbd_note_declined(order, request_key)
@@ -1313,12 +1362,47 @@ class GroupBuys(PaymentService):
 
     def _gbd_note_declined(self, order: Order, request_key: str) -> None:
         """Note on the campaign that the provider declined ``request_key`` (saved, once)."""
+        self._gbd_note(
+            order,
+            lambda c, now: c.note_declined_refund(
+                order_id=order.id, request_key=request_key, now=now, actor=_SYSTEM
+            ),
+        )
+
+    def _gbd_note_pending(
+        self, order: Order, request_key: str, payment_id: str, amount: Money
+    ) -> None:
+        """Note on the campaign that the provider left ``request_key`` pending (saved, once)."""
+        self._gbd_note(
+            order,
+            lambda c, now: c.note_pending_refund(
+                order_id=order.id,
+                request_key=request_key,
+                payment_id=payment_id,
+                amount=amount,
+                now=now,
+                actor=_SYSTEM,
+            ),
+        )
+
+    def _gbd_settle_pending(self, order: Order, request_key: str) -> None:
+        """Its callback came: ``request_key`` no longer counts as pending (saved, once)."""
+        self._gbd_note(
+            order,
+            lambda c, now: (
+                any(k == request_key for k, _, _ in c.pending_refunds)
+                and c.settle_pending_refund(
+                    order_id=order.id, request_key=request_key, now=now, actor=_SYSTEM
+                )
+            ),
+        )
+
+    def _gbd_note(self, order: Order, command: Callable[[GroupBuy, datetime], bool]) -> None:
+        """Apply ``command`` to the order's campaign and save it if it changed anything."""
         for _ in range(_RETRIES):
             campaign = self._group_buys.get(_campaign_of(order))
             version = campaign.version
-            if not campaign.note_declined_refund(
-                order_id=order.id, request_key=request_key, now=self.clock.now(), actor=_SYSTEM
-            ):
+            if not command(campaign, self.clock.now()):
                 return
             try:
                 self._group_buys.save(campaign, version)
@@ -1342,12 +1426,20 @@ class GroupBuys(PaymentService):
         """Refund one charge through the provider (keyed); post it once the provider did.
 
         The ledger key is ``<payment id>:<transaction>:<what>``; a retry after the provider
-        declined asks again under that key plus ``:retry-<attempt>``.
+        declined asks again under that key plus ``:retry-<attempt>``. A cancel's return
+        (``what`` ``return`` or ``return-<n>``) left pending is noted on the campaign until its
+        callback; one declined now is noted declined and asked again under a fresh key.
         """
         key = f"{payment_id}:{transaction_id}:{what}"
         if self._gbd_posted(order.id, key):
             return
         request_key = f"{key}{_RETRY}{attempt}" if attempt else key
+        returning = what.startswith("return")
+        if returning:  # a cancel's return: ask under a key the provider has not declined
+            declined, n = self._group_buys.get(_campaign_of(order)).declined_refunds, 0
+            while request_key in declined:
+                n += 1
+                request_key = f"{key}{_RETRY}again-{n}"
         result = self.payments.refund(
             RefundRequest(order.id, transaction_id, amount, request_key, payment_id)
         )
@@ -1355,6 +1447,10 @@ class GroupBuys(PaymentService):
             self._gbd_post(
                 key, order, source, Account.buyer(order.buyer_id), amount, movement=Movement.REFUND
             )
+        elif returning and result.status is GatewayStatus.PENDING:
+            self._gbd_note_pending(order, request_key, payment_id, amount)
+        elif returning:  # declined: asked again by reconcile(retry_failed=True)
+            self._gbd_note_declined(order, request_key)
 
     def _gbd_notification(self, notification: Notification) -> NotificationOutcome:
         """A callback for a deposit or a balance: record the charge, or post the refund."""
@@ -1370,12 +1466,18 @@ class GroupBuys(PaymentService):
             except EcommerceCoreError as refused:
                 outcome = f"refused and refunded: {refused}"
         elif notification.kind is NotificationKind.FAILED and _KEYED in notification.request_key:
+            self._gbd_settle_pending(order, notification.request_key)
             self._gbd_note_declined(order, notification.request_key)  # asked again next time
             outcome = "refund declined: asked again under a new key next time"
         elif notification.kind is NotificationKind.FAILED and notification.request_key:
+            self._gbd_settle_pending(order, notification.request_key)
             key = notification.request_key.split(_RETRY, 1)[0]
             transaction_id, _, what = key[len(payment_id) + 1 :].rpartition(":")
-            if key.startswith(f"{payment_id}:") and what in _REFUNDS and transaction_id:
+            if (
+                key.startswith(f"{payment_id}:")
+                and (what in _REFUNDS or what.startswith("return-"))
+                and transaction_id
+            ):
                 self._gbd_refund(  # the provider declined a refund: ask again, once per decline
                     order,
                     payment_id,
@@ -1389,6 +1491,7 @@ class GroupBuys(PaymentService):
         elif notification.kind is NotificationKind.REFUNDED and notification.request_key:
             key = _ledger_key(notification.request_key)
             source = _refund_source(order, "refund" if _KEYED in key else key.rpartition(":")[2])
+            self._gbd_settle_pending(order, notification.request_key)
             if key.startswith(f"{payment_id}:") and not self._gbd_posted(order.id, key):
                 self._gbd_post(
                     key,
@@ -1498,6 +1601,14 @@ def _ledger_key(request_key: str) -> str:
 def _keyed(payment_id: str, transaction_id: str, key: str) -> str:
     """The ledger key of the part of a :meth:`GroupBuys.refund` one charge gives back."""
     return f"{payment_id}:{transaction_id}{_KEYED}{key}"
+
+
+def _pending_on(
+    pending: Iterable[tuple[str, str, Money]], base: str, *, but: str, zero: Money
+) -> Money:
+    """What refunds still pending ask of the charge ``base`` (but those of ledger key ``but``)."""
+    prefix = f"{base}:"
+    return sum((a for k, _, a in pending if k.startswith(prefix) and _ledger_key(k) != but), zero)
 
 
 def _refunded_from(postings: Iterable[Posting], base: str, *, but: str, zero: Money) -> Money:
