@@ -1,7 +1,7 @@
 """Second reading of the deposit after-sales refunds and the twin builders: findings.
 
-Each test states what should hold and fails on the code as merged (``xfail(strict=True)``,
-the reason says why), so the suite stays green and a fix turns it into an XPASS to flip.
+Each test states what should hold; the ones that failed on the code as merged were strict
+xfails until fixed (pending deposit refunds now counted, a key asks one total).
 """
 
 from __future__ import annotations
