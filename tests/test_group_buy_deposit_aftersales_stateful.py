@@ -37,6 +37,7 @@ from ecommerce_core.ports import GatewayStatus, RefundRequest
 from ecommerce_core.services import AfterSalesService, FulfilmentService
 from ecommerce_core.services.aftersales import ledger_refunds
 from test_group_buy_deposit_service_stateful import MERCHANT, STOCK, DepositGroupBuyRaces
+from test_group_buy_pending_refunds import over_asks
 
 CNY = "CNY"
 REFUNDS = st.sampled_from([GatewayStatus.SUCCEEDED, GatewayStatus.DECLINED, GatewayStatus.PENDING])
@@ -74,14 +75,7 @@ class DepositGroupBuyReturns(DepositGroupBuyRaces):
         if not isinstance(request, RefundRequest) or request.idempotency_key in self.asked:
             return status
         self.asked.add(request.idempotency_key)
-        book = self.gateway._books.get(request.payment_id)
-        pending = sum(
-            asked.amount.minor
-            for key in self.gateway.pending_keys()
-            for asked in [self.gateway._answers[key][0]]
-            if isinstance(asked, RefundRequest) and asked.payment_id == request.payment_id
-        )
-        if book is not None and request.amount.minor + pending > book.captured - book.refunded:
+        if over_asks(self.gateway, request):
             self.over_asked.append(request)
             return GatewayStatus.DECLINED
         return status

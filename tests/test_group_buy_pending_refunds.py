@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from ecommerce_core import Actor, Money
 from ecommerce_core.adapters.codec import JsonCodec
-from ecommerce_core.adapters.memory import GatewayRequest
+from ecommerce_core.adapters.memory import GatewayRequest, ScriptedPaymentGateway
 from ecommerce_core.adapters.sqlite import SqliteDatabase
 from ecommerce_core.adapters.sqlite_campaigns import SqliteGroupBuyRepository
 from ecommerce_core.campaigns.group_buy import (
@@ -37,6 +37,22 @@ CODEC = JsonCodec()
 STATUSES = st.sampled_from([GatewayStatus.SUCCEEDED, GatewayStatus.DECLINED, GatewayStatus.PENDING])
 
 
+def over_asks(gateway: ScriptedPaymentGateway, request: RefundRequest) -> bool:
+    """Whether ``request`` asks its charge for more than it still holds, pending refunds counted.
+
+    What a real provider checks and the scripted gateway does not: read from the gateway's own
+    books (captured, refunded) and the refunds it has left pending.
+    """
+    book = gateway._books.get(request.payment_id)
+    pending = sum(
+        asked.amount.minor
+        for key in gateway.pending_keys()
+        for asked in [gateway._answers[key][0]]
+        if isinstance(asked, RefundRequest) and asked.payment_id == request.payment_id
+    )
+    return book is not None and request.amount.minor + pending > book.captured - book.refunded
+
+
 class HonestShop(Shop):
     """The provider declines a refund asking a charge for more than it still holds.
 
@@ -53,14 +69,7 @@ class HonestShop(Shop):
         status = super()._decide(request)
         if not isinstance(request, RefundRequest):
             return status
-        book = self.gateway._books.get(request.payment_id)
-        pending = sum(
-            asked.amount.minor
-            for key in self.gateway.pending_keys()
-            for asked in [self.gateway._answers[key][0]]
-            if isinstance(asked, RefundRequest) and asked.payment_id == request.payment_id
-        )
-        if book is not None and request.amount.minor + pending > book.captured - book.refunded:
+        if over_asks(self.gateway, request):
             self.over_asked.append(request)
             return GatewayStatus.DECLINED
         return status
