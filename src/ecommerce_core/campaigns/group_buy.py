@@ -960,12 +960,10 @@ class GroupBuy(EventRecorder):
             InvalidInput: A blank key; an order that never joined.
 
         """
-        actor = Actor.system() if actor is None else actor
-        authorize(actor, _SYSTEM, "note_declined_refund", self.id)
-        check_now(now)
-        text("request_key", request_key, max_length=1000)
-        if order_id not in self._index:
-            raise InvalidInput("order_id", order_id, "the order never joined this group buy")
+        actor = self._refund_note_actor(
+            "note_declined_refund", actor, now, "request_key", request_key
+        )
+        self._ensure_joined(order_id)
         if request_key in self.declined_refunds:
             return False
         self.declined_refunds = (*self.declined_refunds, request_key)
@@ -996,14 +994,12 @@ class GroupBuy(EventRecorder):
             CurrencyMismatch: Another currency than the campaign's.
 
         """
-        actor = Actor.system() if actor is None else actor
-        authorize(actor, _SYSTEM, "note_pending_refund", self.id)
-        check_now(now)
-        text("request_key", request_key, max_length=1000)
+        actor = self._refund_note_actor(
+            "note_pending_refund", actor, now, "request_key", request_key
+        )
         text("payment_id", payment_id, max_length=1000)
         money("amount", amount, self.terms.currency, positive=True)
-        if order_id not in self._index:
-            raise InvalidInput("order_id", order_id, "the order never joined this group buy")
+        self._ensure_joined(order_id)
         if any(entry[0] == request_key for entry in self.pending_refunds):
             return False
         self.pending_refunds = (*self.pending_refunds, (request_key, payment_id, amount))
@@ -1033,12 +1029,10 @@ class GroupBuy(EventRecorder):
             InvalidInput: A blank key; an order that never joined.
 
         """
-        actor = Actor.system() if actor is None else actor
-        authorize(actor, _SYSTEM, "settle_pending_refund", self.id)
-        check_now(now)
-        text("request_key", request_key, max_length=1000)
-        if order_id not in self._index:
-            raise InvalidInput("order_id", order_id, "the order never joined this group buy")
+        actor = self._refund_note_actor(
+            "settle_pending_refund", actor, now, "request_key", request_key
+        )
+        self._ensure_joined(order_id)
         left = tuple(entry for entry in self.pending_refunds if entry[0] != request_key)
         if len(left) == len(self.pending_refunds):
             return False
@@ -1063,13 +1057,9 @@ class GroupBuy(EventRecorder):
             CurrencyMismatch: Another currency than the campaign's.
 
         """
-        actor = Actor.system() if actor is None else actor
-        authorize(actor, _SYSTEM, "note_refund_key", self.id)
-        check_now(now)
-        text("key", key, max_length=1000)
+        actor = self._refund_note_actor("note_refund_key", actor, now, "key", key)
         money("total", total, self.terms.currency, positive=True)
-        if order_id not in self._index:
-            raise InvalidInput("order_id", order_id, "the order never joined this group buy")
+        self._ensure_joined(order_id)
         used = self.refund_total(order_id, key)
         if used is not None:
             if used != total:
@@ -1084,6 +1074,23 @@ class GroupBuy(EventRecorder):
         return next((t for o, k, t in self.refund_keys if o == order_id and k == key), None)
 
     # ----------------------------------------------------------------- internals
+
+    def _refund_note_actor(
+        self, command: str, actor: Actor | None, now: datetime, field: str, key: str
+    ) -> Actor:
+        """Check what every refund note checks first; answer the actor (the system by default).
+
+        The actor, the time, then the key, in that order.
+        """
+        actor = Actor.system() if actor is None else actor
+        authorize(actor, _SYSTEM, command, self.id)
+        check_now(now)
+        text(field, key, max_length=1000)
+        return actor
+
+    def _ensure_joined(self, order_id: str) -> None:
+        if order_id not in self._index:
+            raise InvalidInput("order_id", order_id, "the order never joined this group buy")
 
     def _count(self, participation: Participation, sign: int) -> None:
         self._units += sign * participation.quantity
