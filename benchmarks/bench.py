@@ -520,8 +520,14 @@ def dict_table_lifecycle(books: dict[int, int], i: int) -> None:
     books[i] = order["total"]
 
 
-def payment_service(*, ledger: bool) -> Any:
-    """A service on in-memory adapters with stock enough for any run (built untimed)."""
+def payment_service(*, ledger: bool, database: SqliteDatabase | None = None) -> Any:
+    """A service with stock enough for any run (built untimed).
+
+    On the in-memory adapters, or with ``database`` (and ``ledger``) every port the library
+    stores through on SQLite: orders, inventory, the event outbox, payment records, the ledger
+    and the credit lines. The catalog, the provider, the clock and the ids stay in memory:
+    they stand for the host's services, which the library does not store.
+    """
     from ecommerce_core.adapters.memory import (  # noqa: PLC0415  # only this section needs them
         InMemoryCatalog,
         InMemoryCreditLines,
@@ -554,11 +560,35 @@ def payment_service(*, ledger: bool) -> Any:
     }
     if not ledger:
         return OrderService(**ports)
+    limits = {BUYER.id: Money(10**15, "CNY")}  # a credit line that never runs out
+    if database is not None:
+        from ecommerce_core.adapters.sqlite_aggregates import (  # noqa: PLC0415
+            SqlitePaymentRepository,
+        )
+        from ecommerce_core.adapters.sqlite_books import (  # noqa: PLC0415
+            SqliteCreditLines,
+            SqliteLedger,
+        )
+
+        inventory = SqliteInventory(database)
+        for sku in ("tea-01", "cup-01"):
+            inventory.receive(sku, 10**9)
+        ports |= {
+            "orders": SqliteOrderRepository(database),
+            "inventory": inventory,
+            "publisher": SqliteOutbox(database, RecordingPublisher()),
+        }
+        return PaymentService(
+            **ports,
+            ledger=SqliteLedger(database),
+            payment_records=SqlitePaymentRepository(database),
+            credit_lines=SqliteCreditLines(database, limits),
+        )
     return PaymentService(
         **ports,
         ledger=InMemoryLedger(),
         payment_records=InMemoryPaymentRepository(),
-        credit_lines=InMemoryCreditLines({BUYER.id: Money(10**15, "CNY")}),  # never runs out
+        credit_lines=InMemoryCreditLines(limits),
     )
 
 
@@ -1110,6 +1140,37 @@ def per_command(sizes: Sizes) -> Section:
         for label, spent in best.items():
             out.rows.append(
                 (f"  {label}", f"{spent / 1e3:,.1f} us", f"{100 * spent / total:.0f} %", "", "")
+            )
+    return out
+
+
+@section("11. Payment methods on SQLite: whole lifecycles, every port stored")
+def methods_on_sqlite(sizes: Sizes) -> Section:
+    out = Section(
+        "11. Payment methods on SQLite: whole lifecycles, every port stored",
+        "  section 9's lifecycle per payment method through PaymentService, on the in-memory"
+        "\n  adapters and on one SQLite file (WAL, synchronous=NORMAL) holding the orders,"
+        "\n  inventory, outbox, payment records, ledger and credit lines; wall time, median of"
+        "\n  3 repeats; ratio = SQLite / in memory",
+    )
+    number = max(sizes.command // 20, 5)
+    with tempfile.TemporaryDirectory() as folder:
+        for method in ("online", "escrow", "cod", "credit"):
+            in_memory = payment_service(ledger=True)
+            memory_ns = measure(method_lifecycle, number * 4, in_memory, method, repeats=3)
+            database = SqliteDatabase(Path(folder) / f"{method}.db")
+            try:
+                on_sqlite = payment_service(ledger=True, database=database)
+                method_lifecycle(on_sqlite, method)  # warm up: statements prepared, pages read
+                sqlite_ns = measure(method_lifecycle, number, on_sqlite, method, repeats=3)
+            finally:
+                database.close()
+            out.add(f"{method}, in memory", memory_ns / 1000, "us", ratio=1.0)
+            out.add(
+                f"{method}, SQLite ({_number(1e9 / sqlite_ns)} orders/s)",
+                sqlite_ns / 1000,
+                "us",
+                ratio=sqlite_ns / memory_ns,
             )
     return out
 
