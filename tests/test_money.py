@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
+import attrs
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ecommerce_core.errors import CurrencyMismatch, InvalidInput, UnknownCurrency
-from ecommerce_core.money import CURRENCIES, Currency, Money, allocate_minor
+from ecommerce_core.money import CURRENCIES, MAX_MINOR_UNITS, Currency, Money, allocate_minor
 
 codes = st.sampled_from(sorted(CURRENCIES))
 minors = st.integers(-(10**15), 10**15)
@@ -43,7 +44,8 @@ class TestCurrency:
     @pytest.mark.parametrize(
         ("code", "exponent"),
         [("CNY", 2), ("USD", 2), ("JPY", 0), ("KRW", 0), ("VND", 0), ("CLP", 0), ("ISK", 0),
-         ("UGX", 0), ("KWD", 3), ("BHD", 3), ("OMR", 3), ("JOD", 3), ("TND", 3)],
+         ("UGX", 0), ("KWD", 3), ("BHD", 3), ("OMR", 3), ("JOD", 3), ("TND", 3), ("CLF", 4),
+         ("UYW", 4)],
     )  # fmt: skip
     def test_currencies_know_their_minor_unit_digits(self, code, exponent):
         assert Currency.of(code) == Currency(code, exponent)
@@ -134,7 +136,20 @@ class TestConstruction:
         assert Money.of(str(money.amount), money.currency) == money
         assert money.amount.scaleb(money.currency_info.exponent) == money.minor
 
+    def test_the_magnitude_limit_itself_is_allowed_on_both_sides(self):
+        for minor in (MAX_MINOR_UNITS, -MAX_MINOR_UNITS):
+            money = Money(minor, "USD")
+            attrs.validate(money)  # the fields' own validators agree with the constructor
+            assert money.minor == minor
+        assert Money(MAX_MINOR_UNITS - 1, "USD") + Money(1, "USD") == Money(MAX_MINOR_UNITS, "USD")
+        assert Money(1 - MAX_MINOR_UNITS, "USD") - Money(1, "USD") == Money(-MAX_MINOR_UNITS, "USD")
+        with pytest.raises(InvalidInput, match="too large"):
+            Money(-MAX_MINOR_UNITS, "USD") - Money(1, "USD")
+
     @given(monies)
+    @example(Money(1, "USD"))
+    @example(Money(-1, "USD"))
+    @example(Money(0, "USD"))
     def test_sign_predicates_follow_the_minor_units(self, money):
         predicates = (money.is_zero, money.is_positive, money.is_negative)
         assert predicates == (money.minor == 0, money.minor > 0, money.minor < 0)
@@ -185,6 +200,13 @@ class TestArithmetic:
         assert (a < b, a <= b, a > b, a >= b, a == b) == (
             a.minor < b.minor, a.minor <= b.minor, a.minor > b.minor, a.minor >= b.minor,
             a.minor == b.minor,
+        )  # fmt: skip
+
+    @given(monies)
+    def test_an_amount_compares_equal_to_the_same_amount_and_no_more(self, money):
+        same = Money(money.minor, money.currency)
+        assert (money < same, money <= same, money > same, money >= same) == (
+            False, True, False, True,
         )  # fmt: skip
 
     @pytest.mark.parametrize(
@@ -252,6 +274,32 @@ class TestAllocation:
         shares = money.allocate(weights)
         assert {s.currency for s in shares} == {money.currency}
         assert sum(shares) == money
+
+    @given(
+        totals | st.integers(0, 50),
+        st.lists(st.integers(0, 6), min_size=1, max_size=8).filter(lambda ws: sum(ws) > 0),
+    )
+    def test_shares_follow_the_documented_largest_remainder_rule(self, total, weights):
+        # the rule written out plainly: floors first, then one unit each by remainder, then
+        # weight (both largest first), then index (lowest first); small weights make ties
+        whole = sum(weights)
+        shares = [total * weight // whole for weight in weights]
+        order = sorted(
+            range(len(weights)),
+            key=lambda i: (-(total * weights[i] % whole), -weights[i], i),
+        )
+        for index in order[: total - sum(shares)]:
+            shares[index] += 1
+        assert allocate_minor(total, weights) == shares
+
+    @given(weight_lists)
+    def test_allocating_no_money_gives_every_weight_nothing(self, weights):
+        zero = Money.zero("EUR")
+        assert zero.allocate(weights) == [zero] * len(weights)
+
+    def test_a_refused_weight_is_named_in_the_message(self):
+        with pytest.raises(InvalidInput, match=r"-1 is not a non-negative int"):
+            allocate_minor(10, [0, 2, -1])
 
     def test_leftover_units_go_to_the_largest_remainder_then_weight_then_index(self):
         assert allocate_minor(100, [1, 1, 1]) == [34, 33, 33]
