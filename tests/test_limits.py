@@ -101,6 +101,17 @@ class TestClaims:
         with pytest.raises(InvalidInput):
             LimitClaim(**fields)
 
+    def test_the_smallest_claim_is_one_against_a_cap_of_zero_held_at_order_until_released(self):
+        claim = LimitClaim("k", 1, 0)
+        assert (claim.amount, claim.cap, claim.until_paid, claim.at_payment) == (1, 0, False, False)
+
+    @pytest.mark.parametrize(
+        "limit", [Limit.units(5), Limit.units_per_buyer(5), Limit.uses(5), Limit.budget(cny("5"))]
+    )
+    def test_a_limit_is_taken_at_order_and_kept_after_payment_unless_told(self, limit):
+        claim = limit.claim("p", buyer_id="b", uses=1, units=1, discount=1)
+        assert (limit.at_payment, claim.at_payment, claim.until_paid) == (False, False, False)
+
     def test_claims_are_summed_per_key(self):
         totals = check_claims([LimitClaim("a", 1, 5), LimitClaim("b", 2, 3), LimitClaim("a", 2, 5)])
         assert totals == {"a": (3, 5), "b": (2, 3)}
