@@ -279,6 +279,7 @@ class TestAllocation:
         totals | st.integers(0, 50),
         st.lists(st.integers(0, 6), min_size=1, max_size=8).filter(lambda ws: sum(ws) > 0),
     )
+    @example(2, [0, 2, 1])  # remainders 1 and 2: the smaller weight's larger remainder wins
     def test_shares_follow_the_documented_largest_remainder_rule(self, total, weights):
         # the rule written out plainly: floors first, then one unit each by remainder, then
         # weight (both largest first), then index (lowest first); small weights make ties
