@@ -393,6 +393,23 @@ class TestSettlementInMinorUnits:
         assert fast == plain
         assert [type(p) for p in fast] == [Posting] * len(plain)
 
+    def test_a_share_the_commission_takes_whole_books_no_empty_posting_to_the_merchant(self):
+        # 700 settled before without commission, 300 now at 30 %: all 300 are commission due
+        done = postings_of([("1", BUYER, MERCHANT, 700, Movement.CAPTURE)])
+        policy = PaymentPolicy(commission_rate=Decimal("0.3"))
+        arguments = {"key": "op", "allocation": (("1", cny(1_000)),), "done": done}
+        arguments |= {"amount": cny(300), "hold": False, "policy": policy}
+        fast = payer_postings(
+            **arguments,
+            order_id="o-1",
+            payer=BUYER,
+            merchant=MERCHANT,
+            movement=Movement.CAPTURE,
+            at=AT,
+        )
+        assert fast == plain_payer_postings(**arguments, movement=Movement.CAPTURE)
+        assert [(p.target, p.amount) for p in fast] == [(Account.commission(), cny(300))]
+
     @given(allocations, minors)
     @settings(max_examples=60)
     def test_cash_collected_is_split_as_the_plain_settlement_splits_it(self, allocation, minor):
