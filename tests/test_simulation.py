@@ -36,7 +36,21 @@ EVERY_FAULT = FaultRates(
     confirm=0.5,
     unpaid_winner=0.5,
     unclaimed_prize=0.5,
+    unpaid_balance=0.4,
+    refund_declined=0.4,
+    refund_pending=0.5,
+    deposit_returns=0.6,
 )
+
+
+DEPOSIT_FAULTS = {
+    "unpaid balance",
+    "cancelled after balance",
+    "withdrew from a deposit group buy",
+    "refund declined",
+    "refund pending",
+    "refund failed after pending",
+}
 
 
 def _summary(report):
@@ -54,7 +68,7 @@ class TestACleanRun:
         out = capsys.readouterr().out
         assert "all invariant checks passed" in out
         assert "[FAIL]" not in out
-        assert out.count("[PASS]") == 16
+        assert out.count("[PASS]") == 17
         assert "orders/s" in out
 
     def test_the_default_stores_orders_in_the_sqlite_file_it_is_given(self, tmp_path, capsys):
@@ -81,10 +95,11 @@ class TestACleanRun:
 
     def test_every_fault_is_injected_and_every_check_still_passes(self):
         report = run_simulation(
-            SimulationConfig(orders=200, seed=11, faults=EVERY_FAULT), memory=True
+            SimulationConfig(orders=200, seed=15, faults=EVERY_FAULT), memory=True
         )
         assert report.passed, report.render()
-        assert set(report.stats.faults) == {
+        # The deposit group buys' own faults: tests/test_simulation_group_buy_deposit.py.
+        assert set(report.stats.faults) - DEPOSIT_FAULTS == {
             "abandoned payment",
             "cancelled after payment",
             "declined payment",
@@ -112,6 +127,7 @@ class TestACleanRun:
             "lucky_draw",
             "group_buy",
             "auction",
+            "group_buy_deposit",
         }
         states = {state for _, _, state in report.final_states}
         assert {"closed", "cancelled", "returned"} <= states
@@ -191,10 +207,41 @@ class TestEveryCollectiveModeHappensInADefaultRun:
     def test_rebates_were_credited(self, default_run):
         assert default_run.collective["rebate"]["credited"] >= 1
 
+    def test_deposit_group_buys_succeeded_and_failed(self, default_run):
+        campaigns = default_run.collective["group_buy_deposit"]
+        assert campaigns["succeeded"] >= 1
+        assert campaigns["failed"] >= 1
+        assert campaigns["unpaid balance: forfeit"] >= 1
+        assert campaigns["unpaid balance: refund"] >= 1
+
+    def test_deposit_orders_end_every_way_the_policy_allows(self, default_run):
+        endings = {ending for ending, _ in default_run.deposit_orders}
+        assert {
+            "balance paid",
+            "balance paid, then a return",
+            "balance missed: deposit forfeited",
+            "balance missed: deposit refunded",
+            "campaign failed: deposit refunded",
+        } <= endings
+        assert default_run.deposit_orders[("campaign failed: deposit refunded", "closed")] == 0
+        rows = {state for mode, _, state in default_run.final_states if mode == "group_buy_deposit"}
+        assert {"closed", "cancelled"} <= rows
+        assert sum(default_run.deposit_orders.values()) == sum(
+            n for (mode, _, _), n in default_run.final_states.items() if mode == "group_buy_deposit"
+        )
+
+    def test_the_report_has_a_row_per_deposit_order_ending(self, default_run):
+        text = default_run.render()
+        section = text.split("group buys under the deposit policy (orders by how they ended):")[1]
+        rows = section.split("\n\n")[0].strip().splitlines()
+        assert len(rows) == len(default_run.deposit_orders)
+        assert any(r.split()[:3] == ["balance", "missed:", "deposit"] for r in rows)
+        assert "group_buy_deposit" in text.split("orders by final state")[1].split("\n\n")[0]
+
     def test_the_report_lists_each_mode_with_its_outcomes(self, default_run):
         text = default_run.render()
         section = text.split("collective sales modes (campaigns by outcome):")[1].split("\n\n")[0]
-        for mode in ("auction", "group_buy", "lucky_draw", "rebate", "team"):
+        for mode in ("auction", "group_buy", "group_buy_deposit", "lucky_draw", "rebate", "team"):
             assert f"  {mode} " in section
         assert "drawn" in section
         assert "succeeded" in section

@@ -10,7 +10,18 @@ import attrs
 
 from ecommerce_core.actors import Actor
 from ecommerce_core.auctions import AuctionState, DepositStatus
-from ecommerce_core.campaigns.group_buy import GroupBuyState, ParticipationStatus
+from ecommerce_core.campaigns.group_buy import (
+    AWAITING_BALANCE,
+    AWAITING_GROUP,
+    GROUP_BUY_DEPOSIT_ORDER_PROCESS,
+    GroupBuy,
+    GroupBuyPayment,
+    GroupBuyState,
+    GroupBuyTerms,
+    ParticipationStatus,
+    PriceTier,
+    UnpaidBalance,
+)
 from ecommerce_core.campaigns.lucky_draw import DrawRoundState, DrawTerms
 from ecommerce_core.campaigns.team import (
     AWAITING_TEAM,
@@ -25,7 +36,7 @@ from ecommerce_core.money import Money
 from ecommerce_core.orders import Order
 from ecommerce_core.payments.ledger import ORDER_LEVEL, Account, Movement, Posting
 from ecommerce_core.ports import StockItem
-from ecommerce_core.simulation.collective import PRIZE_SKU, TEAM_SKU
+from ecommerce_core.simulation.collective import GROUP_BUY_SKU, PRIZE_SKU, TEAM_SKU
 from ecommerce_core.simulation.world import SimulatedWorld
 
 __all__ = [
@@ -158,17 +169,28 @@ def _refunds_within_paid(world: SimulatedWorld, orders: list[Order]) -> Check:
     )
 
 
+def _forfeited(world: SimulatedWorld, order: Order) -> Money:
+    """What a deposit order's buyer forfeited to its merchant (定金 kept, per the terms)."""
+    forfeited = Money.zero(order.currency)
+    if order.process.name == GROUP_BUY_DEPOSIT_ORDER_PROCESS.name:
+        for posting in world.ledger.postings(order.id):
+            if posting.movement is Movement.FORFEIT and posting.target.kind == "merchant":
+                forfeited += posting.amount
+    return forfeited
+
+
 def _unkept_money_returned(world: SimulatedWorld, orders: list[Order]) -> Check:
     bad = []
     for order in orders:
         if order.state in _NOT_SOLD:
             money = world.service.money(order.id)
-            if money.released.is_positive or money.held.is_positive:
+            released = money.released - _forfeited(world, order)
+            if released.is_positive or money.held.is_positive:
                 bad.append(order.id)
     return Check(
         "unsold-orders-keep-no-money",
-        "a cancelled, defaulted or returned order released nothing to its merchant and holds"
-        " nothing",
+        "a cancelled, defaulted or returned order released nothing to its merchant but a"
+        " deposit forfeited under its terms, and holds nothing",
         not bad,
         ", ".join(bad[:5]) or "every cancelled, defaulted or returned order",
     )
@@ -313,6 +335,110 @@ def _group_buys_settled(world: SimulatedWorld, _: list[Order]) -> Check:
     )
 
 
+_FATES: Final = ("apply", "forfeit", "release")
+
+
+def _deposit_fate(campaign: GroupBuy, order: Order, transaction_id: str) -> str:
+    """Where the deposit charged under ``transaction_id`` must end, per the policy."""
+    joined = next(
+        (
+            p
+            for p in campaign.participations
+            if p.order_id == order.id and p.payment_ref == transaction_id
+        ),
+        None,
+    )
+    if (
+        joined is None  # a late or duplicate charge, or one the campaign refused
+        or joined.status is ParticipationStatus.WITHDRAWN
+        or campaign.state != GroupBuyState.SUCCEEDED
+    ):
+        return "release"
+    if order.payment is not None:  # the balance was paid: the deposit pays part of the price
+        return "apply"
+    return "forfeit" if campaign.terms.unpaid_balance is UnpaidBalance.FORFEIT else "release"
+
+
+def _deposit_order_problems(world: SimulatedWorld, campaign: GroupBuy, order: Order) -> list[str]:
+    """What is wrong with one deposit order's money (nothing, when it ended as it must)."""
+    bad: list[str] = []
+    postings = world.ledger.postings(order.id)
+    by_key = {p.key: p for p in postings}
+    deposit_id = f"{campaign.id}:gbdep:{order.id}"
+    for posting in postings:
+        if not (posting.key.startswith(f"{deposit_id}:") and posting.key.endswith(":hold")):
+            continue
+        base = posting.key.removesuffix(":hold")
+        expected = _deposit_fate(campaign, order, base[len(deposit_id) + 1 :])
+        fates = [fate for fate in _FATES if f"{base}:{fate}" in by_key]
+        fate = by_key.get(f"{base}:{expected}")
+        if fates != [expected] or fate is None or fate.amount != posting.amount:
+            bad.append(f"{order.id}: deposit {base} ended {fates}, the policy says {expected}")
+    buyer, deposit = Account.buyer(order.buyer_id), Account.deposit(order.buyer_id)
+    merchant = Account.merchant(order.merchant_id)
+    net = dict.fromkeys((buyer, deposit, merchant), 0)
+    for posting in postings:
+        if posting.source not in net or posting.target not in net:
+            bad.append(f"{order.id}: {posting.key} moves money outside buyer, deposit, merchant")
+            continue
+        net[posting.source] -= posting.amount.minor
+        net[posting.target] += posting.amount.minor
+    gateway = world.gateway
+    zero = Money.zero(order.currency)
+    at_provider = gateway.charged.get(order.id, zero) - gateway.refunded.get(order.id, zero)
+    paid = -net[buyer]
+    if net[deposit] != 0:
+        bad.append(f"{order.id}: {net[deposit]} left in the deposit account")
+    if paid != at_provider.minor:
+        bad.append(f"{order.id}: the ledger says {paid} paid, the provider {at_provider}")
+    line = (
+        None
+        if campaign.settlement is None
+        else next((ln for ln in campaign.settlement.lines if ln.order_id == order.id), None)
+    )
+    if order.payment is not None and line is not None and order.state != "cancelled":
+        if paid > line.final_amount.minor:
+            bad.append(f"{order.id}: paid {paid} > the final price {line.final_amount}")
+    elif paid != _forfeited(world, order).minor:
+        bad.append(
+            f"{order.id} ({order.state}) keeps {paid} paid, forfeited {_forfeited(world, order)}"
+        )
+    if order.state in (AWAITING_GROUP, AWAITING_BALANCE):
+        bad.append(f"{order.id} still {order.state}")
+    return bad
+
+
+def _group_buy_deposits_settled(world: SimulatedWorld, orders: list[Order]) -> Check:
+    service, bad = world.service, []
+    campaign_ids = world.collective.get("group_buy_deposit", [])
+    campaigns = {c: service.group_buy(c) for c in campaign_ids}
+    bad += [
+        f"{c} still running" for c, gb in campaigns.items() if gb.state == GroupBuyState.RUNNING
+    ]
+    deposit_orders = [o for o in orders if o.process.name == GROUP_BUY_DEPOSIT_ORDER_PROCESS.name]
+    for order in deposit_orders:
+        assert order.terms is not None  # noqa: S101  # a group-buy order carries its campaign
+        campaign_id = order.terms.promotion_ids[0]
+        campaign = campaigns.get(campaign_id) or service.group_buy(campaign_id)
+        bad += _deposit_order_problems(world, campaign, order)
+    held = {
+        str(account): money
+        for account, money in world.ledger.balances("CNY").items()
+        if account.kind == "deposit" and not money.is_zero
+    }
+    bad += [f"{account} still holds {money}" for account, money in held.items()]
+    return Check(
+        "group-buy-deposits-settled",
+        "every deposit of a group buy ended once where the policy says (applied to a paid"
+        " balance; forfeited or refunded per the terms when the balance was missed; refunded"
+        " when the campaign failed or the order left it), no deposit account holds money, and"
+        " per order the ledger agrees with the provider and the buyer keeps paid no more than"
+        " the final price (nothing, or the forfeited deposit, when the order did not go through)",
+        not bad,
+        ", ".join(bad[:5]) or f"{len(campaign_ids)} campaigns, {len(deposit_orders)} orders",
+    )
+
+
 def _auctions_settled(world: SimulatedWorld, _: list[Order]) -> Check:
     service, bad = world.service, []
     auction_ids = world.collective.get("auction", [])
@@ -417,6 +543,7 @@ _CHECKS: Final[Sequence[Callable[[SimulatedWorld, list[Order]], Check]]] = (
     _teams_whole,
     _draws_verifiable,
     _group_buys_settled,
+    _group_buy_deposits_settled,
     _auctions_settled,
     _rebates_earned,
     _outbox_drained,
@@ -513,6 +640,44 @@ def _keep_a_difference(world: SimulatedWorld) -> None:
             return
 
 
+def _forfeit_a_refunded_group_buy_deposit(world: SimulatedWorld) -> None:
+    """A deposit campaign cancelled by its merchant (deposits refunded), then one forfeited."""
+    service, buyer = world.service, Actor.buyer("b-001")
+    world.script.refund_fault = None  # the release must go through for this fault
+    product = service.catalog.product(GROUP_BUY_SKU)
+    merchant = Actor.merchant(product.merchant_id)
+    now = world.clock.now()
+    terms = GroupBuyTerms(
+        list_price=product.unit_price,
+        tiers=[PriceTier(1_000, product.unit_price)],
+        starts_at=now,
+        ends_at=now + _DAY,
+        minimum=1_000,
+        payment=GroupBuyPayment.DEPOSIT,
+        deposit=Money.of("10.00", "CNY"),
+    )
+    campaign = service.create_group_buy(merchant, GROUP_BUY_SKU, terms)
+    world.collective.setdefault("group_buy_deposit", []).append(campaign.id)
+    order = service.place_group_buy_order(buyer, campaign.id, 1)
+    service.pay(order.id, buyer, key="sim-break")
+    service.cancel_group_buy(campaign.id, merchant, reason="sim-break")
+    (joined,) = service.group_buy(campaign.id).participations
+    world.ledger.append(  # the merchant keeps it as well, under the service's own key
+        [
+            Posting(
+                f"{campaign.id}:gbdep:{order.id}:{joined.payment_ref}:forfeit",
+                order.id,
+                order.lines[0].line_id,
+                Account.deposit(order.buyer_id),
+                Account.merchant(order.merchant_id),
+                joined.paid,
+                Movement.FORFEIT,
+                world.clock.now(),
+            )
+        ]
+    )
+
+
 def _forfeit_a_deposit_twice(world: SimulatedWorld) -> None:
     service = world.service
     for auction_id in world.collective.get("auction", []):
@@ -549,6 +714,7 @@ BREAKABLE: Final = {
     "teams-whole": _overfill_a_team,
     "draws-verifiable": _draw_a_wrong_winner,
     "group-buys-settled": _keep_a_difference,
+    "group-buy-deposits-settled": _forfeit_a_refunded_group_buy_deposit,
     "auctions-settled": _forfeit_a_deposit_twice,
     "rebates-earned": _credit_a_rebate_twice,
 }

@@ -21,10 +21,15 @@ from typing import TYPE_CHECKING, Final
 from ecommerce_core.actors import Actor
 from ecommerce_core.auctions import Auction, AuctionState, AuctionTerms, DepositStatus, SecondChance
 from ecommerce_core.campaigns.group_buy import (
+    AWAITING_BALANCE,
     AWAITING_GROUP,
+    GROUP_BUY_DEPOSIT_ORDER_PROCESS,
+    GroupBuyPayment,
     GroupBuyState,
     GroupBuyTerms,
+    ParticipationStatus,
     PriceTier,
+    UnpaidBalance,
 )
 from ecommerce_core.campaigns.lucky_draw import (
     AWAITING_ADDRESS,
@@ -50,11 +55,13 @@ __all__ = [
     "TEAM_SKU",
     "AuctionJourneys",
     "Chance",
+    "DepositGroupBuyJourneys",
     "GroupBuyJourneys",
     "LuckyDrawJourneys",
     "Schedule",
     "TeamJourneys",
     "collective_outcomes",
+    "deposit_order_ending",
 ]
 
 TEAM_CAMPAIGN_ID: Final = "sim-team"
@@ -270,6 +277,125 @@ class GroupBuyJourneys:
         return None
 
 
+class DepositGroupBuyJourneys:
+    """Buyers who join the running deposit group buy (订金团): a deposit now, the balance later.
+
+    A campaign sells tea for 3 hours at the tiers of :class:`GroupBuyJourneys` with a deposit
+    of 10.00 a unit; its minimum is drawn between 6 and 24 units, so some succeed and some
+    fail. After a successful close each buyer has 24 hours to pay the balance, or never does
+    (the ``unpaid balance`` fault): the deposit is then forfeited to the merchant (定金, every
+    other campaign) or refunded (订金), per the campaign's terms. A buyer whose balance is in
+    may still cancel before shipment (``cancelled after balance``: both charges go back), and
+    one waiting for the close may leave the campaign (``withdrew from a deposit group buy``:
+    the deposit goes back).
+
+    Args:
+        world: The wired services (its ``service`` must offer group buying).
+        rng: The run's randomness.
+        chance: Draws an injected fault.
+        unpaid_balance: How often a buyer never pays the balance.
+        cancel: How often a buyer leaves a running campaign, and how often one whose balance
+            is in cancels before shipment.
+        pay_balance: Pays an order's balance through the provider, with the payment faults
+            (the simulator's; retries and callbacks included).
+        cancelled: Told the id of each order cancelled after its balance (to see its money
+            back in full: a declined return is asked again).
+
+    """
+
+    def __init__(
+        self,
+        world: SimulatedWorld,
+        rng: random.Random,
+        chance: Chance,
+        *,
+        unpaid_balance: float,
+        cancel: float,
+        pay_balance: Callable[[str], None],
+        cancelled: Callable[[str], None],
+    ) -> None:
+        self.world, self.rng, self.chance = world, rng, chance
+        self.unpaid_balance, self.cancel = unpaid_balance, cancel
+        self.pay_balance, self.cancelled = pay_balance, cancelled
+        self._running: str | None = None
+        self._looked: set[str] = set()
+        self._decided: set[str] = set()
+
+    @staticmethod
+    def _campaign_of(order: Order) -> str:
+        assert order.terms is not None  # noqa: S101  # a group-buy order carries its campaign
+        return order.terms.promotion_ids[0]
+
+    def place(self, buyer: Actor) -> Order:
+        """Place an order for 1-3 units in the running deposit campaign (a new one if none)."""
+        service = self.world.service
+        now = self.world.clock.now()
+        current = None if self._running is None else service.group_buy(self._running)
+        if (
+            current is None
+            or current.state != GroupBuyState.RUNNING
+            or current.terms.ends_at <= now + timedelta(minutes=20)
+        ):
+            opened = self.world.collective.setdefault("group_buy_deposit", [])
+            product = service.catalog.product(GROUP_BUY_SKU)
+            terms = GroupBuyTerms(
+                list_price=product.unit_price,
+                tiers=[PriceTier(10, _cny("34.00")), PriceTier(25, _cny("30.00"))],
+                starts_at=now,
+                ends_at=now + timedelta(hours=3),
+                minimum=self.rng.randint(6, 24),
+                payment=GroupBuyPayment.DEPOSIT,
+                deposit=_cny("10.00"),
+                balance_window=timedelta(hours=24),
+                unpaid_balance=(UnpaidBalance.FORFEIT, UnpaidBalance.REFUND)[len(opened) % 2],
+            )
+            current = service.create_group_buy(
+                Actor.merchant(product.merchant_id), GROUP_BUY_SKU, terms
+            )
+            self._running = current.id
+            opened.append(current.id)
+        return service.place_group_buy_order(buyer, current.id, self.rng.randint(1, 3))
+
+    def when_shippable(self, order_id: str, ship: Callable[[], None]) -> timedelta | None:
+        """Wait for the close; pay the balance (or never); ship once it is in.
+
+        Returns:
+            How long to wait before asking again, or ``None`` once acted on (shipped,
+            cancelled, left to the balance deadline, or final).
+
+        """
+        service = self.world.service
+        order = service.orders.get(order_id)
+        if order.state == AWAITING_GROUP and order_id not in self._looked:
+            self._looked.add(order_id)
+            campaign = service.group_buy(self._campaign_of(order))
+            if campaign.terms.ends_at > self.world.clock.now() and self.chance(
+                "withdrew from a deposit group buy", self.cancel
+            ):
+                service.cancel(order_id, Actor.buyer(order.buyer_id), "changed my mind")
+                return None  # its deposit goes back
+        if order.state == AWAITING_BALANCE and order_id not in self._decided:
+            self._decided.add(order_id)
+            if self.chance("unpaid balance", self.unpaid_balance):
+                return None  # the balance deadline settles the deposit
+            self.pay_balance(order_id)
+            order = service.orders.get(order_id)
+        if order.state in (AWAITING_GROUP, AWAITING_BALANCE):
+            return _HOUR  # the close, or a balance attempt in flight (pending, or retried)
+        if not order.is_final:
+            # Known library gap (pinned by a strict xfail in
+            # tests/test_simulation_group_buy_deposit.py): paying the balance never deducts
+            # the order's reserved stock. The host does it (a repeat commit is a no-op, so
+            # this stays right once the library commits it itself).
+            service.inventory.commit(order_id)
+            if self.chance("cancelled after balance", self.cancel):
+                service.cancel(order_id, Actor.buyer(order.buyer_id), "changed my mind")
+                self.cancelled(order_id)
+            else:
+                ship()
+        return None
+
+
 class AuctionJourneys:
     """Bidders who hold a deposit and bid in the running auction (a new one when none runs).
 
@@ -358,7 +484,9 @@ def collective_outcomes(world: SimulatedWorld, orders: list[Order]) -> dict[str,
     """What happened to each collective mode's campaigns: final states, counted per mode.
 
     Keys: ``team`` (formed, failed ...), ``lucky_draw`` (fulfilled, forfeited, unsold, and
-    ``drawn``: rounds with a winner), ``group_buy`` (succeeded, failed), ``auction`` (sold,
+    ``drawn``: rounds with a winner), ``group_buy`` (succeeded, failed), ``group_buy_deposit``
+    (succeeded, failed, and ``unpaid balance: forfeit`` / ``refund``: campaigns per deposit
+    policy), ``auction`` (sold,
     unsold, unpaid, and ``winner defaulted``: deposits forfeited) and ``rebate`` (pending,
     credited, void, clawed_back ...). A mode the run never used is absent.
     """
@@ -381,6 +509,14 @@ def collective_outcomes(world: SimulatedWorld, orders: list[Order]) -> dict[str,
     campaigns = world.collective.get("group_buy", [])
     if campaigns:
         out["group_buy"] = Counter(service.group_buy(c).state for c in campaigns)
+    deposit_campaigns = [
+        service.group_buy(c) for c in world.collective.get("group_buy_deposit", [])
+    ]
+    if deposit_campaigns:
+        out["group_buy_deposit"] = Counter(c.state for c in deposit_campaigns)
+        for campaign in deposit_campaigns:
+            policy = campaign.terms.unpaid_balance
+            out["group_buy_deposit"][f"unpaid balance: {policy}"] += 1
     auctions = [service.auction(a) for a in world.collective.get("auction", [])]
     if auctions:
         out["auction"] = Counter(a.state for a in auctions)
@@ -392,3 +528,33 @@ def collective_outcomes(world: SimulatedWorld, orders: list[Order]) -> dict[str,
         if rebates:
             out["rebate"] = rebates
     return out
+
+
+def deposit_order_ending(world: SimulatedWorld, order: Order) -> str | None:
+    """How a deposit group-buy order ended, in words (``None`` for any other order).
+
+    One of ``deposit never paid``, ``campaign failed: deposit refunded``, ``withdrew: deposit
+    refunded``, ``balance missed: deposit forfeited`` / ``refunded`` (per the campaign's
+    terms), ``balance paid`` (then shipped or cancelled: the order's state says) or ``balance
+    paid, then a return`` (an after-sales return refunded through
+    :meth:`CampaignService.refund <ecommerce_core.services.CampaignService.refund>`).
+    """
+    if order.process.name != GROUP_BUY_DEPOSIT_ORDER_PROCESS.name or order.terms is None:
+        return None
+    campaign = world.service.group_buy(order.terms.promotion_ids[0])
+    joined = next((p for p in campaign.participations if p.order_id == order.id), None)
+    if joined is None:
+        ending = "deposit never paid"
+    elif joined.status is ParticipationStatus.WITHDRAWN:
+        ending = "withdrew: deposit refunded"
+    elif campaign.state == GroupBuyState.FAILED:
+        ending = "campaign failed: deposit refunded"
+    elif order.payment is not None:
+        returned = any(order_id == order.id for order_id, _ in world.returns)
+        ending = "balance paid, then a return" if returned else "balance paid"
+    else:
+        ending = f"balance missed: deposit {_MISSED[campaign.terms.unpaid_balance]}"
+    return ending
+
+
+_MISSED: Final = {UnpaidBalance.FORFEIT: "forfeited", UnpaidBalance.REFUND: "refunded"}

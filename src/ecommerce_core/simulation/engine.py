@@ -21,14 +21,22 @@ from typing import Final
 import attrs
 
 from ecommerce_core.actors import Actor
-from ecommerce_core.aftersales import AfterSalesItem, AfterSalesKind, AfterSalesReason
+from ecommerce_core.aftersales import (
+    AfterSalesItem,
+    AfterSalesKind,
+    AfterSalesReason,
+    AfterSalesState,
+)
+from ecommerce_core.campaigns.group_buy import AWAITING_BALANCE, AWAITING_GROUP
 from ecommerce_core.delivery import ShipmentPurpose, TrackingEvent
 from ecommerce_core.errors import EcommerceCoreError, InvalidInput, PaymentNotCompleted
 from ecommerce_core.orders import CartItem, Order
+from ecommerce_core.payments.notifications import NotificationKind
 from ecommerce_core.payments.policy import PaymentMethod
-from ecommerce_core.ports import GatewayStatus
+from ecommerce_core.ports import GatewayStatus, RefundRequest
 from ecommerce_core.simulation.collective import (
     AuctionJourneys,
+    DepositGroupBuyJourneys,
     GroupBuyJourneys,
     LuckyDrawJourneys,
     TeamJourneys,
@@ -63,11 +71,16 @@ _PURCHASES: Final = (
     "team",
     "lucky_draw",
     "group_buy",
+    "group_buy_deposit",
     "auction",
 )
-_WEIGHTS: Final = (5, 3, 1, 1, 1, 1, 1, 1)
+_WEIGHTS: Final = (5, 3, 1, 1, 1, 1, 1, 1, 1)
 #: Purchases whose paid orders wait for their campaign (a team, a draw, a close) to ship.
-_WAITING: Final = frozenset({"team", "lucky_draw", "group_buy"})
+_WAITING: Final = frozenset({"team", "lucky_draw", "group_buy", "group_buy_deposit"})
+#: A deposit group buy's charges at the provider (their payment ids carry these).
+_DEPOSIT_CHARGES: Final = (":gbdep:", ":gbbal:")
+#: Request keys of a refund the library asks again itself (never faulted: see _refund_fault).
+_ASKED_AGAIN: Final = (":retry-", ":again-")
 
 
 def _rate(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -96,6 +109,14 @@ class FaultRates:
         confirm: A buyer who confirms receipt (the others are auto-confirmed).
         unpaid_winner: An auction winner who never pays (the deposit is forfeited).
         unclaimed_prize: A lucky-draw winner who never confirms an address (forfeit).
+        unpaid_balance: A deposit group-buy buyer who never pays the balance (the deposit is
+            forfeited or refunded, per the campaign's terms).
+        refund_declined: A deposit group-buy refund the provider declines at once, where the
+            library asks it again (an after-sales refund, a cancel's return).
+        refund_pending: A deposit group-buy refund the provider answers later by callback
+            (which fails at the ``failed_after_pending`` rate: then asked again).
+        deposit_returns: A delivered deposit group-buy order returned for a refund (instead
+            of ``returns``).
 
     """
 
@@ -114,6 +135,10 @@ class FaultRates:
     confirm: float = attrs.field(default=0.6, validator=_rate)
     unpaid_winner: float = attrs.field(default=0.25, validator=_rate)
     unclaimed_prize: float = attrs.field(default=0.15, validator=_rate)
+    unpaid_balance: float = attrs.field(default=0.2, validator=_rate)
+    refund_declined: float = attrs.field(default=0.2, validator=_rate)
+    refund_pending: float = attrs.field(default=0.2, validator=_rate)
+    deposit_returns: float = attrs.field(default=0.25, validator=_rate)
 
 
 def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -151,7 +176,8 @@ class Journey:
     Attributes:
         order_id: The order.
         purchase: ``"buy_now"``, ``"cart"``, ``"flash_sale"``, ``"rush_purchase"``,
-            ``"team"``, ``"lucky_draw"``, ``"group_buy"`` or ``"auction"`` (a winner's order).
+            ``"team"``, ``"lucky_draw"``, ``"group_buy"``, ``"group_buy_deposit"`` or
+            ``"auction"`` (a winner's order).
         method: The payment method.
 
     """
@@ -213,11 +239,24 @@ class Simulator:
         faults = config.faults
         self._draws = LuckyDrawJourneys(world, rng, self._chance, faults.unclaimed_prize)
         self._group_buys = GroupBuyJourneys(world, rng)
+        self._deposits = DepositGroupBuyJourneys(
+            world,
+            rng,
+            self._chance,
+            unpaid_balance=faults.unpaid_balance,
+            cancel=faults.cancel,
+            pay_balance=lambda order_id: self._pay(order_id, 1, stage="balance:"),
+            cancelled=lambda order_id: self._return_in_full(order_id, 1),
+        )
+        world.script.refund_fault = self._refund_fault
         self._auctions = AuctionJourneys(world, rng, self.schedule, self._auction_won)
-        self._waiting: dict[str, TeamJourneys | LuckyDrawJourneys | GroupBuyJourneys] = {
+        self._waiting: dict[
+            str, TeamJourneys | LuckyDrawJourneys | GroupBuyJourneys | DepositGroupBuyJourneys
+        ] = {
             "team": self._teams,
             "lucky_draw": self._draws,
             "group_buy": self._group_buys,
+            "group_buy_deposit": self._deposits,
         }
         self._plain: set[str] = set()  # prizes: shares are no goods to lose or return
 
@@ -247,6 +286,7 @@ class Simulator:
                     action()
                 except EcommerceCoreError as error:
                     self.stats.refusals[f"{name}: {type(error).__name__}"] += 1
+                self._answer_refunds_later()
             if name == "arrive" and progress is not None and self.stats.journeys % tick == 0:
                 progress(self.stats.journeys, total)
         for _ in range(_SETTLE_DAYS):
@@ -265,6 +305,7 @@ class Simulator:
     def _sweep(self) -> None:
         with self.world.unit_of_work():
             self.stats.expired += len(self.world.service.expire_due())
+            self._answer_refunds_later()
 
     def _at(self, when: datetime, name: str, action: Callable[[], object]) -> None:
         heapq.heappush(self._queue, (when, next(self._seq), name, action))
@@ -325,6 +366,9 @@ class Simulator:
         elif purchase == "group_buy":
             method = str(PaymentMethod.ONLINE)
             orders = [self._group_buys.place(buyer)]
+        elif purchase == "group_buy_deposit":
+            method = str(PaymentMethod.ONLINE)
+            orders = [self._deposits.place(buyer)]
         elif purchase == "auction":
             self._auctions.bid(buyer)
             return
@@ -360,13 +404,19 @@ class Simulator:
     def _buyer(self, order_id: str) -> Actor:
         return Actor.buyer(self.world.service.orders.get(order_id).buyer_id)
 
-    def _pay(self, order_id: str, attempt: int) -> None:
+    def _pay(self, order_id: str, attempt: int, stage: str = "") -> None:
+        """Pay an order (``stage`` ``"balance:"``: a deposit order's balance) with faults.
+
+        A declined attempt is tried again (three at most), a pending one is settled by a
+        callback later. Once paid, the order goes on (:meth:`_paid`); a balance is seen by
+        its journey's next look at the order.
+        """
         faults, script = self.config.faults, self.world.script
         if self._chance("declined payment", faults.declined):
             script.answer = GatewayStatus.DECLINED
         elif self._chance("pending payment", faults.pending):
             script.answer = GatewayStatus.PENDING
-        buyer, key = self._buyer(order_id), f"{order_id}:{attempt}"
+        buyer, key = self._buyer(order_id), f"{order_id}:{stage}{attempt}"
         try:
             if self.stats.placed[order_id].purchase == "team":
                 self._teams.pay(order_id, buyer, key)
@@ -375,15 +425,18 @@ class Simulator:
         except PaymentNotCompleted as error:
             keys, script.pending[:] = list(script.pending), []
             if error.status == "pending":
-                self._settle_later(order_id, attempt, keys)
+                self._settle_later(order_id, attempt, keys, stage)
             elif attempt < 3:  # noqa: PLR2004  # the buyer tries three times at most
-                self._later(self._minutes(1, 5), "pay", lambda: self._pay(order_id, attempt + 1))
+                self._later(
+                    self._minutes(1, 5), "pay", lambda: self._pay(order_id, attempt + 1, stage)
+                )
             return
         finally:
             script.answer = GatewayStatus.SUCCEEDED
-        self._paid(order_id)
+        if not stage:
+            self._paid(order_id)
 
-    def _settle_later(self, order_id: str, attempt: int, keys: list[str]) -> None:
+    def _settle_later(self, order_id: str, attempt: int, keys: list[str], stage: str = "") -> None:
         faults = self.config.faults
         for key in keys:
             succeeded = not self._chance("failed after pending", faults.failed_after_pending)
@@ -392,23 +445,86 @@ class Simulator:
 
             def settle(key: str = key, succeeded: bool = succeeded) -> None:
                 payload = self.world.gateway.settle_pending(key, succeeded=succeeded)
-                self._notify(order_id, payload, attempt)
+                self._notify(order_id, payload, attempt, stage)
                 if self._chance("duplicate notification", faults.duplicate_notification):
                     self._later(
                         self._minutes(-0.5, 240),
                         "duplicate notification",
-                        lambda: self._notify(order_id, payload, attempt),
+                        lambda: self._notify(order_id, payload, attempt, stage),
                     )
 
             self._later(delay, "provider settles", settle)
 
-    def _notify(self, order_id: str, payload: dict[str, str], attempt: int) -> None:
+    def _notify(
+        self, order_id: str, payload: dict[str, str], attempt: int, stage: str = ""
+    ) -> None:
         outcome = self.world.service.handle_notification(payload)
         order = self.world.service.orders.get(order_id)
-        if order.payment is not None:
+        deposit = self.stats.placed[order_id].purchase == "group_buy_deposit"
+        if stage:  # a balance: its journey sees it paid; a failed one is tried again
+            retry = order.state == AWAITING_BALANCE and payload["kind"] == NotificationKind.FAILED
+        elif order.payment is not None or (deposit and order.state == AWAITING_GROUP):
             self._paid(order_id)
-        elif outcome.outcome == "applied" and order.state == "pending_payment" and attempt < 3:  # noqa: PLR2004  # three tries
-            self._later(self._minutes(1, 5), "pay", lambda: self._pay(order_id, attempt + 1))
+            return
+        elif deposit:  # a deposit's failed charge leaves the order as it was: try again
+            retry = order.state == "pending_payment" and payload["kind"] == NotificationKind.FAILED
+        else:
+            retry = outcome.outcome == "applied" and order.state == "pending_payment"
+        if retry and attempt < 3:  # noqa: PLR2004  # three tries
+            self._later(self._minutes(1, 5), "pay", lambda: self._pay(order_id, attempt + 1, stage))
+
+    def _refund_fault(self, request: RefundRequest) -> GatewayStatus:
+        """The provider's answer to a deposit group-buy refund: declined or pending, at times.
+
+        Only where the library recovers: declined at once only for a refund it asks again
+        (an after-sales refund, ``...:keyed-refund:...``, by ``settle_refunds``; a cancel's
+        return, ``...:return``, by ``reconcile(retry_failed=True)``); pending for any of them
+        (a failed callback is asked again). A deposit's release or a late charge's refund
+        declined at once is never asked again today, so it is not injected; nor is a fault
+        on a request the library already asks again. Other orders' refunds succeed.
+        """
+        key = request.idempotency_key
+        if not any(mark in request.payment_id for mark in _DEPOSIT_CHARGES) or any(
+            mark in key for mark in _ASKED_AGAIN
+        ):
+            return GatewayStatus.SUCCEEDED
+        faults = self.config.faults
+        asked_again = ":keyed-refund:" in key or key.rpartition(":")[2].startswith("return")
+        if asked_again and self._chance("refund declined", faults.refund_declined):
+            return GatewayStatus.DECLINED
+        if self._chance("refund pending", faults.refund_pending):
+            return GatewayStatus.PENDING
+        return GatewayStatus.SUCCEEDED
+
+    def _answer_refunds_later(self) -> None:
+        """Schedule the callback of every refund the provider left pending in this step."""
+        script, faults = self.world.script, self.config.faults
+        if not script.pending_refunds:
+            return
+        keys, script.pending_refunds[:] = list(script.pending_refunds), []
+        for key in keys:
+            succeeded = not self._chance("refund failed after pending", faults.failed_after_pending)
+
+            def settle(key: str = key, succeeded: bool = succeeded) -> None:
+                payload = self.world.gateway.settle_pending(key, succeeded=succeeded)
+                self.world.service.handle_notification(payload)
+
+            self._later(self._minutes(30, 300), "provider settles refund", settle)
+
+    def _return_in_full(self, order_id: str, tries: int) -> None:
+        """A deposit order cancelled after its balance: ask again for what is not back yet."""
+        service = self.world.service
+        money = service.money(order_id)
+        if money.refunded >= money.paid_in:
+            return
+        if tries > 1:
+            service.reconcile(order_id, retry_failed=True)
+        if tries < 12:  # noqa: PLR2004  # a day and a half of retries, then the checks judge
+            self._later(
+                timedelta(hours=3),
+                "return in full",
+                lambda: self._return_in_full(order_id, tries + 1),
+            )
 
     def _pay_credit(self, order_id: str) -> None:
         service = self.world.service
@@ -576,7 +692,12 @@ class Simulator:
 
     def _after_delivery(self, order_id: str, *, parcel: bool = True) -> None:
         faults = self.config.faults
-        if order_id not in self._plain and self._chance("return", faults.returns):
+        rate = (
+            faults.deposit_returns
+            if self.stats.placed[order_id].purchase == "group_buy_deposit"
+            else faults.returns
+        )
+        if order_id not in self._plain and self._chance("return", rate):
             self._later(
                 timedelta(days=self.rng.uniform(1, 5)),
                 "return requested",
@@ -628,6 +749,26 @@ class Simulator:
             "after-sales: accept return",
             lambda: after_sales.accept_return(order_id, rid, merchant, restock=False),
         )
+        self._later(
+            5 * day,
+            "after-sales: settle refunds",
+            lambda: self._settle_refunds(order_id, rid, 1),
+        )
+
+    def _settle_refunds(self, order_id: str, request_id: str, tries: int) -> None:
+        """Ask again for an approved refund the provider declined or has not finished."""
+        after_sales = self.world.after_sales
+        if after_sales.record(order_id).request(request_id).state != (
+            AfterSalesState.REFUND_APPROVED
+        ):
+            return
+        after_sales.settle_refunds(order_id)
+        if tries < 12:  # noqa: PLR2004  # three days of retries, then the checks judge
+            self._later(
+                timedelta(hours=6),
+                "after-sales: settle refunds",
+                lambda: self._settle_refunds(order_id, request_id, tries + 1),
+            )
 
     def _refund(self, order_id: str, key: str, *, everything: bool) -> None:
         service = self.world.service

@@ -9,13 +9,15 @@ from collections.abc import Callable
 
 import attrs
 
+from ecommerce_core.campaigns.group_buy import GROUP_BUY_DEPOSIT_ORDER_PROCESS
+from ecommerce_core.orders import Order
 from ecommerce_core.simulation.checks import (
     Check,
     after_sales_states,
     break_invariant,
     run_checks,
 )
-from ecommerce_core.simulation.collective import collective_outcomes
+from ecommerce_core.simulation.collective import collective_outcomes, deposit_order_ending
 from ecommerce_core.simulation.engine import Progress, SimulationConfig, SimulationStats, Simulator
 from ecommerce_core.simulation.world import SimulatedWorld, build_world
 
@@ -33,7 +35,8 @@ class SimulationReport:
         config: What was simulated.
         storage: Where each part was stored.
         stats: Journeys, placed orders, refusals, faults, timing.
-        final_states: Orders per ``(sales mode, payment method, final state)``.
+        final_states: Orders per ``(sales mode, payment method, final state)``; a group-buy
+            order under the deposit policy counts under the mode ``group_buy_deposit``.
         after_sales: After-sales return requests per final state.
         balances: Ledger balance per account (``kind:owner``), in minor units of CNY.
         checks: Every invariant check, in order.
@@ -41,6 +44,8 @@ class SimulationReport:
             or failed, rounds drawn or unsold, group buys succeeded or failed, auctions sold,
             unsold or unpaid, rebates credited, voided or clawed back (see
             :func:`~ecommerce_core.simulation.collective.collective_outcomes`).
+        deposit_orders: Group-buy orders under the deposit policy per ``(how it ended, final
+            state)`` (see :func:`~ecommerce_core.simulation.collective.deposit_order_ending`).
 
     """
 
@@ -52,6 +57,7 @@ class SimulationReport:
     balances: dict[str, int]
     checks: list[Check]
     collective: dict[str, Counter[str]] = attrs.field(factory=dict)
+    deposit_orders: Counter[tuple[str, str]] = attrs.field(factory=Counter)
 
     @property
     def passed(self) -> bool:
@@ -85,15 +91,21 @@ class SimulationReport:
             groups.setdefault((mode, method), Counter())[state] = count
         for (mode, method), states in sorted(groups.items()):
             listed = ", ".join(f"{state} {n}" for state, n in sorted(states.items()))
-            out.append(f"  {mode:<14} {method:<7} {sum(states.values()):>6}  {listed}")
+            out.append(f"  {mode:<17} {method:<7} {sum(states.values()):>6}  {listed}")
         out += ["", "purchase methods:"]
         purchases = Counter(j.purchase for j in self.stats.placed.values())
-        out += [f"  {name:<14} {n:>6}" for name, n in sorted(purchases.items())]
+        out += [f"  {name:<17} {n:>6}" for name, n in sorted(purchases.items())]
         out += ["", "collective sales modes (campaigns by outcome):"]
         out += [
-            f"  {mode:<14} " + ", ".join(f"{state} {n}" for state, n in sorted(states.items()))
+            f"  {mode:<17} " + ", ".join(f"{state} {n}" for state, n in sorted(states.items()))
             for mode, states in sorted(self.collective.items())
         ]
+        if self.deposit_orders:
+            out += ["", "group buys under the deposit policy (orders by how they ended):"]
+            out += [
+                f"  {ending:<36} {state:<14} {n:>6}"
+                for (ending, state), n in sorted(self.deposit_orders.items())
+            ]
         out += ["", "after-sales returns by final state:"]
         out += [f"  {state:<14} {n:>6}" for state, n in sorted(self.after_sales.items())]
         out += ["", "injected faults:"]
@@ -174,8 +186,14 @@ def run_simulation(
         for name in break_invariants:
             break_invariant(world, name)
         checks = run_checks(world)
+        orders = world.order_store.all()
         final: Counter[tuple[str, str, str]] = Counter(
-            (o.sales_mode, o.payment_method, o.state) for o in world.order_store.all()
+            (_mode(o), o.payment_method, o.state) for o in orders
+        )
+        deposits: Counter[tuple[str, str]] = Counter(
+            (ending, o.state)
+            for o in orders
+            if (ending := deposit_order_ending(world, o)) is not None
         )
         balances = {
             f"{account.kind}:{account.owner}": money.minor
@@ -184,7 +202,14 @@ def run_simulation(
         returns = Counter(after_sales_states(world, stats.returns))
         collective = collective_outcomes(world, world.order_store.all())
         return SimulationReport(
-            config, world.storage, stats, final, returns, balances, checks, collective
+            config, world.storage, stats, final, returns, balances, checks, collective, deposits
         )
     finally:
         world.close()
+
+
+def _mode(order: Order) -> str:
+    """The report's sales mode of an order: a group buy under the deposit policy apart."""
+    if order.process.name == GROUP_BUY_DEPOSIT_ORDER_PROCESS.name:
+        return "group_buy_deposit"
+    return order.sales_mode

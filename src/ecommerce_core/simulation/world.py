@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -81,6 +81,7 @@ from ecommerce_core.ports import (
     PaymentRepository,
     PromotionLedger,
     RebateRepository,
+    RefundRequest,
     ShipmentRepository,
     TeamRepository,
 )
@@ -157,14 +158,26 @@ class GatewayScript:
     Attributes:
         answer: The status the next accepted request gets (the simulation sets it per payment).
         pending: Idempotency keys of requests answered ``PENDING``, oldest first.
+        refund_fault: Decides each refund request first when set: an answer other than
+            ``SUCCEEDED`` is the provider's (the simulation's refund faults).
+        pending_refunds: Idempotency keys of refunds ``refund_fault`` left pending, oldest
+            first (the simulation answers them later by callback).
 
     """
 
     answer: GatewayStatus = GatewayStatus.SUCCEEDED
     pending: list[str] = attrs.field(factory=list)
+    refund_fault: Callable[[RefundRequest], GatewayStatus] | None = None
+    pending_refunds: list[str] = attrs.field(factory=list)
 
     def decide(self, request: GatewayRequest) -> GatewayStatus:
         """The provider's answer to ``request`` (recording it when pending)."""
+        if self.refund_fault is not None and isinstance(request, RefundRequest):
+            status = self.refund_fault(request)
+            if status is GatewayStatus.PENDING:
+                self.pending_refunds.append(request.idempotency_key)
+            if status is not GatewayStatus.SUCCEEDED:
+                return status
         if self.answer is GatewayStatus.PENDING:
             self.pending.append(request.idempotency_key)
         return self.answer
