@@ -113,6 +113,7 @@ class TestACleanRun:
             "refused COD",
             "return",
             "unclaimed prize",
+            "unformed team",
             "unpaid auction winner",
         }
         methods = {method for _, method, _ in report.final_states}
@@ -259,6 +260,16 @@ class TestFaultsOfTheCollectiveModes:
         # One forfeit per auction awarded; a runner-up's second-chance offer binds nobody.
         assert auctions["winner defaulted"] == auctions["unpaid"] >= 1
         assert auctions["sold"] == 0
+
+    def test_teams_nobody_joins_expire_unformed_and_their_leaders_are_refunded(self):
+        faults = FaultRates(unformed_team=1.0)
+        report = run_simulation(SimulationConfig(orders=300, seed=2, faults=faults), memory=True)
+        assert report.passed, report.failed
+        teams = report.collective["team"]
+        assert teams["failed"] == report.stats.faults["unformed team"] >= 1
+        assert teams["formed"] == 0
+        shipped = {"awaiting_shipment", "shipped", "delivered", "completed", "closed", "returned"}
+        assert not {s for mode, _, s in report.final_states if mode == "team"} & shipped
 
     def test_unclaimed_prizes_are_forfeited(self):
         faults = FaultRates(unclaimed_prize=1.0)

@@ -58,8 +58,8 @@ HARSH = FaultRates(
 
 @pytest.fixture(scope="module")
 def harsh_run():
-    """300 journeys with every deposit fault at a high rate (seed 8 injects each of them)."""
-    return run_simulation(SimulationConfig(orders=300, seed=8, faults=HARSH), memory=True)
+    """300 journeys with every deposit fault at a high rate (seed 9 injects each of them)."""
+    return run_simulation(SimulationConfig(orders=300, seed=9, faults=HARSH), memory=True)
 
 
 class TestDepositFaults:

@@ -93,11 +93,23 @@ class TeamJourneys:
     Args:
         world: The wired services (its ``service`` must offer team purchase).
         campaign_start: When the campaign opens (it runs for 30 simulated days).
+        chance: The run's fault dice: ``chance(fault, rate)`` is ``True`` at ``rate`` and
+            counts the fault (``None``: no faults).
+        unformed: How often a leader's team is one nobody else joins (the leader shares it
+            with no one): it expires unformed and its leader is refunded.
 
     """
 
-    def __init__(self, world: SimulatedWorld, campaign_start: datetime) -> None:
+    def __init__(
+        self,
+        world: SimulatedWorld,
+        campaign_start: datetime,
+        chance: Callable[[str, float], bool] | None = None,
+        unformed: float = 0.0,
+    ) -> None:
         self.world = world
+        self._chance = chance
+        self._unformed = unformed
         self.terms = TeamTerms(
             TEAM_CAMPAIGN_ID,
             size=TEAM_SIZE,
@@ -128,7 +140,8 @@ class TeamJourneys:
         service = self.world.service
         if service.teams is not None and service.teams.team_of(order_id) is None:
             team = service.lead_team(order_id, buyer, self.terms, key=key)
-            self._forming.append(team.id)
+            if self._chance is None or not self._chance("unformed team", self._unformed):
+                self._forming.append(team.id)  # else nobody is sent to it: it expires
         else:
             service.pay_team_member(order_id, buyer, key=key)
 

@@ -109,6 +109,8 @@ class FaultRates:
         confirm: A buyer who confirms receipt (the others are auto-confirmed).
         unpaid_winner: An auction winner who never pays (the deposit is forfeited).
         unclaimed_prize: A lucky-draw winner who never confirms an address (forfeit).
+        unformed_team: A team leader who shares the team with nobody: it expires unformed
+            and every member is refunded.
         unpaid_balance: A deposit group-buy buyer who never pays the balance (the deposit is
             forfeited or refunded, per the campaign's terms).
         refund_declined: A deposit group-buy refund the provider declines at once, where the
@@ -139,6 +141,7 @@ class FaultRates:
     refund_declined: float = attrs.field(default=0.2, validator=_rate)
     refund_pending: float = attrs.field(default=0.2, validator=_rate)
     deposit_returns: float = attrs.field(default=0.25, validator=_rate)
+    unformed_team: float = attrs.field(default=0.15, validator=_rate)
 
 
 def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -235,8 +238,10 @@ class Simulator:
         self._seq = itertools.count()
         self._continued: set[str] = set()
         self._buyers = [Actor.buyer(f"b-{n:03d}") for n in range(1, config.buyers + 1)]
-        self._teams = TeamJourneys(world, world.clock.now())
         faults = config.faults
+        self._teams = TeamJourneys(
+            world, world.clock.now(), self._chance, unformed=faults.unformed_team
+        )
         self._draws = LuckyDrawJourneys(world, rng, self._chance, faults.unclaimed_prize)
         self._group_buys = GroupBuyJourneys(world, rng)
         self._deposits = DepositGroupBuyJourneys(
