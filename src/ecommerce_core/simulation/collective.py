@@ -16,7 +16,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from ecommerce_core.actors import Actor
 from ecommerce_core.auctions import Auction, AuctionState, AuctionTerms, DepositStatus, SecondChance
@@ -238,6 +238,51 @@ class LuckyDrawJourneys:
         return None
 
 
+class _RunningCampaign(Protocol):
+    """What :func:`_place_in_running` needs of a group-buy journey class."""
+
+    world: SimulatedWorld
+    rng: random.Random
+    _running: str | None
+
+    @property
+    def mode(self) -> str:
+        """The world's ``collective`` key its campaigns are listed under."""
+
+    @property
+    def margin(self) -> timedelta:
+        """A campaign closing sooner than this takes no more orders."""
+
+    def terms(self, list_price: Money, now: datetime, opened: int) -> GroupBuyTerms: ...
+
+
+def _place_in_running(journeys: _RunningCampaign, buyer: Actor) -> Order:
+    """Place 1-3 units in the journeys' running campaign; open one if none runs long enough.
+
+    A campaign closing within ``journeys.margin`` takes no more orders: the next opens with
+    ``journeys.terms`` (told how many the mode opened before) and is listed in the world's
+    ``collective`` under ``journeys.mode``.
+    """
+    service = journeys.world.service
+    now = journeys.world.clock.now()
+    running = journeys._running  # noqa: SLF001  # the journey class's own state, shared here
+    current = None if running is None else service.group_buy(running)
+    if (
+        current is None
+        or current.state != GroupBuyState.RUNNING
+        or current.terms.ends_at <= now + journeys.margin
+    ):
+        opened = journeys.world.collective.setdefault(journeys.mode, [])
+        product = service.catalog.product(GROUP_BUY_SKU)
+        terms = journeys.terms(product.unit_price, now, len(opened))
+        current = service.create_group_buy(
+            Actor.merchant(product.merchant_id), GROUP_BUY_SKU, terms
+        )
+        journeys._running = current.id  # noqa: SLF001  # as above
+        opened.append(current.id)
+    return service.place_group_buy_order(buyer, current.id, journeys.rng.randint(1, 3))
+
+
 class GroupBuyJourneys:
     """Buyers who join the running group buy (a new one when none runs).
 
@@ -255,30 +300,22 @@ class GroupBuyJourneys:
         self.world, self.rng = world, rng
         self._running: str | None = None
 
+    mode: Final = "group_buy"
+    margin: Final = timedelta(minutes=30)
+
     def place(self, buyer: Actor) -> Order:
         """Place an order for 1-3 units in the running campaign."""
-        service = self.world.service
-        now = self.world.clock.now()
-        current = None if self._running is None else service.group_buy(self._running)
-        if (
-            current is None
-            or current.state != GroupBuyState.RUNNING
-            or current.terms.ends_at <= now + timedelta(minutes=30)
-        ):
-            product = service.catalog.product(GROUP_BUY_SKU)
-            terms = GroupBuyTerms(
-                list_price=product.unit_price,
-                tiers=[PriceTier(10, _cny("34.00")), PriceTier(25, _cny("30.00"))],
-                starts_at=now,
-                ends_at=now + timedelta(hours=6),
-                minimum=self.rng.randint(8, 30),
-            )
-            current = service.create_group_buy(
-                Actor.merchant(product.merchant_id), GROUP_BUY_SKU, terms
-            )
-            self._running = current.id
-            self.world.collective.setdefault("group_buy", []).append(current.id)
-        return service.place_group_buy_order(buyer, current.id, self.rng.randint(1, 3))
+        return _place_in_running(self, buyer)
+
+    def terms(self, list_price: Money, now: datetime, opened: int) -> GroupBuyTerms:  # noqa: ARG002  # the protocol's signature; every campaign alike
+        """A new campaign's terms: 6 hours, a minimum of 8 to 30 units."""
+        return GroupBuyTerms(
+            list_price=list_price,
+            tiers=[PriceTier(10, _cny("34.00")), PriceTier(25, _cny("30.00"))],
+            starts_at=now,
+            ends_at=now + timedelta(hours=6),
+            minimum=self.rng.randint(8, 30),
+        )
 
     def when_shippable(self, order_id: str, ship: Callable[[], None]) -> timedelta | None:
         """Ship once the campaign succeeded; wait while it runs; nothing once it failed."""
@@ -339,35 +376,26 @@ class DepositGroupBuyJourneys:
         assert order.terms is not None  # noqa: S101  # a group-buy order carries its campaign
         return order.terms.promotion_ids[0]
 
+    mode: Final = "group_buy_deposit"
+    margin: Final = timedelta(minutes=20)
+
     def place(self, buyer: Actor) -> Order:
         """Place an order for 1-3 units in the running deposit campaign (a new one if none)."""
-        service = self.world.service
-        now = self.world.clock.now()
-        current = None if self._running is None else service.group_buy(self._running)
-        if (
-            current is None
-            or current.state != GroupBuyState.RUNNING
-            or current.terms.ends_at <= now + timedelta(minutes=20)
-        ):
-            opened = self.world.collective.setdefault("group_buy_deposit", [])
-            product = service.catalog.product(GROUP_BUY_SKU)
-            terms = GroupBuyTerms(
-                list_price=product.unit_price,
-                tiers=[PriceTier(10, _cny("34.00")), PriceTier(25, _cny("30.00"))],
-                starts_at=now,
-                ends_at=now + timedelta(hours=3),
-                minimum=self.rng.randint(6, 24),
-                payment=GroupBuyPayment.DEPOSIT,
-                deposit=_cny("10.00"),
-                balance_window=timedelta(hours=24),
-                unpaid_balance=(UnpaidBalance.FORFEIT, UnpaidBalance.REFUND)[len(opened) % 2],
-            )
-            current = service.create_group_buy(
-                Actor.merchant(product.merchant_id), GROUP_BUY_SKU, terms
-            )
-            self._running = current.id
-            opened.append(current.id)
-        return service.place_group_buy_order(buyer, current.id, self.rng.randint(1, 3))
+        return _place_in_running(self, buyer)
+
+    def terms(self, list_price: Money, now: datetime, opened: int) -> GroupBuyTerms:
+        """A new campaign's terms: 3 hours, a minimum of 6 to 24 units, a deposit of 10.00."""
+        return GroupBuyTerms(
+            list_price=list_price,
+            tiers=[PriceTier(10, _cny("34.00")), PriceTier(25, _cny("30.00"))],
+            starts_at=now,
+            ends_at=now + timedelta(hours=3),
+            minimum=self.rng.randint(6, 24),
+            payment=GroupBuyPayment.DEPOSIT,
+            deposit=_cny("10.00"),
+            balance_window=timedelta(hours=24),
+            unpaid_balance=(UnpaidBalance.FORFEIT, UnpaidBalance.REFUND)[opened % 2],
+        )
 
     def when_shippable(self, order_id: str, ship: Callable[[], None]) -> timedelta | None:
         """Wait for the close; pay the balance (or never); ship once it is in.
