@@ -254,7 +254,8 @@ class OrderRepository(Protocol):
         :meth:`save`.
 
         Raises:
-            NotFound: No such order.
+            NotFound: No such order, an id that is not a string included (services pass a
+                caller's id straight through).
 
         """
         ...

@@ -1,0 +1,178 @@
+"""What a newcomer backend team trips over, each fixed and kept fixed.
+
+A host adopting the library from the README and docs/embedding.md wrote its own order
+repository, ran the published contract suites and lifecycle machine on it, and tried careless
+inputs on the services. These are the places that did not answer with a typed error, or a
+published name that could not be imported where the docs said.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ecommerce_core.testing as testing_kit
+from ecommerce_core import (
+    Actor,
+    CartItem,
+    InvalidInput,
+    Money,
+    NotFound,
+    Order,
+    UnknownCurrency,
+)
+from ecommerce_core.adapters.memory import InMemoryOrderRepository
+from ecommerce_core.demo import demo_payment_service, demo_service
+from ecommerce_core.money import Currency
+from ecommerce_core.testing import contracts, payment_contracts
+from ecommerce_core.testing.contracts import OrderRepositoryContract
+
+ALICE = Actor.buyer("alice")
+TEAHOUSE = Actor.merchant("m-teahouse")
+SF = Actor.carrier("SF")
+CARELESS_KEYS = st.sampled_from([None, "", "   ", 7, b"key"])
+KNOWN_CODES = ("CNY", "USD", "EUR", "JPY", "KWD", "GBP")
+
+
+def cny(amount: str) -> Money:
+    return Money.of(amount, "CNY")
+
+
+class TestTheTestingKitPublishesEveryContract:
+    @pytest.mark.parametrize("module", [contracts, payment_contracts], ids=lambda m: m.__name__)
+    def test_every_name_a_contract_module_publishes_is_published_by_the_testing_package(
+        self, module
+    ):
+        missing = sorted(set(module.__all__) - set(testing_kit.__all__))
+        assert missing == [], f"add to ecommerce_core.testing: {missing}"
+
+    def test_the_campaign_repository_contracts_import_from_the_testing_package(self):
+        for name in (
+            "TeamRepositoryContract",
+            "AuctionRepositoryContract",
+            "DrawRoundRepositoryContract",
+            "GroupBuyRepositoryContract",
+            "RebateRepositoryContract",
+        ):
+            assert getattr(testing_kit, name) is getattr(contracts, name)
+
+
+class _Snapshot:
+    """What a refused payment command must leave as it was."""
+
+    @staticmethod
+    def of(service, order_ids):
+        return [
+            (
+                service.orders.get(order_id).version,
+                service.money(order_id),
+                [(p.id, p.version, p.state) for p in service.payments_of(order_id)],
+            )
+            for order_id in order_ids
+        ]
+
+
+class TestAnIdempotencyKeyThatIsNotAStringIsRefused:
+    """Before, ``key=None`` was formatted into the record id as "None" and accepted."""
+
+    @settings(max_examples=15, deadline=None)
+    @given(key=CARELESS_KEYS)
+    def test_refund_capture_collect_and_repay_refuse_the_key_and_change_nothing(self, key):
+        service, _ = demo_payment_service(credit_limit="300.00")
+        authorized = service.buy_now(ALICE, "tea-01", 2)
+        service.pay(authorized.id, ALICE, capture=False)
+        (payment,) = service.payments_of(authorized.id)
+        paid = service.buy_now(ALICE, "tea-01", 1)
+        service.pay(paid.id, ALICE)
+        cod = service.buy_now(ALICE, "tea-01", 1, "cod")
+        service.ship(cod.id, TEAHOUSE, carrier="SF", tracking_number="SF1")
+        credit = service.buy_now(ALICE, "tea-01", 1, "credit")
+        service.pay_with_credit(credit.id, ALICE, periods=3)
+        ids = [authorized.id, paid.id, cod.id, credit.id]
+        before = _Snapshot.of(service, ids)
+        for command in (
+            lambda: service.capture(payment.id, TEAHOUSE, amount=cny("1.00"), key=key),
+            lambda: service.refund(paid.id, TEAHOUSE, key=key, amount=cny("1.00")),
+            lambda: service.collect_cod(cod.id, SF, amount=cod.total, key=key),
+            lambda: service.repay(credit.id, ALICE, key=key),
+        ):
+            with pytest.raises(InvalidInput) as refused:
+                command()
+            assert (refused.value.field, refused.value.value) == ("key", key)
+            assert "non-empty string" in str(refused.value)
+        assert _Snapshot.of(service, ids) == before
+
+    def test_a_real_key_still_works_and_a_repeat_returns_the_first_refund(self):
+        service, _ = demo_payment_service()
+        order = service.buy_now(ALICE, "tea-01", 2)
+        service.pay(order.id, ALICE)
+        first = service.refund(order.id, TEAHOUSE, key="rf-1", amount=cny("5.00"))
+        again = service.refund(order.id, TEAHOUSE, key="rf-1", amount=cny("5.00"))
+        assert first.id == again.id
+        assert service.money(order.id).refunded == cny("5.00")
+
+
+class TestACheckoutGivenSomethingOtherThanAListIsRefused:
+    @pytest.mark.parametrize("cart", [CartItem("tea-01", 1), None, 5], ids=repr)
+    def test_a_single_item_or_none_raises_invalid_input_and_stores_nothing(self, cart):
+        service, _ = demo_service(stock=5)
+        with pytest.raises(InvalidInput) as refused:
+            service.checkout(ALICE, cart)
+        assert (refused.value.field, refused.value.value) == ("cart", cart)
+        assert "list of CartItem" in str(refused.value)
+        assert len(service.orders) == 0
+        assert service.inventory.available("tea-01") == 5
+
+
+class TestALowerCaseOrPaddedCurrencyCodeIsRefusedWithAHint:
+    @given(code=st.sampled_from(KNOWN_CODES), shape=st.sampled_from(["lower", "pad", "title"]))
+    @settings(max_examples=20, deadline=None)
+    def test_the_error_names_the_code_the_caller_meant(self, code, shape):
+        careless = {"lower": code.lower(), "pad": f" {code} ", "title": code.title()}[shape]
+        with pytest.raises(UnknownCurrency) as refused:
+            Money.of("1.00", careless)
+        assert (refused.value.value, refused.value.suggestion) == (careless, code)
+        assert f"did you mean {code!r}" in str(refused.value)
+        assert Currency.of(code).code == code
+
+    @pytest.mark.parametrize("code", ["XYZ", "xyz", "", None, 978])
+    def test_a_code_that_is_nothing_like_a_known_one_gets_no_hint(self, code):
+        with pytest.raises(UnknownCurrency) as refused:
+            Currency.of(code)
+        assert refused.value.suggestion is None
+        assert "did you mean" not in str(refused.value)
+
+
+class _KeyErrorRepository(InMemoryOrderRepository):
+    """A repository a host might write: a plain dict look-up that lets TypeError out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plain: dict[str, Order] = {}
+
+    def add(self, order: Order) -> None:
+        super().add(order)
+        self.plain[order.id] = order
+
+    def get(self, order_id: str) -> Order:
+        if not isinstance(order_id, str):
+            raise TypeError(f"unhashable or wrong id {order_id!r}")
+        return super().get(order_id)
+
+
+class TestTheOrderRepositoryContractChecksIdsThatAreNotStrings:
+    def test_a_repository_that_lets_a_type_error_out_fails_the_contract(self):
+        class Broken(OrderRepositoryContract):
+            def make_repository(self):
+                return _KeyErrorRepository()
+
+        with pytest.raises(TypeError):
+            Broken().test_get_of_an_id_that_is_not_a_string_raises_not_found()
+
+    def test_the_service_answers_not_found_for_an_id_that_is_not_a_string(self):
+        service, _ = demo_service()
+        for wrong in (42, None):
+            with pytest.raises(NotFound) as refused:
+                service.pay(wrong, ALICE)
+            assert refused.value.key == wrong
