@@ -8,6 +8,8 @@ published name that could not be imported where the docs said.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,15 +18,19 @@ import ecommerce_core.testing as testing_kit
 from ecommerce_core import (
     Actor,
     CartItem,
+    DefinitionError,
     InvalidInput,
     Money,
     NotFound,
     Order,
+    OrderPolicy,
     UnknownCurrency,
 )
+from ecommerce_core.actors import ActorKind
 from ecommerce_core.adapters.memory import InMemoryOrderRepository
 from ecommerce_core.demo import demo_payment_service, demo_service
 from ecommerce_core.money import Currency
+from ecommerce_core.ports import Product
 from ecommerce_core.testing import contracts, payment_contracts
 from ecommerce_core.testing.contracts import OrderRepositoryContract
 
@@ -176,3 +182,61 @@ class TestTheOrderRepositoryContractChecksIdsThatAreNotStrings:
             with pytest.raises(NotFound) as refused:
                 service.pay(wrong, ALICE)
             assert refused.value.key == wrong
+
+
+class TestConfigurationMistakesAreTypedErrors:
+    """A host's set-up code gets the library's errors, not a TypeError from deep inside."""
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("payment_timeout", 30),
+            ("auto_confirm_after", "10 days"),
+            ("after_sales_window", None),
+            ("max_lines", "500"),
+            ("max_line_quantity", 1.5),
+            ("auto_confirm_extensions", None),
+        ],
+    )
+    def test_an_order_policy_of_the_wrong_type_raises_definition_error_naming_the_field(
+        self, field, value
+    ):
+        with pytest.raises(DefinitionError) as refused:
+            OrderPolicy(**{field: value})
+        assert any(problem.startswith(f"{field} must be") for problem in refused.value.problems)
+
+    def test_an_order_policy_with_right_types_but_bad_values_still_lists_every_problem(self):
+        with pytest.raises(DefinitionError) as refused:
+            OrderPolicy(payment_timeout=timedelta(0), max_lines=0)
+        assert len(refused.value.problems) == 2
+
+    @given(kind=st.text(max_size=8).filter(lambda k: k not in set(ActorKind)))
+    @settings(max_examples=25, deadline=None)
+    def test_an_actor_of_an_unknown_kind_raises_invalid_input_listing_the_kinds(self, kind):
+        with pytest.raises(InvalidInput) as refused:
+            Actor(kind, "x")
+        assert (refused.value.field, refused.value.value) == ("actor kind", kind)
+        assert "buyer, merchant, platform, carrier, system" in str(refused.value)
+
+    def test_an_actor_kind_given_as_its_text_still_works(self):
+        assert Actor("buyer", "alice") == Actor.buyer("alice")
+
+    @pytest.mark.parametrize(
+        ("fields", "field"),
+        [
+            ({"unit_price": 38}, "unit_price"),
+            ({"unit_price": 1.5}, "unit_price"),
+            ({"unit_price": Money.of("-0.01", "CNY")}, "unit_price"),
+            ({"sku": ""}, "sku"),
+            ({"merchant_id": None}, "merchant_id"),
+        ],
+        ids=repr,
+    )
+    def test_a_product_with_a_bad_price_or_id_is_refused_when_it_is_built(self, fields, field):
+        good = {"sku": "tea-01", "merchant_id": "m-1", "name": "tea", "unit_price": cny("38.00")}
+        with pytest.raises(InvalidInput) as refused:
+            Product(**{**good, **fields})
+        assert refused.value.field == field
+
+    def test_a_free_product_is_still_a_product(self):
+        assert Product("gift", "m-1", "a gift", cny("0.00")).unit_price.is_zero
