@@ -8,7 +8,9 @@ published name that could not be imported where the docs said.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -240,3 +242,46 @@ class TestConfigurationMistakesAreTypedErrors:
 
     def test_a_free_product_is_still_a_product(self):
         assert Product("gift", "m-1", "a gift", cny("0.00")).unit_price.is_zero
+
+
+ROOT = Path(__file__).resolve().parent.parent
+LINK = re.compile(r"\]\(([^)\s]*?)#([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """The anchor Python-Markdown's toc gives a heading (its default slugify)."""
+    text = re.sub(r"[^\w\s-]", "", heading.replace("`", "")).strip().lower()
+    return re.sub(r"[-\s]+", "-", text)
+
+
+def _anchors(page: Path) -> set[str]:
+    text = re.sub(
+        r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.DOTALL | re.MULTILINE
+    )
+    return {_slug(h) for h in re.findall(r"^#{1,6}\s+(.+?)\s*$", text, re.MULTILINE)}
+
+
+def _links() -> list[tuple[str, Path, str]]:
+    found = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for target, anchor in LINK.findall(page.read_text(encoding="utf-8")):
+            if target.startswith(("http:", "https:")):
+                continue
+            where = page if not target else (page.parent / target).resolve()
+            found.append((str(page.relative_to(ROOT)), where, anchor))
+    return found
+
+
+class TestEveryLinkToASectionLandsOnOne:
+    def test_the_slug_rule_matches_the_sections_the_docs_link_to(self):
+        assert (
+            _slug("Calling `expire_due` from a scheduler") == "calling-expire_due-from-a-scheduler"
+        )
+        assert _slug("An order repository of your own, end to end") == (
+            "an-order-repository-of-your-own-end-to-end"
+        )
+
+    @pytest.mark.parametrize(("page", "target", "anchor"), _links(), ids=lambda v: str(v)[-40:])
+    def test_the_anchor_names_a_heading_of_the_page_it_points_to(self, page, target, anchor):
+        assert target.exists(), f"{page} links to a missing page {target}"
+        assert anchor in _anchors(target), f"{page}: no section #{anchor} in {target.name}"
