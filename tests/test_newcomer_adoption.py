@@ -8,6 +8,9 @@ published name that could not be imported where the docs said.
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ecommerce_core
 import ecommerce_core.testing as testing_kit
 from ecommerce_core import (
     Actor,
@@ -29,6 +33,7 @@ from ecommerce_core import (
     UnknownCurrency,
 )
 from ecommerce_core.actors import ActorKind
+from ecommerce_core.adapters import sqlite_aggregates
 from ecommerce_core.adapters.memory import InMemoryOrderRepository
 from ecommerce_core.demo import demo_payment_service, demo_service
 from ecommerce_core.money import Currency
@@ -285,3 +290,33 @@ class TestEveryLinkToASectionLandsOnOne:
     def test_the_anchor_names_a_heading_of_the_page_it_points_to(self, page, target, anchor):
         assert target.exists(), f"{page} links to a missing page {target}"
         assert anchor in _anchors(target), f"{page}: no section #{anchor} in {target.name}"
+
+
+def _host_facing_modules() -> list[str]:
+    """The modules a host imports from: ports, services, adapters and the testing kit."""
+    names = []
+    for info in pkgutil.walk_packages(ecommerce_core.__path__, "ecommerce_core."):
+        parts = info.name.split(".")
+        if parts[1] in {"ports", "services", "adapters", "testing"} and not any(
+            part.startswith("_") for part in parts
+        ):
+            names.append(info.name)
+    return sorted(names)
+
+
+class TestEveryPublicNameAHostMeetsIsExported:
+    @pytest.mark.parametrize("module_name", _host_facing_modules())
+    def test_every_public_class_and_function_defined_in_the_module_is_in_its_all(self, module_name):
+        module = importlib.import_module(module_name)
+        defined = {
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_")
+            and (inspect.isclass(value) or inspect.isfunction(value))
+            and value.__module__ == module_name
+        }
+        assert defined - set(getattr(module, "__all__", ())) == set()
+
+    def test_the_composite_look_up_helper_of_the_sqlite_repositories_is_exported(self):
+        assert "joined" in sqlite_aggregates.__all__
+        assert sqlite_aggregates.joined("SF", "SF1") != sqlite_aggregates.joined("SFS", "F1")
