@@ -320,3 +320,13 @@ class TestEveryPublicNameAHostMeetsIsExported:
     def test_the_composite_look_up_helper_of_the_sqlite_repositories_is_exported(self):
         assert "joined" in sqlite_aggregates.__all__
         assert sqlite_aggregates.joined("SF", "SF1") != sqlite_aggregates.joined("SFS", "F1")
+
+
+class TestTheDocsNameEveryPartOfTheTestingKit:
+    @pytest.mark.parametrize(
+        "name",
+        sorted(n for n in testing_kit.__all__ if n.endswith("Contract") or n.startswith("run_")),
+    )
+    def test_every_contract_and_runner_is_named_in_the_docs(self, name):
+        pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+        assert any(f"`{name}" in page.read_text(encoding="utf-8") for page in pages), name
