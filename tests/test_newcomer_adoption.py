@@ -30,6 +30,8 @@ from ecommerce_core import (
     NotFound,
     Order,
     OrderPolicy,
+    TrackingEvent,
+    TrackingStatus,
     UnknownCurrency,
 )
 from ecommerce_core.actors import ActorKind
@@ -38,7 +40,7 @@ from ecommerce_core.adapters.memory import InMemoryOrderRepository
 from ecommerce_core.demo import demo_payment_service, demo_service
 from ecommerce_core.money import Currency
 from ecommerce_core.ports import Product
-from ecommerce_core.testing import contracts, payment_contracts
+from ecommerce_core.testing import CONTRACT_TIME, contracts, payment_contracts
 from ecommerce_core.testing.contracts import OrderRepositoryContract
 
 ALICE = Actor.buyer("alice")
@@ -330,3 +332,19 @@ class TestTheDocsNameEveryPartOfTheTestingKit:
     def test_every_contract_and_runner_is_named_in_the_docs(self, name):
         pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
         assert any(f"`{name}" in page.read_text(encoding="utf-8") for page in pages), name
+
+
+class TestACarrierReportWithAnUnknownStatusIsInvalidInput:
+    @given(status=st.text(max_size=12).filter(lambda s: s not in set(TrackingStatus)))
+    @settings(max_examples=25, deadline=None)
+    def test_the_error_names_the_field_and_lists_the_statuses(self, status):
+        with pytest.raises(InvalidInput) as refused:
+            TrackingEvent("ev-1", "SF", "SF1", status, CONTRACT_TIME)
+        assert (refused.value.field, refused.value.value) == ("status", status)
+        assert "in_transit" in str(refused.value)
+
+    @pytest.mark.parametrize("status", list(TrackingStatus))
+    def test_a_status_given_as_its_value_or_member_is_the_member(self, status):
+        for given_as in (status, str(status.value)):
+            event = TrackingEvent("ev-1", "SF", "SF1", given_as, CONTRACT_TIME)
+            assert event.status is status
