@@ -34,7 +34,6 @@ from ecommerce_core import (
     TrackingStatus,
     UnknownCurrency,
 )
-from ecommerce_core.actors import ActorKind
 from ecommerce_core.adapters import sqlite_aggregates
 from ecommerce_core.adapters.memory import InMemoryOrderRepository
 from ecommerce_core.demo import demo_payment_service, demo_service
@@ -218,17 +217,6 @@ class TestConfigurationMistakesAreTypedErrors:
         with pytest.raises(DefinitionError) as refused:
             OrderPolicy(payment_timeout=timedelta(0), max_lines=0)
         assert len(refused.value.problems) == 2
-
-    @given(kind=st.text(max_size=8).filter(lambda k: k not in set(ActorKind)))
-    @settings(max_examples=25, deadline=None)
-    def test_an_actor_of_an_unknown_kind_raises_invalid_input_listing_the_kinds(self, kind):
-        with pytest.raises(InvalidInput) as refused:
-            Actor(kind, "x")
-        assert (refused.value.field, refused.value.value) == ("actor kind", kind)
-        assert "buyer, merchant, platform, carrier, system" in str(refused.value)
-
-    def test_an_actor_kind_given_as_its_text_still_works(self):
-        assert Actor("buyer", "alice") == Actor.buyer("alice")
 
     @pytest.mark.parametrize(
         ("fields", "field"),
