@@ -6,6 +6,8 @@ import doctest
 import importlib
 import pkgutil
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -31,9 +33,36 @@ def examples() -> list[tuple[str, str]]:
     return found
 
 
+def run_example(where: str, code: str) -> None:
+    """Run one example as the module ``__docs__``, registered while it runs.
+
+    Registered so that what looks its class's module up works as in a real file
+    (``dataclasses``, ``pickle``, ``typing.get_type_hints``).
+    """
+    module = types.ModuleType("__docs__")
+    sys.modules["__docs__"] = module
+    try:
+        exec(compile(code, where, "exec"), module.__dict__)  # noqa: S102  # our own docs
+    finally:
+        del sys.modules["__docs__"]
+
+
 @pytest.mark.parametrize(("where", "code"), examples(), ids=[w for w, _ in examples()])
 def test_every_python_example_in_the_docs_runs(where, code, capsys):
-    exec(compile(code, where, "exec"), {"__name__": "__docs__"})  # noqa: S102  # our own docs
+    run_example(where, code)
+
+
+def test_an_example_may_define_a_dataclass_and_pickle_it():
+    run_example(
+        "dataclass-example",
+        "import pickle\n"
+        "from dataclasses import dataclass\n"
+        "@dataclass\n"
+        "class Row:\n"
+        "    version: int\n"
+        "assert pickle.loads(pickle.dumps(Row(1))) == Row(1)\n",
+    )
+    assert "__docs__" not in sys.modules
 
 
 def test_the_docs_have_examples():

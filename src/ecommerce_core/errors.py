@@ -125,10 +125,20 @@ class InvalidInput(EcommerceCoreError, ValueError):
 
 
 class UnknownCurrency(InvalidInput):
-    """A currency code that is not a known ISO 4217 code."""
+    """A currency code that is not a known ISO 4217 code.
 
-    def __init__(self, code: object) -> None:
-        super().__init__("currency", code, "not a known ISO 4217 currency code")
+    Attributes:
+        suggestion: The known code the caller probably meant (``"CNY"`` for ``"cny"`` or
+            ``" CNY"``), or ``None``.
+
+    """
+
+    def __init__(self, code: object, suggestion: str | None = None) -> None:
+        self.suggestion = suggestion
+        reason = "not a known ISO 4217 currency code"
+        if suggestion is not None:
+            reason += f"; codes are exact and upper case: did you mean {suggestion!r}?"
+        super().__init__("currency", code, reason)
 
 
 class CurrencyMismatch(InvalidInput):

@@ -83,7 +83,8 @@ class Currency:
         """
         currency = _CURRENCIES.get(code) if type(code) is str else None
         if currency is None:
-            raise UnknownCurrency(code)
+            near = code.strip().upper() if isinstance(code, str) else None
+            raise UnknownCurrency(code, near if near in _CURRENCIES else None)
         return currency
 
 

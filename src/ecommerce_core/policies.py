@@ -38,7 +38,8 @@ class OrderPolicy:
         auto_confirm_extension: How much one extension adds.
 
     Raises:
-        DefinitionError: A duration is not positive or a limit is below 1 (extensions: 0).
+        DefinitionError: A duration is not a positive ``timedelta``, or a limit is not an
+            ``int`` or is below 1 (extensions: 0).
 
     """
 
@@ -51,14 +52,34 @@ class OrderPolicy:
     auto_confirm_extension: timedelta = timedelta(days=5)
 
     def __attrs_post_init__(self) -> None:
+        durations = (
+            ("payment_timeout", self.payment_timeout),
+            ("auto_confirm_after", self.auto_confirm_after),
+            ("after_sales_window", self.after_sales_window),
+            ("auto_confirm_extension", self.auto_confirm_extension),
+        )
+        counts = (
+            ("max_line_quantity", self.max_line_quantity),
+            ("max_lines", self.max_lines),
+            ("auto_confirm_extensions", self.auto_confirm_extensions),
+        )
+        mistyped = [
+            *(
+                f"{name} must be a timedelta such as timedelta(minutes=30), got {value!r}"
+                for name, value in durations
+                if not isinstance(value, timedelta)
+            ),
+            *(
+                f"{name} must be an int, got {value!r}"
+                for name, value in counts
+                if type(value) is not int
+            ),
+        ]
+        if mistyped:  # nothing below can compare them
+            raise DefinitionError("OrderPolicy", mistyped)
         problems = [
             f"{name} must be positive, got {value}"
-            for name, value in (
-                ("payment_timeout", self.payment_timeout),
-                ("auto_confirm_after", self.auto_confirm_after),
-                ("after_sales_window", self.after_sales_window),
-                ("auto_confirm_extension", self.auto_confirm_extension),
-            )
+            for name, value in durations
             if value <= timedelta(0)
         ]
         if self.auto_confirm_extensions < 0:

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import attrs
 
+from ecommerce_core._validation import check_text
 from ecommerce_core.aftersales import OrderAfterSales
 from ecommerce_core.auctions import Auction
 from ecommerce_core.campaigns import TimeBoxedSale
@@ -24,6 +25,7 @@ from ecommerce_core.campaigns.lucky_draw import DrawRound, PublicNumber
 from ecommerce_core.campaigns.rebate import Rebate
 from ecommerce_core.campaigns.team import Team
 from ecommerce_core.delivery import DeliveryOption, Shipment
+from ecommerce_core.errors import InvalidInput
 from ecommerce_core.events import DomainEvent
 from ecommerce_core.limits import LimitClaim
 from ecommerce_core.money import Money
@@ -83,13 +85,27 @@ class Product:
         unit_price: The list price of one unit.
         category: Its category, for promotions and return rules.
 
+    Raises:
+        InvalidInput: An empty SKU or merchant id, or a price that is not ``Money`` or is
+            negative (a catalogue mistake, refused when the product is built rather than
+            when a buyer checks it out).
+
     """
 
-    sku: str
-    merchant_id: str
+    sku: str = attrs.field(validator=check_text)
+    merchant_id: str = attrs.field(validator=check_text)
     name: str
-    unit_price: Money
+    unit_price: Money = attrs.field()
     category: str = ""
+
+    @unit_price.validator
+    def _check_price(self, _: attrs.Attribute[Money], value: Money) -> None:
+        if not isinstance(value, Money):
+            raise InvalidInput(
+                "unit_price", value, "must be Money, such as Money.of('38.00', 'CNY')"
+            )
+        if value.is_negative:
+            raise InvalidInput("unit_price", value, "must not be negative")
 
 
 @attrs.frozen
@@ -254,7 +270,8 @@ class OrderRepository(Protocol):
         :meth:`save`.
 
         Raises:
-            NotFound: No such order.
+            NotFound: No such order, an id that is not a string included (services pass a
+                caller's id straight through).
 
         """
         ...

@@ -97,6 +97,7 @@ __all__ = [
     "SqlitePaymentRepository",
     "SqliteShipmentRepository",
     "SqliteTeamRepository",
+    "joined",
 ]
 
 _A = TypeVar("_A")

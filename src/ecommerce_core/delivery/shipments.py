@@ -194,6 +194,17 @@ class ShipmentLine:
     quantity: int = attrs.field(validator=_check_units)
 
 
+def _to_status(value: TrackingStatus | str) -> TrackingStatus:
+    # A member passes through; a carrier's text converts, or is refused as bad input.
+    if type(value) is TrackingStatus:
+        return value
+    try:
+        return TrackingStatus(value)
+    except ValueError:
+        known = ", ".join(TrackingStatus)
+        raise InvalidInput("status", value, f"not a tracking status; one of {known}") from None
+
+
 @attrs.frozen
 class TrackingEvent:
     """One tracking report from a carrier, as received (at least once, in any order).
@@ -207,12 +218,16 @@ class TrackingEvent:
         location: Where (free text).
         description: The carrier's words (free text).
 
+    Raises:
+        InvalidInput: An empty id, carrier or tracking number, a status that is not a
+            :class:`TrackingStatus` (or its value), or a naive ``occurred_at``.
+
     """
 
     event_id: str = attrs.field(validator=_check_text)
     carrier: str = attrs.field(validator=_check_text)
     tracking_number: str = attrs.field(validator=_check_text)
-    status: TrackingStatus = attrs.field(converter=TrackingStatus)
+    status: TrackingStatus = attrs.field(converter=_to_status)
     occurred_at: datetime = attrs.field(validator=_check_aware)
     location: str = ""
     description: str = ""

@@ -208,7 +208,10 @@ class OrderService:
             raise InvalidInput("buyer", buyer, "only a buyer checks out")
         method = _method(payment_method)
         process = self._process_for(method)
-        items = tuple(items)
+        try:
+            items = tuple(items)
+        except TypeError:  # one CartItem, or None, instead of a list of them
+            raise InvalidInput("cart", items, "must be a list of CartItem") from None
         if not items:
             raise InvalidInput("cart", items, "the cart is empty")
         skus: list[str] = []

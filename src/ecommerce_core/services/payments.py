@@ -194,11 +194,13 @@ class PaymentService(PaymentCore):
         Raises:
             Forbidden: Not the order's merchant, the platform or the system.
             TransitionNotAllowed: The payment cannot capture any more.
-            InvalidInput: A zero or negative amount, or more than is left to capture.
+            InvalidInput: A zero or negative amount, or more than is left to capture; a key
+                that is not a non-empty string.
             VersionConflict: A concurrent command changed the payment first; the provider
                 was not asked.
 
         """
+        _check_key(key)
         payment = self._gateway_payment(payment_id)
         self._capture(payment.id, actor, amount, f"{payment.id}:capture:{key}", sale=False)
         self.reconcile(payment.order_id)
@@ -268,12 +270,14 @@ class PaymentService(PaymentCore):
 
         Raises:
             Forbidden: Not the order's merchant, the platform or the system.
-            InvalidInput: A zero, negative or too large amount, an unknown line.
+            InvalidInput: A zero, negative or too large amount, an unknown line; a key that
+                is not a non-empty string.
             CurrencyMismatch: Another currency.
             RuleViolation: Nothing was paid for the order.
             VersionConflict: A concurrent command changed the payment first.
 
         """
+        _check_key(key)
         order = self.orders.get(order_id)
         payment = self._paying(order)
         refund = self._refund(
@@ -295,9 +299,10 @@ class PaymentService(PaymentCore):
         Raises:
             Forbidden: Not the carrier the order shipped with, the platform or the system.
             TransitionNotAllowed: The order is not awaiting collection.
-            InvalidInput: Not the order total.
+            InvalidInput: Not the order total, or a key that is not a non-empty string.
 
         """
+        _check_key(key)
         order = self.orders.get(order_id)
         payment = self._cod_payment(order)
         version, now = payment.version, self._now()
@@ -408,8 +413,10 @@ class PaymentService(PaymentCore):
         Raises:
             Forbidden: Not the order's buyer, the platform or the system.
             TransitionNotAllowed: Nothing is owed.
+            InvalidInput: A key that is not a non-empty string.
 
         """
+        _check_key(key)
         payment = self._paying(self.orders.get(order_id))
         repaid: list[Installment] = []
         self._change(
@@ -421,3 +428,9 @@ class PaymentService(PaymentCore):
             ),
         )
         return repaid[-1]
+
+
+def _check_key(key: object) -> None:
+    """Refuse an idempotency key that is not a non-empty string (None would become "None")."""
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidInput("key", key, "must be a non-empty string: the request's idempotency key")

@@ -448,6 +448,20 @@ class OrderRepositoryContract:
         repository.save(loaded, 2)
         assert repository.due(CONTRACT_TIME + timedelta(days=2)) == ["o-1"]
 
+    def test_get_of_an_id_that_is_not_a_string_raises_not_found(self) -> None:
+        """An int, None or a tuple as id raises NotFound naming it, never TypeError or KeyError.
+
+        The services pass a caller's order id straight to ``get``, so this is what a careless
+        ``service.pay(42, buyer)`` answers.
+        """
+        repository = self.make_repository()
+        repository.add(make_order("o-1"))
+        for wrong in (1, None, ("o-1",)):
+            with pytest.raises(NotFound) as caught:
+                repository.get(cast("str", wrong))
+            assert caught.value.key == wrong
+        assert repository.get("o-1").id == "o-1"
+
 
 def _levels(inventory: Inventory, skus: Sequence[str]) -> dict[str, tuple[int, int, int]]:
     """Available, reserved and on-hand units per SKU."""
