@@ -123,6 +123,11 @@ class TestPlacing:
         with pytest.raises(InvalidInput, match="more than 2 lines"):
             place(*lines, policy=OrderPolicy(max_lines=2))
 
+    def test_the_policy_limits_themselves_are_allowed(self):
+        lines = [line(f"sku-{i}", line_id=str(i)) for i in range(2)]
+        assert len(place(*lines, policy=OrderPolicy(max_lines=2)).lines) == 2
+        assert place(line(quantity=10_000)).lines[0].quantity == 10_000
+
     @pytest.mark.parametrize("quantity", [0, -1, 1.5, True, "2", None])
     def test_a_quantity_that_is_not_a_positive_whole_number_is_refused(self, quantity):
         with pytest.raises(InvalidInput) as caught:
