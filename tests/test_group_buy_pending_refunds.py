@@ -118,6 +118,35 @@ class TestAPendingRefundIsNotedOnTheCampaign:
         assert shop.service.money(order_id).refunded == yuan("8.00")
         shop.books_agree(order_id)
 
+    def test_asking_a_pending_part_again_learns_its_outcome_before_its_callback_comes(
+        self,
+    ) -> None:
+        # found by the after-sales stateful machine: the provider had failed a pending part
+        # whose callback was late; asked again under its key it said so, the part was noted
+        # declined but still counted pending, and once its retry was pending too the two
+        # counted twice: the rest of the order could no longer be refunded
+        shop = HonestShop()
+        order_id = shop.paid()  # 24.00
+        shop.refund_outcome = GatewayStatus.PENDING
+        shop.service.refund(order_id, MERCHANT, key="k", amount=yuan("8.00"))
+        late = shop.settle(succeeded=False)  # failed at the provider; the callback is late
+        again = shop.service.refund(order_id, MERCHANT, key="k", amount=yuan("8.00"))
+        assert again.status is RefundStatus.FAILED
+        assert campaign_of(shop).pending_refunds == ()
+        shop.refund_outcome = GatewayStatus.PENDING
+        retried = shop.service.refund(order_id, MERCHANT, key="k", amount=yuan("8.00"))
+        assert retried.status is RefundStatus.PENDING  # under a fresh key, pending
+        assert len(campaign_of(shop).pending_refunds) == 1
+        shop.service.handle_notification(late)  # the late callback changes nothing now
+        assert len(campaign_of(shop).pending_refunds) == 1
+        shop.refund_outcome = GatewayStatus.SUCCEEDED
+        rest = shop.service.refund(order_id, MERCHANT, key="rest", amount=yuan("16.00"))
+        assert rest.status is RefundStatus.SUCCEEDED
+        shop.answer_all()
+        assert shop.service.money(order_id).refunded == yuan("24.00")
+        assert shop.over_asked == []
+        shop.books_agree(order_id)
+
     def test_a_later_refund_asks_each_charge_only_what_it_holds_beside_a_pending_one(
         self,
     ) -> None:

@@ -1328,6 +1328,10 @@ class GroupBuys(PaymentService):
             result = self.payments.refund(
                 RefundRequest(order.id, transaction_id, part, request_key, payment_id)
             )
+            if result.status is not GatewayStatus.PENDING and any(
+                k == request_key for k, _, _ in campaign.pending_refunds
+            ):  # asked again, the provider tells the outcome its callback has yet to bring
+                self._gbd_settle_pending(order, request_key)
             if result.succeeded:
                 self._gbd_post(
                     ledger_key,
