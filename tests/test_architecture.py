@@ -59,6 +59,20 @@ def test_domain_modules_import_only_the_standard_library_attrs_and_transitions(p
     assert imported_roots(path) - allowed == set()
 
 
+def test_the_testing_kit_needs_only_what_its_extra_installs():
+    import tomllib  # noqa: PLC0415  # only this test reads the project file
+
+    extras = tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text(encoding="utf-8"))[
+        "project"
+    ]["optional-dependencies"]
+    kit = {requirement.split(">")[0] for requirement in extras["testing"]}
+    assert kit == {"hypothesis", "pytest"}
+    assert set(extras["testing"]) <= set(extras["test"])  # our suite runs the kit too
+    allowed = set(sys.stdlib_module_names) | DOMAIN_THIRD_PARTY | kit
+    for path in sorted((PACKAGE / "testing").rglob("*.py")):
+        assert imported_roots(path) - allowed - {"ecommerce_core", "__future__"} == set(), path
+
+
 @pytest.mark.parametrize("path", domain_modules(), ids=lambda p: p.name)
 def test_domain_modules_import_no_outer_layer(path):
     tree = ast.parse(path.read_text(encoding="utf-8"))

@@ -127,6 +127,19 @@ class TestAnIdempotencyKeyThatIsNotAStringIsRefused:
         assert service.money(order.id).refunded == cny("5.00")
 
 
+class TestACaptureFlagThatIsNotABoolIsRefused:
+    @pytest.mark.parametrize("capture", ["no", 0, None, 1])
+    def test_pay_refuses_it_before_asking_the_provider_and_changes_nothing(self, capture):
+        service, _ = demo_payment_service()
+        (order,) = service.checkout(ALICE, [CartItem("tea-01", 1)], "online")
+        before = _Snapshot.of(service, [order.id])
+        with pytest.raises(InvalidInput) as refused:
+            service.pay(order.id, ALICE, capture=capture)
+        assert refused.value.field == "capture"
+        assert _Snapshot.of(service, [order.id]) == before
+        assert service.pay(order.id, ALICE, capture=True).payment is not None
+
+
 class TestACheckoutGivenSomethingOtherThanAListIsRefused:
     @pytest.mark.parametrize("cart", [CartItem("tea-01", 1), None, 5], ids=repr)
     def test_a_single_item_or_none_raises_invalid_input_and_stores_nothing(self, cart):

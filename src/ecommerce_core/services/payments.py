@@ -119,12 +119,14 @@ class PaymentService(PaymentCore):
         Raises:
             Forbidden: The actor may not pay this order.
             TransitionNotAllowed: The order is not awaiting payment (COD never is).
-            InvalidInput: A credit order (see :meth:`pay_with_credit`).
+            InvalidInput: A credit order (see :meth:`pay_with_credit`); ``capture`` not a bool.
             RuleViolation: Another payment for the order is still in flight.
             PaymentNotCompleted: Declined, or still pending at the provider (the payment stays
                 pending; a notification will settle it).
 
         """
+        if type(capture) is not bool:  # "no" is truthy: it would capture
+            raise InvalidInput("capture", capture, "must be True (a sale) or False (authorize)")
         order = self.orders.get(order_id)
         in_mode = self._pay_in_mode(order, actor, key=key, capture=capture)
         if in_mode is not None:
