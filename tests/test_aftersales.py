@@ -180,7 +180,7 @@ class TestThePolicy:
         assert len(refused.value.problems) == 2
 
     def test_an_unknown_freight_rule_is_refused(self):
-        with pytest.raises(ValueError, match="sometimes"):
+        with pytest.raises(DefinitionError, match="freight_refund is 'sometimes'"):
             AfterSalesPolicy(freight_refund="sometimes")
 
 

@@ -133,8 +133,9 @@ class TestDeliveryOptions:
             attrs.evolve(SF_STD, **changes)
 
     def test_an_unknown_method_is_refused(self):
-        with pytest.raises(ValueError, match="teleport"):
+        with pytest.raises(InvalidInput, match="teleport") as refused:
             attrs.evolve(SF_STD, method="teleport")
+        assert refused.value.field == "method"
 
     def test_choosing_an_offered_option_by_id_returns_it_and_its_fee(self):
         chosen = choose_delivery_option([SF_STD, SF_EXP], "sf-exp", currency="CNY")

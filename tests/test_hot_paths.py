@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import operator
-import re
 from datetime import UTC, datetime
 
 import attrs
@@ -183,20 +182,25 @@ class TestEnumConverters:
         [(_to_kind, ActorKind), (_to_account_kind, AccountKind), (_to_movement, Movement)],
     )
     @given(value=st.one_of(st.text(max_size=12), st.integers(), st.none()))
-    def test_anything_else_fails_exactly_as_the_enum_call_does(self, convert, enum_type, value):
+    def test_anything_the_enum_refuses_is_invalid_input_naming_the_values_allowed(
+        self, convert, enum_type, value
+    ):
         try:
             expected: object = enum_type(value)
-        except ValueError as error:
-            with pytest.raises(ValueError, match="^" + re.escape(str(error)) + "$"):
+        except ValueError:
+            with pytest.raises(InvalidInput) as refused:
                 convert(value)
+            assert refused.value.value == value
+            assert all(repr(member.value) in str(refused.value) for member in enum_type)
         else:
             assert convert(value) is expected
 
     def test_an_actor_built_from_a_string_kind_equals_one_built_from_the_member(self):
         assert Actor("buyer", "b-1") == Actor(ActorKind.BUYER, "b-1")
         assert type(Actor("buyer", "b-1").kind) is ActorKind
-        with pytest.raises(ValueError, match="'shopper' is not a valid ActorKind"):
+        with pytest.raises(InvalidInput, match=r"'shopper'.*must be one of 'buyer'") as refused:
             Actor("shopper", "b-1")
+        assert refused.value.field == "kind"
 
 
 class TestActorLabel:

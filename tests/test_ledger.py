@@ -87,7 +87,7 @@ class TestPostings:
     def test_an_account_needs_an_owner_and_a_known_kind(self):
         with pytest.raises(InvalidInput):
             Account(AccountKind.BUYER, "")
-        with pytest.raises(ValueError, match="is not a valid AccountKind"):
+        with pytest.raises(InvalidInput, match=r"'wallet'.*must be one of 'buyer'"):
             Account("wallet", "alice")
         assert str(Account.cod_fee("SF")) == "cod_fee:SF"
 

@@ -15,6 +15,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -207,6 +208,43 @@ class TestTheOrderRepositoryContractChecksIdsThatAreNotStrings:
 
 class TestConfigurationMistakesAreTypedErrors:
     """A host's set-up code gets the library's errors, not a TypeError from deep inside."""
+
+    @pytest.mark.parametrize(
+        ("owner", "field", "error"),
+        [
+            ("ecommerce_core.limits.Limit", "measure", DefinitionError),
+            (
+                "ecommerce_core.aftersales.policy.AfterSalesPolicy",
+                "freight_refund",
+                DefinitionError,
+            ),
+            ("ecommerce_core.aftersales.policy.AfterSalesPolicy", "failed_parcel", DefinitionError),
+            ("ecommerce_core.policies.PricingPolicy", "recheck_at_payment", DefinitionError),
+            ("ecommerce_core.promotions.rules.Promotion", "stacking", DefinitionError),
+            ("ecommerce_core.auctions.AuctionTerms", "second_chance", DefinitionError),
+            ("ecommerce_core.delivery.options.DeliveryOption", "method", InvalidInput),
+            ("ecommerce_core.actors.Actor", "kind", InvalidInput),
+            ("ecommerce_core.payments.ledger.Account", "kind", InvalidInput),
+            ("ecommerce_core.payments.ledger.Posting", "movement", InvalidInput),
+        ],
+    )
+    def test_a_choice_field_given_an_unknown_value_names_the_field_and_the_choices(
+        self, owner, field, error
+    ):
+        module_name, _, name = owner.rpartition(".")
+        module = importlib.import_module(module_name)
+        attribute = attrs.fields_dict(getattr(module, name))[field]
+        choices = getattr(module, str(attribute.type))  # the field's enum
+        convert = attribute.converter
+        for member in choices:
+            assert convert(member.value) is member
+        with pytest.raises(error) as refused:
+            convert("no-such-choice")
+        message = str(refused.value)
+        assert field in message
+        assert "no-such-choice" in message
+        assert all(repr(member.value) in message for member in choices)
+        assert isinstance(refused.value, ValueError)  # as the bare enum call raised before
 
     @pytest.mark.parametrize(
         ("field", "value"),

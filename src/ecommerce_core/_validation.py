@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
+from typing import TypeVar
 
 import attrs
 
-from ecommerce_core.errors import InvalidInput
+from ecommerce_core.errors import DefinitionError, InvalidInput
+
+_E = TypeVar("_E", bound=Enum)
 
 
 def text(field: str, value: object, max_length: int = 200) -> str:
@@ -33,3 +37,23 @@ def check_aware(_: object, attribute: attrs.Attribute[datetime], value: datetime
     """An attrs validator: a timezone-aware datetime."""
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(attribute.name, value, "must be a timezone-aware datetime")
+
+
+def to_member(kind: type[_E], value: object, field: str, *, definition: str | None = None) -> _E:
+    """``value`` as a member of ``kind`` (from the member or its value), for attrs converters.
+
+    Anything else raises a typed error naming ``field`` and the values allowed: an
+    :class:`InvalidInput`, or with ``definition`` (the class holding the field) a
+    :class:`DefinitionError`, for a field of a policy or another definition. Both are
+    :class:`ValueError` s, as the bare enum call raised before.
+    """
+    if type(value) is kind:
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(repr(member.value) for member in kind)
+        reason = f"must be one of {allowed} (a {kind.__name__})"
+        if definition is not None:
+            raise DefinitionError(definition, [f"{field} is {value!r}, {reason}"]) from None
+        raise InvalidInput(field, value, reason) from None

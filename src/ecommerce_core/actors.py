@@ -17,6 +17,7 @@ import enum
 
 import attrs
 
+from ecommerce_core._validation import to_member
 from ecommerce_core.errors import InvalidInput
 
 __all__ = [
@@ -37,8 +38,8 @@ class ActorKind(enum.StrEnum):
 
 def _to_kind(value: ActorKind | str) -> ActorKind:
     # A member passes through; calling the enum (EnumType.__call__, Python code) costs about
-    # a microsecond on every Actor built. Anything else converts, or fails, as ActorKind(value).
-    return value if type(value) is ActorKind else ActorKind(value)
+    # a microsecond on every Actor built. Anything else converts, or is InvalidInput.
+    return value if type(value) is ActorKind else to_member(ActorKind, value, "kind")
 
 
 def _check_id(_: object, __: attrs.Attribute[str], value: str) -> None:

@@ -66,6 +66,7 @@ from ecommerce_core._aggregate import (
     money,
     text,
 )
+from ecommerce_core._validation import to_member
 from ecommerce_core.actors import Actor, ActorKind
 from ecommerce_core.errors import (
     AlreadyLeading,
@@ -116,6 +117,10 @@ class SecondChance(enum.StrEnum):
     """Offer it to the runner-up at their own top bid; their deposit stays held till then."""
 
 
+def _to_second_chance(value: SecondChance | str) -> SecondChance:
+    return to_member(SecondChance, value, "second_chance", definition="AuctionTerms")
+
+
 @attrs.frozen
 class AuctionTerms:
     """An auction's rules.
@@ -149,7 +154,10 @@ class AuctionTerms:
     snipe_window: timedelta = timedelta(minutes=1)
     max_extensions: int = 10
     payment_window: timedelta = timedelta(hours=72)
-    second_chance: SecondChance = attrs.field(default=SecondChance.NONE, converter=SecondChance)
+    second_chance: SecondChance = attrs.field(
+        default=SecondChance.NONE,
+        converter=_to_second_chance,
+    )
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.start_price, Money) or not self.start_price.is_positive:

@@ -33,6 +33,7 @@ from typing import Final
 
 import attrs
 
+from ecommerce_core._validation import to_member
 from ecommerce_core.errors import DefinitionError, InvalidInput
 from ecommerce_core.money import Money
 from ecommerce_core.process import Process, ProcessDefinition, State, Transition
@@ -147,6 +148,10 @@ def check_claims(claims: Iterable[LimitClaim]) -> dict[str, tuple[int, int]]:
     return totals
 
 
+def _to_measure(value: Measure | str) -> Measure:
+    return to_member(Measure, value, "measure", definition="Limit")
+
+
 @attrs.frozen
 class Limit:
     """A cap on how much a promotion may be used, by everyone or by each buyer.
@@ -168,7 +173,7 @@ class Limit:
 
     """
 
-    measure: Measure = attrs.field(converter=Measure)
+    measure: Measure = attrs.field(converter=_to_measure)
     cap: int
     per_buyer: bool = False
     until_paid: bool = False

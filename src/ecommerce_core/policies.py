@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import attrs
 
+from ecommerce_core._validation import to_member
 from ecommerce_core.errors import DefinitionError
 
 __all__ = [
@@ -108,6 +109,10 @@ class Recheck(enum.StrEnum):
     """Every promotion the order used must still be running when it is paid."""
 
 
+def _to_recheck(value: Recheck | str) -> Recheck:
+    return to_member(Recheck, value, "recheck_at_payment", definition="PricingPolicy")
+
+
 @attrs.frozen
 class PricingPolicy:
     """How orders priced with promotions or campaigns are treated after placement.
@@ -121,6 +126,7 @@ class PricingPolicy:
     """
 
     recheck_at_payment: Recheck = attrs.field(
-        default=Recheck.HONOUR_UNTIL_DEADLINE, converter=Recheck
+        default=Recheck.HONOUR_UNTIL_DEADLINE,
+        converter=_to_recheck,
     )
     release_when_paid_order_cancelled: bool = True

@@ -8,6 +8,7 @@ from typing import Final
 
 import attrs
 
+from ecommerce_core._validation import to_member
 from ecommerce_core.errors import (
     DefinitionError,
 )
@@ -71,6 +72,14 @@ class FailedParcelRemedy(enum.StrEnum):
     REFUND = "refund"  # the platform refunds them at once (仅退款, not received)
 
 
+def _to_freight_refund(value: FreightRefund | str) -> FreightRefund:
+    return to_member(FreightRefund, value, "freight_refund", definition="AfterSalesPolicy")
+
+
+def _to_failed_parcel(value: FailedParcelRemedy | str) -> FailedParcelRemedy:
+    return to_member(FailedParcelRemedy, value, "failed_parcel", definition="AfterSalesPolicy")
+
+
 @attrs.frozen
 class AfterSalesPolicy:
     """The after-sales rules a platform chooses, as data.
@@ -97,10 +106,12 @@ class AfterSalesPolicy:
         default=frozenset({"custom-made", "fresh", "digital", "newspaper"}), converter=frozenset
     )
     freight_refund: FreightRefund = attrs.field(
-        default=FreightRefund.MERCHANT_FAULT, converter=FreightRefund
+        default=FreightRefund.MERCHANT_FAULT,
+        converter=_to_freight_refund,
     )
     failed_parcel: FailedParcelRemedy = attrs.field(
-        default=FailedParcelRemedy.RESHIP, converter=FailedParcelRemedy
+        default=FailedParcelRemedy.RESHIP,
+        converter=_to_failed_parcel,
     )
 
     def __attrs_post_init__(self) -> None:

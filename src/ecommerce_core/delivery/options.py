@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import attrs
 
 from ecommerce_core._validation import check_text as _check_text
+from ecommerce_core._validation import to_member
 from ecommerce_core.errors import (
     CurrencyMismatch,
     DeliveryOptionUnavailable,
@@ -39,6 +40,10 @@ def _check_days(_: object, attribute: attrs.Attribute[int], value: int) -> None:
         raise InvalidInput(attribute.name, value, "must be a whole number of days, 0 or more")
 
 
+def _to_method(value: DeliveryMethod | str) -> DeliveryMethod:
+    return to_member(DeliveryMethod, value, "method")
+
+
 @attrs.frozen
 class DeliveryOption:
     """One way a merchant offers to deliver an order.
@@ -63,7 +68,7 @@ class DeliveryOption:
     fee: Money = attrs.field(validator=_check_fee)
     estimated_days: int = attrs.field(validator=_check_days)
     cod_supported: bool = False
-    method: DeliveryMethod = attrs.field(default=DeliveryMethod.COURIER, converter=DeliveryMethod)
+    method: DeliveryMethod = attrs.field(default=DeliveryMethod.COURIER, converter=_to_method)
 
 
 def choose_delivery_option(

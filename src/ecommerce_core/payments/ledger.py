@@ -47,6 +47,7 @@ from typing import Any, Final
 import attrs
 
 from ecommerce_core._slots import twin
+from ecommerce_core._validation import to_member
 from ecommerce_core.errors import CurrencyMismatch, InvalidInput
 from ecommerce_core.money import Money
 
@@ -127,8 +128,8 @@ def _check_owner(_: object, __: object, value: Any) -> None:
 
 def _to_account_kind(value: AccountKind | str) -> AccountKind:
     # A member passes through (calling the enum costs about a microsecond per account built);
-    # anything else converts, or fails, as AccountKind(value).
-    return value if type(value) is AccountKind else AccountKind(value)
+    # anything else converts, or is InvalidInput.
+    return value if type(value) is AccountKind else to_member(AccountKind, value, "kind")
 
 
 @attrs.frozen(order=True, cache_hash=True)  # hashed on every ledger write; its kind's hash is slow
@@ -274,8 +275,8 @@ def _check_text(field: str, value: object) -> None:
 
 
 def _to_movement(value: Movement | str) -> Movement:
-    # A member passes through; anything else converts, or fails, as Movement(value).
-    return value if type(value) is Movement else Movement(value)
+    # A member passes through; anything else converts, or is InvalidInput.
+    return value if type(value) is Movement else to_member(Movement, value, "movement")
 
 
 @attrs.frozen

@@ -34,6 +34,7 @@ from typing import Any, Final
 
 import attrs
 
+from ecommerce_core._validation import to_member
 from ecommerce_core.errors import DefinitionError
 from ecommerce_core.limits import Limit, Measure
 from ecommerce_core.money import Money
@@ -215,6 +216,10 @@ def _to_stage(value: Any) -> Any:
         return value
 
 
+def _to_stacking(value: Stacking | str) -> Stacking:
+    return to_member(Stacking, value, "stacking", definition="Promotion")
+
+
 @attrs.frozen
 class Promotion:
     """A promotion: scope, conditions, benefit, stage, window, limits and how it combines.
@@ -257,7 +262,7 @@ class Promotion:
     ends_at: datetime | None = None
     priority: int = 0
     exclusive: bool = False
-    stacking: Stacking = attrs.field(default=Stacking.STACK, converter=Stacking)
+    stacking: Stacking = attrs.field(default=Stacking.STACK, converter=_to_stacking)
     group: str = ""
     limits: tuple[Limit, ...] = attrs.field(default=(), converter=tuple[Limit, ...])
     sales_mode: str = ""
