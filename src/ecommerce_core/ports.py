@@ -32,7 +32,7 @@ from ecommerce_core.money import Money
 from ecommerce_core.orders import Order, OrderLine
 from ecommerce_core.payments.base import PaymentRecord
 from ecommerce_core.payments.ledger import Account, Posting
-from ecommerce_core.payments.notifications import Notification
+from ecommerce_core.payments.notifications import Notification, NotificationKind
 from ecommerce_core.promotions import Coupon, Promotion
 
 __all__ = [
@@ -54,6 +54,8 @@ __all__ = [
     "IdempotencyStore",
     "Inventory",
     "Ledger",
+    "Notification",
+    "NotificationKind",
     "OrderRepository",
     "PaymentGateway",
     "PaymentRepository",
@@ -384,11 +386,15 @@ class PaymentGateway(Protocol):
 
     Every operation answers ``SUCCEEDED``, ``DECLINED`` or ``PENDING``; ``PENDING`` (a time-out,
     a provider still processing) leaves our record pending, never guessed, until a notification
-    or a retry tells. The same idempotency key returns the first answer; the same key with
-    another request raises :class:`~ecommerce_core.errors.IdempotencyConflict`. A zero or
-    negative amount raises :class:`~ecommerce_core.errors.InvalidInput`.
+    or a retry tells. The same idempotency key returns the provider's current answer for that
+    request (a retry of a pending one learns its outcome; it never acts twice); the same key
+    with another request raises :class:`~ecommerce_core.errors.IdempotencyConflict`. A zero or
+    negative amount raises :class:`~ecommerce_core.errors.InvalidInput`. Notifications
+    (:class:`Notification`, :class:`NotificationKind`) are re-exported here for adapters.
 
-    Contract: :class:`ecommerce_core.testing.contracts.PaymentGatewayContract`.
+    Contracts: :class:`ecommerce_core.testing.contracts.PaymentGatewayContract` (charge and
+    refund) and :class:`ecommerce_core.testing.PaymentGatewayFlowContract` (authorize,
+    capture, void and callbacks too); see ``docs/payment-gateway.md``.
     """
 
     def charge(self, request: ChargeRequest) -> GatewayResult:
