@@ -139,6 +139,42 @@ class TestHolds:
         else:
             assert order.deadline.at == NOW + timedelta(days=10) + held
 
+    @given(
+        steps=st.lists(
+            st.tuples(st.booleans(), st.sampled_from(["a", "b", "c"]), st.integers(0, 48)),
+            max_size=12,
+        )
+    )
+    def test_each_hold_opened_or_lifted_is_one_event_numbered_after_the_last(self, steps):
+        order = shipped()
+        order.events = ()
+        first, moment = order.version, NOW
+        for opening, hold, hours in steps:
+            moment += timedelta(hours=hours)
+            if opening:
+                order.pause_clock(hold, SYSTEM, now=moment)
+            else:
+                order.resume_clock(hold, SYSTEM, now=moment)
+        assert [e.version for e in order.events] == list(range(first + 1, order.version + 1))
+
+    def test_lifting_one_of_two_holds_resumes_nothing_and_says_so(self):
+        order = shipped()
+        order.pause_clock("a", SYSTEM, now=NOW)
+        order.pause_clock("b", SYSTEM, now=NOW)
+        order.resume_clock("a", SYSTEM, now=NOW + timedelta(hours=1))
+        assert order.events[-1].deadline is None
+        assert order.deadline is None
+        order.resume_clock("b", SYSTEM, now=NOW + timedelta(hours=2))
+        assert order.events[-1].deadline == order.deadline.at == NOW + timedelta(days=10, hours=2)
+
+    def test_a_hold_on_an_order_with_no_deadline_lifts_with_nothing_to_resume(self):
+        order = place()
+        order.pay(BUYER, amount=order.total, reference="tx", now=NOW)  # no deadline to ship
+        order.pause_clock("a", SYSTEM, now=NOW)
+        assert order.resume_clock("a", SYSTEM, now=NOW + timedelta(hours=1))
+        assert (order.deadline, order.paused, order.holds) == (None, None, ())
+        assert order.events[-1].deadline is None
+
 
 class TestAdvance:
     def test_a_composed_trigger_fires_with_its_event_and_actor_rules(self):
@@ -170,6 +206,9 @@ class TestAdvance:
 
 
 class TestPaymentMethod:
+    def test_an_order_placed_without_terms_was_sold_the_standard_way(self):
+        assert place().sales_mode == "standard"
+
     def test_the_order_and_its_placed_event_record_the_payment_method(self):
         order = place(payment_method="escrow")
         assert order.payment_method == "escrow"
