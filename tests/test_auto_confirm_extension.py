@@ -82,6 +82,13 @@ class TestExtending:
         )
         assert order.collect_events()[-1].deadline is None
 
+    def test_a_clock_held_with_an_hour_left_can_still_be_extended(self):
+        order = order_in()
+        held_at = order.deadline.at - timedelta(hours=1)
+        order.pause_clock("aftersales:as-1", Actor.system(), now=held_at)
+        order.extend_auto_confirm(ALICE, now=held_at + DAY, policy=POLICY)
+        assert order.paused == PausedClock("auto_confirm", timedelta(hours=1) + 5 * DAY)
+
     def test_a_policy_may_allow_several_extensions(self):
         policy = OrderPolicy(auto_confirm_extensions=3, auto_confirm_extension=3 * DAY)
         order = order_in()

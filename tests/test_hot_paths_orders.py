@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import attrs
 import pytest
@@ -385,17 +386,22 @@ class TestPlacing:
         class Tagged(Order):
             tag: str = "none"
 
-        order = Tagged.place(
-            order_id="o-1",
-            buyer_id="b-1",
-            merchant_id="m-1",
-            lines=[OrderLine("1", "tea-01", 2, Money(3800, CNY))],
-            now=NOW,
-            policy=POLICY,
-        )
+        arguments: dict[str, Any] = {
+            "order_id": "o-1",
+            "buyer_id": "b-1",
+            "merchant_id": "m-1",
+            "lines": [OrderLine("1", "tea-01", 2, Money(3800, CNY))],
+            "now": NOW,
+            "policy": POLICY,
+        }
+        order = Tagged.place(**arguments)
         assert type(order) is Tagged
         assert order.tag == "none"
         assert order.total == Money(7600, CNY)
+        plain = Order.place(**arguments)  # every field of Order as the plain path sets it
+        assert {f.name: getattr(order, f.name) for f in attrs.fields(Order)} == {
+            f.name: getattr(plain, f.name) for f in attrs.fields(Order)
+        }
 
 
 # ----------------------------------------------------------------- the four commands

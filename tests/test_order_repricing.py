@@ -162,6 +162,18 @@ class TestRefusals:
             order.lower_price(SYSTEM, promotion_id="gb:final", reductions={"1": cny(300)}, now=NOW)
         assert snapshot(order) == before
 
+    def test_cuts_under_other_ids_or_stages_do_not_count_as_this_promotions(self) -> None:
+        placed = LineAdjustment("promo", "item", cny(100))  # promo's discount at placement
+        order = paid(OrderLine("1", "tea", 2, cny(1000), adjustments=(placed,)))
+        assert order.lower_price(SYSTEM, promotion_id="promo", reductions={"1": cny(50)}, now=NOW)
+        assert order.lower_price(SYSTEM, promotion_id="other", reductions={"1": cny(30)}, now=NOW)
+        assert order.total == cny(2000 - 100 - 50 - 30)
+        assert [(a.promotion_id, a.stage, a.amount) for a in order.lines[0].adjustments] == [
+            ("promo", "item", cny(100)),
+            ("promo", "after_payment", cny(50)),
+            ("other", "after_payment", cny(30)),
+        ]
+
     def test_an_unpaid_order_is_not_repriced(self) -> None:
         order = Order.place(
             order_id="o-1",

@@ -123,6 +123,11 @@ class TestPlacing:
         with pytest.raises(InvalidInput, match="more than 2 lines"):
             place(*lines, policy=OrderPolicy(max_lines=2))
 
+    def test_a_placed_order_is_at_version_one_as_is_its_placed_event(self):
+        order = place(line())
+        (event,) = order.collect_events()
+        assert (order.version, event.version) == (1, 1)
+
     def test_the_policy_limits_themselves_are_allowed(self):
         lines = [line(f"sku-{i}", line_id=str(i)) for i in range(2)]
         assert len(place(*lines, policy=OrderPolicy(max_lines=2)).lines) == 2
