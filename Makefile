@@ -36,8 +36,8 @@ test: $(STAMP_TEST)
 
 ## lint: ruff and mypy --strict
 lint: $(STAMP_TEST)
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks tools
+	$(PY) -m ruff format --check src tests benchmarks tools
 	$(PY) -m mypy --strict src
 
 ## bench: side-by-side benchmarks with ratios against plain baselines
