@@ -1512,15 +1512,17 @@ class GroupBuys(PaymentService):
             outcome = "refund declined: asked again under a new key next time"
         elif notification.kind is NotificationKind.FAILED and notification.request_key:
             self._gbd_settle_pending(order, notification.request_key)
-            if _participation(self._group_buys.get(_campaign_of(order)), order.id) is not None:
-                self._gbd_note_declined(order, notification.request_key)  # never asked again
             key = notification.request_key.split(_RETRY, 1)[0]
             transaction_id, _, what = key[len(payment_id) + 1 :].rpartition(":")
+            campaign = self._group_buys.get(_campaign_of(order))
             if (
                 key.startswith(f"{payment_id}:")
                 and (what in _REFUNDS or what.startswith("return-"))
                 and transaction_id
+                and notification.request_key not in campaign.declined_refunds  # a repeat
             ):
+                if _participation(campaign, order.id) is not None:  # never asked again
+                    self._gbd_note_declined(order, notification.request_key)
                 self._gbd_refund(  # the provider declined a refund: ask again, once per decline
                     order,
                     payment_id,
