@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from ecommerce_core import Actor, Money
 from ecommerce_core.adapters.codec import JsonCodec
-from ecommerce_core.adapters.memory import GatewayRequest, ScriptedPaymentGateway
+from ecommerce_core.adapters.memory import ScriptedPaymentGateway
 from ecommerce_core.adapters.sqlite import SqliteDatabase
 from ecommerce_core.adapters.sqlite_campaigns import SqliteGroupBuyRepository
 from ecommerce_core.campaigns.group_buy import (
@@ -37,42 +37,31 @@ CODEC = JsonCodec()
 STATUSES = st.sampled_from([GatewayStatus.SUCCEEDED, GatewayStatus.DECLINED, GatewayStatus.PENDING])
 
 
-def over_asks(gateway: ScriptedPaymentGateway, request: RefundRequest) -> bool:
-    """Whether ``request`` asks its charge for more than it still holds, pending refunds counted.
+def over_asked(gateway: ScriptedPaymentGateway) -> list[RefundRequest]:
+    """The refunds the provider declined for asking a charge more than it still holds.
 
-    What a real provider checks and the scripted gateway does not: read from the gateway's own
-    books (captured, refunded) and the refunds it has left pending.
+    The scripted gateway declines, as a real provider does, a refund over what its charge
+    captured less what was refunded and what refunds still pending there ask (they reserve
+    their amount); read from its own answers, each request once.
     """
-    book = gateway._books.get(request.payment_id)
-    pending = sum(
-        asked.amount.minor
-        for key in gateway.pending_keys()
-        for asked in [gateway._answers[key][0]]
-        if isinstance(asked, RefundRequest) and asked.payment_id == request.payment_id
-    )
-    return book is not None and request.amount.minor + pending > book.captured - book.refunded
+    return [
+        asked
+        for asked, answer in gateway._answers.values()
+        if isinstance(asked, RefundRequest) and answer.message == "more than is left to refund"
+    ]
 
 
 class HonestShop(Shop):
     """The provider declines a refund asking a charge for more than it still holds.
 
     What a charge holds is what the provider captured under its payment id less what it
-    refunded and what refunds still pending there ask; every such decline is kept in
+    refunded and what refunds still pending there ask; every such decline is listed by
     ``over_asked`` (the service should never cause one).
     """
 
-    def __init__(self) -> None:
-        self.over_asked: list[RefundRequest] = []
-        super().__init__()
-
-    def _decide(self, request: GatewayRequest) -> GatewayStatus:
-        status = super()._decide(request)
-        if not isinstance(request, RefundRequest):
-            return status
-        if over_asks(self.gateway, request):
-            self.over_asked.append(request)
-            return GatewayStatus.DECLINED
-        return status
+    @property
+    def over_asked(self) -> list[RefundRequest]:
+        return over_asked(self.gateway)
 
     def answer_all(self, *, succeeded: bool = True) -> None:
         for key in self.pending():

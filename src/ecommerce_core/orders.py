@@ -1021,7 +1021,9 @@ class Order:
         trigger moves it on): once the balance is in, this records what it paid as
         :attr:`payment`, so after-sales and :meth:`lower_price` see a paid order. No
         transition fires; :class:`~ecommerce_core.events.OrderPaid` is recorded. Recording
-        the same payment again changes nothing.
+        the same payment again changes nothing. Only an order of the deposit group-buy
+        process (``order.group_buy_deposit``) takes it: every other order is paid by
+        :meth:`pay` (online, escrow, COD and credit alike).
 
         Args:
             actor: The platform or the system.
@@ -1036,12 +1038,21 @@ class Order:
             Forbidden: Not the platform or the system.
             InvalidInput: An empty reference; an amount that is not positive Money.
             CurrencyMismatch: Paid in another currency.
-            RuleViolation: The order is still pending payment, or was paid by another payment.
+            RuleViolation: The order is not of the deposit group-buy process; it is still
+                pending payment, or was paid by another payment.
             TransitionNotAllowed: The order is in a final state.
 
         """
         command = "record_payment"
         self._authorize(command, actor, _HOLDERS)
+        if self.process.name not in _PAID_OUTSIDE_PAY:
+            raise RuleViolation(
+                self.id,
+                command,
+                self.state,
+                f"only an order of {' or '.join(sorted(_PAID_OUTSIDE_PAY))} records a payment "
+                f"taken outside pay; this one follows {self.process.name}",
+            )
         check_now(now)
         _text("reference", reference)
         if not isinstance(amount, Money) or not amount.is_positive:
@@ -1062,6 +1073,10 @@ class Order:
         return True
 
 
+# The processes whose orders are paid outside pay (Order.record_payment): a group-buy deposit
+# order (ecommerce_core.campaigns.group_buy.GROUP_BUY_DEPOSIT_ORDER; named, not imported: the
+# campaigns import this module).
+_PAID_OUTSIDE_PAY: Final = frozenset({"order.group_buy_deposit"})
 # Placing an order and moving it on build a deadline and an event each time, from values the
 # command has checked: slot by slot (see ecommerce_core._slots), equal to calling the class.
 _EVENT: Final = ("aggregate_id", "version", "occurred_at", "actor")

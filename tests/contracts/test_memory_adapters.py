@@ -104,6 +104,16 @@ class TestScriptedPaymentGatewayContract(PaymentGatewayFlowContract):
     def make_notification(self, gateway, **fields):
         return gateway.notification(fields.pop("kind"), fields.pop("payment_id"), **fields)
 
+    def make_gateway_leaving_refunds_pending(self):
+        return ScriptedPaymentGateway(
+            lambda r: (
+                GatewayStatus.PENDING if isinstance(r, RefundRequest) else GatewayStatus.SUCCEEDED
+            )
+        )
+
+    def settle_refund(self, gateway, request, *, succeeded):
+        gateway.settle_pending(request.idempotency_key, succeeded=succeeded)
+
 
 class TestInMemoryLedgerContract(LedgerContract):
     def make_ledger(self):

@@ -298,6 +298,7 @@ class _ProviderPayment:
     captured: int = 0
     refunded: int = 0
     voided: bool = False
+    reserved: int = 0  # asked by refunds still pending: not refundable again until they settle
 
 
 class ScriptedPaymentGateway:
@@ -308,7 +309,7 @@ class ScriptedPaymentGateway:
     key: a retry gets the first answer, and a retry with another request is an
     :class:`IdempotencyConflict`. Like a real provider it declines, whatever ``decide`` says, a
     capture beyond the authorization, a void after a capture and a refund beyond what was
-    captured.
+    captured (less what refunds still pending ask: a pending refund reserves its amount).
 
     A request answered ``PENDING`` stays pending at the provider until :meth:`settle_pending`
     completes it and returns the notification the provider would send; :meth:`report_capture`
@@ -353,7 +354,7 @@ class ScriptedPaymentGateway:
         book_key = request.payment_id or transaction_id  # a legacy charge: its own book
         book = self._books.get(book_key)
         if book is None:
-            book = _provider_payment(request.order_id, amount.currency, 0, 0, 0, False)  # noqa: FBT003  # voided
+            book = _provider_payment(request.order_id, amount.currency, 0, 0, 0, False, 0)  # noqa: FBT003  # voided
             self._books[book_key] = book
         self._by_transaction[transaction_id] = book_key
         book.authorized += amount.minor
@@ -386,11 +387,16 @@ class ScriptedPaymentGateway:
         return self._answer(request, "vd", refusal)
 
     def refund(self, request: RefundRequest) -> GatewayResult:
-        """Give money back, once per idempotency key; more than was captured is declined."""
+        """Give money back, once per idempotency key; more than is left is declined.
+
+        What is left of a payment is what was captured less what was refunded and what
+        refunds still pending ask: a refund answered ``PENDING`` reserves its amount until
+        :meth:`settle_pending` completes it (refunded) or fails it (free again).
+        """
         book = self._book_of(request.payment_id, request.transaction_id)
         if book is None:
             refusal: str | None = "no such payment"
-        elif request.amount.minor > book.captured - book.refunded:
+        elif request.amount.minor > book.captured - book.refunded - book.reserved:
             refusal = "more than is left to refund"
         else:
             refusal = None
@@ -457,6 +463,10 @@ class ScriptedPaymentGateway:
             raise NotFound("pending request", idempotency_key)
         request, _ = found
         status = GatewayStatus.SUCCEEDED if succeeded else GatewayStatus.DECLINED
+        if isinstance(request, RefundRequest):  # no longer reserved: refunded, or free again
+            book = self._book_of(request.payment_id, request.transaction_id)
+            if book is not None:
+                book.reserved -= request.amount.minor
         result = self._apply(request, _PREFIX[type(request)], status)
         self._answers[idempotency_key] = (request, result)
         kind = _KIND[type(request)] if succeeded else NotificationKind.FAILED
@@ -545,7 +555,7 @@ class ScriptedPaymentGateway:
             key = request.payment_id or transaction_id or request.idempotency_key
             book = self._books.get(key)
             if book is None:  # _ProviderPayment(request.order_id, currency), field by field
-                book = _provider_payment(request.order_id, currency, 0, 0, 0, False)  # noqa: FBT003  # voided
+                book = _provider_payment(request.order_id, currency, 0, 0, 0, False, 0)  # noqa: FBT003  # voided
                 self._books[key] = book
             if status is not GatewayStatus.SUCCEEDED:  # not result.succeeded
                 return result
@@ -556,6 +566,10 @@ class ScriptedPaymentGateway:
                 self._add(self.charged, request.order_id, amount)
             return result
         if not result.succeeded:
+            if status is GatewayStatus.PENDING and isinstance(request, RefundRequest):
+                pending = self._book_of(request.payment_id, request.transaction_id)
+                if pending is not None:  # reserved until settle_pending: refunded or freed
+                    pending.reserved += amount.minor
             return result
         book_or_none = self._book_of(request.payment_id, request.transaction_id)
         if book_or_none is None:  # a void of a payment the provider never saw: nothing to undo
@@ -606,9 +620,11 @@ _KIND: Final = {
 }
 
 
-# _ProviderPayment(order_id, currency, authorized, captured, refunded, voided), field by field.
-_provider_payment: Callable[[str, str, int, int, int, bool], _ProviderPayment] = _builder(
-    _ProviderPayment, ("order_id", "currency", "authorized", "captured", "refunded", "voided")
+# _ProviderPayment(order_id, currency, authorized, captured, refunded, voided,
+# reserved), field by field.
+_provider_payment: Callable[[str, str, int, int, int, bool, int], _ProviderPayment] = _builder(
+    _ProviderPayment,
+    ("order_id", "currency", "authorized", "captured", "refunded", "voided", "reserved"),
 )
 _STATUS_TEXT: Final = {status: status.value for status in GatewayStatus}
 # GatewayResult(status, transaction_id, amount, message), slot by slot (a plain answer).

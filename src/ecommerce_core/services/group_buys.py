@@ -533,23 +533,23 @@ class GroupBuys(PaymentService):
         return self._gbd_refund_keyed(order, key=key, wanted=wanted, reason=reason)
 
     def reconcile(self, order_id: str, *, retry_failed: bool = False) -> Order:
-        """Reconcile as before; with ``retry_failed``, a cancelled deposit order's return too.
+        """Reconcile as before; with ``retry_failed``, a deposit order's declined refunds too.
 
-        A deposit order cancelled after its balance was paid gets back, from each charge,
-        what the charge still holds after the refunds posted from it and those pending: a
-        part of the return the provider declined (or a pending refund that failed) is asked
-        again under a fresh key.
+        A deposit given back (its campaign failed or was cancelled, the order left it, its
+        balance was not paid in time) or a late balance refunded, that the provider declined,
+        is asked again under a fresh key (``...:retry-again-<n>``) and posted once; one still
+        pending at the provider is not asked again. A deposit order cancelled after its
+        balance was paid gets back, from each charge, what the charge still holds after the
+        refunds posted from it and those pending: a part of the return the provider declined
+        (or a pending refund that failed) is asked again under a fresh key.
         """
         order = super().reconcile(order_id, retry_failed=retry_failed)
-        if (
-            retry_failed
-            and self.group_buys is not None
-            and order.process.name == _DEPOSIT_PROCESS
-            and order.state == OrderState.CANCELLED
-        ):
+        if not retry_failed or self.group_buys is None or order.process.name != _DEPOSIT_PROCESS:
+            return order
+        self._gbd_retry_declined(order)
+        if order.state == OrderState.CANCELLED:
             self._gbd_return_paid(order)
-            order = self.orders.get(order_id)
-        return order
+        return self.orders.get(order_id)
 
     def handle_notification(self, payload: Mapping[str, str]) -> NotificationOutcome:
         """Apply a provider callback as before; a group-buy order it paid then joins.
@@ -1181,6 +1181,43 @@ class GroupBuys(PaymentService):
                 what = f"return-{n}"
             self._gbd_refund(order, payment_id, transaction_id, left, merchant, what=what)
 
+    def _gbd_retry_declined(self, order: Order) -> None:
+        """Ask again each deposit release or late-balance refund the provider declined.
+
+        Found from the keys noted declined on the campaign: one whose ledger key
+        (``<charge>:<transaction>:release|refund``) is neither posted nor pending under
+        another request key is asked again for what its charge took (the ``hold`` or the
+        ``capture`` posting), under the first key not declined.
+        """
+        campaign = self._group_buys.get(_campaign_of(order))
+        postings = {p.key: p for p in self.ledger.postings(order.id)}
+        pending = {_ledger_key(k) for k, _, _ in campaign.pending_refunds}
+        prefixes = (
+            f"{_deposit_id(campaign.id, order.id)}:",
+            f"{_balance_id(campaign.id, order.id)}:",
+        )
+        wanted: dict[str, None] = {}  # ledger keys, in the order first declined
+        for request_key in campaign.declined_refunds:
+            key = _ledger_key(request_key)
+            if key.startswith(prefixes) and _KEYED not in key:
+                wanted[key] = None
+        for key in wanted:
+            base, _, what = key.rpartition(":")
+            taken = postings.get(f"{base}:{'hold' if what == 'release' else 'capture'}")
+            if what not in ("release", "refund") or taken is None or key in postings:
+                continue  # a cancel's return (its own path), or given back already
+            if key in pending:
+                continue  # the provider has not answered yet: asking again could pay twice
+            payment_id = next(p for p in prefixes if key.startswith(p))[:-1]
+            transaction_id = base[len(payment_id) + 1 :]
+            if what == "release":  # unless applied or forfeited meanwhile
+                self._gbd_release(order, transaction_id)
+            else:
+                merchant = Account.merchant(order.merchant_id)
+                self._gbd_refund(
+                    order, payment_id, transaction_id, taken.amount, merchant, what=what
+                )
+
     def _gbd_charges(self, order: Order, postings: list[Posting]) -> list[tuple[str, str, Money]]:
         """The charges that paid a deposit order: its balance (if any), then its deposit.
 
@@ -1430,20 +1467,22 @@ class GroupBuys(PaymentService):
         """Refund one charge through the provider (keyed); post it once the provider did.
 
         The ledger key is ``<payment id>:<transaction>:<what>``; a retry after the provider
-        declined asks again under that key plus ``:retry-<attempt>``. A cancel's return
-        (``what`` ``return`` or ``return-<n>``) left pending is noted on the campaign until its
-        callback; one declined now is noted declined and asked again under a fresh key.
+        declined asks again under that key plus ``:retry-<attempt>``. Any key the provider
+        declined before (noted on the campaign) is skipped for ``...:retry-again-<n>``. For an
+        order that joined its campaign, a refund left pending is noted on the campaign until
+        its callback; one declined now is noted declined and asked again under a fresh key by
+        ``reconcile(retry_failed=True)`` (a cancel's return, a deposit's release, a late
+        balance's refund).
         """
         key = f"{payment_id}:{transaction_id}:{what}"
         if self._gbd_posted(order.id, key):
             return
         request_key = f"{key}{_RETRY}{attempt}" if attempt else key
-        returning = what.startswith("return")
-        if returning:  # a cancel's return: ask under a key the provider has not declined
-            declined, n = self._group_buys.get(_campaign_of(order)).declined_refunds, 0
-            while request_key in declined:
-                n += 1
-                request_key = f"{key}{_RETRY}again-{n}"
+        campaign = self._group_buys.get(_campaign_of(order))
+        declined, n = campaign.declined_refunds, 0
+        while request_key in declined:  # the provider answers a declined key the same way
+            n += 1
+            request_key = f"{key}{_RETRY}again-{n}"
         result = self.payments.refund(
             RefundRequest(order.id, transaction_id, amount, request_key, payment_id)
         )
@@ -1451,9 +1490,11 @@ class GroupBuys(PaymentService):
             self._gbd_post(
                 key, order, source, Account.buyer(order.buyer_id), amount, movement=Movement.REFUND
             )
-        elif returning and result.status is GatewayStatus.PENDING:
+        elif _participation(campaign, order.id) is None:
+            return  # never joined (a late deposit): the campaign cannot note it; see reconcile
+        elif result.status is GatewayStatus.PENDING:
             self._gbd_note_pending(order, request_key, payment_id, amount)
-        elif returning:  # declined: asked again by reconcile(retry_failed=True)
+        else:  # declined: asked again by reconcile(retry_failed=True)
             self._gbd_note_declined(order, request_key)
 
     def _gbd_notification(self, notification: Notification) -> NotificationOutcome:
@@ -1477,11 +1518,15 @@ class GroupBuys(PaymentService):
             self._gbd_settle_pending(order, notification.request_key)
             key = notification.request_key.split(_RETRY, 1)[0]
             transaction_id, _, what = key[len(payment_id) + 1 :].rpartition(":")
+            campaign = self._group_buys.get(_campaign_of(order))
             if (
                 key.startswith(f"{payment_id}:")
                 and (what in _REFUNDS or what.startswith("return-"))
                 and transaction_id
+                and notification.request_key not in campaign.declined_refunds  # a repeat
             ):
+                if _participation(campaign, order.id) is not None:  # never asked again
+                    self._gbd_note_declined(order, notification.request_key)
                 self._gbd_refund(  # the provider declined a refund: ask again, once per decline
                     order,
                     payment_id,

@@ -1076,6 +1076,46 @@ class PaymentGatewayFlowContract(PaymentGatewayContract):
             with pytest.raises(InvalidInput):
                 gateway.parse_notification(payload)
 
+    def make_gateway_leaving_refunds_pending(self) -> PaymentGateway:
+        """A new gateway that captures charges but leaves every refund it accepts pending.
+
+        As a provider still processing refunds answers (a time-out, an asynchronous refund).
+        """
+        raise NotImplementedError
+
+    def settle_refund(
+        self, gateway: PaymentGateway, request: RefundRequest, *, succeeded: bool
+    ) -> None:
+        """Have the provider behind ``gateway`` finish the pending ``request`` (or fail it)."""
+        raise NotImplementedError
+
+    def test_a_pending_refund_counts_against_the_charge_until_it_settles(self) -> None:
+        """A pending refund reserves its amount: more than is left beside it is declined.
+
+        A pending refund that fails frees its amount again; one that succeeds is refunded.
+        """
+        gateway = self.make_gateway_leaving_refunds_pending()
+        sale = gateway.charge(ChargeRequest("o-1", _cny("76.00"), "s-1", "p-1"))
+        assert sale.status is GatewayStatus.SUCCEEDED
+
+        def refund(amount: str, key: str) -> tuple[RefundRequest, GatewayStatus]:
+            request = RefundRequest("o-1", sale.transaction_id, _cny(amount), key, "p-1")
+            return request, gateway.refund(request).status
+
+        first, status = refund("50.00", "r-1")
+        assert status is GatewayStatus.PENDING
+        assert refund("30.00", "r-2")[1] is GatewayStatus.DECLINED  # 26.00 left beside it
+        rest, status = refund("26.00", "r-3")
+        assert status is GatewayStatus.PENDING
+        assert refund("0.01", "r-4")[1] is GatewayStatus.DECLINED
+        self.settle_refund(gateway, first, succeeded=False)  # 50.00 free again
+        again, status = refund("50.00", "r-5")
+        assert status is GatewayStatus.PENDING
+        assert refund("0.01", "r-6")[1] is GatewayStatus.DECLINED
+        self.settle_refund(gateway, rest, succeeded=True)
+        self.settle_refund(gateway, again, succeeded=True)  # 76.00 refunded in all
+        assert refund("0.01", "r-7")[1] is GatewayStatus.DECLINED
+
 
 class ClockContract:
     """The behaviour of :class:`~ecommerce_core.ports.Clock`."""
