@@ -1013,6 +1013,7 @@ class GroupBuys(PaymentService):
             movement=Movement.CAPTURE,
         )
         self._gbd_paid(campaign, order.id)
+        self.inventory.commit(order.id)  # paid in full: its reserved units leave the stock
 
     def _gbd_paid(self, campaign: GroupBuy, order_id: str) -> None:
         """A deposit order's balance is in: record it paid and lower it to the final price.

@@ -424,11 +424,6 @@ class DepositGroupBuyJourneys:
         if order.state in (AWAITING_GROUP, AWAITING_BALANCE):
             return _HOUR  # the close, or a balance attempt in flight (pending, or retried)
         if not order.is_final:
-            # Known library gap (pinned by a strict xfail in
-            # tests/test_simulation_group_buy_deposit.py): paying the balance never deducts
-            # the order's reserved stock. The host does it (a repeat commit is a no-op, so
-            # this stays right once the library commits it itself).
-            service.inventory.commit(order_id)
             if self.chance("cancelled after balance", self.cancel):
                 service.cancel(order_id, Actor.buyer(order.buyer_id), "changed my mind")
                 self.cancelled(order_id)
