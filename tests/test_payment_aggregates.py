@@ -154,8 +154,43 @@ class TestCaptures:
         assert p.captured == cny("10.00")
         assert [c.key for c in p.captures] == ["c", "txn:tx-9"]
 
+    def test_a_capture_still_pending_counts_against_what_is_left_to_capture(self):
+        p = authorized()  # 76.00
+        p.request_capture("c1", MERCHANT, amount=cny("60.00"), now=NOW)
+        before = frozen(p)
+        with pytest.raises(InvalidInput, match=r"16\.00 CNY is left to capture"):
+            p.request_capture("c2", MERCHANT, amount=cny("20.00"), now=NOW)
+        assert frozen(p) == before
+        assert p.request_capture("c3", MERCHANT, amount=cny("16.00"), now=NOW).amount == cny(
+            "16.00"
+        )
+
+    def test_a_capture_recorded_now_says_so(self):
+        p = payment()
+        p.request_capture("sale", ALICE, amount=p.total, now=NOW)
+        assert p.capture_succeeded("sale", transaction_id="tx-1", now=NOW, policy=POLICY) is True
+
 
 class TestAuthorization:
+    def test_an_authorization_recorded_now_says_so(self):
+        p = payment()
+        assert p.authorize(amount=p.total, transaction_id="au-1", now=NOW, ttl=timedelta(1)) is True
+
+    def test_a_decline_after_a_capture_changes_nothing(self):
+        p = authorized()
+        p.request_capture("c", MERCHANT, amount=cny("10.00"), now=NOW)
+        p.capture_succeeded("c", transaction_id="tx", now=NOW, policy=POLICY)
+        before = frozen(p)
+        assert not p.decline(now=NOW, reason="late")
+        assert frozen(p) == before
+
+    def test_a_lapsed_authorization_records_what_was_never_captured(self):
+        p = authorized()
+        p.request_capture("c", MERCHANT, amount=cny("10.00"), now=NOW)
+        p.capture_succeeded("c", transaction_id="tx", now=NOW, policy=POLICY)
+        assert p.expire(NOW + timedelta(days=8))
+        assert p.collect_events()[-1].lapsed == cny("66.00")
+
     def test_a_malformed_authorization_is_refused(self):
         p = payment()
         with pytest.raises(CurrencyMismatch):
