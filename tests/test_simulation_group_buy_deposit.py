@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import attrs
 import pytest
 
 from ecommerce_core import Actor, Money
@@ -24,6 +25,7 @@ from ecommerce_core.ports import GatewayStatus, Product, RefundRequest
 from ecommerce_core.services import CampaignService
 from ecommerce_core.simulation import FaultRates, SimulationConfig, run_simulation
 from ecommerce_core.simulation.world import GatewayScript
+from test_simulation import EVERY_FAULT
 
 DEPOSIT_FAULTS = {
     "unpaid balance",
@@ -33,27 +35,7 @@ DEPOSIT_FAULTS = {
     "refund pending",
     "refund failed after pending",
 }
-HARSH = FaultRates(
-    declined=0.3,
-    pending=0.4,
-    failed_after_pending=0.3,
-    duplicate_notification=0.6,
-    late_notification=0.5,
-    abandon=0.1,
-    cancel=0.3,
-    lost_parcel=0.15,
-    refused_cod=0.4,
-    duplicate_tracking=0.5,
-    out_of_order_tracking=0.5,
-    returns=0.4,
-    confirm=0.5,
-    unpaid_winner=0.5,
-    unclaimed_prize=0.5,
-    unpaid_balance=0.4,
-    refund_declined=0.4,
-    refund_pending=0.5,
-    deposit_returns=0.6,
-)
+HARSH = attrs.evolve(EVERY_FAULT, cancel=0.3)  # more buyers leave: more deposits go back
 
 
 @pytest.fixture(scope="module")
