@@ -99,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     count = DEFAULT_COUNTS[args.scenario] if args.count is None else args.count
-    if count < 1:
-        parser.error("--count must be at least 1")
-    if args.inside:
+    if args.inside:  # the child: count 0 is the set-up alone, subtracted by the parent
         run_inside(args.scenario, count)
         return 0
+    if count < 1:
+        parser.error("--count must be at least 1")
     spent = instructions(args.scenario, count) - instructions(args.scenario, 0)
     print(f"{args.scenario}: {spent / count:,.0f} instructions per operation ({count} counted)")
     return 0

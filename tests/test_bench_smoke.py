@@ -64,3 +64,35 @@ def test_an_instruction_count_of_no_repetitions_is_refused():
     )
     assert result.returncode == 2
     assert "--count must be at least 1" in result.stderr
+
+
+def test_the_count_is_the_operations_minus_the_set_up_alone(monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("instructions", INSTRUCTIONS)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    asked: list[tuple[str, int]] = []
+
+    def counted(name: str, count: int) -> int:  # what valgrind would count: set-up + 7 per op
+        asked.append((name, count))
+        return 1_000 + 7 * count
+
+    monkeypatch.setattr(module, "instructions", counted)
+    assert module.main(["orders", "--count", "3"]) == 0
+    assert sorted(asked) == [("orders", 0), ("orders", 3)]  # the set-up alone is a count of 0
+    assert "orders: 7 instructions per operation (3 counted)" in capsys.readouterr().out
+
+
+def test_the_set_up_alone_runs_inside_without_repetitions():
+    paths = [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    result = subprocess.run(  # noqa: S603  # our own script, run by this interpreter
+        [sys.executable, str(INSTRUCTIONS), "--inside", "orders", "--count", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
