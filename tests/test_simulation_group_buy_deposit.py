@@ -32,6 +32,7 @@ DEPOSIT_FAULTS = {
     "cancelled after balance",
     "withdrew from a deposit group buy",
     "refund declined",
+    "deposit refund declined",
     "refund pending",
     "refund failed after pending",
 }

@@ -113,8 +113,10 @@ class FaultRates:
             and every member is refunded.
         unpaid_balance: A deposit group-buy buyer who never pays the balance (the deposit is
             forfeited or refunded, per the campaign's terms).
-        refund_declined: A deposit group-buy refund the provider declines at once, where the
-            library asks it again (an after-sales refund, a cancel's return).
+        refund_declined: A deposit group-buy refund the provider declines at once: an
+            after-sales refund or a cancel's return (the library asks them again), or a deposit
+            given back or a late charge refunded (swept later with
+            ``reconcile(retry_failed=True)``).
         refund_pending: A deposit group-buy refund the provider answers later by callback
             (which fails at the ``failed_after_pending`` rate: then asked again).
         deposit_returns: A delivered deposit group-buy order returned for a refund (instead
@@ -481,12 +483,15 @@ class Simulator:
     def _refund_fault(self, request: RefundRequest) -> GatewayStatus:
         """The provider's answer to a deposit group-buy refund: declined or pending, at times.
 
-        Only where the library recovers: declined at once only for a refund it asks again
-        (an after-sales refund, ``...:keyed-refund:...``, by ``settle_refunds``; a cancel's
-        return, ``...:return``, by ``reconcile(retry_failed=True)``); pending for any of them
-        (a failed callback is asked again). A deposit's release or a late charge's refund
-        declined at once is never asked again today, so it is not injected; nor is a fault
-        on a request the library already asks again. Other orders' refunds succeed.
+        Declined at once: an after-sales refund (``...:keyed-refund:...``, asked again by
+        ``settle_refunds``) or a cancel's return (``...:return``); and, as ``deposit refund
+        declined``, a deposit given back because its campaign failed, its buyer left or missed
+        the balance, or a late charge's refund, for an order that joined its campaign: the
+        library notes those on the campaign, and the simulation sweeps the order with
+        ``reconcile(retry_failed=True)`` a few hours later, as a host's job would (a deposit
+        that landed after its order timed out is not noted: a known gap, not injected).
+        Pending: any of them (a failed callback is asked again). A request the library already
+        asks again is never faulted, so every retry ends. Other orders' refunds succeed.
         """
         key = request.idempotency_key
         if not any(mark in request.payment_id for mark in _DEPOSIT_CHARGES) or any(
@@ -497,9 +502,30 @@ class Simulator:
         asked_again = ":keyed-refund:" in key or key.rpartition(":")[2].startswith("return")
         if asked_again and self._chance("refund declined", faults.refund_declined):
             return GatewayStatus.DECLINED
+        if (
+            not asked_again
+            and self._joined(request.order_id)  # else not noted on the campaign: a known gap
+            and self._chance("deposit refund declined", faults.refund_declined)
+        ):
+            order_id = request.order_id
+            self._later(
+                self._minutes(60, 360),
+                "sweep declined deposit refunds",
+                lambda: self.world.service.reconcile(order_id, retry_failed=True),
+            )
+            return GatewayStatus.DECLINED
         if self._chance("refund pending", faults.refund_pending):
             return GatewayStatus.PENDING
         return GatewayStatus.SUCCEEDED
+
+    def _joined(self, order_id: str) -> bool:
+        """Whether the deposit order joined its campaign (its refunds are noted there)."""
+        service = self.world.service
+        terms = service.orders.get(order_id).terms
+        if terms is None or not terms.promotion_ids:
+            return False
+        campaign = service.group_buy(terms.promotion_ids[0])
+        return any(p.order_id == order_id for p in campaign.participations)
 
     def _answer_refunds_later(self) -> None:
         """Schedule the callback of every refund the provider left pending in this step."""
