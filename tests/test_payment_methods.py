@@ -349,6 +349,8 @@ class TestEscrow:
         names = [type(e) for e in service.publisher.published]
         assert EscrowReleased in names
         assert OrderSettled in names
+        (released,) = [e for e in service.publisher.published if isinstance(e, EscrowReleased)]
+        assert (released.amount, released.commission) == (cny("76.00"), cny("3.80"))
 
     def test_the_auto_confirm_deadline_releases_escrow(self, world):
         service, clock = world
