@@ -351,6 +351,8 @@ class TestEscrow:
         assert OrderSettled in names
         (released,) = [e for e in service.publisher.published if isinstance(e, EscrowReleased)]
         assert (released.amount, released.commission) == (cny("76.00"), cny("3.80"))
+        (payment,) = service.payments_of(order.id)
+        assert payment.released_total() == cny("76.00")  # to the merchant and the platform
 
     def test_the_auto_confirm_deadline_releases_escrow(self, world):
         service, clock = world
