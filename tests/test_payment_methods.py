@@ -459,6 +459,8 @@ class TestCashOnDelivery:
         names = [type(e) for e in service.publisher.published]
         assert CashCollected in names
         assert CashRemitted in names
+        (remitted,) = [e for e in service.publisher.published if isinstance(e, CashRemitted)]
+        assert (remitted.amount, remitted.fee) == (cny("75.24"), cny("0.76"))
 
     def test_a_refused_parcel_returns_with_its_stock_and_nothing_is_refunded(self, world):
         service, _ = world
