@@ -1116,6 +1116,26 @@ class PaymentGatewayFlowContract(PaymentGatewayContract):
         self.settle_refund(gateway, again, succeeded=True)  # 76.00 refunded in all
         assert refund("0.01", "r-7")[1] is GatewayStatus.DECLINED
 
+    def test_a_pending_refund_asked_again_gives_its_outcome_once_it_settled(self) -> None:
+        """The same key asked again returns the provider's current answer, never acting twice.
+
+        The services rely on it: a refund left pending and asked again under its key learns
+        how it ended, even before the provider's callback arrives.
+        """
+        gateway = self.make_gateway_leaving_refunds_pending()
+        sale = gateway.charge(ChargeRequest("o-1", _cny("76.00"), "s-1", "p-1"))
+        done = RefundRequest("o-1", sale.transaction_id, _cny("30.00"), "r-1", "p-1")
+        failed = RefundRequest("o-1", sale.transaction_id, _cny("20.00"), "r-2", "p-1")
+        assert gateway.refund(done).status is GatewayStatus.PENDING
+        assert gateway.refund(failed).status is GatewayStatus.PENDING
+        assert gateway.refund(done).status is GatewayStatus.PENDING  # still processing
+        self.settle_refund(gateway, done, succeeded=True)
+        self.settle_refund(gateway, failed, succeeded=False)
+        assert gateway.refund(done).status is GatewayStatus.SUCCEEDED
+        assert gateway.refund(failed).status is GatewayStatus.DECLINED
+        left = RefundRequest("o-1", sale.transaction_id, _cny("46.00"), "r-3", "p-1")
+        assert gateway.refund(left).status is not GatewayStatus.DECLINED  # 30.00 refunded once
+
 
 class ClockContract:
     """The behaviour of :class:`~ecommerce_core.ports.Clock`."""
