@@ -42,6 +42,28 @@ from ecommerce_core.services.aftersales import ledger_refunds
 from test_group_buy_deposit_service import ALICE, BOB, CNY, MERCHANT, World, yuan
 
 
+def after_sales_of(service, inventory) -> tuple[FulfilmentService, AfterSalesService]:
+    """Fulfilment and after-sales beside ``service``, refunding through its ledger."""
+    records, shipments = InMemoryAfterSalesRepository(), InMemoryShipmentRepository()
+    common = {
+        "orders": service.orders,
+        "shipments": shipments,
+        "clock": service.clock,
+        "ids": service.ids,
+        "publisher": service.publisher,
+        "inventory": inventory,
+    }
+    fulfilment = FulfilmentService(after_sales=records, policy=service.policy, **common)
+    after_sales = AfterSalesService(
+        after_sales=records,
+        refunds=ledger_refunds(service),
+        policy=AfterSalesPolicy(),
+        order_policy=service.policy,
+        **common,
+    )
+    return fulfilment, after_sales
+
+
 class Shop(World):
     """The deposit group-buy world, plus fulfilment and after-sales refunding through it."""
 
@@ -50,25 +72,7 @@ class Shop(World):
         if orders is not None:
             self.orders = self.service.orders = orders
         self.asked: list[RefundRequest] = []
-        records, shipments = InMemoryAfterSalesRepository(), InMemoryShipmentRepository()
-        common = {
-            "orders": self.orders,
-            "shipments": shipments,
-            "clock": self.clock,
-            "ids": self.service.ids,
-            "publisher": self.publisher,
-            "inventory": self.inventory,
-        }
-        self.fulfilment = FulfilmentService(
-            after_sales=records, policy=self.service.policy, **common
-        )
-        self.after_sales = AfterSalesService(
-            after_sales=records,
-            refunds=ledger_refunds(self.service),
-            policy=AfterSalesPolicy(),
-            order_policy=self.service.policy,
-            **common,
-        )
+        self.fulfilment, self.after_sales = after_sales_of(self.service, self.inventory)
 
     def _decide(self, request: GatewayRequest) -> GatewayStatus:
         if isinstance(request, RefundRequest):

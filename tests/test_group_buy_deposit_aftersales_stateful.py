@@ -18,23 +18,17 @@ ledger.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
 
 from ecommerce_core import Actor, AfterSalesItem, EcommerceCoreError, Money, TrackingEvent
-from ecommerce_core.adapters.memory import (
-    InMemoryAfterSalesRepository,
-    InMemoryShipmentRepository,
-)
-from ecommerce_core.aftersales import AfterSalesPolicy, OrderAfterSales
+from ecommerce_core.aftersales import OrderAfterSales
 from ecommerce_core.errors import NotFound
 from ecommerce_core.payments.ledger import Movement
 from ecommerce_core.ports import GatewayStatus, RefundRequest
 from ecommerce_core.services import AfterSalesService, FulfilmentService
-from ecommerce_core.services.aftersales import ledger_refunds
+from test_group_buy_deposit_aftersales import after_sales_of
 from test_group_buy_deposit_service_stateful import MERCHANT, STOCK, DepositGroupBuyRaces
 from test_group_buy_pending_refunds import over_asked
 
@@ -47,25 +41,7 @@ class DepositGroupBuyReturns(DepositGroupBuyRaces):
 
     def wired(self) -> tuple[FulfilmentService, AfterSalesService]:
         if not hasattr(self, "after_sales"):
-            records, shipments = InMemoryAfterSalesRepository(), InMemoryShipmentRepository()
-            common = {
-                "orders": self.repo,
-                "shipments": shipments,
-                "clock": self.clock,
-                "ids": self.service.ids,
-                "publisher": self.service.publisher,
-                "inventory": self.inventory,
-            }
-            self.fulfilment = FulfilmentService(
-                after_sales=records, policy=self.service.policy, **common
-            )
-            self.after_sales = AfterSalesService(
-                after_sales=records,
-                refunds=ledger_refunds(self.service),
-                policy=AfterSalesPolicy(),
-                order_policy=self.service.policy,
-                **common,
-            )
+            self.fulfilment, self.after_sales = after_sales_of(self.service, self.inventory)
         return self.fulfilment, self.after_sales
 
     @property
@@ -234,23 +210,18 @@ class DepositGroupBuyReturns(DepositGroupBuyRaces):
         returned = (p.amount for p in postings if p.key.removesuffix(":refund") in late)
         return sum(late.values(), zero), sum(returned, zero)
 
+    def ask_everything_again(self) -> None:
+        """After-sales refunds not settled, declined returns and late balances: asked again."""
+        for order_id in self.in_state("delivered"):
+            if self.record(order_id) is not None:
+                self.wired()[1].settle_refunds(order_id)
+        for order in self.repo.all():
+            self.service.reconcile(order.id, retry_failed=True)
+
     def teardown(self) -> None:
         if not hasattr(self, "service"):
             return
-        self.outcome = self.refund_outcome = GatewayStatus.SUCCEEDED
-        for _ in range(3):
-            while self.pending_keys() or self.undelivered:
-                for key in self.pending_keys():
-                    self.undelivered.append(self.gateway.settle_pending(key))
-                while self.undelivered:
-                    self.service.handle_notification(self.undelivered.pop())
-            for order_id in self.in_state("delivered"):
-                if self.record(order_id) is not None:
-                    self.wired()[1].settle_refunds(order_id)
-            for order in self.repo.all():  # a declined return or late balance: asked again
-                self.service.reconcile(order.id, retry_failed=True)
-            self.clock.advance(timedelta(hours=3))
-            self.service.expire_due()
+        self.settle_everything()
         self.each_request_is_refunded_at_most_once()
         for order in self.repo.all():
             record = self.record(order.id) if hasattr(self, "after_sales") else None
